@@ -1,0 +1,43 @@
+"""eoai: satellite image time series to land information, in Jupyter.
+
+``import eoai`` registers the ``.eoai`` accessor on xarray objects and imports nothing heavy
+(no torch, scikit-learn, ipyleaflet, hvplot or papermill; odc-stac and pystac-client load on first
+use). Public entry points:
+
+- :func:`eoai.search` and :func:`eoai.load`: STAC search and lazy loading with cloud masks;
+- :mod:`eoai.datasets`: the embedded real sample and synthetic cubes with known truth;
+- ``obj.eoai.<method>``: indices, gap-filling, phenology, classification, super-resolution,
+  change detection, maps and plots.
+
+Examples
+--------
+>>> import eoai
+>>> cube = eoai.load(eoai.datasets.sample_catalog(), bands=["ndvi", "clm"])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+from . import accessors as _accessors  # noqa: F401  (registers .eoai)
+from . import errors
+
+__version__ = "0.1.0"
+
+_LAZY_FUNCTIONS = {"search": "eoai.io.catalog", "load": "eoai.io.loading"}
+_LAZY_MODULES = {"datasets", "io", "indices", "timeseries", "ml", "superres", "viz", "reports"}
+
+__all__ = ["errors", "search", "load", *sorted(_LAZY_MODULES), "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_FUNCTIONS:
+        return getattr(import_module(_LAZY_FUNCTIONS[name]), name)
+    if name in _LAZY_MODULES:
+        return import_module(f"eoai.{name}")
+    raise AttributeError(f"module 'eoai' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

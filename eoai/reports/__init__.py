@@ -1,0 +1,1 @@
+"""eoai.reports."""
