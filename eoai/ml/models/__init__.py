@@ -1,1 +1,42 @@
-"""eoai.ml.models."""
+"""Torch network architectures used by :mod:`eoai.ml` (plain ``torch.nn.Module`` s).
+
+- :class:`~eoai.ml.models.tempcnn.TempCNN` — pixel time series, Pelletier et al. (2019);
+- :class:`~eoai.ml.models.ltae.LTAE` — pixel time series with acquisition days, Garnot & Landrieu (2020);
+- :class:`~eoai.ml.models.unet.UNet` — patch segmentation, Ronneberger et al. (2015).
+
+``build_model(name, **config)`` creates one from its JSON-serialisable config, which is how saved
+models are rebuilt before their ``state_dict`` is loaded. Importing this package imports torch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .ltae import LTAE
+from .tempcnn import TempCNN
+from .unet import UNet
+
+ARCHITECTURES = {"tempcnn": TempCNN, "ltae": LTAE, "unet": UNet}
+
+__all__ = ["ARCHITECTURES", "LTAE", "TempCNN", "UNet", "build_model"]
+
+
+def build_model(name: str, **config: Any):
+    """Instantiate the architecture ``name`` (``"tempcnn"``, ``"ltae"`` or ``"unet"``) from its config.
+
+    Examples
+    --------
+    >>> net = build_model("tempcnn", in_channels=4, n_times=12, n_classes=3)
+    >>> type(net).__name__
+    'TempCNN'
+    """
+    from ...errors import InputError
+
+    try:
+        cls = ARCHITECTURES[name.lower()]
+    except KeyError:
+        raise InputError(
+            f"unknown architecture {name!r}; choose one of {sorted(ARCHITECTURES)} "
+            "or pass your own torch.nn.Module"
+        ) from None
+    return cls(**config)
