@@ -1,0 +1,397 @@
+"""Gap-filling: reference outputs (OTB linear, Eilers Whittaker), methods, laziness, errors."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import dask
+import dask.array as dsa
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from scipy.signal import savgol_filter
+
+from eoai.errors import (
+    DataSkippedWarning,
+    EoaiWarning,
+    InputError,
+    LargeChunkWarning,
+    MissingDimensionError,
+    TimeAxisError,
+)
+from eoai.timeseries import _kernels as K
+from eoai.timeseries.gapfill import gapfill, whittaker_smooth
+
+T0 = pd.Timestamp("2020-01-01")
+
+
+def _series(values, day_offsets, name="ndvi"):
+    t = T0 + pd.to_timedelta(np.asarray(day_offsets, float), unit="D")
+    return xr.DataArray(np.asarray(values, float), dims="time", coords={"time": t}, name=name)
+
+
+def _cube(n_pix=600, n_t=73, gaps=0.3, seed=0, dtype="float32"):
+    rng = np.random.default_rng(seed)
+    t = pd.date_range("2020-01-01", "2020-12-31", periods=n_t).round("D")
+    doy = np.asarray(t.day_of_year, float)
+    truth = 0.2 + 0.6 * (1 / (1 + np.exp(-(doy - 120) / 8)) - 1 / (1 + np.exp(-(doy - 270) / 10)))
+    y = truth[None] + rng.normal(0, 0.02, (n_pix, n_t))
+    y[rng.random((n_pix, n_t)) < gaps] = np.nan
+    ny = n_pix // 20
+    da = xr.DataArray(
+        y.reshape(ny, 20, n_t).transpose(2, 0, 1).astype(dtype),
+        dims=("time", "y", "x"),
+        coords={"time": t, "y": np.arange(ny) * -10.0, "x": np.arange(20) * 10.0, "spatial_ref": 0},
+        attrs={"units": "1", "long_name": "NDVI"},
+    )
+    return da, xr.DataArray(truth, dims="time", coords={"time": t})
+
+
+# ------------------------------------------------------------------------------------------
+# reference: OTB / iota2 linear gap-filling test vectors
+# ------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def otb_cases(shared_data):
+    ref = json.loads(
+        (shared_data / "reference" / "otb_gapfilling_linear_testcases.json").read_text()
+    )
+    return ref["cases_regular_and_irregular"], ref["cases_with_output_dates"]
+
+
+def _otb_expected(case):
+    exp = np.asarray(case["expected"], float)
+    if all(m != 0 for m in case["mask"]):
+        # OTB writes 0 (its invalid value) for a pixel without valid date; eoai leaves NaN
+        assert (exp == 0).all()
+        return np.full_like(exp, np.nan)
+    return exp
+
+
+def test_otb_linear_kernel_every_case(otb_cases):
+    regular, with_out = otb_cases
+    assert len(regular) == 13 and len(with_out) == 4
+    for case in regular + with_out:
+        y = np.where(np.asarray(case["mask"]) == 0, case["pixel"], np.nan)[None].astype(float)
+        x_in = np.asarray(case["dates"], float)
+        x_out = np.asarray(case.get("out_dates", case["dates"]), float)
+        out = np.empty((1, x_out.size))
+        K.linear_fill(y, x_in, x_out, np.inf, out)
+        np.testing.assert_allclose(
+            out[0], _otb_expected(case), rtol=0, atol=1e-12, err_msg=str(case)
+        )
+
+
+def test_otb_linear_public_api_every_case(otb_cases):
+    regular, with_out = otb_cases
+    for case in regular + with_out:
+        y = np.where(np.asarray(case["mask"]) == 0, case["pixel"], np.nan)
+        da = _series(y, case["dates"])
+        exp = _otb_expected(case)
+        out_days = np.asarray(case.get("out_dates", case["dates"]), float)
+        ctx = warnings.catch_warnings(record=True)
+        with ctx as rec:
+            warnings.simplefilter("always")
+            if "out_dates" in case:
+                got = gapfill(da, "linear", dates=T0 + pd.to_timedelta(out_days, unit="D"))
+            else:
+                got = gapfill(da, "linear")
+        if len(set(case["dates"])) < len(case["dates"]):
+            # duplicate dates are merged (mean of valid values) with a warning: one value per date
+            assert any(issubclass(w.category, DataSkippedWarning) for w in rec)
+            _, first = np.unique(out_days, return_index=True)
+            exp = exp[np.sort(first)]
+        np.testing.assert_allclose(got.values, exp, rtol=0, atol=1e-12, err_msg=str(case))
+        if np.isnan(exp).all():
+            assert any("1 of 1 pixels have no valid observation" in str(w.message) for w in rec)
+
+
+# ------------------------------------------------------------------------------------------
+# reference: Eilers (2003) Whittaker outputs
+# ------------------------------------------------------------------------------------------
+EILERS = {
+    "output_only_y_2e4_2": (False, None, 2),
+    "output_only_y_2e4_3": (False, None, 3),
+    "output_x_and_y_2e4_2": (True, None, 2),
+    "output_x_and_y_2e4_3": (True, None, 3),
+    "output_x_y_and_random_weights_2e4_2": (True, "random", 2),
+    "output_x_y_and_weights_2e4_2": (True, "binary", 2),
+    "output_y_with_random_weights_2e4_3": (False, "random", 3),
+    "output_y_with_weights_2e4_2": (False, "binary", 2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EILERS))
+def test_whittaker_reproduces_eilers_reference(shared_data, name):
+    folder = shared_data / "reference" / "whittaker_eilers_data"
+    x, y, w01, wrand = np.loadtxt(folder / "input" / "nmr_with_weights_and_x.csv", delimiter=",").T
+    use_x, weights, order = EILERS[name]
+    w = {None: None, "binary": w01, "random": wrand}[weights]
+    z = whittaker_smooth(y, 2e4, x=x if use_x else None, weights=w, order=order)
+    ref = np.loadtxt(folder / "output" / f"{name}.csv")
+    assert ref.shape == (1024,)
+    np.testing.assert_allclose(z, ref, rtol=1e-6)
+
+
+def test_whittaker_batch_rows_match_single_rows(shared_data):
+    folder = shared_data / "reference" / "whittaker_eilers_data"
+    x, y, _, wrand = np.loadtxt(folder / "input" / "nmr_with_weights_and_x.csv", delimiter=",").T
+    batch = np.stack([y, y[::-1], 2 * y])
+    z = whittaker_smooth(batch, 2e4, x=x, weights=np.stack([wrand] * 3), order=2)
+    for row, yy in zip(z, batch, strict=True):
+        np.testing.assert_allclose(row, whittaker_smooth(yy, 2e4, x=x, weights=wrand), rtol=1e-12)
+
+
+def test_inverse_diagonal_matches_dense_inverse():
+    rng = np.random.default_rng(3)
+    for d in (1, 2, 3):
+        n = 30
+        x = np.cumsum(rng.uniform(1, 10, n))
+        coef = K.difference_coefficients(x, n, d, scale=True)
+        pen = K.penalty_band(coef, n)
+        w = (rng.random(n) > 0.3).astype(float)
+        lam = 50.0
+        L, Dg = np.zeros((n, d + 1)), np.zeros(n)
+        assert K._ldl_factor(w, pen, lam, d, L, Dg)
+        Z, diag = np.zeros((n, d + 1)), np.zeros(n)
+        K._inverse_diagonal(L, Dg, d, Z, diag)
+        D = np.zeros((n - d, n))
+        for r in range(n - d):
+            D[r, r : r + d + 1] = coef[r]
+        dense = np.linalg.inv(np.diag(w) + lam * D.T @ D)
+        np.testing.assert_allclose(diag, np.diag(dense), rtol=1e-8)
+
+
+def test_gapfill_whittaker_lambda_in_days_equals_eilers_on_a_daily_grid():
+    rng = np.random.default_rng(1)
+    y = np.sin(np.arange(60) / 8) + rng.normal(0, 0.1, 60)
+    y[[3, 10, 11, 12, 40]] = np.nan
+    got = gapfill(_series(y, np.arange(60)), "whittaker", lam=30.0).values
+    np.testing.assert_allclose(got, whittaker_smooth(y, 30.0), rtol=1e-10)
+    # on a 5-day grid lam (days) = lam_step * 5**4: same curve as the unit-step smoother
+    got5 = gapfill(_series(y, np.arange(60) * 5), "whittaker", lam=30.0 * 5**4).values
+    np.testing.assert_allclose(got5, whittaker_smooth(y, 30.0), rtol=1e-8)
+
+
+def test_whittaker_onto_regular_grid_equals_zero_weight_union_solve():
+    days = np.array([0, 3, 9, 14, 22, 23, 31, 40, 47, 55], float)
+    y = np.array([0.2, 0.25, np.nan, 0.4, 0.5, 0.52, np.nan, 0.7, 0.65, 0.6])
+    got = gapfill(_series(y, days), "whittaker", lam=100.0, freq="10D")
+    np.testing.assert_array_equal(got.time.values, pd.date_range(T0, periods=6, freq="10D").values)
+    grid = np.union1d(days, np.arange(0, 51, 10.0))
+    yy = np.full(grid.size, np.nan)
+    yy[np.searchsorted(grid, days)] = y
+    ref = whittaker_smooth(yy, 100.0, x=grid, order=2, derivative=True)
+    np.testing.assert_allclose(
+        got.values, ref[np.searchsorted(grid, np.arange(0, 51, 10.0))], rtol=1e-10
+    )
+
+
+def _rmse(a, b):
+    return float(np.sqrt(np.nanmean((np.asarray(a) - np.asarray(b)) ** 2)))
+
+
+def test_vcurve_and_gcv_are_close_to_the_oracle_lambda():
+    da, truth = _cube(n_pix=200)
+    tr = truth.values[:, None, None]
+    fixed = {
+        lam: _rmse(gapfill(da, "whittaker", lam=lam).values, tr) for lam in 10.0 ** np.arange(1, 8)
+    }
+    best = min(fixed.values())
+    worst = max(fixed.values())
+    for how in ("vcurve", "gcv"):
+        err = _rmse(gapfill(da, "whittaker", lam=how).values, tr)
+        assert err < 1.3 * best, (how, err, fixed)
+        assert err < 0.5 * worst
+    # the raw noise is 0.02; a good smoother gets well below it
+    assert best < 0.015
+
+
+def test_asymmetric_weights_resist_negative_outliers():
+    da, truth = _cube(n_pix=200, seed=5)
+    rng = np.random.default_rng(5)
+    residue = rng.random(da.shape) < 0.15  # cloud residue: values pulled down
+    dirty = da.where(~residue, da - 0.3)
+    tr = truth.values[:, None, None]
+    sym = _rmse(gapfill(dirty, "whittaker", lam=1e4).values, tr)
+    env = _rmse(gapfill(dirty, "whittaker", lam=1e4, p=0.9).values, tr)
+    assert env < 0.6 * sym, (env, sym)
+
+
+def test_savgol_matches_scipy_on_a_complete_regular_series():
+    rng = np.random.default_rng(2)
+    y = np.cumsum(rng.normal(size=80))
+    got = gapfill(_series(y, np.arange(80) * 5.0), "savgol", window=5 * 9 - 1, polyorder=2).values
+    ref = savgol_filter(y, 9, 2)
+    np.testing.assert_allclose(got[4:-4], ref[4:-4], rtol=1e-9, atol=1e-9)
+
+
+def test_savgol_bridges_a_gap_longer_than_the_window_linearly():
+    days = np.arange(0, 200, 5.0)
+    y = 0.01 * days
+    y[10:20] = np.nan  # 50 days without observation, window 21 days
+    got = gapfill(_series(y, days), "savgol", window=21).values
+    np.testing.assert_allclose(got, 0.01 * days, atol=1e-10)
+
+
+def test_harmonic_recovers_a_harmonic_signal_exactly():
+    days = np.sort(np.random.default_rng(0).choice(730, 90, replace=False)).astype(float)
+    x = days / 365.25
+    mid = 0.5 * (days[0] + days[-1]) / 365.25
+    y = 0.4 + 0.05 * (x - mid) + 0.2 * np.cos(2 * np.pi * x) - 0.1 * np.sin(4 * np.pi * x)
+    yg = y.copy()
+    yg[::3] = np.nan
+    got = gapfill(_series(yg, days), "harmonic", harmonics=2).values
+    np.testing.assert_allclose(got, y, atol=1e-10)
+
+
+# ------------------------------------------------------------------------------------------
+# output grids, max_gap, metadata, Dataset
+# ------------------------------------------------------------------------------------------
+def test_freq_dates_and_max_gap():
+    days = [0, 5, 10, 50, 55, 60]
+    y = [0.0, 0.5, 1.0, 5.0, 5.5, 6.0]
+    da = _series(y, days)
+    out = gapfill(da, "linear", freq="10D")
+    np.testing.assert_array_equal(out.time.values, pd.date_range(T0, periods=7, freq="10D").values)
+    np.testing.assert_allclose(out.values, [0, 1, 2, 3, 4, 5, 6])
+    gap = gapfill(da, "linear", freq="10D", max_gap="30D")
+    np.testing.assert_allclose(gap.values, [0, 1, np.nan, np.nan, np.nan, 5, 6])
+    # output dates beyond the last observation: farther than max_gap from it -> NaN
+    d = gapfill(da, "linear", dates=T0 + pd.to_timedelta([62, 70, 100], unit="D"), max_gap=20)
+    np.testing.assert_allclose(d.values, [6.0, 6.0, np.nan])
+    for method in ("whittaker", "savgol", "harmonic"):
+        kw = (
+            {"lam": 10.0}
+            if method == "whittaker"
+            else {"harmonics": 1}
+            if method == "harmonic"
+            else {}
+        )
+        g = gapfill(da, method, freq="10D", max_gap=30, **kw)
+        assert np.isnan(g.values[2:5]).all() and np.isfinite(g.values[[0, 1, 5, 6]]).all(), method
+
+
+def test_metadata_and_dataset_every_variable():
+    da, _ = _cube(n_pix=100)
+    ds = xr.Dataset(
+        {"ndvi": da, "qa": (da > 0.5).fillna(0).astype("uint8"), "dem": da.isel(time=0, drop=True)},
+        attrs={"title": "t"},
+    )
+    out = gapfill(ds, "whittaker", lam=1e3, freq="10D")
+    assert set(out.data_vars) == {"ndvi", "qa", "dem"}
+    assert out.ndvi.dtype == np.float32 and out.qa.dtype == np.float32
+    xr.testing.assert_identical(out.dem, ds.dem)
+    assert out.ndvi.sizes["time"] == 37 and "spatial_ref" in out.coords
+    assert out.ndvi.attrs["units"] == "1" and out.ndvi.attrs["eoai:method"] == "gapfill:whittaker"
+    params = json.loads(out.attrs["eoai:parameters"])
+    assert params["lam"] == 1e3 and params["freq"] == "10D" and out.attrs["title"] == "t"
+    np.testing.assert_array_equal(out.x, ds.x)
+    assert not np.isnan(out.ndvi.values).any()
+
+
+def test_all_nan_pixels_stay_nan_with_a_counted_warning():
+    da, _ = _cube(n_pix=100)
+    da[:, 0, :3] = np.nan
+    for method in ("linear", "whittaker", "savgol", "harmonic"):
+        with pytest.warns(DataSkippedWarning, match=r"gapfill\(" + method + r"\): 3 of 100 pixels"):
+            out = gapfill(da, method, lam=100.0) if method == "whittaker" else gapfill(da, method)
+        assert np.isnan(out.values[:, 0, :3]).all() and not np.isnan(out.values[:, 1:]).any()
+        assert not (out.values[:, 0, :3] == 0).any()
+
+
+# ------------------------------------------------------------------------------------------
+# laziness, dask == numpy, chunking
+# ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "method,kw",
+    [("linear", {}), ("whittaker", {"lam": "vcurve"}), ("whittaker", {"lam": "gcv", "p": 0.8}),
+     ("savgol", {}), ("harmonic", {})],
+)  # fmt: skip
+def test_lazy_and_dask_equals_numpy(count_computes, method, kw):
+    da, _ = _cube(n_pix=200)
+    lazy_in = da.chunk({"time": -1, "y": 4, "x": 10})
+    with count_computes() as c:
+        lazy = gapfill(lazy_in, method, freq="10D", max_gap=40, **kw)
+        assert c.count == 0
+    assert isinstance(lazy.data, dsa.Array)
+    assert lazy.chunks[1] == (4, 4, 2) and len(lazy.chunks[0]) == 1
+    np.testing.assert_array_equal(
+        lazy.compute().values, gapfill(da, method, freq="10D", max_gap=40, **kw).values
+    )
+
+
+def test_time_chunks_are_merged_and_large_chunks_warned(count_computes):
+    da, _ = _cube(n_pix=400)
+    split = da.chunk({"time": 10, "y": -1, "x": -1})
+    with count_computes() as c:
+        out = gapfill(split, "linear")
+        assert c.count == 0
+    np.testing.assert_array_equal(out.values, gapfill(da, "linear").values)
+    with dask.config.set({"array.chunk-size": "20kiB"}):
+        with pytest.warns(LargeChunkWarning, match="was split over 8 chunks"):
+            out = gapfill(split, "linear")
+    assert len(out.chunks[0]) == 1 and len(out.chunks[1]) > 1
+    np.testing.assert_array_equal(out.values, gapfill(da, "linear").values)
+
+
+def test_accessor_calls_gapfill():
+    import eoai  # noqa: F401
+
+    da, _ = _cube(n_pix=40)
+    xr.testing.assert_identical(
+        da.eoai.gapfill("linear", freq="10D"), gapfill(da, "linear", freq="10D")
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# bad input
+# ------------------------------------------------------------------------------------------
+def test_errors():
+    da = _series([1.0, np.nan, 3.0, 4.0], [0, 1, 2, 3])
+    with pytest.raises(MissingDimensionError, match="needs a 'time' dimension"):
+        gapfill(da.rename(time="date"))
+    with pytest.raises(TimeAxisError, match="must hold datetime64"):
+        gapfill(da.assign_coords(time=[0, 1, 2, 3]))
+    with pytest.raises(
+        InputError, match="unknown method 'spline'; choose one of linear, whittaker"
+    ):
+        gapfill(da, "spline")
+    for bad in (0, -1.0, np.nan, np.inf):
+        with pytest.raises(InputError, match="lam must be > 0"):
+            gapfill(da, "whittaker", lam=bad)
+    with pytest.raises(InputError, match="lam must be a positive number, 'vcurve' or 'gcv'"):
+        gapfill(da, "whittaker", lam="auto")
+    with pytest.raises(TimeAxisError, match="3 dates are too few for Whittaker of order 3"):
+        gapfill(da.isel(time=slice(0, 3)), "whittaker", lam=1.0, order=3)
+    with pytest.raises(TimeAxisError, match="too few for 3 harmonics"):
+        gapfill(da, "harmonic")
+    with pytest.raises(InputError, match="freq or dates, not both"):
+        gapfill(da, freq="10D", dates=da.time.values)
+    with pytest.raises(InputError, match="not a pandas frequency"):
+        gapfill(da, freq="ten days")
+    with pytest.raises(InputError, match="max_gap must be a positive duration"):
+        gapfill(da, max_gap=-3)
+    with pytest.raises(InputError, match="p must be in"):
+        gapfill(da, "whittaker", lam=1.0, p=1.5)
+    with pytest.raises(InputError, match="needs an xarray DataArray or Dataset"):
+        gapfill(np.zeros(4))
+    with pytest.raises(TimeAxisError, match="strictly increasing"):
+        gapfill(da, dates=da.time.values[::-1])
+
+
+def test_unsorted_dates_are_sorted_with_a_warning():
+    da = _series([1.0, np.nan, 3.0, 4.0], [0, 1, 2, 3])
+    shuffled = da.isel(time=[2, 0, 3, 1])
+    with pytest.warns(EoaiWarning, match="was not sorted"):
+        out = gapfill(shuffled, "linear")
+    xr.testing.assert_allclose(out, gapfill(da, "linear"))
+    np.testing.assert_allclose(out.values, [1, 2, 3, 4])
+
+
+def test_duplicate_dates_are_merged_with_a_counted_warning():
+    da = _series([1.0, 3.0, np.nan, 5.0, 7.0], [0, 1, 1, 2, 2])
+    with pytest.warns(DataSkippedWarning, match="2 duplicate date"):
+        out = gapfill(da, "linear")
+    np.testing.assert_allclose(out.values, [1.0, 3.0, 6.0])
