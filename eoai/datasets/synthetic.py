@@ -1,0 +1,939 @@
+"""Synthetic Sentinel-2-like cubes whose truth is known.
+
+:func:`synthetic_cube` draws a scene of parcels (a Voronoi partition), gives each parcel a land-cover
+class with a double-logistic NDVI phenology (one or two seasons a year, jittered per parcel, year and
+pixel), derives surface reflectances from that NDVI, adds noise, clouds (spatially coherent blobs) and
+their shadows, masks them to NaN with a matching Sentinel-2 ``scl`` band, and optionally inserts abrupt
+changes (clear-cuts) at known pixels and dates and degrades the 20 m bands (keeping their 10 m
+originals). Everything it used is returned as a ``truth`` Dataset, so later capabilities (masking,
+gap-filling, phenology, change detection, classification, super-resolution) can be tested against it.
+
+Curve convention (:func:`double_logistic`)::
+
+    f(t) = base + amplitude * (sigma(rate_up * (t - sos)) - sigma(rate_down * (t - eos)))
+
+with ``sigma(z) = 1 / (1 + exp(-z))``. ``sos`` and ``eos`` are the inflection points of the rising and
+falling logistic, i.e. the dates where the curve crosses 50 % of the amplitude (exactly for each
+logistic alone; for the whole curve, whose peak stays slightly below ``base + amplitude``, within about
+a day when ``(eos - sos) * rate >= 8`` and within 0.1 day when it is >= 12). Crossing a fraction ``p`` of the amplitude happens at
+``sos + log(p / (1 - p)) / rate_up`` on the way up and ``eos - log(p / (1 - p)) / rate_down`` on the
+way down (:func:`logistic_crossing`); :func:`crossing_dates` gives the exact crossings of the real,
+possibly multi-season, curve for every pixel of a truth Dataset.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ..errors import InputError, UnknownBandError
+
+__all__ = [
+    "LandClass",
+    "DEFAULT_CLASSES",
+    "SCL_CODES",
+    "double_logistic",
+    "logistic_crossing",
+    "crossing_dates",
+    "synthetic_cube",
+]
+
+# --------------------------------------------------------------------------------------------
+# Spectra and codes
+# --------------------------------------------------------------------------------------------
+
+#: Sentinel-2 band common names known to the generator, in spectral order.
+BANDS: tuple[str, ...] = (
+    "coastal",
+    "blue",
+    "green",
+    "red",
+    "rededge1",
+    "rededge2",
+    "rededge3",
+    "nir",
+    "nir08",
+    "nir09",
+    "swir16",
+    "swir22",
+)
+DEFAULT_BANDS: tuple[str, ...] = (
+    "blue",
+    "green",
+    "red",
+    "rededge1",
+    "rededge2",
+    "rededge3",
+    "nir",
+    "nir08",
+    "swir16",
+    "swir22",
+)
+#: Bands Sentinel-2 delivers at 20 m: the ones degraded when ``highres`` is requested.
+BANDS_20M: tuple[str, ...] = ("rededge1", "rededge2", "rededge3", "nir08", "swir16", "swir22")
+
+# Endmember surface reflectances (approximate, typical of Sentinel-2 L2A), same order as BANDS.
+_ENDMEMBERS: dict[str, np.ndarray] = {
+    "soil": np.array([0.07, 0.08, 0.11, 0.15, 0.18, 0.20, 0.22, 0.24, 0.25, 0.25, 0.32, 0.27]),
+    "vegetation": np.array(
+        [0.02, 0.03, 0.07, 0.03, 0.11, 0.30, 0.38, 0.42, 0.44, 0.44, 0.21, 0.10]
+    ),
+    "water": np.array([0.06, 0.06, 0.05, 0.03, 0.02, 0.015, 0.012, 0.01, 0.01, 0.01, 0.005, 0.003]),
+}
+_RED, _NIR = BANDS.index("red"), BANDS.index("nir")
+
+#: Sentinel-2 L2A scene classification codes used in the ``scl`` band.
+SCL_CODES: dict[int, str] = {
+    0: "no_data",
+    1: "saturated_or_defective",
+    2: "dark_area_pixels",
+    3: "cloud_shadows",
+    4: "vegetation",
+    5: "not_vegetated",
+    6: "water",
+    7: "unclassified",
+    8: "cloud_medium_probability",
+    9: "cloud_high_probability",
+    10: "thin_cirrus",
+    11: "snow",
+}
+
+#: NDVI of a parcel after an abrupt change (clear-cut to bare soil).
+BREAK_NDVI = 0.12
+
+
+@dataclass(frozen=True)
+class LandClass:
+    """A land-cover class of the synthetic scene and its NDVI phenology.
+
+    Parameters
+    ----------
+    name, colour
+        Class name and hex colour (kept in the truth's attrs for legends).
+    base
+        NDVI outside the growing seasons.
+    seasons
+        ``((sos, eos), ...)``: day-of-year of the rising and falling inflection points of each
+        season of a year (0, 1 or 2 seasons), chronological and not overlapping.
+    amplitude
+        NDVI amplitude, one value for all seasons or one per season.
+    rate_up, rate_down
+        Logistic rates (1/day) of green-up and senescence.
+    background
+        ``"soil"`` or ``"water"``: the endmember mixed with vegetation to make reflectances.
+    weight
+        Relative share of parcels drawn with this class.
+    breakable
+        Whether abrupt changes (clear-cuts) may happen in parcels of this class.
+
+    Examples
+    --------
+    >>> from eoai.datasets.synthetic import LandClass
+    >>> maize = LandClass("maize", "#ffd92f", base=0.2, seasons=((140, 250),), amplitude=0.6)
+    >>> maize.n_seasons
+    1
+    """
+
+    name: str
+    colour: str
+    base: float
+    seasons: tuple[tuple[float, float], ...] = ()
+    amplitude: float | tuple[float, ...] = 0.0
+    rate_up: float = 0.1
+    rate_down: float = 0.08
+    background: str = "soil"
+    weight: float = 1.0
+    breakable: bool = False
+    amplitudes: tuple[float, ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        amps = (
+            tuple(float(a) for a in self.amplitude)
+            if isinstance(self.amplitude, (tuple, list))
+            else (float(self.amplitude),) * len(self.seasons)
+        )
+        if len(amps) != len(self.seasons):
+            raise InputError(
+                f"class {self.name!r}: {len(amps)} amplitudes for {len(self.seasons)} seasons; "
+                "give one amplitude or one per season"
+            )
+        if len(self.seasons) > 2:
+            raise InputError(
+                f"class {self.name!r}: at most 2 seasons a year, got {len(self.seasons)}"
+            )
+        last = -math.inf
+        for sos, eos in self.seasons:
+            if not (1 <= sos < eos <= 366) or sos <= last:
+                raise InputError(
+                    f"class {self.name!r}: seasons {self.seasons} must be day-of-year pairs "
+                    "(sos, eos) with 1 <= sos < eos <= 366, chronological and not overlapping"
+                )
+            last = eos
+        if self.background not in ("soil", "water"):
+            raise InputError(
+                f"class {self.name!r}: background must be 'soil' or 'water', got {self.background!r}"
+            )
+        if self.rate_up <= 0 or self.rate_down <= 0:
+            raise InputError(f"class {self.name!r}: rate_up and rate_down must be > 0")
+        object.__setattr__(self, "amplitudes", amps)
+
+    @property
+    def n_seasons(self) -> int:
+        """Number of growing seasons a year."""
+        return len(self.seasons)
+
+
+#: The default classes of :func:`synthetic_cube` (pass names or :class:`LandClass` objects).
+DEFAULT_CLASSES: dict[str, LandClass] = {
+    c.name: c
+    for c in (
+        LandClass("water", "#1f78b4", base=-0.4, background="water", weight=0.5),
+        LandClass("urban", "#e31a1c", base=0.12, weight=0.6),
+        LandClass(
+            "cropland", "#ffd92f", base=0.18, seasons=((125, 240),), amplitude=0.65,
+            rate_up=0.12, rate_down=0.10,
+        ),
+        LandClass(
+            "double_crop", "#ff7f00", base=0.18, seasons=((80, 150), (205, 285)),
+            amplitude=(0.55, 0.5), rate_up=0.15, rate_down=0.13,
+        ),
+        LandClass(
+            "grassland", "#b2df8a", base=0.35, seasons=((100, 280),), amplitude=0.35,
+            rate_up=0.08, rate_down=0.06,
+        ),
+        LandClass(
+            "forest", "#33a02c", base=0.4, seasons=((115, 295),), amplitude=0.45,
+            rate_up=0.1, rate_down=0.08, weight=1.2, breakable=True,
+        ),
+    )
+}  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
+# Curves
+# --------------------------------------------------------------------------------------------
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    # 0.5 * (1 + tanh(z / 2)) is the logistic without overflow for large |z|
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+def double_logistic(
+    t_doy: Any,
+    base: Any,
+    amplitude: Any,
+    sos: Any,
+    eos: Any,
+    rate_up: Any,
+    rate_down: Any,
+) -> np.ndarray:
+    """Double-logistic phenology curve, vectorised (all arguments broadcast with numpy rules).
+
+    ``f(t) = base + amplitude * (s(rate_up * (t - sos)) - s(rate_down * (t - eos)))`` with the
+    logistic ``s(z) = 1 / (1 + exp(-z))``. ``sos``/``eos`` are the inflection points: the curve
+    crosses ``base + amplitude / 2`` there (exactly for each logistic alone; the whole curve peaks
+    slightly below ``base + amplitude`` so its 50 % crossings of the real peak move by about
+    ``2 * exp(-rate * (eos - sos) / 2) / rate`` days: < 1 day for ``rate * (eos - sos) >= 8``).
+
+    Parameters
+    ----------
+    t_doy
+        Time in days (day of year, or days since any origin shared with ``sos``/``eos``).
+    base, amplitude
+        Minimum value and seasonal amplitude.
+    sos, eos
+        Inflection points (days) of the green-up and of the senescence.
+    rate_up, rate_down
+        Logistic rates (1/day); ``4 / rate`` days is about the 12 %-88 % rise time.
+
+    Returns
+    -------
+    numpy.ndarray
+        The curve, float64, of the broadcast shape.
+
+    Examples
+    --------
+    >>> from eoai.datasets import double_logistic
+    >>> v = double_logistic([1, 120, 180, 270], 0.2, 0.6, 120, 270, 0.1, 0.1)
+    >>> [round(float(x), 3) for x in v]
+    [0.2, 0.5, 0.798, 0.5]
+    """
+    t = np.asarray(t_doy, dtype=float)
+    return np.asarray(base, dtype=float) + np.asarray(amplitude, dtype=float) * (
+        _sigmoid(np.asarray(rate_up, dtype=float) * (t - np.asarray(sos, dtype=float)))
+        - _sigmoid(np.asarray(rate_down, dtype=float) * (t - np.asarray(eos, dtype=float)))
+    )
+
+
+def logistic_crossing(
+    fraction: float, sos: Any, eos: Any, rate_up: Any, rate_down: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """Days where a double-logistic season crosses ``fraction`` of its amplitude (analytic).
+
+    Up: ``sos + log(p / (1 - p)) / rate_up``; down: ``eos - log(p / (1 - p)) / rate_down``. Exact for
+    each logistic taken alone; relative to the real peak of the whole curve the error is below about a
+    day when the season is long compared with the rise time (``(eos - sos) * rate >= 8``). :func:`crossing_dates` computes
+    the exact crossings of the full curve.
+
+    Parameters
+    ----------
+    fraction
+        Fraction of the amplitude above the base, strictly between 0 and 1 (0.5 gives sos/eos).
+    sos, eos, rate_up, rate_down
+        Curve parameters as in :func:`double_logistic` (arrays broadcast).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(rising, falling)`` crossing days.
+
+    Examples
+    --------
+    >>> from eoai.datasets import logistic_crossing
+    >>> up, down = logistic_crossing(0.2, 120, 270, 0.1, 0.1)
+    >>> round(float(up), 2), round(float(down), 2)
+    (106.14, 283.86)
+    """
+    if not 0.0 < float(fraction) < 1.0:
+        raise InputError(f"fraction must be strictly between 0 and 1, got {fraction}")
+    logit = math.log(fraction / (1.0 - fraction))
+    up = np.asarray(sos, dtype=float) + logit / np.asarray(rate_up, dtype=float)
+    down = np.asarray(eos, dtype=float) - logit / np.asarray(rate_down, dtype=float)
+    return up, down
+
+
+def _curve(t: np.ndarray, p: dict[str, np.ndarray]) -> np.ndarray:
+    """Full multi-season curve at per-pixel times ``t`` (P,), params (K, P) + base (P,)."""
+    out = p["base"].copy()
+    for k in range(p["amp"].shape[0]):
+        a = np.nan_to_num(p["amp"][k])
+        out += a * (
+            _sigmoid(p["ru"][k] * (t - p["sos"][k])) - _sigmoid(p["rd"][k] * (t - p["eos"][k]))
+        )
+    return out
+
+
+def _dcurve(t: np.ndarray, p: dict[str, np.ndarray]) -> np.ndarray:
+    out = np.zeros_like(t)
+    for k in range(p["amp"].shape[0]):
+        a = np.nan_to_num(p["amp"][k])
+        su = _sigmoid(p["ru"][k] * (t - p["sos"][k]))
+        sd = _sigmoid(p["rd"][k] * (t - p["eos"][k]))
+        out += a * (p["ru"][k] * su * (1 - su) - p["rd"][k] * sd * (1 - sd))
+    return out
+
+
+def _bisect(fun, lo: np.ndarray, hi: np.ndarray, n_iter: int = 60) -> np.ndarray:
+    """Vectorised bisection for a root of ``fun`` with fun(lo) < 0 <= fun(hi)."""
+    lo, hi = lo.copy(), hi.copy()
+    for _ in range(n_iter):
+        mid = 0.5 * (lo + hi)
+        pos = fun(mid) >= 0
+        hi = np.where(pos, mid, hi)
+        lo = np.where(pos, lo, mid)
+    return 0.5 * (lo + hi)
+
+
+def _season_truth(
+    p: dict[str, np.ndarray], fraction: float, break_days: np.ndarray | None
+) -> dict[str, np.ndarray]:
+    """Exact pos and ``fraction`` crossings (days since origin) per component (K, P).
+
+    The threshold of a season is ``base + fraction * (f(pos) - base)``; the rising crossing is searched
+    between the previous trough (or ``sos - 12 / rate_up``) and the peak, the falling one between the
+    peak and the next trough (or ``eos + 12 / rate_down``). Seasons not completed before a break are
+    NaN.
+    """
+    amp, sos, eos, ru, rd = p["amp"], p["sos"], p["eos"], p["ru"], p["rd"]
+    k_n, n_pix = amp.shape
+    valid = np.isfinite(amp)
+    fill = np.where(valid, sos, 0.0), np.where(valid, eos, 1.0)
+    pos = np.full((k_n, n_pix), np.nan)
+    for k in range(k_n):
+        root = _bisect(lambda t: -_dcurve(t, p), fill[0][k], fill[1][k])
+        pos[k] = np.where(valid[k], root, np.nan)
+    # previous / next valid component of each pixel, and the troughs between consecutive seasons
+    prev_idx = np.full((k_n, n_pix), -1)
+    last = np.full(n_pix, -1)
+    for k in range(k_n):
+        prev_idx[k] = last
+        last = np.where(valid[k], k, last)
+    cols = np.arange(n_pix)
+    trough_before = np.full((k_n, n_pix), np.nan)
+    for k in range(k_n):
+        has = valid[k] & (prev_idx[k] >= 0)
+        lo = np.where(has, pos[np.maximum(prev_idx[k], 0), cols], 0.0)
+        hi = np.where(has, pos[k], 1.0)
+        root = _bisect(lambda t: _dcurve(t, p), np.nan_to_num(lo), np.nan_to_num(hi, nan=1.0))
+        trough_before[k] = np.where(has, root, np.nan)
+    trough_after = np.full((k_n, n_pix), np.nan)
+    for k in range(k_n):
+        # the trough after k is the trough before the next valid component
+        for j in range(k + 1, k_n):
+            take = np.isnan(trough_after[k]) & (prev_idx[j] == k) & valid[j]
+            trough_after[k] = np.where(take, trough_before[j], trough_after[k])
+
+    rise = np.full((k_n, n_pix), np.nan)
+    fall = np.full((k_n, n_pix), np.nan)
+    for k in range(k_n):
+        peak = _curve(np.nan_to_num(pos[k]), p)
+        thr = p["base"] + fraction * (peak - p["base"])
+        lo = np.where(np.isnan(trough_before[k]), sos[k] - 12.0 / ru[k], trough_before[k])
+        hi = np.where(np.isnan(trough_after[k]), eos[k] + 12.0 / rd[k], trough_after[k])
+        lo, hi, pk = np.nan_to_num(lo), np.nan_to_num(hi, nan=1.0), np.nan_to_num(pos[k])
+        ok_up = valid[k] & (_curve(lo, p) < thr)
+        ok_dn = valid[k] & (_curve(hi, p) < thr)
+        r = _bisect(lambda t, thr=thr: _curve(t, p) - thr, lo, pk)
+        f = _bisect(lambda t, thr=thr: thr - _curve(t, p), pk, hi)
+        rise[k] = np.where(ok_up, r, np.nan)
+        fall[k] = np.where(ok_dn, f, np.nan)
+    if break_days is not None:
+        done = (eos + 12.0 / rd) <= break_days[None, :]
+        keep = np.isnan(break_days)[None, :] | done
+        pos, rise, fall = (np.where(keep, a, np.nan) for a in (pos, rise, fall))
+    return {"pos": pos, "sos": rise, "eos": fall}
+
+
+# --------------------------------------------------------------------------------------------
+# Scene
+# --------------------------------------------------------------------------------------------
+
+
+def _resolve_classes(classes: Any) -> list[LandClass]:
+    if classes is None:
+        return list(DEFAULT_CLASSES.values())
+    if isinstance(classes, (str, LandClass)):
+        classes = [classes]
+    out: list[LandClass] = []
+    for c in classes:
+        if isinstance(c, LandClass):
+            out.append(c)
+        elif isinstance(c, str) and c in DEFAULT_CLASSES:
+            out.append(DEFAULT_CLASSES[c])
+        else:
+            raise InputError(
+                f"unknown class {c!r}; use LandClass objects or names of "
+                f"DEFAULT_CLASSES: {', '.join(DEFAULT_CLASSES)}"
+            )
+    names = [c.name for c in out]
+    if len(set(names)) != len(names) or not out:
+        raise InputError(f"classes must be a non-empty list of distinct classes, got {names}")
+    return out
+
+
+def _smooth_noise(rng: np.random.Generator, shape: tuple[int, ...], sigma: float) -> np.ndarray:
+    """Gaussian-filtered white noise over the last two axes, standardised per leading index."""
+    from scipy.ndimage import gaussian_filter
+
+    noise = rng.standard_normal(shape)
+    sig = (0,) * (len(shape) - 2) + (sigma, sigma)
+    field_ = gaussian_filter(noise, sig, mode="wrap")
+    axes = (-2, -1)
+    return (field_ - field_.mean(axis=axes, keepdims=True)) / field_.std(axis=axes, keepdims=True)
+
+
+def _shift(mask: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    out = np.zeros_like(mask)
+    h, w = mask.shape[-2:]
+    out[..., max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = mask[
+        ..., max(-dy, 0) : h - max(dy, 0), max(-dx, 0) : w - max(dx, 0)
+    ]
+    return out
+
+
+def _clouds(
+    rng: np.random.Generator, n_t: int, shape: tuple[int, int], cloud_fraction: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cloud SCL codes (0 = none, 8, 9, 10) and shadow mask (T, H, W)."""
+    h, w = shape
+    if cloud_fraction <= 0:
+        return np.zeros((n_t, h, w), np.uint8), np.zeros((n_t, h, w), bool)
+    # per-date cloud fraction: U-shaped Beta (many clear and many overcast dates), mean rescaled
+    conc = 1.5
+    frac = rng.beta(cloud_fraction * conc, (1 - cloud_fraction) * conc, n_t)
+    for _ in range(20):
+        frac = np.clip(frac * cloud_fraction / max(frac.mean(), 1e-9), 0, 1)
+    field_ = _smooth_noise(rng, (n_t, h, w), sigma=max(1.5, min(h, w) / 12))
+    flat = np.sort(field_.reshape(n_t, -1), axis=1)
+    n_pix = h * w
+    n_cloud = np.round(frac * n_pix).astype(int)
+    thr = np.where(
+        n_cloud > 0, flat[np.arange(n_t), np.clip(n_pix - n_cloud, 0, n_pix - 1)], np.inf
+    )
+    core = np.where(
+        n_cloud > 0, flat[np.arange(n_t), np.clip(n_pix - n_cloud // 2, 0, n_pix - 1)], np.inf
+    )
+    cloud = field_ >= thr[:, None, None]
+    high = field_ >= core[:, None, None]
+    codes = np.where(cloud, np.where(high, 9, 8), 0).astype(np.uint8)
+    cirrus_dates = rng.random(n_t) < 0.15
+    codes[cirrus_dates] = np.where(cloud[cirrus_dates], 10, 0)
+    # shadows: the thick clouds projected away from the sun (to the north-west of the cloud)
+    dy, dx = -max(1, round(h * 0.06)), -max(1, round(w * 0.08))
+    thick = cloud & ~cirrus_dates[:, None, None]
+    shadow = _shift(thick, dy, dx) & ~cloud
+    return codes, shadow
+
+
+def _validate(
+    shape: Any, cloud_fraction: float, noise: float, bands: Sequence[str], highres: int
+) -> tuple[int, int]:
+    try:
+        h, w = (int(s) for s in shape)
+    except (TypeError, ValueError):
+        raise InputError(f"shape must be (ny, nx), got {shape!r}") from None
+    if h < 4 or w < 4:
+        raise InputError(f"shape must be at least (4, 4), got {shape!r}")
+    if not 0.0 <= cloud_fraction < 1.0:
+        raise InputError(f"cloud_fraction must be in [0, 1), got {cloud_fraction}")
+    if noise < 0:
+        raise InputError(f"noise must be >= 0 (a reflectance standard deviation), got {noise}")
+    unknown = [b for b in bands if b not in BANDS]
+    if unknown:
+        raise UnknownBandError(
+            f"band(s) {unknown} unknown to synthetic_cube; available: {', '.join(BANDS)}"
+        )
+    if highres and (h % highres or w % highres):
+        raise InputError(f"shape {shape} must be divisible by the highres factor {highres}")
+    return h, w
+
+
+def synthetic_cube(
+    shape: tuple[int, int] = (64, 64),
+    start: str = "2021-01-01",
+    end: str = "2021-12-31",
+    freq: str = "5D",
+    classes: Sequence[str | LandClass] | None = None,
+    cloud_fraction: float = 0.3,
+    noise: float = 0.01,
+    breaks: bool | int = True,
+    chunks: dict[str, int] | None = None,
+    seed: int = 0,
+    bands: Sequence[str] | None = None,
+    *,
+    highres: bool | int = False,
+    mask_clouds: bool = True,
+    crs: str = "EPSG:32631",
+    resolution: float = 10.0,
+    origin: tuple[float, float] = (600000.0, 4900000.0),
+    parcel_size: float = 120.0,
+    jitter_days: float = 6.0,
+) -> tuple[xr.Dataset, xr.Dataset]:
+    """A seeded Sentinel-2-like cube with known truth.
+
+    The scene is a Voronoi partition into parcels (about ``parcel_size`` pixels each); each parcel
+    gets a class and per-parcel-and-year jittered phenology parameters (plus a small per-pixel
+    jitter), its NDVI follows :func:`double_logistic` and the reflectances of every band are mixed
+    from soil (or water) and vegetation endmembers so that ``(nir - red) / (nir + red)`` equals that
+    NDVI exactly before noise. Gaussian noise (``noise``, in reflectance) is added to each band.
+
+    Clouds are smooth random blobs whose per-date cover is drawn from a U-shaped Beta law of mean
+    ``cloud_fraction`` (so some dates are clear, some overcast); their cores are SCL 9, their rims 8,
+    and about 15 % of cloudy dates have thin cirrus (10) instead; shadows (SCL 3) are the thick clouds
+    shifted to the north-west. Clear pixels are SCL 4 (vegetation, true NDVI >= 0.4), 5 (not
+    vegetated) or 6 (water). With ``mask_clouds`` (default) every band is NaN where the pixel is not
+    clear; otherwise clouds are bright and shadows dark, as in raw data.
+
+    Breaks: in a share of the parcels of breakable classes (forest by default) the land cover turns
+    to bare soil (NDVI 0.12) at a known acquisition date (``truth.break_date`` = the first date showing
+    the new state, between 20 % and 80 % of the series).
+
+    Parameters
+    ----------
+    shape
+        ``(ny, nx)`` in pixels.
+    start, end, freq
+        Acquisition dates: ``pandas.date_range(start, end, freq=freq)`` (span several years for
+        multi-year phenology).
+    classes
+        Names from :data:`DEFAULT_CLASSES` (water, urban, cropland, double_crop, grassland, forest)
+        or :class:`LandClass` objects; default all defaults. Each has 0, 1 or 2 seasons a year.
+    cloud_fraction
+        Mean share of cloudy pixels (SCL 8, 9, 10) over the cube, in [0, 1); shadows come on top.
+    noise
+        Standard deviation of the Gaussian noise added to each band (reflectance units).
+    breaks
+        ``True``: about 15 % of the breakable parcels (at least one) change; an int: that many
+        parcels; ``False``/0: none.
+    chunks
+        When given, the cube is dask-backed with these chunks (e.g. ``{"time": -1, "y": 32, "x": 32}``).
+    seed
+        Seed of :func:`numpy.random.default_rng`; the same seed gives the same cube and truth.
+    bands
+        Band common names (from coastal, blue, green, red, rededge1-3, nir, nir08, nir09, swir16,
+        swir22); default blue, green, red, rededge1-3, nir, nir08, swir16, swir22. ``scl`` is always
+        added.
+    highres
+        ``True`` (factor 2) or an int factor: the 20 m bands present (rededge1-3, nir08, swir16,
+        swir22) are degraded by a block mean over ``factor x factor`` pixels and put back on the
+        10 m grid by repetition (as Sentinel-2 delivers them); their originals are in the truth as
+        ``<band>_highres`` (``cube[band].coarsen(y=f, x=f).mean()`` gives the coarse grid back).
+    mask_clouds
+        Set cloudy and shadowed pixels to NaN (default) or keep them bright/dark.
+    crs, resolution, origin
+        Projected CRS, pixel size (m) and the upper-left corner ``(x, y)`` of the grid.
+    parcel_size
+        Mean parcel area in pixels.
+    jitter_days
+        Standard deviation (days) of the per-parcel-and-year shift of the season dates.
+
+    Returns
+    -------
+    cube : xarray.Dataset
+        ``(time, y, x)`` float32 reflectances (band common names, NaN = masked) and ``scl`` uint8, CRS
+        as a ``spatial_ref`` coordinate (odc-geo: ``cube.odc.crs``); ``attrs["eoai:method"]``.
+    truth : xarray.Dataset
+        ``class`` (y, x) with ``class_names``/``class_colours`` attrs; ``ndvi`` (time, y, x), the
+        noise-free NDVI (with breaks); ``clear`` (time, y, x); per ``(year, season, y, x)``:
+        ``sos``, ``pos``, ``eos`` (datetime64, 50 % crossings and peak of the curve, NaT where a
+        pixel has no such season or the season was cut by a break) and ``sos_doy``, ``pos_doy``,
+        ``eos_doy`` (fractional day of year, 1.0 = 1 January 00:00); the curve parameters
+        ``curve_base`` (y, x), ``curve_amplitude``, ``curve_sos``, ``curve_eos`` (doy),
+        ``curve_rate_up``, ``curve_rate_down`` (used by :func:`crossing_dates`); ``n_seasons``
+        (y, x); ``break_date`` (y, x, NaT where none) and ``break_magnitude`` (NDVI after minus NDVI
+        the curve would have had, NaN where none); ``<band>_highres`` when requested.
+
+    Examples
+    --------
+    >>> from eoai.datasets import synthetic_cube
+    >>> cube, truth = synthetic_cube(shape=(32, 32), seed=1)
+    >>> dict(cube.sizes)
+    {'time': 73, 'y': 32, 'x': 32}
+    >>> sorted(truth.attrs["class_names"])[:3]
+    ['cropland', 'double_crop', 'forest']
+    """
+    bands = tuple(DEFAULT_BANDS if bands is None else bands)
+    factor = 2 if highres is True else int(highres or 0)
+    if factor == 1 or factor < 0:
+        raise InputError(f"highres must be False, True or an int factor >= 2, got {highres!r}")
+    h, w = _validate(shape, cloud_fraction, noise, bands, factor)
+    cls = _resolve_classes(classes)
+    rng = np.random.default_rng(seed)
+
+    try:
+        times = pd.date_range(start, end, freq=freq)
+    except (ValueError, TypeError) as err:
+        raise InputError(f"bad start/end/freq ({start!r}, {end!r}, {freq!r}): {err}") from None
+    if len(times) < 3:
+        raise InputError(
+            f"pd.date_range({start!r}, {end!r}, freq={freq!r}) gives {len(times)} dates; need >= 3"
+        )
+    times = pd.DatetimeIndex(times.values.astype("datetime64[ns]"))
+    n_t = len(times)
+    t0 = pd.Timestamp(year=times[0].year, month=1, day=1)
+    years = np.arange(times[0].year, times[-1].year + 1)
+    year_off = np.array(
+        [(pd.Timestamp(year=int(y), month=1, day=1) - t0).days for y in years], float
+    )
+    t_days = ((times - t0) / pd.Timedelta(days=1)).to_numpy(float)
+
+    # --- parcels (Voronoi) and classes
+    from scipy.spatial import cKDTree
+
+    n_parcels = max(len(cls), int(round(h * w / parcel_size)))
+    seeds = rng.random((n_parcels, 2)) * [h, w]
+    yy, xx = np.mgrid[0:h, 0:w]
+    _, parcel = cKDTree(seeds).query(np.column_stack([yy.ravel() + 0.5, xx.ravel() + 0.5]))
+    weights = np.array([c.weight for c in cls], float)
+    parcel_class = np.concatenate(
+        [np.arange(len(cls)), rng.choice(len(cls), n_parcels - len(cls), p=weights / weights.sum())]
+    )
+    rng.shuffle(parcel_class)
+    pix_class = parcel_class[parcel]  # (P,)
+    n_pix = h * w
+
+    # --- per-pixel phenology parameters, components ordered (year, season)
+    n_slot = max([c.n_seasons for c in cls] + [1])
+    k_n = len(years) * n_slot
+    par = {k: np.full((k_n, n_pix), np.nan) for k in ("amp", "sos", "eos", "ru", "rd")}
+    base_c = np.array([c.base for c in cls])
+    ru_c = np.array([c.rate_up for c in cls])
+    rd_c = np.array([c.rate_down for c in cls])
+    parcel_base = base_c[parcel_class] + rng.normal(0, 0.02, n_parcels)
+    parcel_ru = ru_c[parcel_class] * rng.uniform(0.85, 1.15, n_parcels)
+    parcel_rd = rd_c[parcel_class] * rng.uniform(0.85, 1.15, n_parcels)
+    for iy in range(len(years)):
+        shift = rng.normal(0, jitter_days, n_parcels)
+        stretch = rng.normal(0, jitter_days / 2, n_parcels)
+        amp_f = rng.uniform(0.85, 1.1, n_parcels)
+        for s in range(n_slot):
+            k = iy * n_slot + s
+            sos_c = np.array([c.seasons[s][0] if s < c.n_seasons else np.nan for c in cls])
+            eos_c = np.array([c.seasons[s][1] if s < c.n_seasons else np.nan for c in cls])
+            amp_c = np.array([c.amplitudes[s] if s < c.n_seasons else np.nan for c in cls])
+            pj = rng.normal(0, 1.0, (2, n_pix))  # per-pixel jitter (days)
+            par["sos"][k] = (sos_c[parcel_class] + shift)[parcel] + pj[0] + year_off[iy] - 1
+            par["eos"][k] = (
+                (eos_c[parcel_class] + shift + stretch)[parcel] + pj[1] + year_off[iy] - 1
+            )
+            par["amp"][k] = (amp_c[parcel_class] * amp_f)[parcel]
+            par["ru"][k] = parcel_ru[parcel]
+            par["rd"][k] = parcel_rd[parcel]
+    valid = np.isfinite(par["amp"])
+    for key in ("sos", "eos", "ru", "rd"):
+        par[key] = np.where(valid, par[key], np.nan)
+    par_eval = {k: np.where(valid, v, 1.0) for k, v in par.items()}  # finite for evaluation
+    par_eval["amp"] = np.where(valid, par["amp"], 0.0)
+    par_eval["base"] = parcel_base[parcel]
+    par["base"] = par_eval["base"]
+
+    ndvi_clean = np.broadcast_to(par_eval["base"], (n_t, n_pix)).copy()
+    for k in range(k_n):
+        ndvi_clean += par_eval["amp"][k] * (
+            _sigmoid(par_eval["ru"][k] * (t_days[:, None] - par_eval["sos"][k]))
+            - _sigmoid(par_eval["rd"][k] * (t_days[:, None] - par_eval["eos"][k]))
+        )
+
+    # --- breaks
+    breakable = np.flatnonzero(np.array([cls[c].breakable for c in parcel_class]))
+    if breaks is True:
+        n_break = max(1, int(round(0.15 * len(breakable)))) if len(breakable) else 0
+    else:
+        n_break = int(breaks or 0)
+    if n_break > len(breakable):
+        raise InputError(
+            f"breaks={breaks} but only {len(breakable)} parcels of breakable classes "
+            f"({[c.name for c in cls if c.breakable]}); lower it or add breakable classes"
+        )
+    break_idx = np.full(n_pix, -1)
+    if n_break:
+        chosen = rng.choice(breakable, n_break, replace=False)
+        dates = rng.integers(int(0.2 * n_t), int(0.8 * n_t) + 1, n_break)
+        lut = np.full(n_parcels, -1)
+        lut[chosen] = dates
+        break_idx = lut[parcel]
+    has_break = break_idx >= 0
+    after = has_break[None, :] & (np.arange(n_t)[:, None] >= break_idx[None, :])
+    ndvi_after = BREAK_NDVI + rng.normal(0, 0.01, n_parcels)[parcel]
+    ndvi = np.where(after, ndvi_after[None, :], ndvi_clean)
+    break_magnitude = np.where(
+        has_break, ndvi_after - ndvi_clean[np.maximum(break_idx, 0), np.arange(n_pix)], np.nan
+    )
+    break_days = np.where(has_break, t_days[np.maximum(break_idx, 0)], np.nan)
+
+    # --- reflectances
+    bg_name = np.array([c.background for c in cls])[pix_class]
+    is_water = (bg_name == "water") & ~has_break
+    soil, veg, water = _ENDMEMBERS["soil"], _ENDMEMBERS["vegetation"], _ENDMEMBERS["water"]
+    bg = np.where(is_water[:, None], water[None, :], soil[None, :])  # (P, B)
+
+    def _ndvi_of(s: np.ndarray) -> np.ndarray:
+        return (s[..., _NIR] - s[..., _RED]) / (s[..., _NIR] + s[..., _RED])
+
+    nd_bg = _ndvi_of(bg)
+    nd_veg = _ndvi_of(veg)
+    brightness = 1.0 + 0.06 * _smooth_noise(rng, (h, w), sigma=1.0).ravel()
+    v = np.clip((ndvi - nd_bg[None, :]) / (nd_veg - nd_bg[None, :]), 0.0, 1.0)  # (T, P)
+    cube_vars: dict[str, np.ndarray] = {}
+    highres_vars: dict[str, np.ndarray] = {}
+    for b in bands:
+        ib = BANDS.index(b)
+        if b in ("red", "nir"):
+            s_rn = (bg[:, _RED] + bg[:, _NIR])[None, :] * (1 - v) + (veg[_RED] + veg[_NIR]) * v
+            s_rn = s_rn * brightness[None, :]
+            refl = s_rn * (1 - ndvi) / 2 if b == "red" else s_rn * (1 + ndvi) / 2
+        else:
+            refl = (bg[:, ib][None, :] * (1 - v) + veg[ib] * v) * brightness[None, :]
+        if noise:
+            refl = refl + rng.normal(0, noise, refl.shape)
+        refl = refl.reshape(n_t, h, w)
+        if factor and b in BANDS_20M:
+            highres_vars[b] = refl.astype(np.float32)
+            coarse = refl.reshape(n_t, h // factor, factor, w // factor, factor).mean(axis=(2, 4))
+            refl = np.repeat(np.repeat(coarse, factor, axis=1), factor, axis=2)
+        cube_vars[b] = refl
+
+    # --- clouds, shadows, SCL
+    cloud_codes, shadow = _clouds(rng, n_t, (h, w), cloud_fraction)
+    cloud = cloud_codes > 0
+    clear = ~cloud & ~shadow
+    surface = np.where(
+        is_water.reshape(h, w)[None], 6, np.where(ndvi.reshape(n_t, h, w) >= 0.4, 4, 5)
+    )
+    scl = np.where(cloud, cloud_codes, np.where(shadow, 3, surface)).astype(np.uint8)
+    bright = 0.45 + 0.1 * rng.random((n_t, 1, 1))
+    for b, refl in cube_vars.items():
+        if mask_clouds:
+            refl = np.where(clear, refl, np.nan)
+        else:
+            cirrus = cloud_codes == 10
+            refl = np.where(cloud & ~cirrus, bright, refl)
+            refl = np.where(cirrus, refl + 0.08, refl)
+            refl = np.where(shadow, refl * 0.35, refl)
+        cube_vars[b] = refl.astype(np.float32)
+
+    # --- truth phenology
+    ph = _season_truth(_finite(par), 0.5, break_days)
+    coords = _grid_coords(crs, resolution, origin, (h, w))
+    ys, ss = len(years), n_slot
+
+    def _k(a: np.ndarray) -> np.ndarray:
+        return a.reshape(ys, ss, h, w)
+
+    def _to_doy(a: np.ndarray) -> np.ndarray:  # days since t0 -> doy of the component's year
+        return (_k(a) - year_off[:, None, None, None] + 1).astype(np.float32)
+
+    def _to_date(a: np.ndarray) -> np.ndarray:
+        ns = np.where(np.isfinite(a), a * 86400e9, 0).astype("int64")
+        out = np.datetime64(t0, "ns") + ns.astype("timedelta64[ns]")
+        return np.where(np.isfinite(a), out, np.datetime64("NaT"))
+
+    dims4 = ("year", "season", "y", "x")
+    dims3 = ("time", "y", "x")
+    names = [c.name for c in cls]
+    colours = [c.colour for c in cls]
+    tvars: dict[str, Any] = {
+        "class": (("y", "x"), pix_class.reshape(h, w).astype(np.int16), {
+            "long_name": "land-cover class", "flag_values": list(range(len(cls))),
+            "flag_meanings": " ".join(names), "class_names": names, "class_colours": colours,
+        }),
+        "n_seasons": (("y", "x"), np.array([c.n_seasons for c in cls], np.int8)[pix_class].reshape(h, w)),
+        "ndvi": (dims3, ndvi.reshape(n_t, h, w).astype(np.float32),
+                 {"long_name": "noise-free NDVI (breaks included)"}),
+        "clear": (dims3, clear, {"long_name": "pixel neither cloud nor shadow"}),
+        "break_date": (("y", "x"), _to_date(break_days).reshape(h, w),
+                       {"long_name": "first acquisition date showing the abrupt change"}),
+        "break_magnitude": (("y", "x"), break_magnitude.reshape(h, w).astype(np.float32),
+                            {"long_name": "NDVI after the break minus NDVI without it, at break_date"}),
+        "curve_base": (("y", "x"), par["base"].reshape(h, w).astype(np.float32)),
+        "curve_amplitude": (dims4, _k(par["amp"]).astype(np.float32)),
+        "curve_sos": (dims4, _to_doy(par["sos"]), {"units": "day of year (inflection)"}),
+        "curve_eos": (dims4, _to_doy(par["eos"]), {"units": "day of year (inflection)"}),
+        "curve_rate_up": (dims4, _k(par["ru"]).astype(np.float32)),
+        "curve_rate_down": (dims4, _k(par["rd"]).astype(np.float32)),
+    }  # fmt: skip
+    for key in ("sos", "pos", "eos"):
+        what = {"sos": "50 % rising crossing", "pos": "peak", "eos": "50 % falling crossing"}[key]
+        tvars[key] = (dims4, _to_date(ph[key]).reshape(ys, ss, h, w), {"long_name": what})
+        tvars[f"{key}_doy"] = (dims4, _to_doy(ph[key]), {"long_name": what, "units": "day of year"})
+    for b, hr in highres_vars.items():
+        tvars[f"{b}_highres"] = (dims3, hr, {"long_name": f"{b} before degradation (x{factor})"})
+    params = {
+        "shape": [h, w], "start": str(start), "end": str(end), "freq": freq, "classes": names,
+        "cloud_fraction": cloud_fraction, "noise": noise, "breaks": int(n_break), "seed": seed,
+        "highres": factor, "mask_clouds": mask_clouds,
+    }  # fmt: skip
+    truth = xr.Dataset(
+        tvars,
+        coords={"time": times.values, "year": years, "season": np.arange(n_slot), **coords},
+        attrs={"class_names": names, "class_colours": colours, "t0": str(t0.date()),
+               "eoai:method": "synthetic_cube", "eoai:parameters": repr(params)},
+    )  # fmt: skip
+
+    var_attrs = {"units": "1", "nodata": float("nan")}
+    data_vars: dict[str, Any] = {
+        b: (dims3, a, {**var_attrs, "long_name": f"synthetic surface reflectance ({b})"})
+        for b, a in cube_vars.items()
+    }
+    data_vars["scl"] = (dims3, scl, {
+        "long_name": "Sentinel-2 scene classification (synthetic)",
+        "flag_values": list(SCL_CODES), "flag_meanings": " ".join(SCL_CODES.values()),
+    })  # fmt: skip
+    cube = xr.Dataset(
+        data_vars,
+        coords={"time": times.values, **coords},
+        attrs={"eoai:method": "synthetic_cube", "eoai:parameters": repr(params)},
+    )
+    if chunks is not None:
+        cube = cube.chunk(chunks)
+    return cube, truth
+
+
+def _grid_coords(
+    crs: str, resolution: float, origin: tuple[float, float], shape: tuple[int, int]
+) -> dict[str, xr.DataArray]:
+    from affine import Affine
+    from odc.geo.geobox import GeoBox
+    from odc.geo.xr import xr_coords
+
+    gbox = GeoBox(shape, Affine(resolution, 0, origin[0], 0, -resolution, origin[1]), crs)
+    return dict(xr_coords(gbox, crs_coord_name="spatial_ref"))
+
+
+def crossing_dates(truth: xr.Dataset, fraction: float) -> xr.Dataset:
+    """Exact dates where the true NDVI curve crosses ``fraction`` of each season's amplitude.
+
+    The threshold of a season is ``base + fraction * (peak - base)`` with ``peak`` the curve's
+    maximum in that season; the rising crossing is searched between the previous trough and the
+    peak, the falling one between the peak and the next trough. Seasons cut by a break are NaT.
+    ``fraction=0.5`` reproduces ``truth.sos``/``truth.eos``.
+
+    Parameters
+    ----------
+    truth
+        The truth Dataset of :func:`synthetic_cube`.
+    fraction
+        Fraction of the amplitude, strictly between 0 and 1 (e.g. 0.2 for a 20 % threshold).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``sos``, ``eos`` (datetime64) and ``sos_doy``, ``eos_doy`` (day of year) on
+        ``(year, season, y, x)``, with ``attrs["fraction"]``.
+
+    Examples
+    --------
+    >>> from eoai.datasets import synthetic_cube, crossing_dates
+    >>> cube, truth = synthetic_cube(shape=(16, 16), cloud_fraction=0.0, seed=2)
+    >>> c20 = crossing_dates(truth, 0.2)
+    >>> bool((c20.sos_doy < truth.sos_doy).sum() > 0)
+    True
+    """
+    if not isinstance(truth, xr.Dataset) or "curve_amplitude" not in truth:
+        raise InputError("truth must be the truth Dataset returned by synthetic_cube")
+    if not 0.0 < float(fraction) < 1.0:
+        raise InputError(f"fraction must be strictly between 0 and 1, got {fraction}")
+    t0 = pd.Timestamp(truth.attrs["t0"])
+    year_off = np.array(
+        [(pd.Timestamp(year=int(y), month=1, day=1) - t0).days for y in truth.year.values], float
+    )
+    shape4 = truth.curve_amplitude.shape
+    n_pix = shape4[2] * shape4[3]
+
+    def flat(name: str, doy: bool = False) -> np.ndarray:
+        a = truth[name].values.astype(float)
+        if doy:
+            a = a + year_off[:, None, None, None] - 1
+        return a.reshape(-1, n_pix)
+
+    par = {
+        "amp": flat("curve_amplitude"), "sos": flat("curve_sos", True),
+        "eos": flat("curve_eos", True), "ru": flat("curve_rate_up"), "rd": flat("curve_rate_down"),
+    }  # fmt: skip
+    par["base"] = truth.curve_base.values.astype(float).ravel()
+    bd = truth.break_date.values.ravel()
+    break_days = np.where(
+        np.isnat(bd), np.nan, (bd - np.datetime64(t0, "ns")) / np.timedelta64(1, "D")
+    )
+    ph = _season_truth(_finite(par), float(fraction), break_days)
+    out = {}
+    for key in ("sos", "eos"):
+        days = ph[key].reshape(shape4)
+        doy = (days - year_off[:, None, None, None] + 1).astype(np.float32)
+        ns = np.where(np.isfinite(days), days * 86400e9, 0).astype("int64")
+        dates = np.where(
+            np.isfinite(days), np.datetime64(t0, "ns") + ns.astype("timedelta64[ns]"),
+            np.datetime64("NaT"),
+        )  # fmt: skip
+        out[key] = (("year", "season", "y", "x"), dates)
+        out[f"{key}_doy"] = (("year", "season", "y", "x"), doy)
+    coords = {
+        k: truth.coords[k] for k in ("year", "season", "y", "x", "spatial_ref") if k in truth.coords
+    }
+    return xr.Dataset(out, coords=coords, attrs={"fraction": float(fraction)})
+
+
+def _finite(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Keep NaN amplitude as the validity flag; make the other parameters finite for evaluation."""
+    valid = np.isfinite(p["amp"])
+    q = dict(p)
+    for k in ("sos", "eos", "ru", "rd"):
+        q[k] = np.where(valid, p[k], 1.0)
+    return q
