@@ -173,6 +173,7 @@ def test_eoai_load_of_cloud_filtered_search(pgstac_url, eoai_search, cloud_cover
     dates = [dt.date.fromisoformat(str(t)[:10]) for t in cube.time.values]
     assert dates == expected_dates
     assert cube.sizes["y"] == 94 and cube.sizes["x"] == 67, dict(cube.sizes)
+    assert cube["red"].chunks is not None  # lazy, dask-backed
 
     red = cube["red"].compute()
     assert red.dtype == np.float32
@@ -182,3 +183,20 @@ def test_eoai_load_of_cloud_filtered_search(pgstac_url, eoai_search, cloud_cover
     )
     finite = red.values[np.isfinite(red.values)]
     assert finite.size and 0.0 <= np.median(finite) <= 0.5  # float reflectance, not DN
+
+    # pixel for pixel: NaN exactly where SCL is no data (0), saturated (1), cloud shadow (3),
+    # cloud medium/high probability (8, 9) or thin cirrus (10)
+    scl = eoai.load(items, bands=["scl"], bbox=BBOX, resolution=120, mask=None)["scl"].values
+    assert np.isnan(red.values).sum() > 0  # 2023-08-20 has cloud there
+    np.testing.assert_array_equal(np.isnan(red.values), np.isin(scl, [0, 1, 3, 8, 9, 10]))
+
+
+@pytest.mark.parametrize("rank", [2, 5])
+def test_eoai_search_max_cloud_cover_is_inclusive(pgstac_url, eoai_search, cloud_cover, rank):
+    """``max_cloud_cover`` means "at most": an item exactly at the threshold is kept."""
+    import eoai
+
+    x = sorted(cloud_cover.values())[rank]
+    items = eoai.search(pgstac_url, collections=[COLLECTION], max_cloud_cover=x)
+    expected = {item_id for item_id, cc in cloud_cover.items() if cc <= x}
+    assert {item.id for item in items} == expected
