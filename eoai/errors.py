@@ -83,3 +83,7 @@ class DataSkippedWarning(EoaiWarning):
 
 class LargeChunkWarning(EoaiWarning):
     """A rechunk produced chunks larger than advisable; the message says how to fix it."""
+
+
+class FewSamplesWarning(EoaiWarning):
+    """A class has fewer training samples (or groups) than advisable; the message gives the counts."""

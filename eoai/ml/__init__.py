@@ -1,1 +1,55 @@
-"""eoai.ml."""
+"""Classification of satellite image time series: samples, training, prediction, accuracy.
+
+The same functions serve random forests (scikit-learn) and the deep-learning models of
+``eoai.ml.deep``:
+
+- :func:`extract` (``cube.eoai.extract``): pixels under labelled points/polygons -> tidy table;
+- :func:`fit`, :func:`cross_validate` (stratified k-fold grouped by polygon);
+- :func:`classify` (``cube.eoai.classify``): lazy class map, probabilities, confidence, uncertainty;
+- :func:`assess`, :func:`area_estimates` (Olofsson et al. 2014), :func:`plot_confusion_matrix`;
+- :func:`save_model`, :func:`load_model` (skops, or pickle with ``trusted=True``);
+- :func:`majority_filter`, :func:`sieve`.
+
+Nothing heavy (scikit-learn, geopandas, rasterio) is imported until a function is used.
+
+Examples
+--------
+>>> import eoai.ml
+>>> samples = cube.eoai.extract("labels.gpkg", label="class")  # doctest: +SKIP
+>>> model = eoai.ml.fit(samples, "rf", n_jobs=2)  # doctest: +SKIP
+>>> classes = cube.eoai.classify(model, probabilities=True)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_FUNCTIONS = {
+    "extract": "eoai.ml.samples",
+    "fit": "eoai.ml.train",
+    "cross_validate": "eoai.ml.train",
+    "classify": "eoai.ml.classify",
+    "assess": "eoai.ml.metrics",
+    "area_estimates": "eoai.ml.metrics",
+    "plot_confusion_matrix": "eoai.ml.metrics",
+    "save_model": "eoai.ml.persist",
+    "load_model": "eoai.ml.persist",
+    "majority_filter": "eoai.ml.postprocess",
+    "sieve": "eoai.ml.postprocess",
+    "feature_names": "eoai.ml.features",
+    "ClassifierModel": "eoai.ml.base",
+    "PixelClassifier": "eoai.ml.base",
+}
+
+__all__ = sorted(_FUNCTIONS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FUNCTIONS:
+        return getattr(import_module(_FUNCTIONS[name]), name)
+    raise AttributeError(f"module 'eoai.ml' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,281 @@
+"""Lazy classification of a cube with a trained model: class map, probabilities, confidence, uncertainty.
+
+Reached as ``cube.eoai.classify(model)``. The cube is stacked into ``(y, x, feature)`` (features in
+one chunk, see :mod:`eoai.ml.features`) and the model is applied chunk by chunk with
+``xr.apply_ufunc(..., dask="parallelized")``; nothing is computed until the result is. The model
+travels to the dask workers by pickling, so this runs on a ``dask.distributed`` cluster too.
+
+Models with spatial context (patch models of :mod:`eoai.ml.deep`) declare ``halo`` (pixels) and
+``predict_proba_image(block)`` (``(y, x, feature)`` -> ``(y, x, class)``); they are applied with
+``dask.array.map_overlap`` and the halo cropped, so tiles join without seams.
+
+Examples
+--------
+>>> import eoai  # doctest: +SKIP
+>>> out = cube.eoai.classify(model, probabilities=True)  # doctest: +SKIP
+>>> out["class"].plot()  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from ..errors import InputError, ModelError
+from .base import PixelClassifier
+from .features import feature_array
+
+UNCERTAINTY = ("entropy", "margin")
+
+
+def _predict_pixels(x: np.ndarray, model: Any, allow_nan: bool, n_classes: int) -> np.ndarray:
+    """(..., feature) -> (..., class) probabilities; NaN rows (all, or any if not allow_nan) -> NaN."""
+    shape = x.shape[:-1]
+    flat = np.ascontiguousarray(x.reshape(-1, x.shape[-1]), dtype="float32")
+    nan = np.isnan(flat)
+    valid = ~nan.all(axis=1) if allow_nan else ~nan.any(axis=1)
+    out = np.full((flat.shape[0], n_classes), np.nan, dtype="float32")
+    if valid.all():
+        out[:] = model.predict_proba(flat)
+    elif valid.any():
+        out[valid] = model.predict_proba(flat[valid])
+    return out.reshape(*shape, n_classes)
+
+
+def _predict_image(x: np.ndarray, model: Any, halo: int, n_classes: int) -> np.ndarray:
+    """Patch model on a haloed block (y+2h, x+2h, feature) -> cropped (y, x, class)."""
+    proba = np.asarray(model.predict_proba_image(x), dtype="float32")
+    if proba.shape != x.shape[:2] + (n_classes,):
+        raise ModelError(
+            f"predict_proba_image returned shape {proba.shape}, expected {x.shape[:2] + (n_classes,)}"
+        )
+    invalid = np.isnan(x).all(axis=-1)
+    proba = np.where(invalid[..., None], np.nan, proba)
+    return proba[halo : x.shape[0] - halo, halo : x.shape[1] - halo]
+
+
+def _class_codes(proba: np.ndarray, codes: np.ndarray, nodata: int) -> np.ndarray:
+    invalid = np.isnan(proba[..., 0])
+    idx = np.argmax(np.where(np.isnan(proba), -1.0, proba), axis=-1)
+    return np.where(invalid, np.uint8(nodata), codes[idx]).astype("uint8")
+
+
+def _confidence(proba: np.ndarray) -> np.ndarray:
+    invalid = np.isnan(proba[..., 0])
+    return np.where(
+        invalid, np.nan, np.nanmax(np.where(invalid[..., None], 0, proba), axis=-1)
+    ).astype("float32")
+
+
+def _uncertainty(proba: np.ndarray, method: str) -> np.ndarray:
+    invalid = np.isnan(proba[..., 0])
+    p = np.where(invalid[..., None], 0.0, proba).astype("float32")
+    n = p.shape[-1]
+    if method == "entropy":
+        with np.errstate(divide="ignore", invalid="ignore"):
+            h = -np.sum(np.where(p > 0, p * np.log(p), 0.0), axis=-1) / np.log(n)
+    else:
+        top2 = np.sort(p, axis=-1)[..., -2:]
+        h = 1.0 - (top2[..., 1] - top2[..., 0])
+    return np.where(invalid, np.nan, np.clip(h, 0, 1)).astype("float32")
+
+
+def _with_n_jobs(model: Any, n_jobs: int | None) -> Any:
+    if n_jobs is None or not hasattr(model, "estimator"):
+        return model
+    est = model.estimator
+    if "n_jobs" not in est.get_params():
+        return model
+    new = copy.copy(model)
+    new.estimator = copy.copy(est)
+    new.estimator.set_params(n_jobs=n_jobs)
+    return new
+
+
+def classify(
+    cube: xr.Dataset | xr.DataArray,
+    model: PixelClassifier,
+    *,
+    probabilities: bool = False,
+    confidence: bool = True,
+    uncertainty: str | None = "entropy",
+    nodata: int = 255,
+    majority: int | None = None,
+    sieve: int | None = None,
+    connectivity: int = 4,
+    n_jobs: int | None = None,
+) -> xr.Dataset:
+    """Classify every pixel of a cube with a trained model, lazily and chunk by chunk.
+
+    Parameters
+    ----------
+    cube
+        Dataset/DataArray ``(time, y, x)`` / ``(y, x)`` with (at least) the model's features
+        (same bands and dates; extra ones are ignored). Dask-backed gives a lazy result.
+    model
+        A model from :func:`eoai.ml.fit` / :func:`eoai.ml.load_model`, or any object following
+        :class:`eoai.ml.base.PixelClassifier`.
+    probabilities
+        Add ``probability`` ``(class, y, x)`` float32.
+    confidence
+        Add ``confidence``: the probability of the chosen class.
+    uncertainty
+        ``"entropy"`` (normalised Shannon entropy, 0 = certain, 1 = uniform), ``"margin"``
+        (1 - (p1 - p2) of the two most probable classes) or ``None``: variable ``uncertainty``.
+    nodata
+        Class value of pixels without data (all features NaN; any NaN for models that do not accept
+        NaN). Never a class code.
+    majority
+        Window size of a majority filter applied to the class map (e.g. 3), or ``None``.
+    sieve
+        Merge regions smaller than this many pixels into their neighbour, or ``None``.
+    connectivity
+        4 or 8, for ``sieve``.
+    n_jobs
+        Threads of the model inside each chunk (random forest ``n_jobs``); default the model's.
+        With many dask threads, ``n_jobs=1`` avoids oversubscription.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``class`` (uint8 codes; attrs ``flag_values``, ``flag_meanings``, ``class_names``,
+        ``colours``, ``nodata``), and as requested ``probability``, ``confidence``,
+        ``uncertainty``; CRS and coordinates of the cube; ``attrs["eoai:method"]``.
+
+    Raises
+    ------
+    eoai.errors.ModelError
+        The cube lacks features of the model (the message lists missing and extra features), or
+        the object is not a model.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, xarray as xr
+    >>> import eoai.ml
+    >>> t = pd.to_datetime(["2021-05-01"])
+    >>> cube = xr.Dataset({"ndvi": (("time", "y", "x"), np.array([[[0.1, 0.9], [np.nan, 0.2]]]))},
+    ...                   coords={"time": t, "y": [1.0, 0.0], "x": [0.0, 1.0]})
+    >>> samples = pd.DataFrame({"ndvi_2021-05-01": [0.1, 0.2, 0.8, 0.9], "label": [1, 1, 2, 2]})
+    >>> model = eoai.ml.fit(samples, n_estimators=10, n_jobs=1)
+    >>> classify(cube, model)["class"].values.tolist()
+    [[1, 2], [255, 1]]
+    """
+    if not isinstance(model, PixelClassifier):
+        raise ModelError(
+            f"{type(model).__name__} is not an eoai model: train one with eoai.ml.fit(samples) "
+            "(a raw scikit-learn estimator lacks the feature names and classes)"
+        )
+    if uncertainty is not None and uncertainty not in UNCERTAINTY:
+        raise InputError(f"uncertainty must be one of {UNCERTAINTY} or None, got {uncertainty!r}")
+    codes = np.asarray(model.codes, dtype="uint8")
+    if not 0 <= nodata <= 255 or nodata in set(model.codes):
+        raise InputError(
+            f"nodata={nodata} must be a uint8 value that is not a class code {list(model.codes)}"
+        )
+    n_classes = len(model.classes)
+    feats = feature_array(cube, model.features)
+    run_model = _with_n_jobs(model, n_jobs)
+    halo = int(getattr(model, "halo", 0) or 0)
+    if halo and hasattr(model, "predict_proba_image"):
+        proba = _spatial_proba(feats, run_model, halo, n_classes)
+    else:
+        proba = xr.apply_ufunc(
+            _predict_pixels,
+            feats,
+            input_core_dims=[["feature"]],
+            output_core_dims=[["class"]],
+            dask="parallelized",
+            output_dtypes=[np.float32],
+            dask_gufunc_kwargs={"output_sizes": {"class": n_classes}},
+            kwargs={"model": run_model, "allow_nan": bool(model.allow_nan), "n_classes": n_classes},
+        )
+    proba = proba.assign_coords({"class": np.asarray(model.class_names, dtype=object)})
+
+    def per_pixel(func, dtype, **kw):
+        return xr.apply_ufunc(
+            func, proba, input_core_dims=[["class"]], dask="parallelized", output_dtypes=[dtype],
+            kwargs=kw,
+        )  # fmt: skip
+
+    cls = per_pixel(_class_codes, np.uint8, codes=codes, nodata=nodata)
+    cls.attrs = {
+        "long_name": "class",
+        "flag_values": [int(c) for c in codes],
+        "flag_meanings": " ".join(n.replace(" ", "_") for n in model.class_names),
+        "class_names": list(model.class_names),
+        "colours": list(model.colours),
+        "nodata": int(nodata),
+    }
+    cls.encoding["_FillValue"] = np.uint8(nodata)
+    if majority:
+        from .postprocess import majority_filter
+
+        cls = majority_filter(cls, majority, nodata=nodata)
+    if sieve:
+        from .postprocess import sieve as sieve_regions
+
+        cls = sieve_regions(cls, sieve, connectivity=connectivity, nodata=nodata)
+    out = xr.Dataset({"class": cls.transpose("y", "x")})
+    if probabilities:
+        out["probability"] = proba.transpose("class", "y", "x")
+        out["probability"].attrs = {"long_name": "class probability", "units": "1"}
+    if confidence:
+        out["confidence"] = per_pixel(_confidence, np.float32).transpose("y", "x")
+        out["confidence"].attrs = {"long_name": "probability of the chosen class", "units": "1"}
+    if uncertainty is not None:
+        out["uncertainty"] = per_pixel(_uncertainty, np.float32, method=uncertainty).transpose(
+            "y", "x"
+        )
+        out["uncertainty"].attrs = {
+            "long_name": f"classification uncertainty ({uncertainty})",
+            "units": "1",
+            "method": uncertainty,
+        }
+    params = {
+        "probabilities": probabilities, "uncertainty": uncertainty, "nodata": nodata,
+        "majority": majority, "sieve": sieve, "connectivity": connectivity, "n_jobs": n_jobs,
+    }  # fmt: skip
+    out.attrs = {
+        "eoai:method": "eoai.ml.classify",
+        "eoai:parameters": json.dumps(params),
+        "eoai:model": json.dumps(
+            {
+                "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
+                "n_features": len(model.features),
+                "classes": [str(c) for c in model.classes],
+                **{
+                    k: v
+                    for k, v in model.metadata.items()
+                    if k in ("method", "estimator", "label_column")
+                },
+            }
+        ),
+    }
+    return out
+
+
+def _spatial_proba(feats: xr.DataArray, model: Any, halo: int, n_classes: int) -> xr.DataArray:
+    """Apply a patch model with a halo (map_overlap, reflected edges) and crop: no seams."""
+    import dask.array as da
+
+    data = feats.transpose("y", "x", "feature").data
+    if not isinstance(data, da.Array):
+        data = da.from_array(np.asarray(data), chunks=(-1, -1, -1))
+    if min(min(data.chunks[0]), min(data.chunks[1])) < halo:
+        raise InputError(f"chunks must be at least halo={halo} pixels in y and x; rechunk the cube")
+    padded = da.overlap.overlap(
+        data, depth={0: halo, 1: halo, 2: 0}, boundary={0: "reflect", 1: "reflect", 2: "none"}
+    )
+    chunks = (data.chunks[0], data.chunks[1], (n_classes,))
+    proba = padded.map_blocks(
+        _predict_image, model=model, halo=halo, n_classes=n_classes, chunks=chunks, dtype=np.float32
+    )
+    coords = {k: v for k, v in feats.coords.items() if "feature" not in v.dims}
+    out = xr.DataArray(proba, dims=("y", "x", "class"), coords=coords)
+    if not hasattr(feats.data, "dask"):
+        out = out.compute()
+    return out

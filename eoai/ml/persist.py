@@ -1,0 +1,204 @@
+"""Saving and loading models with their metadata, without unpickling untrusted files.
+
+A model is stored as two files: the weights (``model.skops`` for scikit-learn through skops, which
+does not execute code; or ``model.joblib`` / ``.pkl``, a pickle) and a JSON sidecar
+``<file>.json`` with features, classes, names, colours, the training cube and scores. Loading a
+pickle runs code from the file, so it needs ``trusted=True``; a skops file is loaded when it holds
+only scikit-learn / numpy types (else ``trusted=True`` is needed too).
+
+Other model families (``eoai.ml.deep``) plug in by defining ``_eoai_save(path) -> dict``: it writes
+the weights and returns the JSON fields to add, among them ``"loader": "eoai.ml.<module>:<func>"``,
+which :func:`load_model` calls as ``func(path, description, trusted=...)``.
+
+Examples
+--------
+>>> import numpy as np, pandas as pd, tempfile, os
+>>> import eoai.ml
+>>> df = pd.DataFrame({"b": [0.1, 0.2, 0.8, 0.9], "label": [1, 1, 2, 2]})
+>>> model = eoai.ml.fit(df, n_estimators=5, n_jobs=1)
+>>> path = os.path.join(tempfile.mkdtemp(), "rf.skops")
+>>> _ = save_model(model, path)
+>>> load_model(path).classes
+[1, 2]
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import import_module
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError, ModelError, UntrustedFileError
+
+SAFE_PREFIXES = ("sklearn.", "numpy.", "builtins.", "collections.")
+PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
+
+
+def sidecar_path(path: str | Path) -> Path:
+    """The JSON metadata file of a model file: ``<path>.json``.
+
+    Examples
+    --------
+    >>> str(sidecar_path("models/rf.skops"))
+    'models/rf.skops.json'
+    """
+    path = Path(path)
+    return path.with_name(path.name + ".json")
+
+
+def _versions() -> dict[str, str]:
+    import sklearn
+
+    import eoai
+
+    return {"eoai": eoai.__version__, "sklearn": sklearn.__version__}
+
+
+def save_model(model: Any, path: str | Path) -> Path:
+    """Save a model and its metadata (features, classes, colours, training cube, scores).
+
+    Parameters
+    ----------
+    model
+        A model from :func:`eoai.ml.fit`.
+    path
+        ``*.skops`` (recommended: loads without trusting the file) or ``*.joblib`` / ``*.pkl``
+        (a pickle: loading it needs ``trusted=True``). The metadata goes to ``<path>.json``.
+
+    Returns
+    -------
+    pathlib.Path
+        The model file.
+
+    Examples
+    --------
+    >>> save_model(model, "rf.skops")  # doctest: +SKIP
+    PosixPath('rf.skops')
+    """
+    from .base import ClassifierModel
+
+    if not isinstance(model, ClassifierModel):
+        raise ModelError(
+            f"save_model needs an eoai model (from eoai.ml.fit), got {type(model).__name__}"
+        )
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    description = model.describe()
+    if hasattr(model, "_eoai_save"):
+        description.update(model._eoai_save(path))
+        if not str(description.get("loader", "")).startswith("eoai."):
+            raise ModelError("a model's _eoai_save must return a 'loader' inside the eoai package")
+    elif hasattr(model, "estimator"):
+        suffix = path.suffix.lower()
+        if suffix == ".skops":
+            import skops.io as sio
+
+            sio.dump(model.estimator, path)
+            description["format"] = "skops"
+        elif suffix in PICKLE_SUFFIXES:
+            import joblib
+
+            joblib.dump(model.estimator, path)
+            description["format"] = "pickle"
+        else:
+            raise InputError(
+                f"unknown model file type {path.suffix!r}: use .skops (safe) or .joblib/.pkl (pickle)"
+            )
+        description["loader"] = "eoai.ml.persist:load_sklearn"
+        description["versions"] = _versions()
+    else:
+        raise ModelError(
+            f"{type(model).__name__} cannot be saved: it has no estimator and no _eoai_save"
+        )
+    sidecar_path(path).write_text(json.dumps(description, indent=2, default=str))
+    return path
+
+
+def load_model(path: str | Path, trusted: bool = False) -> Any:
+    """Load a model saved with :func:`save_model`.
+
+    Parameters
+    ----------
+    path
+        The model file (its ``<path>.json`` sidecar must be beside it).
+    trusted
+        Allow loading formats that can run code from the file (pickle / joblib, skops files with
+        types other than scikit-learn and numpy). Only for files you made or trust.
+
+    Returns
+    -------
+    eoai.ml.base.ClassifierModel
+
+    Raises
+    ------
+    eoai.errors.UntrustedFileError
+        The file would be unpickled and ``trusted`` is False.
+
+    Examples
+    --------
+    >>> model = load_model("rf.skops")  # doctest: +SKIP
+    """
+    path = Path(path)
+    meta = sidecar_path(path)
+    if not path.exists():
+        raise InputError(f"model file {path} does not exist")
+    if not meta.exists():
+        raise InputError(
+            f"the metadata file {meta} is missing: eoai models are saved as two files "
+            "(weights + JSON); save again with eoai.ml.save_model"
+        )
+    description = json.loads(meta.read_text())
+    loader = str(description.get("loader", ""))
+    module, _, func = loader.partition(":")
+    if not module.startswith("eoai.") or not func:
+        raise ModelError(
+            f"{meta} names no valid eoai loader ({loader!r}); it was not written by eoai"
+        )
+    return getattr(import_module(module), func)(path, description, trusted=trusted)
+
+
+def load_sklearn(path: Path, description: dict[str, Any], *, trusted: bool = False) -> Any:
+    """Loader of scikit-learn models (used by :func:`load_model` through the JSON sidecar).
+
+    Examples
+    --------
+    >>> model = load_model("rf.skops")  # doctest: +SKIP
+    """
+    from .forest import SklearnModel
+
+    fmt = description.get("format")
+    if fmt == "skops":
+        import skops.io as sio
+
+        untrusted = sio.get_untrusted_types(file=path)
+        unsafe = [t for t in untrusted if not t.startswith(SAFE_PREFIXES)]
+        if unsafe and not trusted:
+            raise UntrustedFileError(
+                f"{path} holds types that are not scikit-learn or numpy: {unsafe}; "
+                "load it with trusted=True only if you trust where it comes from"
+            )
+        estimator = sio.load(path, trusted=untrusted)
+    elif fmt == "pickle":
+        if not trusted:
+            raise UntrustedFileError(
+                f"{path} is a pickle, and loading a pickle runs code from the file; pass "
+                "trusted=True if you made it or trust its source, or save models as .skops"
+            )
+        import joblib
+
+        estimator = joblib.load(path)
+    else:
+        raise ModelError(f"unknown stored format {fmt!r} in {sidecar_path(path)}")
+    model = SklearnModel(
+        estimator,
+        description["features"],
+        class_names=description.get("class_names"),
+        colours=description.get("colours"),
+        metadata=description.get("metadata", {}),
+    )
+    if [str(c) for c in model.classes] != [str(c) for c in description.get("classes", [])]:
+        raise ModelError(
+            f"{path} and its metadata disagree on the classes: {model.classes} vs {description.get('classes')}"
+        )
+    return model
