@@ -1,0 +1,352 @@
+"""Land-surface phenology metrics per pixel, season and year (TIMESAT-style threshold method).
+
+For each pixel and year, the series (ideally smoothed: pass ``smooth="whittaker"`` to gap-fill and
+smooth first) is read as a piecewise-linear curve through its valid samples. Peaks are interior
+local maxima ranked by prominence; up to ``seasons`` of them (those whose prominence is at least
+``min_prominence`` of the year's range and ``min_amplitude``) are kept, in date order, on a
+``season`` dimension. For each season:
+
+- ``pos`` / ``vpos``: peak date and value (refined by a parabola through the three samples around the
+  maximum);
+- ``base``: the lower of the minima before and after the peak (each searched up to the
+  neighbouring season or the year edge); with ``base="sides"`` (TIMESAT) each side keeps its own
+  minimum for its levels and ``base`` is their mean; ``amplitude`` = ``vpos - base``;
+- ``sos`` / ``eos``: where the curve crosses ``base + threshold * amplitude`` on the way up / down
+  (``threshold=0.2`` by default, 0.5 as in many TIMESAT set-ups) or, with ``absolute=True``, the
+  value ``threshold``; searched outwards from the peak and linearly interpolated between samples;
+  ``vsos`` / ``veos`` the values there; ``los`` = ``eos - sos`` in days;
+- ``greenup_rate`` / ``senescence_rate``: rise (fall) between the 20 % and 80 % levels of the side
+  amplitude divided by the time it takes (value per day, both positive);
+- ``large_integral``: integral of the curve from sos to eos; ``small_integral``: integral of
+  ``curve - base`` over the same span (value x days);
+- ``mos``: middle of season, midway between the 80 % crossings on both sides.
+
+Dates are datetime64 (``sos``, ``pos``, ``eos``, ``mos``) and fractional day of year
+(``sos_doy``...). Years are calendar years (a ``year`` dimension when the series spans more than one
+year; a series of at most 366 days is one window). Pixel-years without data (fewer than 3 valid
+samples), flat (range below ``min_amplitude``) or without a complete season give NaN / NaT, never an
+invented date, and a ``DataSkippedWarning`` counts them. Seasons cut by the year edge (a start
+before 1 January) are not complete and are NaN.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from eoai.errors import DataSkippedWarning, InputError, TimeAxisError
+from eoai.timeseries import _pheno_kernels as PK
+from eoai.timeseries._timeaxis import DAY_NS, check_time, days, single_time_chunk
+
+__all__ = ["phenology", "METRICS"]
+
+_FLOAT_OUT = tuple(f for f in PK.FIELDS if f not in PK.DATE_FIELDS)
+METRICS = (
+    *PK.DATE_FIELDS,
+    *(f"{f}_doy" for f in PK.DATE_FIELDS),
+    *_FLOAT_OUT,
+)
+_DESCRIPTIONS = {
+    "sos": "start of season",
+    "pos": "peak of season",
+    "eos": "end of season",
+    "mos": "middle of season (midway between the 80 % crossings)",
+    "vsos": "value at the start of season",
+    "vpos": "value at the peak of season",
+    "veos": "value at the end of season",
+    "base": "base level (minimum around the season, see eoai:parameters)",
+    "amplitude": "peak value minus base",
+    "los": "length of season (eos - sos)",
+    "greenup_rate": "rate of green-up between the 20 % and 80 % levels",
+    "senescence_rate": "rate of senescence between the 80 % and 20 % levels",
+    "large_integral": "integral of the curve from sos to eos",
+    "small_integral": "integral of the curve minus base from sos to eos",
+}
+_UNITS = {"los": "days", "greenup_rate": "1/day", "senescence_rate": "1/day",
+          "large_integral": "days", "small_integral": "days"}  # fmt: skip
+_FIELDS_OUT = ("year", "season", "__eoai_metric")
+
+
+def phenology(
+    obj: xr.DataArray | xr.Dataset,
+    threshold: float = 0.2,
+    seasons: int = 1,
+    *,
+    absolute: bool = False,
+    base: str = "min",
+    min_amplitude: float = 0.1,
+    min_prominence: float = 0.25,
+    years: int | list[int] | None = None,
+    smooth: str | None = None,
+    smooth_kw: dict[str, Any] | None = None,
+    variable: str | None = None,
+    dim: str = "time",
+) -> xr.Dataset:
+    """Phenology metrics (start, peak, end of season and more) per pixel, season and year.
+
+    Parameters
+    ----------
+    obj : xarray.DataArray or xarray.Dataset
+        Vegetation index series along ``dim`` (NaN = missing). For a Dataset, ``variable`` (default
+        ``"ndvi"`` if present, else its only variable) is used.
+    threshold : float
+        Fraction of the amplitude (0 < threshold < 1, default 0.2) or, with ``absolute=True``, the
+        value that the curve crosses at the start and end of season.
+    seasons : {1, 2}
+        Seasons per year to report (2 for double cropping); more than one adds a ``season`` dim.
+    absolute : bool
+        Read ``threshold`` as a value of the series instead of a fraction of the amplitude.
+    base : {"min", "sides"}
+        ``"min"`` (default): one base per season, the lower of the minima before and after the
+        peak; start and end levels are ``base + threshold * (vpos - base)``. ``"sides"`` (TIMESAT):
+        each side uses its own minimum, and ``base`` is their mean.
+    min_amplitude : float
+        Smallest amplitude (in data units, NDVI by default) of a season; flatter pixels are NaN.
+    min_prominence : float
+        Smallest prominence of a peak as a fraction of the year's range (separates two seasons from
+        a dent in one).
+    years : int or list of int, optional
+        Calendar years to analyse (default: every year covered; one window if the series spans at
+        most 366 days).
+    smooth : str, optional
+        Gap-fill / smooth first with :func:`eoai.timeseries.gapfill.gapfill` (e.g. ``"whittaker"``),
+        with the keyword arguments ``smooth_kw``.
+    smooth_kw : dict, optional
+        Arguments for ``gapfill`` (e.g. ``{"lam": "vcurve", "freq": "5D"}``).
+    variable : str, optional
+        Variable of a Dataset to use.
+    dim : str
+        Time dimension.
+
+    Returns
+    -------
+    xarray.Dataset
+        Variables ``sos``, ``pos``, ``eos``, ``mos`` (datetime64), ``sos_doy``... (day of year),
+        ``vsos``, ``vpos``, ``veos``, ``base``, ``amplitude``, ``los``, ``greenup_rate``,
+        ``senescence_rate``, ``large_integral``, ``small_integral`` on ``(year, season, *space)``
+        (``year`` / ``season`` only when there are several). Lazy for a dask input.
+
+    Raises
+    ------
+    eoai.errors.MissingDimensionError, eoai.errors.TimeAxisError, eoai.errors.InputError
+        Missing / non-datetime time, series too short, bad parameters.
+
+    Warns
+    -----
+    eoai.errors.DataSkippedWarning
+        With the counts of pixel-years left NaN (no data, flat, no complete season, fewer seasons
+        than asked).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, xarray as xr
+    >>> from eoai.datasets import double_logistic
+    >>> from eoai.timeseries.phenology import phenology
+    >>> t = pd.date_range("2021-01-01", "2021-12-31", freq="D")
+    >>> v = double_logistic(np.arange(1, 366), 0.2, 0.6, 120, 270, 0.1, 0.1)
+    >>> ph = phenology(xr.DataArray(v, dims="time", coords={"time": t}), threshold=0.5)
+    >>> round(float(ph.sos_doy), 1), round(float(ph.eos_doy), 1)
+    (120.0, 270.0)
+    """
+    func = "phenology"
+    if isinstance(obj, xr.Dataset):
+        names = list(obj.data_vars)
+        if variable is None:
+            variable = "ndvi" if "ndvi" in names else names[0] if len(names) == 1 else None
+        if variable is None or variable not in names:
+            raise InputError(
+                f"{func}: choose the variable of the Dataset with variable=...; it has {names}"
+            )
+        obj = obj[variable]
+    obj = check_time(obj, dim, func=func)
+    if isinstance(seasons, bool) or seasons not in (1, 2):
+        raise InputError(f"{func}: seasons must be 1 or 2, got {seasons!r}")
+    if isinstance(threshold, bool) or not isinstance(
+        threshold, (int, float, np.integer, np.floating)
+    ):
+        raise InputError(f"{func}: threshold must be a number, got {threshold!r}")
+    if not absolute and not 0.0 < float(threshold) < 1.0:
+        raise InputError(
+            f"{func}: threshold={threshold} must be a fraction of the amplitude in (0, 1); "
+            "pass absolute=True to use it as a value of the series"
+        )
+    if not np.isfinite(threshold):
+        raise InputError(f"{func}: threshold must be finite, got {threshold!r}")
+    if base not in ("min", "sides"):
+        raise InputError(f"{func}: base must be 'min' or 'sides', got {base!r}")
+    if not (min_amplitude >= 0 and 0 <= min_prominence < 1):
+        raise InputError(f"{func}: need min_amplitude >= 0 and 0 <= min_prominence < 1")
+    if smooth is not None:
+        from eoai.timeseries.gapfill import gapfill
+
+        obj = gapfill(obj, smooth, dim=dim, **(smooth_kw or {}))
+    if obj.sizes[dim] < 3:
+        raise TimeAxisError(f"{func}: {obj.sizes[dim]} dates are too few; need at least 3")
+    if not np.issubdtype(obj.dtype, np.floating):
+        obj = obj.astype(np.float32)
+
+    t = pd.DatetimeIndex(obj[dim].values)
+    origin = t[0].floor("D").to_datetime64()
+    x = days(t.values, origin)
+    labels, lo, hi, year_dim = _windows(t, years, origin, func)
+    spec = {
+        "x": x, "lo": lo, "hi": hi, "seasons": int(seasons), "threshold": float(threshold),
+        "absolute": bool(absolute), "sides": base == "sides", "min_amplitude": float(min_amplitude),
+        "min_prominence": float(min_prominence), "origin": origin,
+    }  # fmt: skip
+    da = single_time_chunk(obj, dim, func)
+    n_f = len(PK.FIELDS) + len(PK.DATE_FIELDS)
+    res = xr.apply_ufunc(
+        _block,
+        da,
+        kwargs={"spec": spec},
+        input_core_dims=[[dim]],
+        output_core_dims=[list(_FIELDS_OUT)],
+        dask="parallelized",
+        output_dtypes=[np.float64],
+        dask_gufunc_kwargs={
+            "output_sizes": {"year": len(labels), "season": int(seasons), "__eoai_metric": n_f}
+        },
+    )
+    res = res.assign_coords(year=np.asarray(labels), season=np.arange(1, seasons + 1))
+    names = list(PK.FIELDS) + [f"{f}_doy" for f in PK.DATE_FIELDS]
+    out = {}
+    origin_ns = np.datetime64(origin, "ns")
+    for k, name in enumerate(names):
+        v = res.isel(__eoai_metric=k, drop=True)
+        if name in PK.DATE_FIELDS:
+            v = (v * float(DAY_NS)).astype("timedelta64[ns]") + origin_ns
+            v.attrs = {"long_name": _DESCRIPTIONS[name]}
+        elif name.endswith("_doy"):
+            v = v.astype(np.float32)
+            v.attrs = {
+                "long_name": f"{_DESCRIPTIONS[name[:-4]]}, day of year",
+                "units": "day of year",
+            }
+        else:
+            v = v.astype(np.float32)
+            v.attrs = {"long_name": _DESCRIPTIONS[name]}
+            if name in _UNITS:
+                unit = obj.attrs.get("units", "1")
+                v.attrs["units"] = (
+                    _UNITS[name] if name in ("los",) else f"{unit} {_UNITS[name]}".replace("1 ", "")
+                )
+            elif "units" in obj.attrs:
+                v.attrs["units"] = obj.attrs["units"]
+        if not year_dim:
+            v = v.squeeze("year")
+        if seasons == 1:
+            v = v.squeeze("season", drop=True)
+        space = [d for d in obj.dims if d != dim]
+        lead = [d for d in ("year", "season") if d in v.dims]
+        out[name] = v.transpose(*lead, *space)
+    order = [*PK.DATE_FIELDS, *(f"{f}_doy" for f in PK.DATE_FIELDS), *_FLOAT_OUT]
+    ds = xr.Dataset({k: out[k] for k in order})
+    ds.attrs = {
+        "eoai:method": "phenology:threshold",
+        "eoai:parameters": json.dumps(
+            {
+                "threshold": float(threshold),
+                "absolute": bool(absolute),
+                "base": base,
+                "seasons": int(seasons),
+                "min_amplitude": float(min_amplitude),
+                "min_prominence": float(min_prominence),
+                "years": [int(v) for v in labels],
+                "smooth": smooth,
+                "smooth_kw": {k: str(v) for k, v in (smooth_kw or {}).items()},
+            }
+        ),  # fmt: skip
+    }
+    if obj.name is not None:
+        ds.attrs["eoai:variable"] = str(obj.name)
+    return ds
+
+
+def _windows(t: pd.DatetimeIndex, years: Any, origin: np.datetime64, func: str):
+    """Year labels and window bounds (days since origin); whether a ``year`` dim is needed."""
+    if years is None:
+        span = (t[-1] - t[0]) / pd.Timedelta(1, "D")
+        if span <= 366:
+            mid = t[0] + (t[-1] - t[0]) / 2
+            return [int(mid.year)], np.array([-np.inf]), np.array([np.inf]), False
+        labels = list(range(t[0].year, t[-1].year + 1))
+        year_dim = True
+    else:
+        one = isinstance(years, (int, np.integer))
+        try:
+            labels = [int(years)] if one else [int(y) for y in years]
+        except (TypeError, ValueError) as err:
+            raise InputError(
+                f"{func}: years must be an int or a list of ints, got {years!r}"
+            ) from err
+        if not labels:
+            raise InputError(f"{func}: years is empty")
+        covered = set(range(t[0].year, t[-1].year + 1))
+        missing = [y for y in labels if y not in covered]
+        if missing:
+            raise TimeAxisError(
+                f"{func}: years {missing} are outside the series ({t[0].date()} to {t[-1].date()})"
+            )
+        year_dim = not one
+    starts = pd.DatetimeIndex([pd.Timestamp(year=y, month=1, day=1) for y in labels])
+    ends = pd.DatetimeIndex([pd.Timestamp(year=y + 1, month=1, day=1) for y in labels])
+    lo = days(starts.values, origin)
+    hi = days(ends.values, origin) - 1e-9
+    return labels, lo, hi, year_dim
+
+
+def _block(values: np.ndarray, spec: dict) -> np.ndarray:
+    lead = values.shape[:-1]
+    y = np.ascontiguousarray(values.reshape(-1, values.shape[-1]), dtype=np.float64)
+    n_win = spec["lo"].size
+    n_s = spec["seasons"]
+    out = np.empty((y.shape[0], n_win, n_s, PK.N_FIELDS))
+    counts = np.zeros(4, np.int64)
+    PK.phenology_kernel(
+        y, spec["x"], spec["lo"], spec["hi"], n_s, spec["threshold"], spec["absolute"], spec["sides"],
+        spec["min_amplitude"], spec["min_prominence"], out, counts,
+    )  # fmt: skip
+    # fractional day of year of the date fields
+    origin_ns = np.datetime64(spec["origin"], "ns").astype(np.int64)
+    doys = []
+    for f in PK.DATE_FIELDS:
+        d = out[..., PK.FIELDS.index(f)]
+        finite = np.isfinite(d)
+        ns = origin_ns + np.where(finite, d * DAY_NS, 0).astype(np.int64)
+        dt = ns.astype("datetime64[ns]")
+        jan1 = dt.astype("datetime64[Y]").astype("datetime64[ns]")
+        doy = (dt - jan1).astype(np.int64) / DAY_NS + 1.0
+        doys.append(np.where(finite, doy, np.nan))
+    full = np.concatenate([out, np.stack(doys, axis=-1)], axis=-1)
+    _warn_counts(counts, y.shape[0] * n_win, n_s)
+    return full.reshape(*lead, n_win, n_s, full.shape[-1])
+
+
+def _warn_counts(counts: np.ndarray, total: int, n_seasons: int) -> None:
+    parts = []
+    if counts[PK.C_NODATA]:
+        parts.append(f"{counts[PK.C_NODATA]} without data (fewer than 3 valid dates)")
+    if counts[PK.C_FLAT]:
+        parts.append(f"{counts[PK.C_FLAT]} flat (range below min_amplitude)")
+    if counts[PK.C_NOSEASON]:
+        parts.append(f"{counts[PK.C_NOSEASON]} without a complete season")
+    if parts:
+        warnings.warn(
+            f"phenology: {sum(int(counts[i]) for i in range(3))} of {total} pixel-years left NaN: "
+            + ", ".join(parts),
+            DataSkippedWarning,
+            stacklevel=2,
+        )
+    if n_seasons > 1 and counts[PK.C_FEWER]:
+        warnings.warn(
+            f"phenology: {counts[PK.C_FEWER]} of {total} pixel-years have fewer than {n_seasons} "
+            "seasons; the missing seasons are NaN",
+            DataSkippedWarning,
+            stacklevel=2,
+        )
