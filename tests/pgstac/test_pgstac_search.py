@@ -5,8 +5,8 @@ pgstac_server.py) loaded with the 10 real Earth Search Sentinel-2 L2A items of
 ``../shared/data/earthsearch_l2a``. Expected sets are computed from the item JSON files.
 Without PostgreSQL these tests skip locally and fail in CI (``skip_or_fail``).
 
-The fixture lives here and not in a tests/pgstac/conftest.py: a second conftest.py shadows
-tests/conftest.py in ``sys.modules['conftest']`` and breaks every ``from conftest import``.
+The fixture lives here rather than in a sub-folder conftest.py; shared helpers come from
+``tests/eoai_testing.py``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import skip_or_fail
+from eoai_testing import skip_or_fail
 from pgstac_server import Unavailable, read_static_collection, serve
 
 pytestmark = pytest.mark.pgstac
