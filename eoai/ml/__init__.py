@@ -25,11 +25,13 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
+# eoai.ml.classify is both a module and its function: bind the function (the module is light).
+from .classify import classify  # noqa: E402, F401
+
 _FUNCTIONS = {
     "extract": "eoai.ml.samples",
     "fit": "eoai.ml.train",
     "cross_validate": "eoai.ml.train",
-    "classify": "eoai.ml.classify",
     "assess": "eoai.ml.metrics",
     "area_estimates": "eoai.ml.metrics",
     "plot_confusion_matrix": "eoai.ml.metrics",
@@ -42,7 +44,7 @@ _FUNCTIONS = {
     "PixelClassifier": "eoai.ml.base",
 }
 
-__all__ = sorted(_FUNCTIONS)
+__all__ = sorted([*_FUNCTIONS, "classify"])
 
 
 def __getattr__(name: str) -> Any:

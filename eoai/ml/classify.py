@@ -30,6 +30,7 @@ from .base import PixelClassifier
 from .features import feature_array
 
 UNCERTAINTY = ("entropy", "margin")
+CLASS_DIM = "class_name"  # dimension of ``probability`` (``class`` is the class-map variable)
 
 
 def _predict_pixels(x: np.ndarray, model: Any, allow_nan: bool, n_classes: int) -> np.ndarray:
@@ -120,7 +121,7 @@ def classify(
         A model from :func:`eoai.ml.fit` / :func:`eoai.ml.load_model`, or any object following
         :class:`eoai.ml.base.PixelClassifier`.
     probabilities
-        Add ``probability`` ``(class, y, x)`` float32.
+        Add ``probability`` ``(class_name, y, x)`` float32.
     confidence
         Add ``confidence``: the probability of the chosen class.
     uncertainty
@@ -193,11 +194,13 @@ def classify(
             dask_gufunc_kwargs={"output_sizes": {"class": n_classes}},
             kwargs={"model": run_model, "allow_nan": bool(model.allow_nan), "n_classes": n_classes},
         )
-    proba = proba.assign_coords({"class": np.asarray(model.class_names, dtype=object)})
+    proba = proba.rename({"class": CLASS_DIM}).assign_coords(
+        {CLASS_DIM: np.asarray(model.class_names, dtype=object)}
+    )
 
     def per_pixel(func, dtype, **kw):
         return xr.apply_ufunc(
-            func, proba, input_core_dims=[["class"]], dask="parallelized", output_dtypes=[dtype],
+            func, proba, input_core_dims=[[CLASS_DIM]], dask="parallelized", output_dtypes=[dtype],
             kwargs=kw,
         )  # fmt: skip
 
@@ -221,7 +224,7 @@ def classify(
         cls = sieve_regions(cls, sieve, connectivity=connectivity, nodata=nodata)
     out = xr.Dataset({"class": cls.transpose("y", "x")})
     if probabilities:
-        out["probability"] = proba.transpose("class", "y", "x")
+        out["probability"] = proba.transpose(CLASS_DIM, "y", "x")
         out["probability"].attrs = {"long_name": "class probability", "units": "1"}
     if confidence:
         out["confidence"] = per_pixel(_confidence, np.float32).transpose("y", "x")
@@ -265,8 +268,18 @@ def _spatial_proba(feats: xr.DataArray, model: Any, halo: int, n_classes: int) -
     data = feats.transpose("y", "x", "feature").data
     if not isinstance(data, da.Array):
         data = da.from_array(np.asarray(data), chunks=(-1, -1, -1))
-    if min(min(data.chunks[0]), min(data.chunks[1])) < halo:
-        raise InputError(f"chunks must be at least halo={halo} pixels in y and x; rechunk the cube")
+    if min(data.shape[0], data.shape[1]) <= halo:
+        raise InputError(
+            f"the cube ({data.shape[0]} x {data.shape[1]} px) is smaller than the halo {halo}"
+        )
+    from dask.array.overlap import ensure_minimum_chunksize
+
+    data = data.rechunk(
+        {
+            0: ensure_minimum_chunksize(halo, data.chunks[0]),
+            1: ensure_minimum_chunksize(halo, data.chunks[1]),
+        }
+    )
     padded = da.overlap.overlap(
         data, depth={0: halo, 1: halo, 2: 0}, boundary={0: "reflect", 1: "reflect", 2: "none"}
     )

@@ -19,6 +19,7 @@ Examples
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -162,7 +163,7 @@ def feature_array(
             part = var.transpose("y", "x", "time").drop_vars("time").rename(time="feature")
         else:
             part = var.transpose("y", "x").expand_dims("feature", axis=-1)
-        parts.append(part.astype("float32", copy=False).drop_attrs())
+        parts.append(part.astype("float32", copy=False).drop_attrs(deep=False))
     stacked = xr.concat(parts, dim="feature", coords="minimal", compat="override", join="override")
     stacked = stacked.assign_coords(feature=np.asarray(names, dtype=object))
     if features is not None:
@@ -189,12 +190,40 @@ def check_features(available: Sequence[str], required: Sequence[str]) -> None:
     if missing:
         required_set = set(required)
         extra = [f for f in available if f not in required_set]
+        hint = _summary(missing, available)
         raise ModelError(
             f"the cube lacks {len(missing)} of the model's {len(required)} features: "
-            f"{_short(missing)}; the cube has {len(extra)} features the model does not use: "
+            f"{_short(missing)}{hint}; the cube has {len(extra)} features the model does not use: "
             f"{_short(extra)}. Load the cube with the bands and dates the model was trained on "
             "(model.features), or gap-fill / resample it onto those dates first."
         )
+
+
+_NAME = re.compile(r"^(?P<var>.+)_(?P<date>\d{4}-\d{2}-\d{2}(T[\d:]+)?)$")
+
+
+def _summary(missing: Sequence[str], available: Sequence[str]) -> str:
+    """' (variables missing: ...; dates missing: ...)' for band_date names."""
+    have_vars, have_dates = set(), set()
+    for f in available:
+        m = _NAME.match(f)
+        have_vars.add(m["var"] if m else f)
+        if m:
+            have_dates.add(m["date"])
+    miss_vars, miss_dates = [], []
+    for f in missing:
+        m = _NAME.match(f)
+        var = m["var"] if m else f
+        if var not in have_vars and var not in miss_vars:
+            miss_vars.append(var)
+        if m and m["date"] not in have_dates and m["date"] not in miss_dates:
+            miss_dates.append(m["date"])
+    parts = []
+    if miss_vars:
+        parts.append(f"variables missing: {_short(miss_vars)}")
+    if miss_dates:
+        parts.append(f"dates missing: {_short(miss_dates)}")
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 def _short(items: Sequence[str], n: int = 12) -> str:

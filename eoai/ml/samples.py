@@ -132,7 +132,8 @@ def _pixel_indices(
     if is_point.any():
         pts = geoms[is_point]
         inv = ~transform
-        px, py = inv * (np.asarray(pts.x), np.asarray(pts.y))
+        x, y = np.asarray(pts.x), np.asarray(pts.y)
+        px, py = inv.a * x + inv.b * y + inv.c, inv.d * x + inv.e * y + inv.f
         c, r = np.floor(px).astype(np.int64), np.floor(py).astype(np.int64)
         inside = (r >= 0) & (r < ny) & (c >= 0) & (c < nx)
         rows.append(r[inside])
@@ -353,9 +354,9 @@ def extract(
         table = table[list(features)]
     table["label"] = gdf[label].to_numpy()[owner]
     table["group"] = group_values[owner]
-    gx, gy = geobox.affine * (cols + 0.5, rows + 0.5)
-    table["x"] = np.asarray(gx, dtype="float64")
-    table["y"] = np.asarray(gy, dtype="float64")
+    a = geobox.affine
+    table["x"] = a.a * (cols + 0.5) + a.b * (rows + 0.5) + a.c
+    table["y"] = a.d * (cols + 0.5) + a.e * (rows + 0.5) + a.f
 
     feats = list(features) if features is not None else names
     if drop_empty:

@@ -1,0 +1,192 @@
+"""classify: accuracy on a synthetic cube with known classes, laziness, nodata, errors, distributed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import eoai
+import eoai.ml
+from eoai.errors import InputError, ModelError
+from eoai.ml.base import ClassifierModel
+
+
+@pytest.fixture(scope="module")
+def trained(synthetic):
+    cube, truth, parcels = synthetic
+    samples = eoai.ml.extract(cube, parcels, label="class")
+    train_groups = parcels.index[parcels["parcel"] % 2 == 0]
+    train = samples[samples["group"].isin(train_groups)]
+    names = dict(enumerate(truth.attrs["class_names"]))
+    model = eoai.ml.fit(train, "rf", n_estimators=60, n_jobs=1, class_names=names)
+    return model, samples, train_groups
+
+
+def test_synthetic_accuracy_on_held_out_parcels(synthetic, trained):
+    cube, truth, parcels = synthetic
+    model, _, train_groups = trained
+    out = cube.eoai.classify(model)
+    pred = out["class"].values
+    test_mask = ~np.isin(
+        _parcel_raster(parcels, cube), np.asarray(train_groups)
+    )  # pixels of parcels not used for training
+    oa = (pred == truth["class"].values)[test_mask].mean()
+    assert test_mask.sum() > 500
+    assert oa >= 0.95, f"overall accuracy on held-out parcels {oa:.3f} < 0.95"
+    # names and colours travel with the map; no pixel is nodata (every pixel has clear dates)
+    assert out["class"].attrs["class_names"] == truth.attrs["class_names"]
+    assert out["class"].attrs["flag_values"] == list(range(6))
+    assert not (pred == 255).any()
+    assert out.odc.crs == cube.odc.crs
+
+
+def _parcel_raster(parcels, cube):
+    import rasterio.features
+
+    gbox = cube.odc.geobox
+    return rasterio.features.rasterize(
+        zip(parcels.geometry, parcels.index, strict=True), out_shape=gbox.shape,
+        transform=gbox.affine, fill=-1, dtype="int32",
+    )  # fmt: skip
+
+
+def test_lazy_and_numpy_agree(synthetic, trained, count_computes):
+    cube, _, _ = synthetic
+    model, _, _ = trained
+    with count_computes() as c:
+        lazy = eoai.ml.classify(cube, model, probabilities=True, uncertainty="margin")
+    assert c.count == 0
+    assert all(hasattr(v.data, "dask") for v in lazy.data_vars.values())
+    eager = eoai.ml.classify(cube.compute(), model, probabilities=True, uncertainty="margin")
+    assert not hasattr(eager["class"].data, "dask")
+    lazy = lazy.compute()
+    np.testing.assert_array_equal(lazy["class"].values, eager["class"].values)
+    np.testing.assert_allclose(lazy["probability"].values, eager["probability"].values, atol=1e-6)
+    # probabilities sum to one, confidence is the max, margin uncertainty in [0, 1]
+    np.testing.assert_allclose(lazy["probability"].sum("class_name"), 1.0, atol=1e-5)
+    np.testing.assert_allclose(lazy["confidence"], lazy["probability"].max("class_name"))
+    p = np.sort(lazy["probability"].values, axis=0)
+    np.testing.assert_allclose(lazy["uncertainty"], 1 - (p[-1] - p[-2]), atol=1e-6)
+    assert list(lazy["probability"]["class_name"].values) == model.class_names
+
+
+def test_entropy_bounds_and_values(synthetic, trained):
+    cube, _, _ = synthetic
+    model, _, _ = trained
+    out = eoai.ml.classify(
+        cube.isel(x=slice(0, 8), y=slice(0, 8)), model, probabilities=True
+    ).compute()
+    p = out["probability"].values
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h = -np.nansum(np.where(p > 0, p * np.log(p), 0), axis=0) / np.log(p.shape[0])
+    np.testing.assert_allclose(out["uncertainty"].values, h, atol=1e-5)
+
+
+def test_nan_pixels_get_nodata_never_class_zero(synthetic, trained):
+    cube, _, _ = synthetic
+    model, _, _ = trained
+    holed = cube.where((cube.x != cube.x[5]) | (cube.y != cube.y[7]))  # one all-NaN pixel
+    out = eoai.ml.classify(holed, model, nodata=200).compute()
+    assert out["class"].values[7, 5] == 200
+    assert np.isnan(out["confidence"].values[7, 5]) and np.isnan(out["uncertainty"].values[7, 5])
+    assert (out["class"].values != 200).sum() == 64 * 64 - 1
+    assert out["class"].encoding["_FillValue"] == 200 or out["class"].attrs["nodata"] == 200
+    with pytest.raises(InputError, match="not a class code"):
+        eoai.ml.classify(cube, model, nodata=3)
+
+
+def test_model_without_nan_support_gives_nodata_for_any_nan(synthetic):
+    cube, _, _ = synthetic
+    sub = cube[["red", "nir"]].isel(time=[0, 1])
+    feats = eoai.ml.feature_names(sub)
+
+    class Mean(ClassifierModel):
+        allow_nan = False
+
+        def predict_proba(self, X):
+            assert not np.isnan(X).any()
+            p = (X.mean(axis=1) > 0.2).astype("float32")
+            return np.stack([1 - p, p], axis=1)
+
+    out = eoai.ml.classify(sub, Mean(feats, ["low", "high"])).compute()
+    anynan = sub.to_array().isnull().any(("variable", "time")).values
+    assert anynan.any() and (~anynan).any()
+    np.testing.assert_array_equal(out["class"].values == 255, anynan)
+
+
+def test_missing_features_error_lists_them(synthetic, trained):
+    cube, _, _ = synthetic
+    model, _, _ = trained
+    short = cube.isel(time=slice(0, 20)).drop_vars("swir22")
+    with pytest.raises(ModelError) as err:
+        eoai.ml.classify(short, model)
+    msg = str(err.value)
+    assert "the cube lacks 70 of the model's 250 features" in msg
+    assert "variables missing: swir22; dates missing: 2021-10-28, 2021-11-12, 2021-11-27, " in msg
+    with pytest.raises(ModelError, match="not an eoai model"):
+        from sklearn.ensemble import RandomForestClassifier
+
+        eoai.ml.classify(cube, RandomForestClassifier())
+
+
+def test_postprocessing_inside_classify(synthetic, trained):
+    cube, _, _ = synthetic
+    model, _, _ = trained
+    raw = eoai.ml.classify(cube, model)["class"]
+    post = eoai.ml.classify(cube, model, majority=3, sieve=4)["class"]
+    assert hasattr(post.data, "dask")
+    expected = eoai.ml.sieve(eoai.ml.majority_filter(raw.compute(), 3), 4)
+    np.testing.assert_array_equal(post.values, expected.values)
+    assert post.attrs["eoai:majority_filter"] == 3 and post.attrs["eoai:sieve"] == 4
+
+
+def test_classify_under_distributed_processes(synthetic, trained):
+    distributed = pytest.importorskip("distributed")
+    cube, _, _ = synthetic
+    model, _, _ = trained
+    expected = eoai.ml.classify(cube, model)["class"].values
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+        host="127.0.0.1",
+    ) as cluster, distributed.Client(cluster) as client:  # fmt: skip
+        result = client.compute(eoai.ml.classify(cube, model)["class"]).result()
+    np.testing.assert_array_equal(result.values, expected)
+
+
+class SmoothPatchModel(ClassifierModel):
+    """A spatial model: class 1 where the 5 x 5 neighbourhood mean of the first feature > 0.3."""
+
+    halo = 2
+    allow_nan = True
+
+    def predict_proba_image(self, block):
+        from scipy.ndimage import uniform_filter
+
+        v = np.nan_to_num(block[..., 0], nan=0.0)
+        p = uniform_filter(v, size=5, mode="reflect") > 0.3
+        p = p.astype("float32")
+        return np.stack([1 - p, p], axis=-1)
+
+
+def test_patch_models_tile_without_seams():
+    rng = np.random.default_rng(0)
+    data = rng.random((1, 40, 36)).astype("float32")
+    cube = xr.Dataset(
+        {"b": (("time", "y", "x"), data)},
+        coords={
+            "time": np.array(["2021-01-01"], dtype="datetime64[ns]"),
+            "y": np.arange(40.0)[::-1],
+            "x": np.arange(36.0),
+        },
+    )
+    model = SmoothPatchModel(["b_2021-01-01"], ["low", "high"])
+    whole = eoai.ml.classify(cube, model)["class"].values
+    tiled = eoai.ml.classify(cube.chunk({"y": 9, "x": 7}), model)["class"]
+    assert hasattr(tiled.data, "dask")
+    np.testing.assert_array_equal(tiled.values, whole)
+    from scipy.ndimage import uniform_filter
+
+    np.testing.assert_array_equal(
+        whole, (uniform_filter(data[0], 5, mode="reflect") > 0.3).astype("uint8")
+    )
