@@ -116,6 +116,11 @@ def common_name(asset_key: str) -> str | None:
     return None
 
 
+def _resolution_of(key: str) -> int:
+    m = _RES_SUFFIX.match(key)
+    return int(m.group(2)[1:-1]) if m else 0
+
+
 def _is_data_asset(key: str, asset: Any) -> bool:
     roles = set(getattr(asset, "roles", None) or [])
     if roles & _SKIP_ROLES and "data" not in roles:
@@ -175,6 +180,12 @@ def available_bands(items: Iterable[Any]) -> dict[str, str]:
             names[cn] = next(iter(keys))
         else:  # ambiguous common name (e.g. 'rededge'): prefer the key whose id maps to it
             exact = [k for k in keys if common_name(k) == cn]
+            if len(exact) > 1:  # B04_10m, B04_20m, B04_60m (CDSE): the finest resolution
+                exact = (
+                    sorted(exact, key=_resolution_of)[:1]
+                    if all(map(_RES_SUFFIX.match, exact))
+                    else exact
+                )
             if len(exact) == 1:
                 names[cn] = exact[0]
     return names
