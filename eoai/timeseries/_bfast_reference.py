@@ -23,8 +23,9 @@ def _recresid(X: np.ndarray, y: np.ndarray) -> np.ndarray:
         if np.linalg.matrix_rank(Xr) < k:
             continue
         beta = np.linalg.lstsq(Xr, yr, rcond=None)[0]
-        xtx_inv = np.linalg.inv(Xr.T @ Xr)
-        f = 1.0 + X[r] @ xtx_inv @ X[r]
+        # x'(Xr'Xr)^-1 x through the QR factor (inverting Xr'Xr squares its condition number)
+        u = np.linalg.solve(np.linalg.qr(Xr, mode="r").T, X[r])
+        f = 1.0 + u @ u
         out.append((y[r] - X[r] @ beta) / math.sqrt(f))
     return np.asarray(out)
 
