@@ -31,8 +31,9 @@ def difference_coefficients(
 
     ``coef[r, j]`` multiplies ``z[r + j]``. With ``x`` None these are plain differences
     (``np.diff(np.eye(n), d)``); with ``x`` they are Eilers' divided differences
-    ``ddmat(x, d)``. ``scale=True`` multiplies divided differences by ``d!`` so that on a unit grid
-    they equal plain differences (the penalty then approximates the squared d-th derivative).
+    ``ddmat(x, d)``. ``scale=True`` multiplies divided differences by ``d!`` and each row by the square
+    root of the mean spacing it spans, so that on a unit grid they equal plain differences and
+    ``sum((D z)**2)`` approximates the integral of the squared d-th derivative on any grid.
     """
     if d < 0:
         raise ValueError("difference order must be >= 0")
@@ -48,6 +49,11 @@ def difference_coefficients(
             if scale:
                 new *= k
         coef = new
+    if x is not None and scale and d > 0:
+        # weight each row by the mean spacing it spans, so that sum(row^2) approximates the
+        # integral of the squared derivative whatever the grid (the output grid does not change
+        # the amount of smoothing)
+        coef = coef * np.sqrt((x[d:] - x[: n - d]) / d)[:, None]
     return np.ascontiguousarray(coef)
 
 

@@ -9,10 +9,12 @@ Methods (``method=``):
 ``"whittaker"``
     Penalised least squares (Eilers 2003) ``(W + lam D'D) z = W y`` on the union of input and output
     dates, with weight 0 for missing observations and for output-only dates. ``D`` approximates the
-    ``order``-th derivative in days (``order!`` times Eilers' divided differences), so unequal spacing
-    is handled and, on a daily grid, ``lam`` is the classic Eilers lambda; on a grid of step ``s``
-    days, the per-step lambda of regular implementations (modape, vam.whittaker) equals
-    ``lam / s**(2 * order)``. ``lam`` is a number, ``"vcurve"`` (per pixel, minimising the V-curve
+    ``order``-th derivative in days (``order!`` times Eilers' divided differences, each row weighted
+    by the square root of the spacing it spans), so ``sum((D z)**2)`` approximates the integral of
+    the squared derivative: unequal spacing is handled, the output grid does not change the amount
+    of smoothing, and on a daily grid ``lam`` is the classic Eilers lambda. On a regular grid of step
+    ``s`` days the per-step lambda of regular implementations (modape, vam.whittaker) equals
+    ``lam / s**(2 * order - 1)``. ``lam`` is a number, ``"vcurve"`` (per pixel, minimising the V-curve
     distance, as in modape's ``ws2doptv``) or ``"gcv"`` (generalised cross-validation). ``p`` turns
     on asymmetric weights (``p`` above the curve, ``1 - p`` below; e.g. 0.9 for the upper envelope
     so that cloud residue pulls the curve less).
@@ -196,7 +198,8 @@ def gapfill(
         Whittaker difference order (default 2).
     lam_range : (float, float), optional
         Smallest and largest lambda tried by ``"vcurve"``/``"gcv"`` (log-spaced, 0.2 decades apart).
-        Default ``(1e-2, 1e4) * s**(2 * order)`` with ``s`` the median input spacing in days.
+        Default ``(1e-2, 1e4) * s**(2 * order - 1)`` with ``s`` the median input spacing in days
+        (1e-2 to 1e4 in per-step units).
     p : float, optional
         Asymmetric Whittaker weights in (0, 1): ``p`` for observations above the curve, ``1 - p``
         below (iterated up to ``max_iter`` times). 0.9 gives an upper envelope.
@@ -325,7 +328,7 @@ def _make_spec(obj, method, freq, dates, lam, max_gap, order, lam_range, p, max_
                     f"{func}: lam must be a positive number, 'vcurve' or 'gcv', got {lam!r}"
                 )
             if lam_range is None:
-                scale = step ** (2 * order)
+                scale = step ** (2 * order - 1)
                 lo, hi = 1e-2 * scale, 1e4 * scale
             else:
                 try:

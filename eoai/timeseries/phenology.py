@@ -213,7 +213,7 @@ def phenology(
             "output_sizes": {"year": len(labels), "season": int(seasons), "__eoai_metric": n_f}
         },
     )
-    res = res.assign_coords(year=np.asarray(labels), season=np.arange(1, seasons + 1))
+    res = res.assign_coords(year=np.asarray(labels), season=np.arange(seasons))
     names = list(PK.FIELDS) + [f"{f}_doy" for f in PK.DATE_FIELDS]
     out = {}
     origin_ns = np.datetime64(origin, "ns")
