@@ -316,8 +316,8 @@ def extract(
     if not hit.any():
         raise NoOverlapError(
             f"none of the {len(gdf)} labels falls on the cube (cube bounds "
-            f"{tuple(round(v, 2) for v in geobox.boundingbox)} in {geobox.crs}; labels bounds "
-            f"{tuple(round(v, 2) for v in gdf.total_bounds)} after reprojection): "
+            f"{tuple(round(float(v), 2) for v in geobox.boundingbox)} in {geobox.crs}; labels bounds "
+            f"{tuple(round(float(v), 2) for v in gdf.total_bounds)} after reprojection): "
             "check the CRS of the labels and the area loaded"
         )
     if not hit.all():
