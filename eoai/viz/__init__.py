@@ -40,10 +40,12 @@ def notebook(inline: bool = True) -> None:
     >>> eoai.viz.notebook()  # doctest: +SKIP
     """
     import holoviews as hv
-    import hvplot.pandas  # noqa: F401
-    import hvplot.xarray  # noqa: F401
+    import panel as pn
 
+    pn.config.inline = inline  # panel renders holoviews output: inline its JS and CSS too
     hv.extension("bokeh", inline=inline, logo=False)
+    import hvplot.pandas  # noqa: F401  (after the extension, so hvplot does not reload it)
+    import hvplot.xarray  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

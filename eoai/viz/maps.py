@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from ..errors import CRSError, InputError, MissingDimensionError
@@ -538,7 +539,7 @@ def _geojson_layer(name: str, gdf: Any, layers: list[_Layer]):
     keep = [c for c in gdf.columns if c != gdf.geometry.name]
     data = gdf[[*keep, gdf.geometry.name]].copy()
     for c in keep:  # JSON-safe properties
-        if not np.issubdtype(data[c].dtype, np.number):
+        if not pd.api.types.is_numeric_dtype(data[c].dtype):
             data[c] = data[c].astype(str)
 
     def _style(feature: dict) -> dict:

@@ -206,7 +206,7 @@ def _pick_date(ds: xr.Dataset, bands: Sequence[str], time: Any, max_size: int) -
     step = max(1, max(ds.sizes["y"], ds.sizes["x"]) // 256)
     sub = ds[list(bands)].isel(y=slice(None, None, step), x=slice(None, None, step))
     valid = sum(sub[b].notnull() for b in bands).mean(("y", "x")).compute()
-    return ds.isel(time=int(valid.argmax()))
+    return ds.isel(time=int(valid.argmax("time")))
 
 
 def quicklook(
@@ -215,7 +215,7 @@ def quicklook(
     *,
     time: Any = None,
     percentiles: tuple[float, float] = (2, 98),
-    per_band: bool = False,
+    per_band: bool = True,
     max_size: int = 1024,
     title: str | None = None,
     width: int = 500,
@@ -233,7 +233,8 @@ def quicklook(
     percentiles : (low, high)
         Stretch between these percentiles of the valid values.
     per_band : bool
-        Stretch each band on its own (False keeps the colour balance of true colour).
+        Stretch each band on its own (default; removes haze casts of top-of-atmosphere data);
+        ``False`` stretches the three bands together, keeping their relative balance.
     max_size : int
         Largest side in pixels (strided downsampling beyond it).
     title : str, optional
