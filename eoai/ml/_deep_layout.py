@@ -1,0 +1,126 @@
+"""Band x date layout of feature names, for the temporal networks of :mod:`eoai.ml.deep`.
+
+Feature names follow :mod:`eoai.ml.features`: ``<band>_<YYYY-MM-DD>`` (or ``...THH:MM:SS`` when a
+day holds several acquisitions). A pixel time-series network reads a tensor ``(time, channel)``;
+this module finds the bands and dates of a list of feature names and the column permutation that
+turns a feature table into that tensor.
+
+Examples
+--------
+>>> lay = parse_layout(["red_2021-01-01", "red_2021-01-11", "nir_2021-01-01", "nir_2021-01-11"])
+>>> lay.bands, lay.dates
+(['red', 'nir'], ['2021-01-01', '2021-01-11'])
+>>> lay.perm.tolist()  # time-major: (t0 red, t0 nir, t1 red, t1 nir)
+[0, 2, 1, 3]
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ModelError
+
+_NAME = re.compile(r"^(?P<var>.+)_(?P<date>\d{4}-\d{2}-\d{2}(T[\d:]+)?)$")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Bands, dates and the permutation ``perm`` of feature columns into time-major order."""
+
+    bands: list[str]
+    dates: list[str]
+    perm: np.ndarray
+
+    @property
+    def features(self) -> list[str]:
+        """Feature names in band-major order (the order of :func:`eoai.ml.features.feature_names`)."""
+        return [f"{b}_{d}" for b in self.bands for d in self.dates]
+
+    def timestamps(self) -> pd.DatetimeIndex:
+        """The dates as a :class:`pandas.DatetimeIndex`."""
+        return pd.DatetimeIndex(pd.to_datetime(self.dates))
+
+    def days(self, reference: pd.Timestamp) -> np.ndarray:
+        """Days (float) of each date since ``reference``."""
+        return ((self.timestamps() - reference) / pd.Timedelta(days=1)).to_numpy("float32")
+
+
+def parse_layout(features: Sequence[str]) -> Layout:
+    """The band x date grid of ``features``; every band must have every date.
+
+    Raises
+    ------
+    eoai.errors.ModelError
+        A feature has no date (a static variable) or the grid is incomplete.
+
+    Examples
+    --------
+    >>> parse_layout(["ndvi_2021-05-01", "dem"])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    eoai.errors.ModelError: temporal networks read band x date features; these have no date: dem...
+    """
+    static = [f for f in features if not _NAME.match(f)]
+    if static:
+        raise ModelError(
+            "temporal networks read band x date features; these have no date: "
+            f"{', '.join(static[:10])}{' ...' if len(static) > 10 else ''}. Pass features= "
+            "without them (or use the random forest, which takes any feature)"
+        )
+    bands: list[str] = []
+    dates: list[str] = []
+    where: dict[tuple[str, str], int] = {}
+    for i, f in enumerate(features):
+        m = _NAME.match(f)
+        assert m is not None
+        b, d = m["var"], m["date"]
+        if b not in bands:
+            bands.append(b)
+        if d not in dates:
+            dates.append(d)
+        where[(b, d)] = i
+    order = sorted(range(len(dates)), key=lambda k: pd.Timestamp(dates[k]))
+    dates = [dates[k] for k in order]
+    missing = [f"{b}_{d}" for b in bands for d in dates if (b, d) not in where]
+    if missing:
+        raise ModelError(
+            f"the features do not form a complete band x date grid ({len(bands)} bands x "
+            f"{len(dates)} dates): {len(missing)} missing, e.g. {', '.join(missing[:5])}. "
+            "Use the same dates for every band (extract from one cube)"
+        )
+    perm = np.array([where[(b, d)] for d in dates for b in bands], dtype=np.int64)
+    return Layout(bands=bands, dates=dates, perm=perm)
+
+
+def cube_layout(names: Sequence[str], bands: Sequence[str]) -> Layout:
+    """Layout of the cube features ``names`` restricted to ``bands`` (the model's).
+
+    Raises
+    ------
+    eoai.errors.ModelError
+        The cube lacks one of the bands.
+
+    Examples
+    --------
+    >>> cube_layout(["red_2021-02-01", "nir_2021-02-01", "blue_2021-02-01"], ["nir", "red"]).features
+    ['nir_2021-02-01', 'red_2021-02-01']
+    """
+    have: dict[str, list[str]] = {}
+    for f in names:
+        m = _NAME.match(f)
+        if m:
+            have.setdefault(m["var"], []).append(f)
+    missing = [b for b in bands if b not in have]
+    if missing:
+        raise ModelError(
+            f"the cube lacks the band(s) {missing} of the model (model bands {list(bands)}, cube "
+            f"bands {sorted(have)}); load the cube with those bands"
+        )
+    lay = parse_layout([f for b in bands for f in have[b]])
+    # keep the model's band order
+    return parse_layout([f"{b}_{d}" for b in bands for d in lay.dates])

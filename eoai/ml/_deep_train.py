@@ -1,0 +1,272 @@
+"""Training loop shared by the networks of :mod:`eoai.ml.deep` (private).
+
+AdamW with a one-cycle learning-rate schedule (Smith & Topin 2019), class-weighted cross-entropy,
+early stopping on the loss of a validation split grouped by polygon (the best weights are kept),
+mixed precision on CUDA, a seeded RNG so that a fixed seed gives the same weights, and a tqdm bar
+showing loss and accuracy.
+
+Examples
+--------
+>>> import numpy as np
+>>> grouped_split(np.array([0, 0, 1, 1, 1, 1]), np.array([1, 1, 2, 2, 3, 3]), 0.5, seed=0)[1].size
+2
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import math
+import warnings
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from ..errors import EoaiWarning, InputError
+
+IGNORE = -100
+
+
+def resolve_device(device: Any = "auto") -> Any:
+    """``"auto"`` -> CUDA when available, else CPU; anything else -> ``torch.device(device)``.
+
+    Examples
+    --------
+    >>> str(resolve_device("cpu"))
+    'cpu'
+    """
+    import torch
+
+    if device is None or (isinstance(device, str) and device == "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise InputError(
+            f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}"
+        ) from err
+
+
+def takes_days(net: Any) -> bool:
+    """Whether ``net.forward`` takes a second positional argument (the acquisition days)."""
+    try:
+        params = list(inspect.signature(net.forward).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    positional = [
+        p
+        for p in params
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
+    ]
+    return len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in positional)
+
+
+def grouped_split(
+    labels: np.ndarray, groups: np.ndarray, fraction: float, seed: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Train/validation row indices; whole groups go to one side, about ``fraction`` of each class.
+
+    A group is assigned to the class of most of its rows; for each class the groups are shuffled
+    and taken into the validation set until ``fraction`` of the class's rows is reached, always
+    leaving at least one group of the class for training.
+    """
+    rng = np.random.default_rng(seed)
+    n = len(labels)
+    if fraction <= 0:
+        return np.arange(n), np.array([], dtype=np.int64)
+    import pandas as pd
+
+    df = pd.DataFrame({"label": labels, "group": groups})
+    major = df.groupby("group")["label"].agg(lambda s: s.value_counts().index[0])
+    size = df.groupby("group").size()
+    val_groups: list[Any] = []
+    for _cls, gs in major.groupby(major):
+        g = np.asarray(gs.index)
+        if len(g) < 2:
+            continue
+        g = g[rng.permutation(len(g))]
+        total, taken = size[g].sum(), 0
+        for gi in g[:-1]:
+            if taken >= fraction * total:
+                break
+            val_groups.append(gi)
+            taken += size[gi]
+    is_val = np.isin(groups, np.asarray(val_groups, dtype=groups.dtype))
+    return np.flatnonzero(~is_val), np.flatnonzero(is_val)
+
+
+def class_weights(
+    y: np.ndarray, n_classes: int, class_weight: Any, classes: list[Any]
+) -> np.ndarray | None:
+    """Per-class loss weights: ``None``, ``"balanced"`` (n / (k n_c)) or ``{label: weight}``."""
+    if class_weight is None:
+        return None
+    if isinstance(class_weight, str):
+        if class_weight not in ("balanced", "balanced_subsample"):
+            raise InputError(
+                f"class_weight must be None, 'balanced' or a {{label: weight}} dict, got {class_weight!r}"
+            )
+        counts = np.bincount(y[y >= 0], minlength=n_classes).astype("float64")
+        w = np.where(counts > 0, counts.sum() / (n_classes * np.maximum(counts, 1)), 0.0)
+        return w.astype("float32")
+    if isinstance(class_weight, Mapping):
+        unknown = [k for k in class_weight if k not in classes]
+        if unknown:
+            raise InputError(f"class_weight names unknown classes {unknown}; classes: {classes}")
+        return np.array([float(class_weight.get(c, 1.0)) for c in classes], dtype="float32")
+    raise InputError(f"class_weight must be None, 'balanced' or a dict, got {type(class_weight)}")
+
+
+def train(
+    net: Any,
+    x: Any,
+    y: Any,
+    *,
+    train_idx: np.ndarray,
+    val_idx: np.ndarray,
+    days: Any = None,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    weight_decay: float,
+    weights: np.ndarray | None,
+    patience: int | None,
+    device: Any,
+    amp: bool,
+    progress: bool,
+    augment: Callable[[Any, Any, Any], tuple[Any, Any]] | None = None,
+    take: Callable[[Any], tuple[Any, Any]] | None = None,
+    epoch_indices: Callable[[int], np.ndarray] | None = None,
+    eval_batch_size: int | None = None,
+    desc: str = "training",
+) -> list[dict[str, float]]:
+    """Train ``net`` in place on tensors ``x``/``y`` (rows ``train_idx``); keep the best weights.
+
+    ``y`` holds class indices (``IGNORE`` = no label). The caller seeds torch; ``augment(xb, yb,
+    generator)`` may transform a training batch; ``take(idx)`` returns the batch ``(x, y)`` of
+    rows ``idx`` (default ``x[idx], y[idx]``); ``epoch_indices(epoch)`` the training rows of an
+    epoch (default ``train_idx``). Returns the history (one dict per epoch).
+    """
+    import torch
+    from torch import nn
+
+    if take is None:
+
+        def take(idx: Any) -> tuple[Any, Any]:
+            return x[idx], y[idx]
+
+    n_train = len(train_idx) if epoch_indices is None else len(epoch_indices(0))
+    if n_train < 2:
+        raise InputError(f"only {n_train} training samples are left after the validation split")
+    net.to(device)
+    use_days = days is not None and takes_days(net)
+    days_dev = days.to(device) if use_days else None
+    loss_fn = nn.CrossEntropyLoss(
+        weight=None if weights is None else torch.as_tensor(weights, device=device),
+        ignore_index=IGNORE,
+    )
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
+    steps = max(1, n_train // batch_size + (n_train % batch_size > 1))
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=lr, total_steps=epochs * steps, pct_start=0.3
+    )
+    amp = bool(amp) and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    gen = torch.Generator().manual_seed(int(torch.initial_seed()) % (2**63))
+    train_t = torch.as_tensor(train_idx)
+    history: list[dict[str, float]] = []
+    best, best_state, best_epoch, stale = math.inf, None, -1, 0
+
+    def forward(xb: Any) -> Any:
+        with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
+            return net(xb, days_dev) if use_days else net(xb)
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(range(epochs), desc=desc, disable=not progress, leave=False, unit="epoch")
+    for epoch in bar:
+        net.train()
+        rows = train_t if epoch_indices is None else torch.as_tensor(epoch_indices(epoch))
+        order = rows[torch.randperm(n_train, generator=gen)]
+        tot_loss, correct, seen = 0.0, 0, 0
+        for k in range(steps):
+            idx = order[k * batch_size : (k + 1) * batch_size]
+            if len(idx) < 2:  # batch norm needs two samples
+                continue
+            xb, yb = take(idx)
+            if augment is not None:
+                xb, yb = augment(xb, yb, gen)
+            xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
+            logits = forward(xb)
+            loss = loss_fn(logits.float(), yb)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            sched.step()
+            lab = yb != IGNORE
+            n_lab = int(lab.sum())
+            tot_loss += float(loss.detach()) * n_lab
+            correct += int((logits.argmax(1) == yb)[lab].sum())
+            seen += n_lab
+        rec = {
+            "epoch": epoch + 1,
+            "loss": tot_loss / max(seen, 1),
+            "accuracy": correct / max(seen, 1),
+        }
+        if len(val_idx):
+            eb = eval_batch_size or max(batch_size, 1024)
+            rec.update(_evaluate(take, val_idx, eb, forward, loss_fn, device, net))
+        history.append(rec)
+        bar.set_postfix({k: round(v, 4) for k, v in rec.items() if k != "epoch"})
+        score = rec.get("val_loss", rec["loss"])
+        if score < best - 1e-6:
+            best, best_epoch, stale = score, epoch, 0
+            best_state = copy.deepcopy({k: v.detach().clone() for k, v in net.state_dict().items()})
+        else:
+            stale += 1
+            if len(val_idx) and patience is not None and stale >= patience:
+                break
+    bar.close()
+    if best_state is not None and len(val_idx):
+        net.load_state_dict(best_state)
+    for rec in history:
+        rec["best"] = rec["epoch"] == best_epoch + 1
+    net.eval()
+    return history
+
+
+def _evaluate(take, idx, batch_size, forward, loss_fn, device, net) -> dict[str, float]:
+    import torch
+
+    net.eval()
+    tot, correct, seen = 0.0, 0, 0
+    with torch.no_grad():
+        for k in range(0, len(idx), batch_size):
+            sel = torch.as_tensor(idx[k : k + batch_size])
+            xb, yb = take(sel)
+            xb, yb = xb.to(device), yb.to(device)
+            logits = forward(xb).float()
+            lab = yb != IGNORE
+            n_lab = int(lab.sum())
+            if n_lab == 0:
+                continue
+            tot += float(loss_fn(logits, yb)) * n_lab
+            correct += int((logits.argmax(1) == yb)[lab].sum())
+            seen += n_lab
+    return {"val_loss": tot / max(seen, 1), "val_accuracy": correct / max(seen, 1)}
+
+
+def warn_amp_on_cpu(amp: bool | None, device: Any) -> bool:
+    """Resolve ``amp``: ``None`` -> on CUDA only; ``True`` on CPU warns and trains in float32."""
+    if amp is None:
+        return device.type == "cuda"
+    if amp and device.type != "cuda":
+        warnings.warn(
+            f"mixed precision (amp=True) runs on CUDA only; training in float32 on {device}",
+            EoaiWarning,
+            stacklevel=3,
+        )
+        return False
+    return bool(amp)
