@@ -101,17 +101,18 @@ def roc_critval(level: float) -> float:
 # --------------------------------------------------------------------------------------------
 
 
-@njit(cache=True, nogil=True)
-def _givens_add(R, z, x, y, k):  # pragma: no cover - compiled
-    """Add the row (x, y) to the triangular factor R (k x k) and rotated response z (in place)."""
-    row = x.copy()
+@njit(cache=True, nogil=True, inline="always")
+def _givens_add(R, z, X, t, y, k, row):  # pragma: no cover - compiled
+    """Add the row (X[t], y) to the triangular factor R (k x k) and rotated response z, in place."""
+    for i in range(k):
+        row[i] = X[t, i]
     yy = y
     for i in range(k):
-        a = R[i, i]
         b = row[i]
         if b == 0.0:
             continue
-        r = math.hypot(a, b)
+        a = R[i, i]
+        r = math.sqrt(a * a + b * b)
         c = a / r
         s = b / r
         R[i, i] = r
@@ -119,34 +120,34 @@ def _givens_add(R, z, x, y, k):  # pragma: no cover - compiled
             rij = R[i, j]
             rj = row[j]
             R[i, j] = c * rij + s * rj
-            row[j] = -s * rij + c * rj
+            row[j] = c * rj - s * rij
         zi = z[i]
         z[i] = c * zi + s * yy
-        yy = -s * zi + c * yy
+        yy = c * yy - s * zi
 
 
-@njit(cache=True, nogil=True)
-def _recursive_residual(R, z, x, y, k, u):  # pragma: no cover - compiled
-    """Standardised recursive residual of (x, y) given the QR state (R, z); NaN if R is singular."""
+@njit(cache=True, nogil=True, inline="always")
+def _recursive_residual(R, z, X, t, y, k, u):  # pragma: no cover - compiled
+    """Standardised recursive residual of (X[t], y) given the QR state (R, z); NaN if singular."""
     rmax = 0.0
     for i in range(k):
-        if abs(R[i, i]) > rmax:
-            rmax = abs(R[i, i])
-    if rmax == 0.0:
-        return np.nan
-    # forward solve R' u = x
-    for i in range(k):
-        if abs(R[i, i]) <= 1e-9 * rmax:
-            return np.nan
-        s = x[i]
-        for j in range(i):
-            s -= R[j, i] * u[j]
-        u[i] = s / R[i, i]
+        a = abs(R[i, i])
+        if a > rmax:
+            rmax = a
+    tol = 1e-9 * rmax
     pred = 0.0
     uu = 0.0
-    for i in range(k):
-        pred += u[i] * z[i]
-        uu += u[i] * u[i]
+    for i in range(k):  # forward solve R' u = x
+        d = R[i, i]
+        if abs(d) <= tol:
+            return np.nan
+        s = X[t, i]
+        for j in range(i):
+            s -= R[j, i] * u[j]
+        ui = s / d
+        u[i] = ui
+        pred += ui * z[i]
+        uu += ui * ui
     return (y - pred) / math.sqrt(1.0 + uu)
 
 
@@ -181,6 +182,7 @@ def bfm_kernel(
     R = np.empty((k, k), np.float64)
     z = np.empty(k, np.float64)
     u = np.empty(k, np.float64)
+    row = np.empty(k, np.float64)
     A = np.empty((k, k), np.float64)
     b = np.empty(k, np.float64)
     beta = np.empty(k, np.float64)
@@ -222,11 +224,11 @@ def bfm_kernel(
                 t = idx[nh_c - 1 - r]
                 yv = Y[p, t]
                 if r >= k:
-                    wr = _recursive_residual(R, z, X[t], yv, k, u)
+                    wr = _recursive_residual(R, z, X, t, yv, k, u)
                     if wr == wr:
                         w[m] = wr
                         m += 1
-                _givens_add(R, z, X[t], yv, k)
+                _givens_add(R, z, X, t, yv, k, row)
             if m >= 3:
                 mean = 0.0
                 for i in range(m):
