@@ -480,6 +480,8 @@ def _pixel_area(class_map: xr.DataArray, unit: str) -> float:
     if unit not in factors:
         raise InputError(f"area_unit must be one of {sorted(factors) + ['pixels']}, got {unit!r}")
     try:
+        import odc.geo.xr  # noqa: F401
+
         gbox = class_map.odc.geobox
         res = gbox.resolution
         if gbox.crs is not None and gbox.crs.geographic:

@@ -185,6 +185,8 @@ def describe_cube(cube: xr.Dataset) -> dict[str, Any]:
         t = pd.DatetimeIndex(cube["time"].values)
         out["dates"] = [d.isoformat() for d in t]
     try:
+        import odc.geo.xr  # noqa: F401
+
         gbox = cube.odc.geobox
         if gbox is not None:
             out["crs"] = str(gbox.crs)
@@ -268,6 +270,8 @@ def extract(
     >>> len(df), list(df.columns)
     (6, ['ndvi_2021-05-01', 'ndvi_2021-07-01', 'label', 'group', 'x', 'y'])
     """
+    import odc.geo.xr  # noqa: F401  (registers the .odc accessor)
+
     ds = as_dataset(cube)
     names = feature_names(ds)
     if features is not None:
