@@ -312,8 +312,11 @@ def logistic_crossing(
 def _curve(t: np.ndarray, p: dict[str, np.ndarray]) -> np.ndarray:
     """Full multi-season curve at per-pixel times ``t`` (P,), params (K, P) + base (P,)."""
     out = p["base"].copy()
-    for k in range(p["amp"].shape[0]):
-        a = np.nan_to_num(p["amp"][k])
+    amp0 = p.get("amp0", p["amp"])
+    for k in range(amp0.shape[0]):
+        a = amp0[k]
+        if not a.any():
+            continue
         out += a * (
             _sigmoid(p["ru"][k] * (t - p["sos"][k])) - _sigmoid(p["rd"][k] * (t - p["eos"][k]))
         )
@@ -322,15 +325,18 @@ def _curve(t: np.ndarray, p: dict[str, np.ndarray]) -> np.ndarray:
 
 def _dcurve(t: np.ndarray, p: dict[str, np.ndarray]) -> np.ndarray:
     out = np.zeros_like(t)
-    for k in range(p["amp"].shape[0]):
-        a = np.nan_to_num(p["amp"][k])
+    amp0 = p.get("amp0", p["amp"])
+    for k in range(amp0.shape[0]):
+        a = amp0[k]
+        if not a.any():
+            continue
         su = _sigmoid(p["ru"][k] * (t - p["sos"][k]))
         sd = _sigmoid(p["rd"][k] * (t - p["eos"][k]))
         out += a * (p["ru"][k] * su * (1 - su) - p["rd"][k] * sd * (1 - sd))
     return out
 
 
-def _bisect(fun, lo: np.ndarray, hi: np.ndarray, n_iter: int = 60) -> np.ndarray:
+def _bisect(fun, lo: np.ndarray, hi: np.ndarray, n_iter: int = 42) -> np.ndarray:
     """Vectorised bisection for a root of ``fun`` with fun(lo) < 0 <= fun(hi)."""
     lo, hi = lo.copy(), hi.copy()
     for _ in range(n_iter):
@@ -729,45 +735,56 @@ def synthetic_cube(
 
     nd_bg = _ndvi_of(bg)
     nd_veg = _ndvi_of(veg)
-    brightness = 1.0 + 0.06 * _smooth_noise(rng, (h, w), sigma=1.0).ravel()
-    v = np.clip((ndvi - nd_bg[None, :]) / (nd_veg - nd_bg[None, :]), 0.0, 1.0)  # (T, P)
+    brightness = (1.0 + 0.06 * _smooth_noise(rng, (h, w), sigma=1.0).ravel()).astype(np.float32)
+    # float32 and in place from here: (T, P) arrays are the bulk of the work
+    nd32 = ndvi.astype(np.float32)
+    v = (nd32 - nd_bg.astype(np.float32)) / (nd_veg - nd_bg).astype(np.float32)
+    np.clip(v, 0.0, 1.0, out=v)
+    bg32, veg32 = bg.astype(np.float32), veg.astype(np.float32)
+    s_rn = None
+    if "red" in bands or "nir" in bands:
+        # red + nir of the mix, split so that (nir - red) / (nir + red) is exactly the NDVI
+        s_rn = (bg32[:, _RED] + bg32[:, _NIR]) * (1 - v) + (veg32[_RED] + veg32[_NIR]) * v
+        s_rn *= brightness * 0.5
     cube_vars: dict[str, np.ndarray] = {}
     highres_vars: dict[str, np.ndarray] = {}
     for b in bands:
         ib = BANDS.index(b)
-        if b in ("red", "nir"):
-            s_rn = (bg[:, _RED] + bg[:, _NIR])[None, :] * (1 - v) + (veg[_RED] + veg[_NIR]) * v
-            s_rn = s_rn * brightness[None, :]
-            refl = s_rn * (1 - ndvi) / 2 if b == "red" else s_rn * (1 + ndvi) / 2
+        if b == "red":
+            refl = s_rn * (1 - nd32)
+        elif b == "nir":
+            refl = s_rn * (1 + nd32)
         else:
-            refl = (bg[:, ib][None, :] * (1 - v) + veg[ib] * v) * brightness[None, :]
+            refl = bg32[:, ib] * (1 - v)
+            refl += veg32[ib] * v
+            refl *= brightness
         if noise:
-            refl = refl + rng.normal(0, noise, refl.shape)
+            refl += rng.normal(0, noise, refl.shape)
         refl = refl.reshape(n_t, h, w)
         if factor and b in BANDS_20M:
-            highres_vars[b] = refl.astype(np.float32)
+            highres_vars[b] = refl.copy()
             coarse = refl.reshape(n_t, h // factor, factor, w // factor, factor).mean(axis=(2, 4))
             refl = np.repeat(np.repeat(coarse, factor, axis=1), factor, axis=2)
         cube_vars[b] = refl
+    del v, s_rn
 
     # --- clouds, shadows, SCL
     cloud_codes, shadow = _clouds(rng, n_t, (h, w), cloud_fraction)
     cloud = cloud_codes > 0
     clear = ~cloud & ~shadow
-    surface = np.where(
-        is_water.reshape(h, w)[None], 6, np.where(ndvi.reshape(n_t, h, w) >= 0.4, 4, 5)
-    )
-    scl = np.where(cloud, cloud_codes, np.where(shadow, 3, surface)).astype(np.uint8)
-    bright = 0.45 + 0.1 * rng.random((n_t, 1, 1))
-    for b, refl in cube_vars.items():
+    surface = np.where(nd32.reshape(n_t, h, w) >= 0.4, 4, 5).astype(np.uint8)
+    surface[:, is_water.reshape(h, w)] = 6
+    scl = np.where(cloud, cloud_codes, np.where(shadow, np.uint8(3), surface)).astype(np.uint8)
+    bright = (0.45 + 0.1 * rng.random((n_t, 1, 1))).astype(np.float32)
+    cirrus = cloud_codes == 10
+    thick = cloud & ~cirrus
+    for refl in cube_vars.values():
         if mask_clouds:
-            refl = np.where(clear, refl, np.nan)
+            refl[~clear] = np.nan
         else:
-            cirrus = cloud_codes == 10
-            refl = np.where(cloud & ~cirrus, bright, refl)
-            refl = np.where(cirrus, refl + 0.08, refl)
-            refl = np.where(shadow, refl * 0.35, refl)
-        cube_vars[b] = refl.astype(np.float32)
+            np.copyto(refl, np.broadcast_to(bright, refl.shape), where=thick)
+            refl[cirrus] += 0.08
+            refl[shadow] *= 0.35
 
     # --- truth phenology
     ph = _season_truth(_finite(par), 0.5, break_days)
@@ -936,4 +953,5 @@ def _finite(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     q = dict(p)
     for k in ("sos", "eos", "ru", "rd"):
         q[k] = np.where(valid, p[k], 1.0)
+    q["amp0"] = np.where(valid, p["amp"], 0.0)  # amplitude 0 where a pixel has no such season
     return q
