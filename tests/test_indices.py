@@ -198,3 +198,17 @@ def test_import_eoai_does_not_import_spyndex():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
     assert eoai.indices.index is index
+
+
+def test_ndvi_of_the_real_sample_matches_the_provider(shared_data):
+    """NDVI from the embedded L1C COGs (through eoai.load) equals the provider's NDVI layer."""
+    from eoai.datasets import sample_catalog
+
+    nc = xr.open_dataset(shared_data / "eolearn_slovenia" / "eolearn_testpatch.nc")
+    cube = eoai.load(
+        sample_catalog(), collections=["slovenia-l1c"], bands=["red", "nir"], mask=None
+    )
+    ndvi = cube.eoai.index("ndvi")
+    assert ndvi.odc.crs.epsg == 32633 and ndvi.sizes["time"] == 5
+    ref = nc.NDVI.sel(time_all=nc.time.values).values
+    np.testing.assert_allclose(ndvi.values, ref, atol=1e-4)
