@@ -435,12 +435,18 @@ def _resolve_classes(classes: Any) -> list[LandClass]:
 
 
 def _smooth_noise(rng: np.random.Generator, shape: tuple[int, ...], sigma: float) -> np.ndarray:
-    """Gaussian-filtered white noise over the last two axes, standardised per leading index."""
-    from scipy.ndimage import gaussian_filter
+    """Gaussian-filtered white noise over the last two axes, standardised per leading index.
+
+    The filter is applied in the Fourier domain (periodic boundaries), so its cost does not grow
+    with ``sigma``.
+    """
+    from scipy import fft, ndimage
 
     noise = rng.standard_normal(shape)
     sig = (0,) * (len(shape) - 2) + (sigma, sigma)
-    field_ = gaussian_filter(noise, sig, mode="wrap")
+    spec = fft.rfft2(noise, axes=(-2, -1))
+    spec = ndimage.fourier_gaussian(spec, sig, n=shape[-1], axis=-1)
+    field_ = fft.irfft2(spec, s=shape[-2:], axes=(-2, -1))
     axes = (-2, -1)
     return (field_ - field_.mean(axis=axes, keepdims=True)) / field_.std(axis=axes, keepdims=True)
 
