@@ -27,7 +27,7 @@ import xarray as xr
 
 from ..errors import InputError, ModelError
 from .base import PixelClassifier
-from .features import feature_array
+from .features import as_dataset, check_features, feature_array, feature_names
 
 UNCERTAINTY = ("entropy", "margin")
 CLASS_DIM = "class_name"  # dimension of ``probability`` (``class`` is the class-map variable)
@@ -36,7 +36,11 @@ CLASS_DIM = "class_name"  # dimension of ``probability`` (``class`` is the class
 def _predict_pixels(x: np.ndarray, model: Any, allow_nan: bool, n_classes: int) -> np.ndarray:
     """(..., feature) -> (..., class) probabilities; NaN rows (all, or any if not allow_nan) -> NaN."""
     shape = x.shape[:-1]
-    flat = np.ascontiguousarray(x.reshape(-1, x.shape[-1]), dtype="float32")
+    flat = np.asarray(x.reshape(-1, x.shape[-1]), dtype="float32")
+    return _predict_rows(flat, model, allow_nan, n_classes).reshape(*shape, n_classes)
+
+
+def _predict_rows(flat: np.ndarray, model: Any, allow_nan: bool, n_classes: int) -> np.ndarray:
     nan = np.isnan(flat)
     valid = ~nan.all(axis=1) if allow_nan else ~nan.any(axis=1)
     out = np.full((flat.shape[0], n_classes), np.nan, dtype="float32")
@@ -44,7 +48,29 @@ def _predict_pixels(x: np.ndarray, model: Any, allow_nan: bool, n_classes: int) 
         out[:] = model.predict_proba(flat)
     elif valid.any():
         out[valid] = model.predict_proba(flat[valid])
-    return out.reshape(*shape, n_classes)
+    return out
+
+
+def _predict_stacked(
+    *blocks: np.ndarray,
+    order: np.ndarray | None,
+    model: Any,
+    allow_nan: bool,
+    n_classes: int,
+) -> np.ndarray:
+    """Blocks (y, x, time) / (y, x) of each variable -> (y, x, class).
+
+    The blocks are views of (time, y, x) buffers: they are stacked feature-major into one
+    contiguous (feature, y, x) array (a plain copy, no transposition) and handed to the model as
+    the (pixel, feature) view of it, which scikit-learn trees read without another copy.
+    """
+    parts = [np.moveaxis(b, -1, 0) if b.ndim == 3 else b[None] for b in blocks]
+    stacked = np.concatenate(parts, axis=0).astype("float32", copy=False)
+    if order is not None:
+        stacked = stacked[order]
+    ny, nx = stacked.shape[1:]
+    flat = stacked.reshape(stacked.shape[0], -1).T
+    return _predict_rows(flat, model, allow_nan, n_classes).reshape(ny, nx, n_classes)
 
 
 def _predict_image(x: np.ndarray, model: Any, halo: int, n_classes: int) -> np.ndarray:
@@ -178,22 +204,12 @@ def classify(
             f"nodata={nodata} must be a uint8 value that is not a class code {list(model.codes)}"
         )
     n_classes = len(model.classes)
-    feats = feature_array(cube, model.features)
     run_model = _with_n_jobs(model, n_jobs)
     halo = int(getattr(model, "halo", 0) or 0)
     if halo and hasattr(model, "predict_proba_image"):
-        proba = _spatial_proba(feats, run_model, halo, n_classes)
+        proba = _spatial_proba(feature_array(cube, model.features), run_model, halo, n_classes)
     else:
-        proba = xr.apply_ufunc(
-            _predict_pixels,
-            feats,
-            input_core_dims=[["feature"]],
-            output_core_dims=[["class"]],
-            dask="parallelized",
-            output_dtypes=[np.float32],
-            dask_gufunc_kwargs={"output_sizes": {"class": n_classes}},
-            kwargs={"model": run_model, "allow_nan": bool(model.allow_nan), "n_classes": n_classes},
-        )
+        proba = _pixel_proba(cube, model, run_model, n_classes)
     proba = proba.rename({"class": CLASS_DIM}).assign_coords(
         {CLASS_DIM: np.asarray(model.class_names, dtype=object)}
     )
@@ -259,6 +275,47 @@ def classify(
         ),
     }
     return out
+
+
+def _pixel_proba(cube: Any, model: Any, run_model: Any, n_classes: int) -> xr.DataArray:
+    """Per-pixel model over the variables of the cube, one fused task per spatial chunk."""
+    ds = as_dataset(cube)
+    names = feature_names(ds)
+    check_features(names, model.features)
+    position = {n: i for i, n in enumerate(names)}
+    wanted = np.array([position[f] for f in model.features])
+    # keep only the variables (and dates) the model uses; keep their order in the cube
+    per_var, offset, keep_vars, keep_idx = {}, 0, [], []
+    for name, var in ds.data_vars.items():
+        n = var.sizes.get("time", 1) if "time" in var.dims else 1
+        per_var[name] = (offset, n)
+        offset += n
+    used = set(wanted.tolist())
+    for name, (start, n) in per_var.items():
+        if any(start <= i < start + n for i in used):
+            keep_vars.append(name)
+            keep_idx.extend(range(start, start + n))
+    remap = {old: new for new, old in enumerate(keep_idx)}
+    order = np.array([remap[i] for i in wanted])
+    if np.array_equal(order, np.arange(len(keep_idx))):
+        order = None
+    if "time" in ds.dims and any(hasattr(ds[v].data, "dask") for v in keep_vars):
+        ds = ds.chunk({"time": -1})
+    inputs = [ds[v].transpose(..., "y", "x") for v in keep_vars]
+    return xr.apply_ufunc(
+        _predict_stacked,
+        *inputs,
+        input_core_dims=[["time"] if "time" in v.dims else [] for v in inputs],
+        output_core_dims=[["class"]],
+        dask="parallelized",
+        output_dtypes=[np.float32],
+        dask_gufunc_kwargs={"output_sizes": {"class": n_classes}},
+        kwargs={
+            "order": order, "model": run_model, "allow_nan": bool(model.allow_nan),
+            "n_classes": n_classes,
+        },
+        keep_attrs="drop_conflicts",  # keeps the attrs of spatial_ref (the CRS)
+    ).transpose("y", "x", "class").drop_attrs(deep=False)  # fmt: skip
 
 
 def _spatial_proba(feats: xr.DataArray, model: Any, halo: int, n_classes: int) -> xr.DataArray:

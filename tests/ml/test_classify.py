@@ -8,6 +8,7 @@ import xarray as xr
 
 import eoai
 import eoai.ml
+import eoai.ml.features
 from eoai.errors import InputError, ModelError
 from eoai.ml.base import ClassifierModel
 
@@ -189,4 +190,18 @@ def test_patch_models_tile_without_seams():
 
     np.testing.assert_array_equal(
         whole, (uniform_filter(data[0], 5, mode="reflect") > 0.3).astype("uint8")
+    )
+
+
+def test_feature_order_and_subset_of_the_model(synthetic, trained):
+    """A model using a reordered subset of the cube's features gets exactly those columns."""
+    cube, _, _ = synthetic
+    _, samples, _ = trained
+    feats = [f for f in samples.attrs["eoai:features"] if f.startswith(("nir_", "red_"))][::-1][:30]
+    model = eoai.ml.fit(samples, features=feats, n_estimators=10, n_jobs=1)
+    out = eoai.ml.classify(cube, model, probabilities=True).compute()
+    X = eoai.ml.features.feature_array(cube, feats).values.reshape(-1, len(feats))
+    expected = model.estimator.predict_proba(X).reshape(64, 64, -1)
+    np.testing.assert_allclose(
+        out["probability"].transpose("y", "x", "class_name").values, expected, atol=1e-6
     )
