@@ -16,11 +16,12 @@ The statistics follow R's ``bfast::bfastmonitor`` with ``type = "OLS-MOSUM"`` an
   ``critval * sqrt(2 * logPlus(k / n))`` with ``critval`` from :mod:`._mosum_critvals`;
 - magnitude: median residual over the monitoring period.
 
-Every pixel uses its own valid (finite) observations only. The kernel is a numba loop over pixels
-(the recursive residuals need a recursion) that releases the GIL so dask threads run chunks in
-parallel. Recursive residuals use Givens-rotation QR updates (numerically stable where the short
-initial windows make ``X'X`` ill-conditioned); the history fit solves the normal equations by
-Cholesky.
+Every pixel uses its own valid (finite) observations only. The kernels are numba loops that release
+the GIL so dask threads run chunks in parallel. The ROC pass (:func:`roc_starts`) runs 8 pixels at a
+time as SIMD lanes (the dates, hence design rows, are shared; an invalid observation enters as a
+zero row) with Givens-rotation QR updates for the recursive residuals (numerically stable where the
+short initial windows make ``X'X`` ill-conditioned); :func:`bfm_kernel` then fits the history by
+Cholesky of the normal equations and runs the MOSUM per pixel.
 
 On top of bfastmonitor, each detected break is also *dated*: bfastmonitor reports the observation
 where the MOSUM crosses its boundary (``detection``), which lags the change by a few observations.
@@ -101,64 +102,13 @@ def roc_critval(level: float) -> float:
 # --------------------------------------------------------------------------------------------
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _givens_add(R, z, X, t, y, k, row):  # pragma: no cover - compiled
-    """Add the row (X[t], y) to the triangular factor R (k x k) and rotated response z, in place."""
-    for i in range(k):
-        row[i] = X[t, i]
-    yy = y
-    for i in range(k):
-        b = row[i]
-        if b == 0.0:
-            continue
-        a = R[i, i]
-        r = math.sqrt(a * a + b * b)
-        c = a / r
-        s = b / r
-        R[i, i] = r
-        for j in range(i + 1, k):
-            rij = R[i, j]
-            rj = row[j]
-            R[i, j] = c * rij + s * rj
-            row[j] = c * rj - s * rij
-        zi = z[i]
-        z[i] = c * zi + s * yy
-        yy = c * yy - s * zi
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _recursive_residual(R, z, X, t, y, k, u):  # pragma: no cover - compiled
-    """Standardised recursive residual of (X[t], y) given the QR state (R, z); NaN if singular."""
-    rmax = 0.0
-    for i in range(k):
-        a = abs(R[i, i])
-        if a > rmax:
-            rmax = a
-    tol = 1e-9 * rmax
-    pred = 0.0
-    uu = 0.0
-    for i in range(k):  # forward solve R' u = x
-        d = R[i, i]
-        if abs(d) <= tol:
-            return np.nan
-        s = X[t, i]
-        for j in range(i):
-            s -= R[j, i] * u[j]
-        ui = s / d
-        u[i] = ui
-        pred += ui * z[i]
-        uu += ui * ui
-    return (y - pred) / math.sqrt(1.0 + uu)
-
-
 @njit(cache=True, nogil=True)
 def bfm_kernel(
     Y,
     X,
     mon_idx,
     hist_idx,
-    use_roc,
-    roc_lambda,
+    s0_in,
     h,
     critval,
     min_history,
@@ -178,11 +128,6 @@ def bfm_kernel(
     idx = np.empty(T, np.int64)
     e = np.empty(T, np.float64)
     cs = np.empty(T + 1, np.float64)
-    w = np.empty(T, np.float64)
-    R = np.empty((k, k), np.float64)
-    z = np.empty(k, np.float64)
-    u = np.empty(k, np.float64)
-    row = np.empty(k, np.float64)
     A = np.empty((k, k), np.float64)
     b = np.empty(k, np.float64)
     beta = np.empty(k, np.float64)
@@ -214,40 +159,8 @@ def bfm_kernel(
         if ntot == 0:
             status[p] = NO_DATA
             continue
-        # ---- stable history by reverse-ordered recursive CUSUM (history_roc)
-        s0 = 0
-        if use_roc and nh_c > k + 2:
-            R[:, :] = 0.0
-            z[:] = 0.0
-            m = 0
-            for r in range(nh_c):
-                t = idx[nh_c - 1 - r]
-                yv = Y[p, t]
-                if r >= k:
-                    wr = _recursive_residual(R, z, X, t, yv, k, u)
-                    if wr == wr:
-                        w[m] = wr
-                        m += 1
-                _givens_add(R, z, X, t, yv, k, row)
-            if m >= 3:
-                mean = 0.0
-                for i in range(m):
-                    mean += w[i]
-                mean /= m
-                var = 0.0
-                for i in range(m):
-                    var += (w[i] - mean) ** 2
-                sd = math.sqrt(var / (m - 1))
-                if sd > 0.0:
-                    scale = 1.0 / (sd * math.sqrt(m))
-                    acc = 0.0
-                    for i in range(1, m + 1):
-                        acc += w[i - 1]
-                        if abs(acc * scale) > roc_lambda * (1.0 + 2.0 * i / m):
-                            # reversed residual i <-> history obs (0-based, time order) m - i;
-                            # bfast starts the history one observation later
-                            s0 = m - i + 1
-                            break
+        # ---- stable history: start given by the ROC pass (roc_starts) or 0
+        s0 = s0_in[p] if s0_in[p] < nh_c else 0
         nh = nh_c - s0
         start = s0
         n_history[p] = nh
@@ -400,6 +313,10 @@ def run_kernel(
     if Y2.dtype not in (np.float32, np.float64):
         Y2 = Y2.astype(np.float64)
     P = Y2.shape[0]
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    s0 = np.zeros(P, np.int64)
+    if use_roc:
+        roc_starts(Y2, X, int(mon_idx), int(hist_idx), float(roc_lambda), s0)
     brk = np.zeros(P, np.bool_)
     detect_idx = np.empty(P, np.int64)
     break_idx = np.empty(P, np.int64)
@@ -410,11 +327,10 @@ def run_kernel(
     status = np.empty(P, np.int8)
     bfm_kernel(
         Y2,
-        np.ascontiguousarray(X, dtype=np.float64),
+        X,
         int(mon_idx),
         int(hist_idx),
-        bool(use_roc),
-        float(roc_lambda),
+        s0,
         float(h),
         float(critval),
         int(min_history),
@@ -430,3 +346,129 @@ def run_kernel(
     )
     outs = (brk, detect_idx, break_idx, magnitude, start_idx, n_valid, n_history, status)
     return tuple(o.reshape(shape) for o in outs)
+
+
+LANES = 8
+
+
+@njit(
+    cache=True,
+    nogil=True,
+    error_model="numpy",
+    fastmath={"nsz", "arcp", "contract", "afn", "reassoc"},
+)
+def roc_starts(Y, X, mon_idx, hist_idx, roc_lambda, out):  # pragma: no cover - compiled
+    """Reverse-ordered recursive CUSUM start (index into each pixel's valid history) per pixel.
+
+    Pixels are processed ``LANES`` at a time with the lanes as the innermost, contiguous axis:
+    the acquisition dates (hence design rows) are shared, only validity differs, so invalid
+    observations enter the Givens QR update as zero rows (a no-op) and the loops vectorise.
+    """
+    P, T = Y.shape
+    k = X.shape[1]
+    B = LANES
+    R = np.empty((k, k, B), np.float64)
+    z = np.empty((k, B), np.float64)
+    u = np.empty((k, B), np.float64)
+    row = np.empty((k, B), np.float64)
+    yy = np.empty(B, np.float64)
+    ok = np.empty(B, np.float64)
+    cnt = np.empty(B, np.int64)
+    m = np.empty(B, np.int64)
+    pred = np.empty(B, np.float64)
+    uu = np.empty(B, np.float64)
+    sing = np.empty(B, np.float64)
+    rmax = np.empty(B, np.float64)
+    w = np.empty((B, T), np.float64)
+    sacc = np.empty(B, np.float64)
+    cc = np.empty(B, np.float64)
+    ss = np.empty(B, np.float64)
+    nt = mon_idx - hist_idx
+    for p0 in range(0, P, B):
+        nb = min(B, P - p0)
+        R[:] = 0.0
+        z[:] = 0.0
+        cnt[:] = 0
+        m[:] = 0
+        for r in range(nt):
+            t = mon_idx - 1 - r
+            for ln in range(B):
+                v = Y[p0 + ln, t] if ln < nb else np.nan
+                good = v == v
+                ok[ln] = 1.0 if good else 0.0
+                yy[ln] = v if good else 0.0
+            # recursive residuals (computed for every lane, kept where defined)
+            for ln in range(B):
+                rmax[ln] = 0.0
+                pred[ln] = 0.0
+                uu[ln] = 0.0
+                sing[ln] = 0.0
+            for i in range(k):
+                for ln in range(B):
+                    a = abs(R[i, i, ln])
+                    rmax[ln] = a if a > rmax[ln] else rmax[ln]
+            for i in range(k):
+                xi = X[t, i]
+                for ln in range(B):
+                    sacc[ln] = xi
+                for j in range(i):
+                    for ln in range(B):
+                        sacc[ln] -= R[j, i, ln] * u[j, ln]
+                for ln in range(B):
+                    d = R[i, i, ln]
+                    sing[ln] = 1.0 if abs(d) <= 1e-9 * rmax[ln] else sing[ln]
+                    ui = sacc[ln] / d
+                    u[i, ln] = ui
+                    pred[ln] += ui * z[i, ln]
+                    uu[ln] += ui * ui
+            for ln in range(nb):
+                if ok[ln] > 0.0 and cnt[ln] >= k and sing[ln] == 0.0:
+                    w[ln, m[ln]] = (yy[ln] - pred[ln]) / math.sqrt(1.0 + uu[ln])
+                    m[ln] += 1
+            # Givens update with the row (zero where the observation is invalid)
+            for i in range(k):
+                xi = X[t, i]
+                for ln in range(B):
+                    row[i, ln] = xi * ok[ln]
+            for i in range(k):
+                for ln in range(B):
+                    a = R[i, i, ln]
+                    b = row[i, ln]
+                    rr = math.sqrt(a * a + b * b)
+                    nz = rr > 0.0
+                    cc[ln] = a / rr if nz else 1.0
+                    ss[ln] = b / rr if nz else 0.0
+                    R[i, i, ln] = rr if nz else a
+                    zi = z[i, ln]
+                    z[i, ln] = cc[ln] * zi + ss[ln] * yy[ln]
+                    yy[ln] = cc[ln] * yy[ln] - ss[ln] * zi
+                for j in range(i + 1, k):
+                    for ln in range(B):
+                        rij = R[i, j, ln]
+                        rj = row[j, ln]
+                        R[i, j, ln] = cc[ln] * rij + ss[ln] * rj
+                        row[j, ln] = cc[ln] * rj - ss[ln] * rij
+            for ln in range(B):
+                cnt[ln] += 1 if ok[ln] > 0.0 else 0
+        # CUSUM of the recursive residuals and its first crossing, per lane
+        for ln in range(nb):
+            s0 = 0
+            mm = m[ln]
+            if cnt[ln] > k + 2 and mm >= 3:
+                mean = 0.0
+                for i in range(mm):
+                    mean += w[ln, i]
+                mean /= mm
+                var = 0.0
+                for i in range(mm):
+                    var += (w[ln, i] - mean) ** 2
+                sd = math.sqrt(var / (mm - 1))
+                if sd > 0.0:
+                    scale = 1.0 / (sd * math.sqrt(mm))
+                    acc = 0.0
+                    for i in range(1, mm + 1):
+                        acc += w[ln, i - 1]
+                        if abs(acc * scale) > roc_lambda * (1.0 + 2.0 * i / mm):
+                            s0 = mm - i + 1
+                            break
+            out[p0 + ln] = s0
