@@ -134,16 +134,35 @@ def _check_args(bands, resolution, groupby, min_valid_fraction, chunks, keep_mas
         raise InputError(f"keep_mask must be True or False, got {keep_mask!r}")
 
 
+def _scale_block(dn: np.ndarray, scale: float, offset: float, nodata: Any) -> np.ndarray:
+    """One chunk: ``DN * scale + offset`` as float32, nodata -> NaN (in place, one pass each)."""
+    out = dn.astype(np.float32)
+    if scale != 1.0:
+        out *= np.float32(scale)
+    if offset != 0.0:
+        out += np.float32(offset)
+    if nodata is not None:
+        out[dn == nodata] = np.nan
+    return out
+
+
 def _to_float(raw: xr.DataArray, scale: float, offset: float) -> xr.DataArray:
-    """DN -> float32 ``DN * scale + offset``, nodata -> NaN (never 0)."""
+    """DN -> float32 ``DN * scale + offset``, nodata -> NaN (never 0); one task per chunk."""
     nodata = raw.attrs.get("nodata")
-    out = raw.astype("float32")
-    if scale != 1.0 or offset != 0.0:
-        out = out * np.float32(scale) + np.float32(offset)
-    if nodata is not None and not (isinstance(nodata, float) and np.isnan(nodata)):
-        out = out.where(raw != nodata)
+    if nodata is not None and isinstance(nodata, float) and np.isnan(nodata):
+        nodata = None  # float data already NaN there
+    kw = dict(scale=float(scale), offset=float(offset), nodata=nodata)
+    if isinstance(raw.data, np.ndarray):
+        data = _scale_block(raw.data, **kw)
+    else:
+        data = raw.data.map_blocks(_scale_block, dtype=np.float32, **kw)
     attrs = {k: v for k, v in raw.attrs.items() if k != "nodata"}
     attrs.update({"nodata": np.nan, "scale_factor_applied": scale, "add_offset_applied": offset})
+    return _with(raw, data, attrs)
+
+
+def _with(raw: xr.DataArray, data: Any, attrs: dict) -> xr.DataArray:
+    out = raw.copy(data=data)
     out.attrs = attrs
     return out
 
@@ -164,6 +183,7 @@ def load(
     keep_mask: bool = False,
     min_valid_fraction: float | None = None,
     preset: str | Preset | None = None,
+    geobox: Any = None,
     **search_kw: Any,
 ) -> xr.Dataset:
     """Load STAC items lazily into a float32 reflectance cube ``Dataset(time, y, x)``.
@@ -200,6 +220,9 @@ def load(
     preset : str, optional
         ``"earth-search"``, ``"planetary-computer"``, ``"cdse"``, ``"theia"``
         (:mod:`eoai.io.presets`).
+    geobox : odc.geo.GeoBox or xarray object, optional
+        Load onto exactly this pixel grid (or the grid of a cube: ``geobox=other_cube``), e.g.
+        to align two collections; overrides ``resolution``/``crs`` and the crop of ``bbox``.
     **search_kw
         More :func:`eoai.search` arguments (``max_cloud_cover``, ``ids``, ``limit``,
         ``max_items``, ``timeout``, ``retries``...).
@@ -313,6 +336,10 @@ def load(
     )
     if crs is not None:
         odc_kw["crs"] = crs
+    if geobox is not None:
+        if hasattr(geobox, "odc"):
+            geobox = geobox.odc.geobox
+        odc_kw = dict(groupby=groupby, chunks=odc_kw["chunks"], geobox=geobox)
     inverse = {}
     for name, key in to_load.items():
         inverse.setdefault(key, []).append(name)

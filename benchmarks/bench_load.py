@@ -1,0 +1,258 @@
+"""Benchmark eoai.load: throughput against plain rasterio windowed reads, and peak memory.
+
+1. **Throughput.** The real Sentinel-2 L2A tiles of ``../shared/data/earthsearch_l2a`` (10 items,
+   bands B02 B03 B04 B08, 915 x 915 px at 120 m) are rewritten once as local COGs (deflate,
+   256 x 256 tiles) with STAC items describing them. The same window of every file is then read
+   (a) with ``eoai.load(items, bands, geobox=<that window>, mask=None, groupby="time")`` computed
+   with dask's threaded scheduler, and (b) with ``rasterio`` windowed reads in a loop, each window
+   converted the same way (``DN * 1e-4`` as float32, nodata 0 -> NaN). Throughput is reported as
+   MB/s of source pixels (uint16) for both, and their ratio (goal >= 0.8).
+2. **Memory.** A cube over the whole tiles, chunked so it is at least 10x larger than one chunk,
+   is reduced chunk by chunk (mean over time and space per band); the peak of ``tracemalloc``
+   (numpy buffers included) is compared with the size of the cube and of one chunk.
+
+Run from the project root: ``.venv/bin/python benchmarks/bench_load.py [--repeat 3]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+import tracemalloc
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "earthsearch_l2a" / "sentinel-2-l2a"
+BANDS = {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08"}
+
+
+def make_cogs(out: Path) -> list:
+    """Rewrite the real tiles as local COGs and return pystac items describing them."""
+    import pystac
+    import rasterio
+
+    items = []
+    with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="FALSE"):
+        for folder in sorted(p for p in DATA.iterdir() if p.is_dir()):
+            meta = json.loads(next(folder.glob("*_L2A.json")).read_text())
+            dst_dir = out / folder.name
+            dst_dir.mkdir(parents=True)
+            assets = {}
+            for name, stem in BANDS.items():
+                with rasterio.open(folder / f"{stem}.tif") as src:
+                    data = src.read(1)
+                    profile = dict(
+                        driver="COG",
+                        dtype="uint16",
+                        count=1,
+                        width=src.width,
+                        height=src.height,
+                        crs=src.crs,
+                        transform=src.transform,
+                        nodata=0,
+                        compress="deflate",
+                        blocksize=256,
+                    )
+                    transform = src.transform
+                    shape = [src.height, src.width]
+                path = dst_dir / f"{stem}.tif"
+                with rasterio.open(path, "w", **profile) as dst:
+                    dst.write(data, 1)
+                assets[name] = pystac.Asset(
+                    path.as_uri(),
+                    media_type=pystac.MediaType.COG,
+                    roles=["data"],
+                    extra_fields={
+                        "proj:shape": shape,
+                        "proj:transform": list(transform)[:6],
+                        "raster:bands": [{"nodata": 0, "data_type": "uint16", "scale": 1e-4}],
+                        "eo:bands": [{"name": stem, "common_name": name}],
+                    },
+                )
+            props = dict(meta["properties"])
+            when = datetime.fromisoformat(props.pop("datetime").replace("Z", "+00:00"))
+            item = pystac.Item(
+                meta["id"],
+                meta["geometry"],
+                meta["bbox"],
+                when,
+                props,
+                collection="sentinel-2-l2a",
+            )
+            for k, a in assets.items():
+                item.add_asset(k, a)
+            items.append(item)
+    return items
+
+
+def bench_throughput(items, window, repeat: int) -> dict:
+    import dask
+    import rasterio
+    from odc.geo.geobox import GeoBox
+    from rasterio.windows import Window
+
+    import eoai
+
+    (r0, r1), (c0, c1) = window
+    href0 = items[0].assets["red"].get_absolute_href()
+    with rasterio.open(href0) as src:
+        full = GeoBox((src.height, src.width), src.transform, src.crs)
+    # the two MGRS tiles share the UTM grid origin in x but not in y: one window per tile
+    tiles = {}
+    for it in items:
+        with rasterio.open(it.assets["red"].get_absolute_href()) as src:
+            tiles.setdefault((src.transform.c, src.transform.f), []).append(it)
+    nbytes = len(items) * len(BANDS) * (r1 - r0) * (c1 - c0) * 2  # uint16 source pixels
+
+    def run_eoai():
+        out = []
+        for group in tiles.values():
+            with rasterio.open(group[0].assets["red"].get_absolute_href()) as src:
+                gbox = GeoBox((src.height, src.width), src.transform, src.crs)[r0:r1, c0:c1]
+            cube = eoai.load(
+                group,
+                list(BANDS),
+                geobox=gbox,
+                mask=None,
+                groupby="time",
+                chunks={"time": 1, "x": 2048, "y": 2048},
+            )
+            out.append(dask.compute(*[cube[b].data for b in BANDS], scheduler="threads"))
+        return out
+
+    def run_rasterio():
+        # the same output: per tile and band a (time, y, x) float32 stack, nodata NaN
+        out = []
+        win = Window(c0, r0, c1 - c0, r1 - r0)
+        for group in tiles.values():
+            for b in BANDS:
+                layers = []
+                for it in group:
+                    with rasterio.open(it.assets[b].get_absolute_href()) as src:
+                        dn = src.read(1, window=win)
+                    ref = dn.astype("float32") * np.float32(1e-4)
+                    ref[dn == 0] = np.nan
+                    layers.append(ref)
+                out.append(np.stack(layers))
+        return out
+
+    # correctness first: identical pixels
+    a = run_eoai()
+    b = run_rasterio()
+    flat_a = [arr for tile in a for arr in tile]
+    assert sum(x.size for x in flat_a) == sum(x.size for x in b)
+    assert all(x.shape == y.shape for x, y in zip(flat_a, b, strict=True))
+    tot_a = np.nansum([np.nansum(x) for x in flat_a])
+    tot_b = np.nansum([np.nansum(x) for x in b])
+    assert np.isclose(tot_a, tot_b, rtol=1e-6), (tot_a, tot_b)
+    del full
+    times = {"eoai": [], "rasterio": []}
+    for _ in range(repeat):
+        for name, fn in (("rasterio", run_rasterio), ("eoai", run_eoai)):
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    best = {k: min(v) for k, v in times.items()}
+    mbs = {k: nbytes / 1e6 / v for k, v in best.items()}
+    return {
+        "window_px": (r1 - r0, c1 - c0),
+        "files": len(items) * len(BANDS),
+        "MB": nbytes / 1e6,
+        "eoai_MBps": mbs["eoai"],
+        "rasterio_MBps": mbs["rasterio"],
+        "ratio": mbs["eoai"] / mbs["rasterio"],
+        "best_s": best,
+    }
+
+
+def bench_memory(items) -> dict:
+    import dask
+    import rasterio
+    from odc.geo.geobox import GeoBox
+
+    import eoai
+
+    group = [it for it in items if "33TWL" in it.id]
+    with rasterio.open(group[0].assets["red"].get_absolute_href()) as src:
+        gbox = GeoBox((src.height, src.width), src.transform, src.crs)
+    chunk = 256
+    cube = eoai.load(
+        group,
+        list(BANDS),
+        geobox=gbox,
+        mask=None,
+        groupby="time",
+        chunks={"time": 1, "x": chunk, "y": chunk},
+    )
+    cube_bytes = sum(cube[b].nbytes for b in BANDS)
+    chunk_bytes = chunk * chunk * 4
+    reduced = cube.mean(dim=("time", "y", "x"))
+    tracemalloc.start()
+    with dask.config.set(scheduler="threads"):
+        result = reduced.compute()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    # the same reduction on the cube held in memory, for reference
+    tracemalloc.start()
+    with dask.config.set(scheduler="threads"):
+        eager = cube.compute()
+    _, peak_eager = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    np.testing.assert_allclose(
+        [float(result[b]) for b in BANDS], [float(eager[b].mean()) for b in BANDS], rtol=1e-5
+    )
+    return {
+        "cube_MB": cube_bytes / 1e6,
+        "chunk_MB": chunk_bytes / 1e6,
+        "cube_over_chunk": cube_bytes / chunk_bytes,
+        "n_chunks": sum(cube[b].data.npartitions for b in BANDS),
+        "peak_MB_chunked": peak / 1e6,
+        "peak_MB_in_memory": peak_eager / 1e6,
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--window", type=int, nargs="+", default=[512, 915], help="window sizes in pixels"
+    )
+    args = parser.parse_args(argv)
+    if not DATA.is_dir():
+        print(f"real data not found: {DATA}", file=sys.stderr)
+        return 2
+    tmp = Path(tempfile.mkdtemp(prefix="eoai-bench-load-"))
+    try:
+        t = time.perf_counter()
+        items = make_cogs(tmp)
+        print(f"wrote {len(items) * len(BANDS)} local COGs in {time.perf_counter() - t:.1f} s")
+        for w in args.window:
+            start = (915 - w) // 2
+            res = bench_throughput(items, ((start, start + w), (start, start + w)), args.repeat)
+            print(
+                f"throughput, window {res['window_px'][0]}x{res['window_px'][1]} px of "
+                f"{res['files']} COGs ({res['MB']:.1f} MB uint16): eoai.load "
+                f"{res['eoai_MBps']:.1f} MB/s, rasterio {res['rasterio_MBps']:.1f} MB/s, "
+                f"ratio {res['ratio']:.2f} (goal >= 0.8)"
+            )
+        mem = bench_memory(items)
+        print(
+            f"memory: cube {mem['cube_MB']:.1f} MB float32 in {mem['n_chunks']} chunks of "
+            f"{mem['chunk_MB']:.2f} MB (cube = {mem['cube_over_chunk']:.0f}x one chunk); "
+            f"peak traced while reducing chunk by chunk {mem['peak_MB_chunked']:.1f} MB "
+            f"(loading it all: {mem['peak_MB_in_memory']:.1f} MB)"
+        )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
