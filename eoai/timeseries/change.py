@@ -391,37 +391,14 @@ def detect_breaks(
 # bi-temporal change
 # --------------------------------------------------------------------------------------------
 
-_FALLBACK_INDICES = {
-    # name: (band a, band b) of the normalised difference (a - b) / (a + b)
-    "ndvi": ("nir", "red"),
-    "nbr": ("nir", "swir22"),
-    "ndmi": ("nir", "swir16"),
-    "ndwi": ("green", "nir"),
-    "ndbi": ("swir16", "nir"),
-}
 _NOT_SPECTRAL = {"scl", "clm", "qa", "mask", "fmask", "spatial_ref"}
 
 
 def _index(cube: xr.Dataset, name: str) -> xr.DataArray:
-    """A spectral index: ``eoai.indices.index`` when available, else the normalised differences."""
-    try:
-        from ..indices import index as _eoai_index
-    except ImportError:  # the indices module is not there yet: the few normalised differences
-        _eoai_index = None
-    if _eoai_index is not None:
-        return _eoai_index(cube, name)
-    key = name.lower()
-    if key not in _FALLBACK_INDICES:
-        raise UnknownBandError(f"index {name!r} is unknown; available: {sorted(_FALLBACK_INDICES)}")
-    a, b = _FALLBACK_INDICES[key]
-    missing = [v for v in (a, b) if v not in cube.data_vars]
-    if missing:
-        raise UnknownBandError(
-            f"index {name!r} needs bands {a!r} and {b!r}; missing {missing}, the cube has "
-            f"{list(cube.data_vars)}"
-        )
-    out = (cube[a] - cube[b]) / (cube[a] + cube[b])
-    return out.rename(key)
+    """A spectral index of the cube (:func:`eoai.indices.index`, lazy)."""
+    from ..indices import index as _eoai_index
+
+    return _eoai_index(cube, name)
 
 
 def _period(
