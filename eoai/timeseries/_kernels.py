@@ -224,15 +224,70 @@ def _inverse_diagonal(L, Dg, d, Z, diag):
 
 
 @njit(cache=True, nogil=True)
+def _factor_solve2(w, pen, lam, rhs, L, Dg, z):
+    """Pentadiagonal (order 2) LDL' factorisation and solve in one sweep; False if singular.
+
+    Same band layout as :func:`_ldl_factor` (``L[i, 1] = L[i, i-1]``, ``L[i, 2] = L[i, i-2]``).
+    """
+    m = w.shape[0]
+    l1m1 = 0.0  # L[i, i-1]
+    l2m2 = 0.0  # L[i, i-2]
+    l2m1 = 0.0  # L[i+1, i-1] (carried)
+    dm1 = 0.0
+    dm2 = 0.0
+    um1 = 0.0
+    um2 = 0.0
+    for i in range(m):
+        a = w[i] + lam * pen[0, i]
+        di = a - l1m1 * l1m1 * dm1 - l2m2 * l2m2 * dm2
+        if not (di > 1e-13 * a) or not (di > 0.0):
+            return False
+        Dg[i] = di
+        L[i, 1] = l1m1
+        L[i, 2] = l2m2
+        ui = rhs[i] - l1m1 * um1 - l2m2 * um2
+        z[i] = ui
+        # next row's multipliers
+        nl1 = (lam * pen[1, i] - l2m1 * l1m1 * dm1) / di if i + 1 < m else 0.0
+        nl2 = lam * pen[2, i] / di if i + 2 < m else 0.0
+        l2m2 = l2m1
+        l2m1 = nl2
+        l1m1 = nl1
+        dm2 = dm1
+        dm1 = di
+        um2 = um1
+        um1 = ui
+    zp1 = 0.0
+    zp2 = 0.0
+    for i in range(m - 1, -1, -1):
+        l1 = L[i + 1, 1] if i + 1 < m else 0.0
+        l2 = L[i + 2, 2] if i + 2 < m else 0.0
+        zi = z[i] / Dg[i] - l1 * zp1 - l2 * zp2
+        z[i] = zi
+        zp2 = zp1
+        zp1 = zi
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _factor_solve(w, pen, lam, d, rhs, L, Dg, z):
+    if d == 2:
+        return _factor_solve2(w, pen, lam, rhs, L, Dg, z)
+    if not _ldl_factor(w, pen, lam, d, L, Dg):
+        return False
+    _ldl_solve(L, Dg, d, rhs, z)
+    return True
+
+
+@njit(cache=True, nogil=True)
 def _asym_solve(yw, w, wa, pen, lam, d, p, max_iter, L, Dg, rhs, z, zold):
     """Solve with weights ``w`` (or asymmetric weights ``wa`` when p > 0). Returns False if singular."""
     m = w.shape[0]
     for i in range(m):
         wa[i] = w[i]
         rhs[i] = w[i] * yw[i]
-    if not _ldl_factor(wa, pen, lam, d, L, Dg):
+    if not _factor_solve(wa, pen, lam, d, rhs, L, Dg, z):
         return False
-    _ldl_solve(L, Dg, d, rhs, z)
     if p <= 0.0:
         return True
     for _ in range(max_iter):
@@ -246,12 +301,92 @@ def _asym_solve(yw, w, wa, pen, lam, d, p, max_iter, L, Dg, rhs, z, zold):
             rhs[i] = wa[i] * yw[i]
         if not changed:
             break
-        if not _ldl_factor(wa, pen, lam, d, L, Dg):
+        if not _factor_solve(wa, pen, lam, d, rhs, L, Dg, z):
             return False
-        for i in range(m):
-            zold[i] = z[i]
-        _ldl_solve(L, Dg, d, rhs, z)
     return True
+
+
+@njit(cache=True, nogil=True)
+def whittaker_fixed2(y, in_idx, out_idx, m, pen, lam, out):
+    """Fast path of :func:`whittaker_fill` for order 2, a fixed ``lam`` and unit weights.
+
+    One fused forward sweep (pentadiagonal LDL' factorisation + forward substitution) and one
+    backward sweep per pixel, with the penalty pre-multiplied by ``lam``. Returns the number of
+    pixels with fewer than 2 valid observations (left NaN).
+    """
+    n_pix, n_in = y.shape
+    n_out = out_idx.shape[0]
+    a0 = np.empty(m)
+    b1 = np.empty(m)
+    c2 = np.empty(m)
+    for i in range(m):
+        a0[i] = lam * pen[0, i]
+        b1[i] = lam * pen[1, i]
+        c2[i] = lam * pen[2, i]
+    w = np.zeros(m)
+    r = np.zeros(m)
+    inv = np.empty(m)
+    l1 = np.zeros(m + 2)  # l1[i] = L[i+1, i]
+    l2 = np.zeros(m + 2)  # l2[i] = L[i+2, i]
+    z = np.empty(m)
+    bad = 0
+    for px in range(n_pix):
+        nv = 0
+        for i in range(n_in):
+            v = y[px, i]
+            j = in_idx[i]
+            if v == v:
+                w[j] = 1.0
+                r[j] = v
+                nv += 1
+            else:
+                w[j] = 0.0
+                r[j] = 0.0
+        ok = nv >= 2
+        if ok:
+            l1m1 = 0.0
+            l2m2 = 0.0
+            l2m1 = 0.0
+            dm1 = 0.0
+            dm2 = 0.0
+            um1 = 0.0
+            um2 = 0.0
+            for i in range(m):
+                a = w[i] + a0[i]
+                di = a - l1m1 * l1m1 * dm1 - l2m2 * l2m2 * dm2
+                if not (di > 1e-13 * a):
+                    ok = False
+                    break
+                id_ = 1.0 / di
+                inv[i] = id_
+                ui = r[i] - l1m1 * um1 - l2m2 * um2
+                z[i] = ui
+                nl1 = (b1[i] - l2m1 * l1m1 * dm1) * id_
+                nl2 = c2[i] * id_
+                l1[i] = nl1
+                l2[i] = nl2
+                l2m2 = l2m1
+                l2m1 = nl2
+                l1m1 = nl1
+                dm2 = dm1
+                dm1 = di
+                um2 = um1
+                um1 = ui
+        if not ok:
+            bad += 1
+            for o in range(n_out):
+                out[px, o] = _NAN
+            continue
+        zp1 = 0.0
+        zp2 = 0.0
+        for i in range(m - 1, -1, -1):
+            zi = z[i] * inv[i] - l1[i] * zp1 - l2[i] * zp2
+            z[i] = zi
+            zp2 = zp1
+            zp1 = zi
+        for o in range(n_out):
+            out[px, o] = z[out_idx[o]]
+    return bad
 
 
 @njit(cache=True, nogil=True)
@@ -287,17 +422,17 @@ def whittaker_fill(y, wts, in_idx, out_idx, m, pen, coef, d, lams, mode, p, max_
     nrows = coef.shape[0]
     bad = 0
     for px in range(n_pix):
-        for i in range(m):
-            yw[i] = 0.0
-            w[i] = 0.0
         nv = 0
         for i in range(n_in):
             v = y[px, i]
+            j = in_idx[i]
+            yw[j] = 0.0
+            w[j] = 0.0
             if v == v:
                 wi = wts[px, i] if use_w else 1.0
                 if wi > 0.0:
-                    yw[in_idx[i]] = v
-                    w[in_idx[i]] = wi
+                    yw[j] = v
+                    w[j] = wi
                     nv += 1
         if nv < (d if d > 1 else 1):
             bad += 1

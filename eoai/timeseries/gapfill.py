@@ -409,9 +409,14 @@ def _fill_block(values: np.ndarray, spec: dict) -> np.ndarray:
         why = "have no valid observation"
     elif method == "whittaker":
         lam_out = np.empty(y.shape[0])
-        bad = K.whittaker_fill(y, np.ones((1, 1)), spec["in_idx"], spec["out_idx"], spec["grid"].size,
-                               spec["pen"], spec["coef"], spec["order"], spec["lams"], spec["mode"],
-                               spec["p"], spec["max_iter"], out, lam_out)  # fmt: skip
+        if spec["order"] == 2 and spec["mode"] == 0 and spec["p"] == 0.0:
+            bad = K.whittaker_fixed2(y, spec["in_idx"], spec["out_idx"], spec["grid"].size,
+                                     spec["pen"], float(spec["lams"][0]), out)  # fmt: skip
+        else:
+            bad = K.whittaker_fill(y, np.ones((1, 1)), spec["in_idx"], spec["out_idx"],
+                                   spec["grid"].size, spec["pen"], spec["coef"], spec["order"],
+                                   spec["lams"], spec["mode"], spec["p"], spec["max_iter"], out,
+                                   lam_out)  # fmt: skip
         why = f"have fewer than {max(spec['order'], 1)} valid observations"
     elif method == "savgol":
         bad = K.savgol_fill(
