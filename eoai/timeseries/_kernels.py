@@ -636,9 +636,15 @@ def savgol_fill(y, x_in, x_out, half_window, order, out):
                 for c in range(k):
                     G[a, c] = 0.0
             cnt = 0
+            left = 0
+            right = 0
             i = lo
             while i < nv and xv[i] <= t + half_window:
                 dt = (xv[i] - t) / half_window
+                if dt <= 0.0:
+                    left += 1
+                if dt >= 0.0:
+                    right += 1
                 pw[0] = 1.0
                 for a in range(1, 2 * k - 1):
                     pw[a] = pw[a - 1] * dt
@@ -648,7 +654,8 @@ def savgol_fill(y, x_in, x_out, half_window, order, out):
                         G[a, c] += pw[a + c]
                 cnt += 1
                 i += 1
-            ok = cnt >= k and _chol_solve(G, b, k, sol)
+            # a well-posed local fit: more points than coefficients, on both sides of t
+            ok = cnt > k and left > 0 and right > 0 and _chol_solve(G, b, k, sol)
             if ok:
                 out[p, o] = sol[0]
             else:

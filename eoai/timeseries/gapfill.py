@@ -22,7 +22,8 @@ Methods (``method=``):
     Savitzky-Golay generalised to unequal spacing and gaps: a polynomial of degree ``polyorder``
     fitted by least squares to the valid observations within ``window`` days around each output
     date (identical to ``scipy.signal.savgol_filter`` on a complete regular series away from the
-    edges). Where the window holds too few observations the value is linearly interpolated.
+    edges). Where the window holds too few observations (no more than ``polyorder + 1``, or none on
+    one side of the date) the value is linearly interpolated.
 ``"harmonic"``
     ``harmonics`` annual harmonics plus a constant and (``trend=True``) a linear trend, fitted by
     least squares per pixel.
