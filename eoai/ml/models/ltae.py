@@ -52,6 +52,15 @@ class LTAE(nn.Module):
         Dropout rate.
     period : float
         Period T of the positional encoding, in days (1000 in the paper).
+    encoder : tuple of int
+        Widths of a per-observation MLP (Linear + ReLU) applied to the channels before the
+        projection, the single-pixel case of the paper's pixel-set encoder (its MLP1 is
+        (32, 64)); ``()`` projects the raw channels linearly.
+    input_norm : bool
+        Layer-normalise each observation over its channels first, as the paper does on its learnt
+        pixel-set embeddings. Off by default: on raw spectra it removes the brightness, and on a
+        single channel (NDVI) it zeroes the signal; :mod:`eoai.ml.deep` standardises each band with
+        the training statistics instead.
 
     Examples
     --------
@@ -73,17 +82,26 @@ class LTAE(nn.Module):
         mlp: tuple[int, ...] = (128, 64),
         dropout: float = 0.2,
         period: float = 1000.0,
+        input_norm: bool = False,
+        encoder: tuple[int, ...] = (32, 64),
     ) -> None:
         super().__init__()
         if d_model % n_head:
             raise ValueError(f"d_model={d_model} must be divisible by n_head={n_head}")
         self.config = dict(
             in_channels=in_channels, n_classes=n_classes, d_model=d_model, n_head=n_head,
-            d_k=d_k, mlp=list(mlp), dropout=dropout, period=period,
+            d_k=d_k, mlp=list(mlp), dropout=dropout, period=period, input_norm=input_norm,
+            encoder=list(encoder),
         )
         self.n_head, self.d_k, self.d_model, self.period = n_head, d_k, d_model, period
-        self.in_norm = nn.LayerNorm(in_channels)
-        self.in_proj = nn.Linear(in_channels, d_model)
+        self.in_norm = nn.LayerNorm(in_channels) if input_norm else nn.Identity()
+        enc: list[nn.Module] = []
+        width = in_channels
+        for wd in encoder:
+            enc += [nn.Linear(width, wd), nn.ReLU()]
+            width = wd
+        self.encoder = nn.Sequential(*enc)
+        self.in_proj = nn.Linear(width, d_model)
         self.proj_norm = nn.LayerNorm(d_model)
         self.query = nn.Parameter(torch.randn(n_head, d_k) * math.sqrt(2.0 / d_k))
         self.key = nn.Linear(d_model, n_head * d_k)
@@ -100,7 +118,7 @@ class LTAE(nn.Module):
         b, t, _ = x.shape
         valid = ~torch.isnan(x).any(dim=-1)  # (b, t)
         x = torch.nan_to_num(x, nan=0.0)
-        h = self.proj_norm(self.in_proj(self.in_norm(x)))
+        h = self.proj_norm(self.in_proj(self.encoder(self.in_norm(x))))
         if days.dim() == 1:
             days = days.expand(b, t)
         pos = sinusoid_encoding(days, self.d_model // self.n_head, self.period)
