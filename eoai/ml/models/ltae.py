@@ -107,7 +107,7 @@ class LTAE(nn.Module):
         self.key = nn.Linear(d_model, n_head * d_k)
         widths = [d_model, *mlp]
         layers: list[nn.Module] = []
-        for a, b in zip(widths[:-1], widths[1:]):
+        for a, b in zip(widths[:-1], widths[1:], strict=False):
             layers += [nn.Linear(a, b), nn.BatchNorm1d(b), nn.ReLU()]
         self.mlp = nn.Sequential(*layers, nn.Dropout(dropout))
         self.out_norm = nn.LayerNorm(widths[-1])
