@@ -264,3 +264,20 @@ def test_no_data_skipped_warning_by_default(catalog):
         warnings.simplefilter("always")
         _load(catalog)
     assert not [w for w in caught if issubclass(w.category, eoai.errors.EoaiWarning)]
+
+
+def test_input_validation(catalog, tmp_path):
+    from eoai.errors import CatalogError, InputError
+
+    with pytest.raises(CatalogError, match="the file does not exist"):
+        eoai.search(tmp_path / "catalog.json")
+    with pytest.raises(InputError, match="is empty: need west < east"):
+        eoai.load(catalog, ["red"], bbox=(16.1, 46, 16, 46.1))
+    with pytest.raises(InputError, match="not in longitude/latitude degrees"):
+        eoai.load(catalog, ["red"], bbox=(577000, 5095000, 585000, 5106000))
+    with pytest.raises(InputError, match="min_valid_fraction must be in"):
+        _load(catalog, min_valid_fraction=1.5)
+    with pytest.raises(InputError, match="cannot read 'last week' as a date"):
+        eoai.search(catalog, datetime="last week")
+    with pytest.raises(InputError, match="min_valid_fraction needs a mask band"):
+        _load(catalog, mask=None, min_valid_fraction=0.5)
