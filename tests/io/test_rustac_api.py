@@ -105,3 +105,15 @@ def test_unreachable_catalog_names_url_and_is_fast():
     assert isinstance(err.value, ConnectionError)
     with pytest.raises(CatalogUnreachableError, match=f"127.0.0.1:{port}"):
         eoai.load(url + "/catalog.json", ["red"], timeout=2, retries=0)
+
+
+def test_geometry_search_and_load(rustac_api):
+    # a GeoJSON polygon equal to the bbox gives the same items and the same cube
+    w, s, e, n = BBOX
+    poly = {"type": "Polygon", "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]]}
+    by_geom = eoai.search(rustac_api, geometry=poly, datetime="2023-08-18")
+    assert sorted(i.id for i in by_geom) == ["S2A_33TWL_20230818_0_L2A", "S2A_33TWM_20230818_0_L2A"]
+    a = eoai.load(by_geom, ["red"], geometry=poly, resolution=120, mask=None)
+    b = eoai.load(by_geom, ["red"], bbox=BBOX, resolution=120, mask=None)
+    assert a.odc.geobox == b.odc.geobox
+    np.testing.assert_array_equal(a.red.values, b.red.values)
