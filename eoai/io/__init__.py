@@ -1,1 +1,45 @@
-"""eoai.io."""
+"""eoai.io: STAC search, lazy loading, cloud masks, band names and catalog presets.
+
+Submodules load on first use (``import eoai`` stays light):
+
+- :mod:`eoai.io.catalog`: :func:`search` (STAC APIs with pystac-client, static catalogs with pystac);
+- :mod:`eoai.io.loading`: :func:`load` (odc-stac, scale/offset, nodata -> NaN, masks);
+- :mod:`eoai.io.masks`: :class:`~eoai.io.masks.MaskSpec`, :func:`mask`, :func:`valid_fraction`
+  (Sentinel-2 SCL, THEIA/MAJA CLM, Landsat C2 QA_PIXEL);
+- :mod:`eoai.io.bands`: common names <-> asset keys;
+- :mod:`eoai.io.presets`: Earth Search, Planetary Computer, CDSE, THEIA; per-collection scaling.
+
+Examples
+--------
+>>> import eoai
+>>> eoai.io.masks.MaskSpec.scl().classes
+(0, 1, 3, 8, 9, 10)
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_SUBMODULES = {"catalog", "loading", "masks", "bands", "presets"}
+_FUNCTIONS = {
+    "search": "catalog",
+    "load": "loading",
+    "mask": "masks",
+    "valid_fraction": "masks",
+    "MaskSpec": "masks",
+}
+
+__all__ = sorted(_SUBMODULES | set(_FUNCTIONS))
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return import_module(f"eoai.io.{name}")
+    if name in _FUNCTIONS:
+        return getattr(import_module(f"eoai.io.{_FUNCTIONS[name]}"), name)
+    raise AttributeError(f"module 'eoai.io' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
