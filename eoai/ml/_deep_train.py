@@ -68,8 +68,8 @@ def grouped_split(
     """Train/validation row indices; whole groups go to one side, about ``fraction`` of each class.
 
     A group is assigned to the class of most of its rows; for each class the groups are shuffled
-    and taken into the validation set until ``fraction`` of the class's rows is reached, always
-    leaving at least one group of the class for training.
+    and the first ones, as many as bring the validation share closest to ``fraction``, go to the
+    validation set, always leaving at least one group of the class for training.
     """
     rng = np.random.default_rng(seed)
     n = len(labels)
@@ -86,12 +86,10 @@ def grouped_split(
         if len(g) < 2:
             continue
         g = g[rng.permutation(len(g))]
-        total, taken = size[g].sum(), 0
-        for gi in g[:-1]:
-            if taken >= fraction * total:
-                break
-            val_groups.append(gi)
-            taken += size[gi]
+        # the prefix of the shuffled groups closest to the target share (never all of them)
+        cum = np.concatenate([[0], np.cumsum(size[g].to_numpy())[:-1]])
+        k = int(np.argmin(np.abs(cum - fraction * size[g].sum())))
+        val_groups.extend(g[:k])
     is_val = np.isin(groups, np.asarray(val_groups, dtype=groups.dtype))
     return np.flatnonzero(~is_val), np.flatnonzero(is_val)
 

@@ -16,8 +16,12 @@ from torch import nn
 
 def _block(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-        nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
     )
 
 
@@ -56,7 +60,8 @@ class UNet(nn.Module):
         self.down = nn.ModuleList([_block(in_channels, widths[0])])
         self.down.extend(_block(widths[i], widths[i + 1]) for i in range(depth))
         self.up = nn.ModuleList(
-            nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2) for i in reversed(range(depth))
+            nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2)
+            for i in reversed(range(depth))
         )
         self.up_blocks = nn.ModuleList(
             _block(2 * widths[i], widths[i]) for i in reversed(range(depth))
@@ -90,6 +95,6 @@ class UNet(nn.Module):
             x = block(x if i == 0 else F.max_pool2d(x, 2))
             skips.append(x)
         x = skips.pop()
-        for up, block in zip(self.up, self.up_blocks):
+        for up, block in zip(self.up, self.up_blocks, strict=True):
             x = block(torch.cat([skips.pop(), up(x)], dim=1))
         return self.head(x)[..., :h, :w]
