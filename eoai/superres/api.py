@@ -150,10 +150,16 @@ def _check_order(meta: dict, bands, guide, source) -> None:
 
 
 def _spatial_chunks(chunks: tuple[int, ...], size: int, tile: int, depth: int) -> tuple[int, ...]:
-    """Keep the input chunks unless larger than ``tile`` or smaller than the halo."""
-    if all(depth <= c <= tile for c in chunks[:-1]) and (len(chunks) == 1 or chunks[-1] >= depth):
+    """Keep the input chunks unless larger than ``tile`` or smaller than the halo.
+
+    A last chunk smaller than the halo is merged into the one before it.
+    """
+    chunks = tuple(chunks)
+    if len(chunks) > 1 and chunks[-1] < depth:
+        chunks = (*chunks[:-2], chunks[-2] + chunks[-1])
+    if all(c <= max(tile, depth) for c in chunks) and (len(chunks) == 1 or min(chunks) >= depth):
         return chunks
-    n = max(1, math.ceil(size / tile))
+    n = max(1, min(math.ceil(size / tile), size // max(depth, 1)))
     base = size // n
     out = [base] * n
     for i in range(size - base * n):
@@ -209,6 +215,7 @@ def superres(
     tile_size: int = 512,
     save_weights: str | None = None,
     progress: bool = True,
+    threads: int | None = None,
 ) -> xr.Dataset:
     """Super-resolve Sentinel-2 bands: 20 m bands to 10 m guided by the 10 m bands (or 10 -> 5 m).
 
@@ -264,6 +271,10 @@ def superres(
         Write the trained network there (reload it with ``weights=``).
     progress : bool
         Show the training progress bar.
+    threads : int, optional
+        torch CPU threads for training and for each inference tile (default: torch's setting).
+        On a machine shared with other work (or with several dask threads), ``threads=1`` avoids
+        threads spinning against each other and can be many times faster.
 
     Returns
     -------
@@ -314,7 +325,7 @@ def superres(
     if method == "guided" and weights is not None:
         from .weights import load_weights
 
-        runner, meta = load_weights(weights, device=device)
+        runner, meta = load_weights(weights, device=device, threads=threads)
         if meta["mode"] != mode:
             raise ModelError(f"weights {weights} are for mode={meta['mode']!r}, not mode={mode!r}")
     bands, guide = _default_bands(cube, method, mode, bands, guide, meta)
@@ -359,6 +370,7 @@ def superres(
                 seed=seed,
                 device=device,
                 progress=progress,
+                threads=threads,
             )
             if mode == "20m" and info["replicated_fraction"] < 0.9:
                 warnings.warn(
@@ -368,7 +380,7 @@ def superres(
                     EoaiWarning,
                     stacklevel=2,
                 )
-            runner = TorchRunner(net, device)
+            runner = TorchRunner(net, device, threads)
             params.update(
                 steps=steps,
                 features=features,

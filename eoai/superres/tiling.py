@@ -34,6 +34,8 @@ class TorchRunner:
         The network (kept on the CPU; copied to ``device`` on first use in each process).
     device : str
         ``"auto"`` (GPU when present), ``"cpu"``, ``"cuda"``...
+    threads : int, optional
+        torch CPU threads per tile (``torch.set_num_threads``, process-wide); default unchanged.
 
     Examples
     --------
@@ -43,16 +45,17 @@ class TorchRunner:
     (1, 1, 8, 8)
     """
 
-    def __init__(self, net, device: str | None = "auto") -> None:
+    def __init__(self, net, device: str | None = "auto", threads: int | None = None) -> None:
         self.net = net.cpu().eval()
         self.device = device
+        self.threads = threads
         self._on = None
 
     def __getstate__(self):
-        return {"net": self.net, "device": self.device}
+        return {"net": self.net, "device": self.device, "threads": self.threads}
 
     def __setstate__(self, state):
-        self.__init__(state["net"], state["device"])
+        self.__init__(state["net"], state["device"], state.get("threads"))
 
     @property
     def receptive_radius(self) -> int:
@@ -68,6 +71,8 @@ class TorchRunner:
             net = self.net if dev == "cpu" else _copy_to(self.net, dev)
             self._on = (dev, net)
         net = self._on[1]
+        if self.threads and torch.get_num_threads() != self.threads:
+            torch.set_num_threads(int(self.threads))
         with torch.no_grad():
             low = torch.from_numpy(np.ascontiguousarray(low_rep, dtype=np.float32)).to(dev)
             g = None

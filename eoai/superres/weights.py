@@ -173,7 +173,7 @@ def _check_meta(meta: dict | None, source) -> dict:
     return meta
 
 
-def load_weights(source, device: str | None = "auto"):
+def load_weights(source, device: str | None = "auto", threads: int | None = None):
     """Load weights from a path or URL; returns ``(runner, metadata)``.
 
     Parameters
@@ -182,6 +182,8 @@ def load_weights(source, device: str | None = "auto"):
         ``.pt``/``.pth`` torch file (see module docstring) or ``.onnx`` model; path or URL.
     device : str
         Device of the returned runner (``"auto"``: GPU when present).
+    threads : int, optional
+        torch CPU threads of the runner (see :class:`~eoai.superres.tiling.TorchRunner`).
 
     Returns
     -------
@@ -240,7 +242,7 @@ def load_weights(source, device: str | None = "auto"):
                 f"weights {source}: normalisation {key} in the metadata {norm[key]} disagrees "
                 f"with the network's {stored.tolist()}"
             )
-    return TorchRunner(net, device), meta
+    return TorchRunner(net, device, threads), meta
 
 
 class OnnxRunner:
