@@ -400,10 +400,18 @@ def _design(x: np.ndarray, mid: float, harmonics: int, trend: bool, period: floa
 def _fill_block(values: np.ndarray, spec: dict) -> np.ndarray:
     """Apply the method to a block ``(..., n_in)`` -> ``(..., n_out)`` (numpy, in memory)."""
     lead = values.shape[:-1]
-    dtype = values.dtype if values.dtype in (np.float32, np.float64) else np.dtype(np.float64)
-    y = np.ascontiguousarray(values.reshape(-1, values.shape[-1]), dtype=dtype)
+    n_in = values.shape[-1]
     n_out = spec["x_out"].size
-    out = np.empty((y.shape[0], n_out), dtype=dtype)
+    dtype = values.dtype if values.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+    time_major = np.moveaxis(values, -1, 0)
+    if values.dtype == dtype and time_major.flags.c_contiguous and values.ndim > 1:
+        # a (time, y, x) chunk seen with time last: use it in place (pixel-major strided view)
+        # and write the output time-major too, so the chunk is never copied or transposed
+        y = time_major.reshape(n_in, -1).T
+        out = np.empty((n_out, y.shape[0]), dtype=dtype).T
+    else:
+        y = np.ascontiguousarray(values.reshape(-1, n_in), dtype=dtype)
+        out = np.empty((y.shape[0], n_out), dtype=dtype)
     method = spec["method"]
     if method == "linear":
         bad = K.linear_fill(y, spec["x_in"], spec["x_out"], spec["max_gap"], out)
@@ -435,6 +443,8 @@ def _fill_block(values: np.ndarray, spec: dict) -> np.ndarray:
             DataSkippedWarning,
             stacklevel=2,
         )
+    if not out.flags.c_contiguous:
+        return np.moveaxis(out.T.reshape(n_out, *lead), 0, -1)
     return out.reshape(*lead, n_out)
 
 
