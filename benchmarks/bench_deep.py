@@ -1,0 +1,205 @@
+"""Benchmark of eoai.ml.deep: speed of training and inference, lazy-path overhead, Slovenia accuracy.
+
+``speed`` (default) prints, for TempCNN and L-TAE on a synthetic cube (10 bands x 25 dates):
+
+1. training throughput (samples/s, one epoch = every training sample once) on the device;
+2. inference pixels/s of a plain torch loop over the in-memory tensor (baseline: normalise, batches
+   of 8192, ``torch.no_grad``, eval mode) and of the lazy path ``classify(cube, model)`` computed
+   with dask over the same pixels, and the overhead of the lazy path (goal <= 15 %);
+3. the same for the U-Net (``predict_proba_image`` tiled with its halo vs the network on the whole
+   image), where the halo overlap is the expected cost.
+
+``slovenia`` prints overall accuracy and kappa of TempCNN (linearly gap-filled NDVI) and L-TAE (raw
+NDVI, clouds NaN) on the eo-learn Slovenia patch with the random forest's protocol: 5-fold
+cross-validation grouped by polygon, at most 300 px per polygon, seed 0.
+
+Run: ``.venv/bin/python benchmarks/bench_deep.py [speed|slovenia] [--quick] [--threads N]
+[--device cpu|cuda]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+NAMES = {1: "cultivated land", 2: "forest", 3: "grassland", 4: "shrubland", 8: "artificial surface"}
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "eolearn_slovenia"
+
+
+def _timed(fn, repeat: int = 3) -> float:
+    best = np.inf
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def speed(args: argparse.Namespace) -> None:
+    import dask
+    import torch
+
+    import eoai.datasets
+    import eoai.ml
+    from eoai.ml.deep import fit_segmentation
+    from eoai.ml.features import feature_array
+    from eoai.timeseries.gapfill import gapfill
+
+    side = 128 if args.quick else 256
+    cube, truth = eoai.datasets.synthetic_cube(
+        shape=(side, side), freq="15D", breaks=False, seed=3, parcel_size=120
+    )
+    cube = cube.drop_vars("scl")
+    filled = gapfill(cube, "linear").compute()
+    rng = np.random.default_rng(0)
+    n_train = 4000 if args.quick else 20000
+    iy, ix = rng.integers(0, side, n_train), rng.integers(0, side, n_train)
+    print(f"device {args.device}, torch threads {torch.get_num_threads()}, dask threads "
+          f"{args.threads}, cube {side} x {side} px, 10 bands x {cube.sizes['time']} dates")  # fmt: skip
+    for arch, src, kw in (
+        ("tempcnn", filled, {}),  # paper widths: 64 filters, 256 dense units
+        ("ltae", cube, dict(d_model=128, n_head=16, d_k=8, mlp=(128, 64))),
+    ):
+        _bench_pixel_model(arch, src, kw, truth, iy, ix, args)
+
+    # U-Net: tiled with halo vs one pass over the whole image
+    small = cube.isel(time=slice(0, 12))[["red", "nir", "swir16"]]
+    small = gapfill(small, "linear").compute()
+    seg = fit_segmentation(small, truth["class"], patch=64, patches_per_epoch=16, epochs=1,
+                           depth=3, base=32, device=args.device, progress=False)  # fmt: skip
+    feats = feature_array(small, seg.features).values
+
+    def whole():
+        return seg.predict_proba_image(feats)
+
+    tiles = side // 2
+    lazy = eoai.ml.classify(small.chunk({"time": -1, "y": tiles, "x": tiles}), seg,
+                            confidence=False, uncertainty=None)["class"]  # fmt: skip
+
+    def run_tiled():
+        with dask.config.set(scheduler="threads", num_workers=args.threads):
+            return lazy.compute()
+
+    t_whole, t_tiled = _timed(whole, 2), _timed(run_tiled, 2)
+    area = (tiles + 2 * seg.halo) ** 2 / tiles**2
+    print(f"unet (depth 3, base 32, halo {seg.halo}, tiles {tiles} px): whole image "
+          f"{side * side / t_whole:,.0f} px/s, tiled lazy {side * side / t_tiled:,.0f} px/s "
+          f"(x{t_tiled / t_whole:.2f} time; the haloed tiles hold x{area:.2f} the pixels)")  # fmt: skip
+
+
+def _bench_pixel_model(arch, src, kw, truth, iy, ix, args) -> None:
+    import dask
+    import pandas as pd
+    import torch
+    import xarray as xr
+
+    import eoai.ml
+    from eoai.ml.deep import fit_network
+    from eoai.ml.features import feature_array
+
+    side = src.sizes["y"]
+    feats = feature_array(src)
+    X = feats.isel(y=xr.DataArray(iy, dims="s"), x=xr.DataArray(ix, dims="s")).values
+    samples = pd.DataFrame(X, columns=list(feats.feature.values))
+    samples["label"] = truth["class"].values[iy, ix]
+    samples = samples[~np.isnan(X).all(1)]
+    epochs = 2 if args.quick else 3
+    t0 = time.perf_counter()
+    model = fit_network(samples, arch, epochs=epochs, val_fraction=0, device=args.device,
+                        batch_size=256, progress=False, **kw)  # fmt: skip
+    dt = time.perf_counter() - t0
+    print(f"{arch}: training {len(samples) * epochs / dt:,.0f} samples/s "
+          f"({len(samples)} samples x {epochs} epochs, {dt:.1f} s)")  # fmt: skip
+
+    # baseline: the plain torch loop over the same in-memory tensor
+    data = feature_array(src, model.features).values.reshape(-1, len(model.features))
+    n_px = data.shape[0]
+    net, dev = model.net, model._device()
+    days = torch.from_numpy(model.days).to(dev) if model.uses_days else None
+    valid = ~np.isnan(data).all(1) if model.allow_nan else ~np.isnan(data).any(1)
+
+    def plain():
+        x = torch.from_numpy(np.ascontiguousarray(data[valid][:, model.layout.perm]))
+        x = x.view(x.shape[0], len(model.layout.dates), len(model.bands))
+        x = (x - torch.from_numpy(model.mean)) / torch.from_numpy(model.std)
+        out = []
+        with torch.no_grad():
+            for k in range(0, x.shape[0], 8192):
+                xb = x[k : k + 8192].to(dev)
+                lg = net(xb, days) if days is not None else net(xb)
+                out.append(torch.softmax(lg, 1).cpu())
+        return torch.cat(out)
+
+    chunked = src.chunk({"time": -1, "y": side // 2, "x": side // 2})
+    lazy = eoai.ml.classify(chunked, model, confidence=False, uncertainty=None)["class"]
+
+    def run_lazy():
+        with dask.config.set(scheduler="threads", num_workers=args.threads):
+            return lazy.compute()
+
+    ref = np.asarray(model.codes)[plain().argmax(1).numpy()]
+    agree = (ref == run_lazy().values.ravel()[valid]).mean()
+    t_plain, t_lazy = _timed(plain), _timed(run_lazy)
+    print(f"  inference plain torch loop {n_px / t_plain:,.0f} px/s, lazy classify "
+          f"{n_px / t_lazy:,.0f} px/s: overhead {100 * (t_lazy / t_plain - 1):+.1f} % "
+          f"(goal <= 15 %), class agreement {agree:.4f}")  # fmt: skip
+
+
+def slovenia(args: argparse.Namespace) -> None:
+    import geopandas as gpd
+    import torch
+    import xarray as xr
+
+    import eoai.ml
+    from eoai.timeseries.gapfill import gapfill
+
+    ds = xr.open_dataset(DATA / "eolearn_testpatch.nc")
+    ndvi = ds["NDVI"].where(ds["CLM"] == 0).rename(time_all="time").rename("ndvi")
+    ndvi = ndvi.chunk({"time": -1, "y": 64, "x": 64})
+    labels = gpd.read_file(DATA / "LULC_polygons.gpkg")
+    labels = labels[labels["LULC_ID"] > 0]
+    filled = gapfill(ndvi, "linear")
+    runs = {
+        "tempcnn (linear gap-filled)": (filled, "tempcnn", dict(epochs=40)),
+        "ltae (raw, clouds NaN)": (ndvi, "ltae", dict(epochs=40, date_dropout=0.2)),
+        "rf (raw, clouds NaN)": (ndvi, "rf", dict(n_estimators=100, n_jobs=args.threads)),
+    }
+    if args.quick:
+        runs = {
+            k: (s, m, {**kw, "epochs": 5} if m != "rf" else kw) for k, (s, m, kw) in runs.items()
+        }
+    print(f"torch threads {torch.get_num_threads()}")
+    for name, (src, model, kw) in runs.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            samples = src.eoai.extract(labels, label="LULC_ID", max_per_polygon=300)
+        if model != "rf":
+            kw = {**kw, "progress": False, "device": args.device}
+        t0 = time.perf_counter()
+        cv = eoai.ml.cross_validate(samples, model, k=5, class_names=NAMES, **kw)
+        f1 = " ".join(f"{NAMES[c]}={v:.2f}" for c, v in cv.f1.items())
+        print(f"{name}: OA {cv.overall_accuracy:.3f} kappa {cv.kappa:.3f} F1 {f1} "
+              f"({len(samples)} samples, {time.perf_counter() - t0:.0f} s)", flush=True)  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("what", nargs="?", default="speed", choices=["speed", "slovenia"])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--threads", type=int, default=2, help="dask threads")
+    parser.add_argument("--torch-threads", type=int, default=None)
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args()
+    if args.torch_threads:
+        import torch
+
+        torch.set_num_threads(args.torch_threads)
+    speed(args) if args.what == "speed" else slovenia(args)
+
+
+if __name__ == "__main__":
+    main()
