@@ -125,6 +125,38 @@ def test_kernel_matches_per_pixel_reference(roc, exact):
         assert (got[4] > 0).sum() >= 10  # the disturbed histories were cut
 
 
+@pytest.mark.parametrize("order", [1, 3, 4, 5])
+def test_roc_lanes_kernel_matches_givens_kernel(order):
+    """The lane-block ROC pass (Givens then RLS) gives the starts of the all-Givens first version.
+
+    Random NaN-laden series (20 % clouds, empty pixels, very cloudy pixels, pixels with a short
+    history: blocks that never leave the Givens phase), disturbed early histories to be cut,
+    pixel counts that are not a multiple of the lane block, with and without trend, order 5 +
+    trend (12 columns) through the fallback.
+    """
+    rng = np.random.default_rng(order)
+    n_pix, t = 1001, pd.date_range("2017-01-01", periods=230, freq="8D")
+    ty = _bfast.decimal_year(t.values)
+    y = 0.5 + 0.2 * np.sin(2 * np.pi * ty + rng.uniform(0, 6, (n_pix, 1)))
+    y = y + rng.normal(0, SD, (n_pix, t.size))
+    y[::5, : rng.integers(20, 120)] -= 0.15  # old land cover early in the history
+    y[rng.random(y.shape) < 0.2] = np.nan
+    y[::11] = np.nan
+    y[5::13, rng.random(t.size) < 0.7] = np.nan
+    y[3::17, :150] = np.nan
+    y = y.astype(np.float32)
+    lam = _bfast.roc_critval(0.05)
+    for trend in (True, False):
+        X = _bfast.design_matrix(ty, order, trend)
+        for mon_date, hist_idx in (("2021-01-01", 0), ("2020-06-01", 10)):
+            mon_idx = int(np.searchsorted(t.values, np.datetime64(mon_date)))
+            want, got = np.zeros(n_pix, np.int64), np.zeros(n_pix, np.int64)
+            _bfast.roc_starts_v1(y, X, mon_idx, hist_idx, lam, want)
+            _bfast.roc_starts(y, X, mon_idx, hist_idx, lam, got)
+            np.testing.assert_array_equal(got, want)
+            assert (want > 0).sum() >= 50  # many histories were cut
+
+
 def test_roc_cuts_disturbed_history():
     rng = np.random.default_rng(5)
     t = pd.date_range("2016-01-01", periods=230, freq="8D")
