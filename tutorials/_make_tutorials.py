@@ -116,7 +116,7 @@ TUTORIALS = {
                 'field = labels[labels["class"] == "cultivated_land"].geometry.representative_point().iloc[0]\n'
                 'eoai.viz.plot_series(smooth, {"field": (field.x, field.y)}, raw=ndvi)'
             )
-            + "\n\n2. How many NaN are left after gap-filling, and why are some left at the ends?\n"
+            + "\n\n2. Count the NaN (cloudy observations) before and after gap-filling.\n"
             + solution("int(smooth.isnull().sum())")
         ),
         code(
