@@ -102,7 +102,9 @@ def test_demo_writes_an_offline_report(demo_report):
         assert f"report written to {out / 'report.html'}" in proc.stdout
     assert network_urls(html) == []
     # no element of the page loads anything from the network (CDN or otherwise)
-    tags = re.findall(r"<(?:script|link|img|iframe)\b[^>]*\b(?:src|href)\s*=\s*[\"']?(https?:)?//", html)
+    tags = re.findall(
+        r"<(?:script|link|img|iframe)\b[^>]*\b(?:src|href)\s*=\s*[\"']?(https?:)?//", html
+    )
     assert tags == []
     assert "cdn.jsdelivr.net/npm/@jupyter-widgets" not in html and "unpkg.com" not in html
     # the map (widget state with an image overlay) and the Bokeh plots are embedded
