@@ -248,7 +248,7 @@ def gapfill(
     >>> t = pd.to_datetime(["2020-01-01", "2020-01-05", "2020-01-11"])
     >>> da = xr.DataArray([0.2, np.nan, 0.5], dims="time", coords={"time": t})
     >>> gapfill(da, "linear", freq="5D").values.round(3).tolist()
-    [0.2, 0.3, 0.4]
+    [0.2, 0.35, 0.5]
     """
     func = "gapfill"
     if method not in METHODS:
