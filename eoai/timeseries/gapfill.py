@@ -173,6 +173,7 @@ def gapfill(
     harmonics: int = 3,
     trend: bool = True,
     period: float = 365.25,
+    weights: xr.DataArray | None = None,
     dim: str = "time",
 ) -> xr.DataArray | xr.Dataset:
     """Fill gaps (NaN) in time series and resample them onto regular or given dates.
@@ -216,6 +217,9 @@ def gapfill(
         Include a linear trend in ``"harmonic"``.
     period : float
         Period of the harmonics in days.
+    weights : xarray.DataArray, optional
+        Whittaker observation weights (e.g. a quality score), with ``dim`` and broadcastable to
+        ``obj``, on the same dates; NaN, 0 or negative weights leave the observation out.
     dim : str
         Name of the time dimension.
 
@@ -254,16 +258,44 @@ def gapfill(
     if method not in METHODS:
         raise InputError(f"{func}: unknown method {method!r}; choose one of {', '.join(METHODS)}")
     obj = check_time(obj, dim, func=func)
+    if weights is not None:
+        weights = _check_weights(weights, obj, method, dim, func)
     spec = _make_spec(obj, method, freq, dates, lam, max_gap, order, lam_range, p, max_iter,
                       window, polyorder, harmonics, trend, period, dim)  # fmt: skip
     if isinstance(obj, xr.Dataset):
         out_vars = {}
         for name, var in obj.data_vars.items():
-            out_vars[name] = _fill_da(var, spec) if dim in var.dims else var
+            out_vars[name] = _fill_da(var, spec, weights) if dim in var.dims else var
         out = xr.Dataset(out_vars, attrs=dict(obj.attrs))
         out.attrs.update(_attrs(spec))
         return out
-    return _fill_da(obj, spec)
+    return _fill_da(obj, spec, weights)
+
+
+def _check_weights(weights: Any, obj: Any, method: str, dim: str, func: str) -> xr.DataArray:
+    if method != "whittaker":
+        raise InputError(f"{func}: weights are used by method='whittaker' only, not {method!r}")
+    if not isinstance(weights, xr.DataArray):
+        raise InputError(f"{func}: weights must be an xarray DataArray with a {dim!r} dimension")
+    if dim not in weights.dims:
+        raise InputError(f"{func}: weights need the {dim!r} dimension, found {tuple(weights.dims)}")
+    extra = set(weights.dims) - set(obj.dims)
+    if extra:
+        raise InputError(f"{func}: weights have dimensions {sorted(extra)} that the data lacks")
+    if weights.sizes[dim] != obj.sizes[dim]:
+        raise TimeAxisError(
+            f"{func}: weights have {weights.sizes[dim]} dates, the data {obj.sizes[dim]}; "
+            "give one weight per observation"
+        )
+    if dim in weights.coords and not np.array_equal(
+        np.asarray(weights[dim].values, "datetime64[ns]"),
+        np.asarray(obj[dim].values, "datetime64[ns]"),
+    ):
+        raise TimeAxisError(
+            f"{func}: the dates of weights differ from the data's; select them with "
+            f"weights.sel({dim}=data.{dim})"
+        )
+    return weights.assign_coords({dim: obj[dim].values}).astype(np.float64)
 
 
 def _attrs(spec: dict) -> dict:
@@ -397,7 +429,7 @@ def _design(x: np.ndarray, mid: float, harmonics: int, trend: bool, period: floa
     return np.ascontiguousarray(np.stack(cols, axis=1))
 
 
-def _fill_block(values: np.ndarray, spec: dict) -> np.ndarray:
+def _fill_block(values: np.ndarray, wts: np.ndarray | None = None, *, spec: dict) -> np.ndarray:
     """Apply the method to a block ``(..., n_in)`` -> ``(..., n_out)`` (numpy, in memory)."""
     lead = values.shape[:-1]
     n_in = values.shape[-1]
@@ -418,11 +450,16 @@ def _fill_block(values: np.ndarray, spec: dict) -> np.ndarray:
         why = "have no valid observation"
     elif method == "whittaker":
         lam_out = np.empty(y.shape[0])
-        if spec["order"] == 2 and spec["mode"] == 0 and spec["p"] == 0.0:
+        if wts is not None:
+            wts = np.ascontiguousarray(
+                np.broadcast_to(wts, values.shape).reshape(-1, n_in), np.float64
+            )
+        if wts is None and spec["order"] == 2 and spec["mode"] == 0 and spec["p"] == 0.0:
             bad = K.whittaker_fixed2(y, spec["in_idx"], spec["out_idx"], spec["grid"].size,
                                      spec["pen"], float(spec["lams"][0]), out)  # fmt: skip
         else:
-            bad = K.whittaker_fill(y, np.ones((1, 1)), spec["in_idx"], spec["out_idx"],
+            w2 = np.ones((1, 1)) if wts is None else wts
+            bad = K.whittaker_fill(y, w2, spec["in_idx"], spec["out_idx"],
                                    spec["grid"].size, spec["pen"], spec["coef"], spec["order"],
                                    spec["lams"], spec["mode"], spec["p"], spec["max_iter"], out,
                                    lam_out)  # fmt: skip
@@ -448,17 +485,23 @@ def _fill_block(values: np.ndarray, spec: dict) -> np.ndarray:
     return out.reshape(*lead, n_out)
 
 
-def _fill_da(da: xr.DataArray, spec: dict) -> xr.DataArray:
+def _fill_da(da: xr.DataArray, spec: dict, weights: xr.DataArray | None = None) -> xr.DataArray:
     dim = spec["dim"]
     if not (np.issubdtype(da.dtype, np.floating)):
         da = da.astype(np.float32)
     da = single_time_chunk(da, dim, "gapfill")
     n_out = spec["x_out"].size
+    args = [da]
+    if weights is not None:
+        weights = weights.broadcast_like(da).transpose(*da.dims)
+        if da.chunks is not None:
+            weights = weights.chunk(dict(zip(da.dims, da.chunks, strict=True)))
+        args.append(weights)
     out = xr.apply_ufunc(
         _fill_block,
-        da,
+        *args,
         kwargs={"spec": spec},
-        input_core_dims=[[dim]],
+        input_core_dims=[[dim]] * len(args),
         output_core_dims=[[_OUT]],
         dask="parallelized",
         output_dtypes=[da.dtype],

@@ -405,3 +405,41 @@ def test_duplicate_dates_are_merged_with_a_counted_warning():
     with pytest.warns(DataSkippedWarning, match="2 duplicate date"):
         out = gapfill(da, "linear")
     np.testing.assert_allclose(out.values, [1.0, 3.0, 6.0])
+
+
+def test_whittaker_observation_weights(count_computes):
+    da, _ = _cube(n_pix=100, dtype="float64")
+    rng = np.random.default_rng(7)
+    w = xr.DataArray(rng.uniform(0.1, 1.0, da.shape), dims=da.dims, coords={"time": da.time})
+    got = gapfill(da, "whittaker", lam=500.0, weights=w)
+    days = (da.time.values - da.time.values[0]) / np.timedelta64(1, "D")
+    series = da.values.reshape(da.sizes["time"], -1).T
+    ref = whittaker_smooth(series, 500.0, x=days, weights=w.values.reshape(da.sizes["time"], -1).T,
+                           derivative=True)  # fmt: skip
+    np.testing.assert_allclose(
+        got.values.reshape(da.sizes["time"], -1).T, ref, rtol=1e-6, atol=1e-7
+    )
+    # a zero weight is the same as a missing observation
+    w0 = w.where(da.notnull() & (rng.random(da.shape) > 0.2), 0.0)
+    np.testing.assert_allclose(
+        gapfill(da, "whittaker", lam=500.0, weights=w0).values,
+        gapfill(da.where(w0 > 0), "whittaker", lam=500.0, weights=w0).values, rtol=1e-10,
+    )  # fmt: skip
+    # weights along time only broadcast over pixels; lazy with dask; dask == numpy
+    wt = w.isel(y=0, x=0, drop=True)
+    with count_computes() as c:
+        lazy = gapfill(da.chunk({"y": 2}), "whittaker", lam="vcurve", weights=wt)
+        assert c.count == 0
+    np.testing.assert_allclose(
+        lazy.values, gapfill(da, "whittaker", lam="vcurve", weights=wt).values
+    )
+    with pytest.raises(InputError, match="weights are used by method='whittaker' only"):
+        gapfill(da, "linear", weights=w)
+    with pytest.raises(InputError, match="weights need the 'time' dimension"):
+        gapfill(da, "whittaker", lam=1.0, weights=w.isel(time=0))
+    with pytest.raises(TimeAxisError, match="weights have 72 dates, the data 73"):
+        gapfill(da, "whittaker", lam=1.0, weights=w.isel(time=slice(1, None)))
+    with pytest.raises(TimeAxisError, match="the dates of weights differ"):
+        gapfill(
+            da, "whittaker", lam=1.0, weights=w.assign_coords(time=w.time + np.timedelta64(1, "D"))
+        )
