@@ -257,3 +257,26 @@ def test_errors():
         phenology(da.rename(time="t"))
     with pytest.raises(TimeAxisError, match="2 dates are too few"):
         phenology(da.isel(time=slice(0, 2)))
+
+
+def test_base_sides_uses_each_side_minimum():
+    t = pd.date_range("2021-01-01", "2021-12-31", freq="D")
+    doy = np.arange(1, 366.0)
+    # late, slow senescence: the curve is still well above its base on 31 December
+    v = double_logistic(doy, 0.2, 0.6, 120, 330, 0.1, 0.03)
+    da = xr.DataArray(v, dims="time", coords={"time": t})
+    dense = np.arange(1, 365.0005, 0.001)  # the span of the daily samples
+    f = double_logistic(dense, 0.2, 0.6, 120, 330, 0.1, 0.03)
+    ip = int(f.argmax())
+    lmin, rmin, vpos = f[: ip + 1].min(), f[ip:].min(), f[ip]
+    assert rmin - lmin > 0.1
+    sides = phenology(da, 0.3, base="sides")
+    low = phenology(da, 0.3)  # base="min": one base, the lower minimum
+    lev_r = rmin + 0.3 * (vpos - rmin)
+    exp_eos = dense[ip + np.nonzero(f[ip:] < lev_r)[0][0]]
+    assert abs(float(sides.eos_doy) - exp_eos) < 0.05
+    assert abs(float(sides.base) - 0.5 * (lmin + rmin)) < 1e-3
+    assert abs(float(low.base) - lmin) < 1e-3
+    # with one (lower) base the end-of-season level is lower, so the season ends later or not at all
+    assert np.isnan(float(low.eos_doy)) or float(low.eos_doy) > exp_eos
+    np.testing.assert_allclose(float(sides.sos_doy), float(low.sos_doy), atol=1e-6)
