@@ -4,7 +4,7 @@
 
 1. training throughput (samples/s, one epoch = every training sample once) on the device;
 2. inference pixels/s of a plain torch loop over the in-memory tensor (baseline: normalise, batches
-   of 8192, ``torch.no_grad``, eval mode) and of the lazy path ``classify(cube, model)`` computed
+   of ``model.batch_size``, ``torch.no_grad``, eval mode) and of the lazy path ``classify(cube, model)`` computed
    with dask over the same pixels, and the overhead of the lazy path (goal <= 15 %);
 3. the same for the U-Net (``predict_proba_image`` tiled with its halo vs the network on the whole
    image), where the halo overlap is the expected cost.
@@ -121,6 +121,7 @@ def _bench_pixel_model(arch, src, kw, truth, iy, ix, args) -> None:
     net, dev = model.net, model._device()
     days = torch.from_numpy(model.days).to(dev) if model.uses_days else None
     valid = ~np.isnan(data).all(1) if model.allow_nan else ~np.isnan(data).any(1)
+    bs = model.batch_size  # the same batches as the lazy path
 
     def plain():
         x = torch.from_numpy(np.ascontiguousarray(data[valid][:, model.layout.perm]))
@@ -128,8 +129,8 @@ def _bench_pixel_model(arch, src, kw, truth, iy, ix, args) -> None:
         x = (x - torch.from_numpy(model.mean)) / torch.from_numpy(model.std)
         out = []
         with torch.no_grad():
-            for k in range(0, x.shape[0], 8192):
-                xb = x[k : k + 8192].to(dev)
+            for k in range(0, x.shape[0], bs):
+                xb = x[k : k + bs].to(dev)
                 lg = net(xb, days) if days is not None else net(xb)
                 out.append(torch.softmax(lg, 1).cpu())
         return torch.cat(out)

@@ -100,7 +100,7 @@ def test_segmentation_from_polygons_and_errors(scene):
     import rasterio.features
     from shapely.geometry import shape
 
-    from eoai.ml.deep import _label_raster
+    from eoai.ml._deep_segment import _label_raster
 
     gbox = cube.odc.geobox
     values = truth["class"].values.astype("int32")

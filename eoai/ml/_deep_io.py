@@ -1,0 +1,166 @@
+"""Saving and loading networks for :mod:`eoai.ml.deep` (private; use ``eoai.ml.deep``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError, ModelError
+from .deep import DeepModel, SegmentationModel
+
+# --------------------------------------------------------------------------------------------
+# Persistence
+# --------------------------------------------------------------------------------------------
+
+
+def save_network(model: DeepModel, path: str | Path) -> Path:
+    """Save a network as its ``state_dict`` (``path``, e.g. ``model.pt``) and ``<path>.json``.
+
+    The JSON holds the architecture and its config, the normalisation, classes, names, colours,
+    bands, dates and reference date, and the training metadata. Same files as
+    :func:`eoai.ml.save_model`; load them with :func:`load_network` or :func:`eoai.ml.load_model`.
+
+    Examples
+    --------
+    >>> save_network(model, "tempcnn.pt")  # doctest: +SKIP
+    PosixPath('tempcnn.pt')
+    """
+    from .persist import save_model
+
+    if not isinstance(model, DeepModel):
+        raise ModelError(
+            f"save_network needs a DeepModel (from fit_network), got {type(model).__name__}"
+        )
+    return save_model(model, path)
+
+
+def load_network(
+    path_or_url: str | Path,
+    *,
+    map_location: Any = "cpu",
+    device: Any = "auto",
+    net: Any = None,
+    timeout: float = 60.0,
+) -> DeepModel:
+    """Load a network saved by :func:`save_network` from a path or an ``http(s)://`` URL.
+
+    The weights are read with ``torch.load(weights_only=True)`` (no code runs from the file);
+    ``<path>.json`` (``<url>.json``) describes the network. For a custom ``nn.Module`` pass an
+    instance of it as ``net`` to receive the weights.
+
+    Parameters
+    ----------
+    path_or_url
+        The ``.pt`` file or its URL.
+    map_location
+        Where the tensors are loaded (``torch.load``'s argument).
+    device
+        Device the model predicts on (``"auto"``: CUDA when available).
+    net
+        A module of the saved architecture (needed for ``architecture == "custom"``).
+    timeout
+        Seconds to wait for a URL.
+
+    Raises
+    ------
+    eoai.errors.InputError
+        The file or its JSON is missing or unreadable.
+    eoai.errors.ModelError
+        The JSON does not describe an eoai network, or the weights do not fit it.
+
+    Examples
+    --------
+    >>> model = load_network("https://example.org/models/ltae_slovenia.pt")  # doctest: +SKIP
+    """
+    src = str(path_or_url)
+    if src.startswith(("http://", "https://")):
+        weights, description = _fetch(src, timeout)
+    else:
+        path = Path(src)
+        from .persist import sidecar_path
+
+        meta = sidecar_path(path)
+        if not path.exists():
+            raise InputError(f"network file {path} does not exist")
+        if not meta.exists():
+            raise InputError(
+                f"the metadata file {meta} is missing: eoai networks are saved as two files "
+                "(weights + JSON); save with eoai.ml.deep.save_network"
+            )
+        weights, description = path.read_bytes(), json.loads(meta.read_text())
+    return _build(weights, description, src, map_location=map_location, device=device, net=net)
+
+
+def load_saved(path: Path, description: dict[str, Any], *, trusted: bool = False) -> DeepModel:
+    """Loader named in the JSON of saved networks, called by :func:`eoai.ml.load_model`.
+
+    Examples
+    --------
+    >>> model = eoai.ml.load_model("tempcnn.pt")  # doctest: +SKIP
+    """
+    return _build(Path(path).read_bytes(), description, str(path))
+
+
+def _fetch(url: str, timeout: float) -> tuple[bytes, dict[str, Any]]:
+    import urllib.error
+    import urllib.request
+
+    def get(u: str) -> bytes:
+        try:
+            with urllib.request.urlopen(u, timeout=timeout) as resp:  # noqa: S310 - http(s) only
+                return resp.read()
+        except (urllib.error.URLError, OSError) as err:
+            raise InputError(f"could not download {u}: {err}") from err
+
+    meta = get(url + ".json")
+    try:
+        description = json.loads(meta)
+    except ValueError as err:
+        raise InputError(f"{url}.json is not JSON: {err}") from err
+    return get(url), description
+
+
+def _build(
+    weights: bytes,
+    description: dict[str, Any],
+    source: str,
+    *,
+    map_location: Any = "cpu",
+    device: Any = "auto",
+    net: Any = None,
+) -> DeepModel:
+    import io
+
+    import torch
+
+    from .models import build_model
+
+    spec = description.get("network")
+    if not isinstance(spec, dict) or "architecture" not in spec:
+        raise ModelError(f"{source}: the JSON does not describe an eoai network (no 'network')")
+    arch = spec["architecture"]
+    if net is None:
+        if arch == "custom" or spec.get("config") is None:
+            raise ModelError(
+                f"{source} holds a custom network ({spec.get('module_class')}); pass an instance "
+                "of it as load_network(..., net=MyNet(...)) to receive the weights"
+            )
+        net = build_model(arch, **spec["config"])
+    try:
+        state = torch.load(io.BytesIO(weights), map_location=map_location, weights_only=True)
+    except Exception as err:  # noqa: BLE001 - torch raises many types for a bad file
+        raise InputError(f"{source} is not a readable torch state_dict: {err}") from err
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as err:
+        raise ModelError(f"the weights of {source} do not fit the network: {err}") from err
+    cls = SegmentationModel if spec.get("kind") == "patch" else DeepModel
+    model = cls(
+        net, description["features"], description["classes"], mean=spec["mean"], std=spec["std"],
+        reference_date=spec.get("reference_date"), allow_nan=spec.get("allow_nan"),
+        batch_size=spec.get("batch_size", 2048), device=device,
+        class_names=description.get("class_names"), colours=description.get("colours"),
+        metadata=description.get("metadata", {}),
+    )  # fmt: skip
+    return model

@@ -1,0 +1,260 @@
+"""Patch segmentation training for :mod:`eoai.ml.deep` (private; use ``eoai.ml.deep.fit_segmentation``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ..errors import InputError
+from .deep import SegmentationModel, _check_training_args, _jsonable, _labels_index, _make_net
+
+# --------------------------------------------------------------------------------------------
+# Patch segmentation
+# --------------------------------------------------------------------------------------------
+
+
+def _label_raster(cube: Any, labels: Any, label: str, nodata: Any) -> tuple[np.ndarray, Any]:
+    """Labels as an (y, x) array on the cube grid and the nodata value."""
+    if isinstance(labels, xr.DataArray):
+        if set(labels.dims) != {"y", "x"}:
+            raise InputError(f"the label raster must have dims (y, x), got {labels.dims}")
+        if labels.sizes["y"] != cube.sizes["y"] or labels.sizes["x"] != cube.sizes["x"]:
+            raise InputError(
+                f"the label raster is {dict(labels.sizes)} and the cube {cube.sizes['y']} x "
+                f"{cube.sizes['x']}: put the labels on the cube grid (labels.interp_like(cube, "
+                "method='nearest') or rasterise polygons by passing them)"
+            )
+        arr = np.asarray(labels.transpose("y", "x").values)
+        if nodata is None:
+            nodata = labels.attrs.get("nodata", labels.attrs.get("_FillValue"))
+        return arr, nodata
+    from .samples import read_labels
+
+    gdf = read_labels(labels)
+    if label not in gdf.columns:
+        raise InputError(f"the labels have no column {label!r}; columns: {list(gdf.columns)}")
+    import rasterio.features
+
+    gbox = cube.odc.geobox
+    gdf = gdf[gdf[label].notna()].to_crs(gbox.crs.to_wkt())
+    classes = sorted(pd.unique(gdf[label]), key=lambda v: (str(type(v)), v))
+    lut = {c: i for i, c in enumerate(classes)}
+    burned = rasterio.features.rasterize(
+        [(g, lut[v]) for g, v in zip(gdf.geometry, gdf[label], strict=True)],
+        out_shape=gbox.shape, transform=gbox.affine, fill=-1, dtype="int32",
+    )  # fmt: skip
+    arr = np.where(burned >= 0, np.asarray(classes, dtype=object)[np.maximum(burned, 0)], None)
+    return arr, None
+
+
+def fit_segmentation(
+    cube: Any,
+    labels: Any,
+    *,
+    label: str = "class",
+    nodata: Any = None,
+    features: Sequence[str] | None = None,
+    model: Any = "unet",
+    patch: int = 64,
+    patches_per_epoch: int = 64,
+    epochs: int = 30,
+    batch_size: int = 8,
+    lr: float = 2e-3,
+    weight_decay: float = 1e-2,
+    class_weight: str | Mapping[Any, float] | None = None,
+    val_fraction: float = 0.2,
+    patience: int | None = 10,
+    seed: int | None = 0,
+    device: Any = "auto",
+    amp: bool | None = None,
+    progress: bool = True,
+    class_names: Sequence[str] | Mapping[Any, str] | None = None,
+    colours: Sequence[str] | Mapping[Any, str] | None = None,
+    **arch_kw: Any,
+) -> SegmentationModel:
+    """Train a patch segmentation network (U-Net) on a cube and a label raster or polygons.
+
+    Every feature of the cube (band x date, see :mod:`eoai.ml.features`) is an input channel,
+    standardised with the training mean and standard deviation (NaN -> the mean). The labelled
+    area of the cube is read into memory; the image is cut into a grid of ``patch`` x ``patch``
+    tiles, a share ``val_fraction`` of the labelled tiles is held out for validation (its labels
+    never train), and each epoch draws ``patches_per_epoch`` random windows from the rest, flipped
+    and rotated at random.
+
+    Parameters
+    ----------
+    cube
+        Dataset / DataArray ``(time, y, x)`` with a CRS.
+    labels
+        A DataArray ``(y, x)`` of class labels on the cube grid (``nodata`` or NaN = unlabelled),
+        or polygons (GeoDataFrame or file) with a ``label`` column, rasterised onto the cube.
+    label, nodata
+        Class column of polygons; label value meaning "no label" for a raster.
+    features
+        Feature names to use as channels (default all).
+    model
+        ``"unet"`` or a ``torch.nn.Module`` mapping ``(batch, channel, y, x)`` to logits
+        ``(batch, class, y, x)``; its ``receptive_field`` attribute (pixels) sets the halo.
+    patch, patches_per_epoch
+        Window size (pixels) and windows drawn per epoch.
+    epochs, batch_size, lr, weight_decay, class_weight, val_fraction, patience, seed, device, amp,
+    progress, class_names, colours
+        As for :func:`fit_network`.
+    **arch_kw
+        U-Net parameters: ``depth`` (default 3), ``base`` (default 32).
+
+    Returns
+    -------
+    SegmentationModel
+
+    Examples
+    --------
+    >>> import eoai.datasets
+    >>> cube, truth = eoai.datasets.synthetic_cube((32, 32), freq="60D", cloud_fraction=0, seed=1,
+    ...                                            bands=["red", "nir"], breaks=False)
+    >>> m = fit_segmentation(cube.drop_vars("scl"), truth["class"], patch=16, epochs=2,
+    ...                      depth=1, base=4, progress=False)
+    >>> m.halo >= m.net.receptive_field // 2
+    True
+    """
+    import torch
+
+    from . import _deep_train as T
+    from .features import as_dataset, feature_array, feature_names
+
+    _check_training_args(epochs, batch_size, lr, val_fraction)
+    if int(patch) < 8:
+        raise InputError(f"patch must be >= 8 pixels, got {patch}")
+    ds = as_dataset(cube)
+    feats = list(features) if features is not None else feature_names(ds)
+    lab, nodata = _label_raster(ds, labels, label, nodata)
+    valid = ~np.asarray(pd.isna(lab), dtype=bool)
+    if nodata is not None:
+        valid &= lab != nodata
+    if not valid.any():
+        raise InputError("the labels hold no labelled pixel on the cube")
+    classes, yidx = _labels_index(pd.Series(lab[valid]))
+    if len(classes) < 2:
+        raise InputError(f"training needs at least 2 classes, the labels have {classes}")
+    y_img = np.full(lab.shape, T.IGNORE, dtype=np.int64)
+    y_img[valid] = yidx
+    # read the labelled bounding box only
+    rows, cols = np.nonzero(valid)
+    r0, r1 = rows.min(), rows.max() + 1
+    c0, c1 = cols.min(), cols.max() + 1
+    img = feature_array(ds, feats).isel(y=slice(r0, r1), x=slice(c0, c1))
+    img = np.asarray(img.transpose("feature", "y", "x").values, dtype="float32")  # fit: in memory
+    y_img = y_img[r0:r1, c0:c1]
+    h, w = y_img.shape
+    p = int(min(patch, h, w))
+    if p < 8:
+        raise InputError(f"the labelled area ({h} x {w} px) is smaller than 8 pixels")
+    mean = np.nanmean(img, axis=(1, 2))
+    std = np.nanstd(img, axis=(1, 2))
+    if not np.all(np.isfinite(mean)):
+        raise InputError("some features are NaN over the whole labelled area; drop them")
+    std = np.where(std > 1e-6, std, 1.0).astype("float32")
+    norm = np.nan_to_num((img - mean[:, None, None]) / std[:, None, None], nan=0.0)
+
+    rng = np.random.default_rng(seed)
+    # validation: a share of the labelled grid tiles
+    ty, tx = -(-h // p), -(-w // p)
+    tiles = [(i, j) for i in range(ty) for j in range(tx)
+             if (y_img[i * p:(i + 1) * p, j * p:(j + 1) * p] != T.IGNORE).any()]  # fmt: skip
+    n_val = int(round(val_fraction * len(tiles))) if len(tiles) > 1 else 0
+    n_val = min(n_val, len(tiles) - 1)
+    val_tiles = [tiles[k] for k in rng.permutation(len(tiles))[:n_val]]
+    y_train = y_img.copy()
+    for i, j in val_tiles:
+        y_train[i * p : (i + 1) * p, j * p : (j + 1) * p] = T.IGNORE
+    if not (y_train != T.IGNORE).any():
+        raise InputError("no labelled pixel is left for training; lower val_fraction")
+
+    # validation windows: each held-out tile (shifted inside the image), labels of that tile only
+    val_pos, val_y = [], []
+    for i, j in val_tiles:
+        a, b = min(i * p, h - p), min(j * p, w - p)
+        inside = np.zeros((h, w), bool)
+        inside[i * p : (i + 1) * p, j * p : (j + 1) * p] = True
+        val_pos.append((a, b))
+        val_y.append(np.where(inside[a : a + p, b : b + p], y_img[a : a + p, b : b + p], T.IGNORE))
+    # training windows: patches_per_epoch per epoch, centred on labelled pixels (clipped)
+    lab_r, lab_c = np.nonzero(y_train != T.IGNORE)
+    n_win = int(patches_per_epoch)
+    if n_win < 2:
+        raise InputError(f"patches_per_epoch must be >= 2, got {patches_per_epoch}")
+    k = rng.integers(0, len(lab_r), size=epochs * n_win)
+    pos = np.column_stack(
+        [np.clip(lab_r[k] - p // 2, 0, h - p), np.clip(lab_c[k] - p // 2, 0, w - p)]
+    )
+    n_tr = len(pos)
+    norm_t, ytr_t = torch.from_numpy(norm), torch.from_numpy(y_train)
+    val_y_t = torch.from_numpy(np.stack(val_y)) if val_y else None
+
+    def take(idx: Any) -> tuple[Any, Any]:
+        xs, ys = [], []
+        for r in np.asarray(idx).tolist():
+            a, b = pos[r] if r < n_tr else val_pos[r - n_tr]
+            xs.append(norm_t[:, a : a + p, b : b + p])
+            ys.append(ytr_t[a : a + p, b : b + p] if r < n_tr else val_y_t[r - n_tr])
+        return torch.stack(xs), torch.stack(ys)
+
+    def augment(xb: Any, yb: Any, gen: Any) -> tuple[Any, Any]:
+        rot = int(torch.randint(0, 4, (1,), generator=gen))
+        xb, yb = torch.rot90(xb, rot, dims=(-2, -1)), torch.rot90(yb, rot, dims=(-2, -1))
+        if bool(torch.randint(0, 2, (1,), generator=gen)):
+            xb, yb = torch.flip(xb, dims=(-1,)), torch.flip(yb, dims=(-1,))
+        return xb.contiguous(), yb.contiguous()
+
+    dev = T.resolve_device(device)
+    amp = T.warn_amp_on_cpu(amp, dev)
+    n_classes = len(classes)
+    counts_y = y_img[y_img != T.IGNORE]
+    weights = T.class_weights(counts_y, n_classes, class_weight, classes)
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+        torch.manual_seed(0 if seed is None else int(seed))
+        net, arch = _make_net(
+            model, kind="patch", n_classes=n_classes, channels=len(feats), arch_kw=arch_kw
+        )
+        history = T.train(
+            net, None, None, train_idx=np.arange(n_tr), val_idx=np.arange(n_tr, n_tr + len(val_pos)),
+            epochs=int(epochs), batch_size=int(batch_size), lr=float(lr),
+            weight_decay=float(weight_decay), weights=weights, patience=patience, device=dev,
+            amp=amp, progress=progress, augment=augment, take=take,
+            epoch_indices=lambda e: np.arange(e * n_win, (e + 1) * n_win),
+            eval_batch_size=int(batch_size), desc=f"training {arch}",
+        )  # fmt: skip
+    meta = {
+        "method": f"eoai.ml.deep.fit_segmentation({arch})",
+        "training_cube": _describe(ds),
+        "n_labelled_pixels": int(valid.sum()),
+        "pixels_per_class": {str(c): int((counts_y == i).sum()) for i, c in enumerate(classes)},
+        "parameters": {
+            "patch": p, "patches_per_epoch": n_win, "epochs": epochs, "batch_size": batch_size,
+            "lr": lr, "weight_decay": weight_decay, "val_fraction": val_fraction,
+            "val_tiles": len(val_tiles), "patience": patience, "seed": seed, "amp": amp,
+            "device": str(dev), **{k: v for k, v in arch_kw.items() if _jsonable(v)},
+        },
+        "history": history,
+    }  # fmt: skip
+    if isinstance(labels, xr.DataArray) and all(isinstance(c, int) for c in classes):
+        names = labels.attrs.get("class_names")
+        cols = labels.attrs.get("class_colours") or labels.attrs.get("colours")
+        if class_names is None and names is not None:
+            class_names = {c: str(names[c]) for c in classes if 0 <= c < len(names)}
+        if colours is None and cols is not None:
+            colours = {c: str(cols[c]) for c in classes if 0 <= c < len(cols)}
+    return SegmentationModel(
+        net, feats, classes, mean=mean, std=std, allow_nan=True, device=device, amp=amp,
+        class_names=class_names, colours=colours, metadata=meta,
+    )  # fmt: skip
+
+
+def _describe(ds: Any) -> dict[str, Any]:
+    from .samples import describe_cube
+
+    return describe_cube(ds)
