@@ -387,9 +387,9 @@ def _make_spec(obj, method, freq, dates, lam, max_gap, order, lam_range, p, max_
             )
         if not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
             raise InputError(f"{func}: max_iter must be a positive integer, got {max_iter!r}")
-        grid = np.union1d(x_in, x_out)
+        grid, out_idx = _working_grid(x_in, x_out)
         coef = K.difference_coefficients(grid, grid.size, order, scale=True)
-        spec.update(grid=grid, in_idx=np.searchsorted(grid, x_in), out_idx=np.searchsorted(grid, x_out),
+        spec.update(grid=grid, in_idx=np.searchsorted(grid, x_in), out_idx=out_idx,
                     coef=coef, pen=K.penalty_band(coef, grid.size), order=int(order), lams=lams, mode=mode,
                     p=0.0 if p is None else float(p), max_iter=int(max_iter))  # fmt: skip
         params.update(lam=lam if isinstance(lam, str) else float(lam), order=int(order),
@@ -417,6 +417,22 @@ def _make_spec(obj, method, freq, dates, lam, max_gap, order, lam_range, p, max_
                     X_out=_design(x_out, mid, harmonics, trend, period), min_obs=k)  # fmt: skip
         params.update(harmonics=int(harmonics), trend=bool(trend), period=float(period))
     return spec
+
+
+def _working_grid(
+    x_in: np.ndarray, x_out: np.ndarray, tol: float = 1e-3
+) -> tuple[np.ndarray, np.ndarray]:
+    """Union of input and output positions; an output within ``tol`` days (~1.4 min) of an input
+    date uses that input's position (near-coincident points would make the penalty ill-conditioned).
+    Returns the grid and the grid index of every output position."""
+    pos = np.searchsorted(x_in, x_out)
+    lo = np.clip(pos - 1, 0, x_in.size - 1)
+    hi = np.clip(pos, 0, x_in.size - 1)
+    nearest = np.where(np.abs(x_in[lo] - x_out) <= np.abs(x_in[hi] - x_out), lo, hi)
+    near = np.abs(x_in[nearest] - x_out) <= tol
+    grid = np.union1d(x_in, x_out[~near])
+    out_idx = np.where(near, np.searchsorted(grid, x_in[nearest]), np.searchsorted(grid, x_out))
+    return grid, out_idx
 
 
 def _design(x: np.ndarray, mid: float, harmonics: int, trend: bool, period: float) -> np.ndarray:

@@ -443,3 +443,15 @@ def test_whittaker_observation_weights(count_computes):
         gapfill(
             da, "whittaker", lam=1.0, weights=w.assign_coords(time=w.time + np.timedelta64(1, "D"))
         )
+
+
+def test_output_dates_seconds_from_an_acquisition_share_its_grid_point():
+    t = pd.date_range("2020-01-01T10:00:08", periods=40, freq="5D")
+    y = np.sin(np.arange(40) / 5.0)
+    y[[5, 6, 20]] = np.nan
+    da = xr.DataArray(y, dims="time", coords={"time": t})
+    shifted = t + pd.Timedelta(seconds=3)  # output dates 3 s after each acquisition
+    got = gapfill(da, "whittaker", lam=1e3, dates=shifted)
+    ref = gapfill(da, "whittaker", lam=1e3)
+    np.testing.assert_allclose(got.values, ref.values, rtol=1e-12)
+    assert np.isfinite(got.values).all()
