@@ -105,10 +105,18 @@ def roc_critval(level: float) -> float:
 # --------------------------------------------------------------------------------------------
 
 
-@njit(cache=True, nogil=True)
+@njit(
+    cache=True,
+    nogil=True,
+    error_model="numpy",
+    fastmath={"nsz", "arcp", "contract", "afn", "reassoc"},
+)
 def bfm_kernel(
     Y,
-    X,
+    XT,
+    XTr,
+    XXr,
+    CXX,
     mon_idx,
     hist_idx,
     s0_in,
@@ -125,19 +133,32 @@ def bfm_kernel(
     n_history,
     status,
 ):  # pragma: no cover - compiled
-    """BFAST Monitor over pixels: ``Y`` (P, T), ``X`` (T, k); results written into the outputs."""
+    """BFAST Monitor over pixels: ``Y`` (P, T); results written into the outputs.
+
+    The design, shared by all pixels, comes as ``XTr`` (T, k), its transpose ``XT`` (k, T), the
+    products ``XXr`` (T, k (k + 1) / 2) of its columns (``x_i x_j``, j <= i) and their prefix
+    sums over time ``CXX`` (T + 1, k (k + 1) / 2): ``X'X`` of a history is a difference of two
+    prefix sums less the rows of its invalid dates, and the residuals and the transformed window
+    sums of the exact variance are loops over time that vectorise.
+    """
     P, T = Y.shape
-    k = X.shape[1]
-    idx = np.empty(T, np.int64)
+    k = XT.shape[0]
+    kk = XXr.shape[1]
+    idx = np.empty(T + 1, np.int64)
+    Ap = np.empty(kk, np.float64)
+    b2 = np.empty(k, np.float64)
+    ez = np.empty(T, np.float64)
     e = np.empty(T, np.float64)
     cs = np.empty(T + 1, np.float64)
+    tmp = np.empty(T, np.float64)
+    Zc = np.empty((k, T), np.float64)
+    Cz = np.empty((k, T + 1), np.float64)
+    aga = np.empty(T, np.float64)
+    agh = np.empty(T, np.float64)
     A = np.empty((k, k), np.float64)
+    dinv = np.empty(k, np.float64)
     b = np.empty(k, np.float64)
     beta = np.empty(k, np.float64)
-    tmp = np.empty(T, np.float64)
-    cx = np.empty((T + 1, k), np.float64)
-    va = np.empty(k, np.float64)
-    vh = np.empty(k, np.float64)
     for p in range(P):
         brk[p] = False
         detect_idx[p] = -1
@@ -145,19 +166,22 @@ def bfm_kernel(
         magnitude[p] = np.nan
         start_idx[p] = -1
         n_history[p] = 0
-        # compact the valid observations from the fixed history start on
-        nv = 0
-        nh_c = 0
+        # compact the valid observations from the fixed history start on (branch-free)
         ntot = 0
-        for t in range(T):
+        for t in range(min(hist_idx, T)):
             v = Y[p, t]
-            if v == v:  # finite test that is NaN-safe and fast
-                ntot += 1
-                if t >= hist_idx:
-                    idx[nv] = t
-                    nv += 1
-                    if t < mon_idx:
-                        nh_c += 1
+            ntot += 1 if v == v else 0
+        nv = 0
+        for t in range(hist_idx, mon_idx):
+            v = Y[p, t]
+            idx[nv] = t
+            nv += 1 if v == v else 0
+        nh_c = nv
+        for t in range(mon_idx, T):
+            v = Y[p, t]
+            idx[nv] = t
+            nv += 1 if v == v else 0
+        ntot += nv
         n_valid[p] = ntot
         if ntot == 0:
             status[p] = NO_DATA
@@ -173,17 +197,32 @@ def bfm_kernel(
         if nh <= k or K <= 1 or nh < min_history:
             status[p] = SHORT_HISTORY
             continue
-        # ---- OLS fit on the history by Cholesky of the normal equations
-        A[:, :] = 0.0
-        b[:] = 0.0
-        for r in range(start, nh_c):
-            t = idx[r]
-            yv = Y[p, t]
-            for i in range(k):
-                xi = X[t, i]
-                b[i] += xi * yv
-                for j in range(i + 1):
-                    A[i, j] += xi * X[t, j]
+        # ---- OLS fit on the history: normal equations (X'X from the prefix sums of the rows'
+        # products less the invalid dates, X'y from the valid ones), Cholesky
+        t0 = idx[start]
+        for q in range(kk):
+            Ap[q] = CXX[mon_idx, q] - CXX[t0, q]
+        for i in range(k):
+            b[i] = 0.0
+            b2[i] = 0.0
+        for t in range(t0, mon_idx):
+            v = Y[p, t]
+            if v == v:
+                if t & 1:
+                    for i in range(k):
+                        b[i] += v * XTr[t, i]
+                else:
+                    for i in range(k):
+                        b2[i] += v * XTr[t, i]
+            else:
+                for q in range(kk):
+                    Ap[q] -= XXr[t, q]
+        q = 0
+        for i in range(k):
+            b[i] += b2[i]
+            for j in range(i + 1):
+                A[i, j] = Ap[q]
+                q += 1
         ok = True
         for j in range(k):
             s = A[j, j]
@@ -194,11 +233,12 @@ def bfm_kernel(
                 break
             d = math.sqrt(s)
             A[j, j] = d
+            dinv[j] = 1.0 / d
             for i in range(j + 1, k):
                 s2 = A[i, j]
                 for q in range(j):
                     s2 -= A[i, q] * A[j, q]
-                A[i, j] = s2 / d
+                A[i, j] = s2 * dinv[j]
         if not ok:
             status[p] = DEGENERATE
             continue
@@ -206,26 +246,29 @@ def bfm_kernel(
             s = b[i]
             for q in range(i):
                 s -= A[i, q] * beta[q]
-            beta[i] = s / A[i, i]
+            beta[i] = s * dinv[i]
         for i in range(k - 1, -1, -1):  # L' beta = c
             s = beta[i]
             for q in range(i + 1, k):
                 s -= A[q, i] * beta[q]
-            beta[i] = s / A[i, i]
-        # residuals of all valid obs from the history start on
+            beta[i] = s * dinv[i]
+        # residuals on the time axis from the history start on, then of the valid obs
+        b0 = beta[0]
+        for t in range(t0, T):
+            ez[t] = Y[p, t] - b0 * XT[0, t]
+        for i in range(1, k):
+            bi = beta[i]
+            for t in range(t0, T):
+                ez[t] -= bi * XT[i, t]
         n = nv - start
         rss = 0.0
         cs[0] = 0.0
         for j in range(n):
-            t = idx[start + j]
-            pred = 0.0
-            for i in range(k):
-                pred += X[t, i] * beta[i]
-            ej = Y[p, t] - pred
+            ej = ez[idx[start + j]]
             e[j] = ej
             cs[j + 1] = cs[j] + ej
-            if j < nh:
-                rss += ej * ej
+        for j in range(nh):
+            rss += e[j] * e[j]
         sigma = math.sqrt(rss / (nh - k))
         if n == nh:
             status[p] = NO_MONITORING
@@ -238,17 +281,42 @@ def bfm_kernel(
         nm = n - nh
         for j in range(nm):
             tmp[j] = e[nh + j]
-        magnitude[p] = np.median(tmp[:nm])
+        magnitude[p] = _median_inplace(tmp, nm)
         # ---- OLS-MOSUM monitoring
         denom = sigma * math.sqrt(nh)
+        jlo = nh + 1 - K  # first window start in the monitoring period
         if exact_var:
-            # cumulative sums of the design rows over the compacted valid observations
+            # window sums of L^-1 x_r: Cz[r + 1 - jlo] - Cz[j0 - jlo] for r in [jlo, n)
+            m = n - jlo
             for i in range(k):
-                cx[0, i] = 0.0
-            for j in range(n):
-                t = idx[start + j]
+                for r in range(m):
+                    Zc[i, r] = XT[i, idx[start + jlo + r]]
+            for i in range(k):
+                for q in range(i):
+                    lq = A[i, q]
+                    for r in range(m):
+                        Zc[i, r] -= lq * Zc[q, r]
+                di = dinv[i]
+                for r in range(m):
+                    Zc[i, r] *= di
+            for i in range(k):
+                Cz[i, 0] = 0.0
+            for r in range(m):
                 for i in range(k):
-                    cx[j + 1, i] = cx[j, i] + X[t, i]
+                    Cz[i, r + 1] = Cz[i, r] + Zc[i, r]
+            # per monitoring step j: a = window sum, a_h = its history part (in L^-1 units)
+            nm1 = n - nh
+            for j in range(nm1):
+                aga[j] = 0.0
+                agh[j] = 0.0
+            ch = nh - jlo
+            for i in range(k):
+                ci = Cz[i, ch]
+                for j in range(nm1):  # window (j + nh - K, j + nh]: Cz columns j, j + K
+                    c0 = Cz[i, j]
+                    va = Cz[i, j + K] - c0
+                    aga[j] += va * va
+                    agh[j] += va * (ci - c0)
         jd = -1
         for j in range(nh, n):
             proc = (cs[j + 1] - cs[j + 1 - K]) / denom
@@ -257,23 +325,9 @@ def bfm_kernel(
                 # to the intercept-only limit the boundary was derived for
                 j0 = j + 1 - K
                 kh = nh - j0 if j0 < nh else 0
-                for i in range(k):
-                    va[i] = cx[j + 1, i] - cx[j0, i]
-                    vh[i] = cx[nh, i] - cx[j0, i] if kh > 0 else 0.0
-                for i in range(k):  # L^-1 a and L^-1 a_hist
-                    s = va[i]
-                    s2 = vh[i]
-                    for q in range(i):
-                        s -= A[i, q] * va[q]
-                        s2 -= A[i, q] * vh[q]
-                    va[i] = s / A[i, i]
-                    vh[i] = s2 / A[i, i]
-                aga = 0.0
-                agh = 0.0
-                for i in range(k):
-                    aga += va[i] * va[i]
-                    agh += va[i] * vh[i]
-                var_exact = K - 2.0 * agh + aga
+                aga_j = aga[j - nh]
+                agh_j = agh[j - nh] if kh > 0 else 0.0
+                var_exact = K - 2.0 * agh_j + aga_j
                 var_ref = K - 2.0 * K * kh / nh + K * K / nh
                 proc *= math.sqrt(var_ref / var_exact)
             ratio = (j + 1.0) / nh
@@ -298,6 +352,51 @@ def bfm_kernel(
         break_idx[p] = idx[start + jb]
 
 
+@njit(cache=True, nogil=True)
+def _median_inplace(a, n):  # pragma: no cover - compiled
+    """Median of ``a[:n]`` (reordered in place), as ``np.median``: mean of the middle two."""
+    half = n >> 1
+    if n & 1:
+        return _select(a, half, n)
+    lo = _select(a, half - 1, n)
+    # the smallest of the upper part is the other middle value
+    hi = a[half]
+    for i in range(half + 1, n):
+        hi = a[i] if a[i] < hi else hi
+    return (lo + hi) / 2
+
+
+@njit(cache=True, nogil=True)
+def _select(a, kth, n):  # pragma: no cover - compiled
+    """``kth`` smallest of ``a[:n]`` by quickselect; ``a[:kth] <= a[kth] <= a[kth + 1:n]``."""
+    lo = 0
+    hi = n - 1
+    while hi > lo:
+        mid = (lo + hi) >> 1
+        # median of three as pivot, moved to a[hi]
+        if a[mid] < a[lo]:
+            a[mid], a[lo] = a[lo], a[mid]
+        if a[hi] < a[lo]:
+            a[hi], a[lo] = a[lo], a[hi]
+        if a[mid] < a[hi]:
+            a[mid], a[hi] = a[hi], a[mid]
+        pivot = a[hi]
+        store = lo
+        for i in range(lo, hi):  # branch-free Lomuto: always swap, advance when smaller
+            x = a[i]
+            a[i] = a[store]
+            a[store] = x
+            store += 1 if x < pivot else 0
+        a[store], a[hi] = a[hi], a[store]
+        if store == kth:
+            return a[store]
+        if store < kth:
+            lo = store + 1
+        else:
+            hi = store - 1
+    return a[kth]
+
+
 def run_kernel(
     Y: np.ndarray,
     X: np.ndarray,
@@ -317,6 +416,12 @@ def run_kernel(
         Y2 = Y2.astype(np.float64)
     P = Y2.shape[0]
     X = np.ascontiguousarray(X, dtype=np.float64)
+    k = X.shape[1]
+    XT = np.ascontiguousarray(X.T)
+    il, jl = np.tril_indices(k)
+    XX = np.ascontiguousarray(X[:, il] * X[:, jl])  # x_i x_j, j <= i, row-major (i, j)
+    CXX = np.zeros((X.shape[0] + 1, XX.shape[1]))
+    np.cumsum(XX, axis=0, out=CXX[1:])
     s0 = np.zeros(P, np.int64)
     if use_roc:
         roc_starts(Y2, X, int(mon_idx), int(hist_idx), float(roc_lambda), s0)
@@ -330,7 +435,10 @@ def run_kernel(
     status = np.empty(P, np.int8)
     bfm_kernel(
         Y2,
+        XT,
         X,
+        XX,
+        CXX,
         int(mon_idx),
         int(hist_idx),
         s0,

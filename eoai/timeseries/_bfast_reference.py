@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numba import njit
 
 from ._bfast import DEGENERATE, NO_DATA, NO_MONITORING, OK, SHORT_HISTORY
 
@@ -128,3 +129,198 @@ def bfastmonitor_pixel(
     crit = [e[j:jend].sum() ** 2 / (jend - j) for j in range(nh, jd + 1)]
     res["break_idx"] = int(obs[nh + int(np.argmax(crit))])
     return res
+
+
+@njit(cache=True, nogil=True)
+def bfm_kernel_v1(
+    Y,
+    X,
+    mon_idx,
+    hist_idx,
+    s0_in,
+    h,
+    critval,
+    min_history,
+    exact_var,
+    brk,
+    detect_idx,
+    break_idx,
+    magnitude,
+    start_idx,
+    n_valid,
+    n_history,
+    status,
+):  # pragma: no cover - compiled
+    """First numba BFAST Monitor kernel (``Y`` (P, T), ``X`` (T, k)), the yardstick of
+    :func:`eoai.timeseries._bfast.bfm_kernel` in the tests: per-observation normal equations,
+    triangular solves per monitoring step, ``np.median``."""
+    P, T = Y.shape
+    k = X.shape[1]
+    idx = np.empty(T, np.int64)
+    e = np.empty(T, np.float64)
+    cs = np.empty(T + 1, np.float64)
+    A = np.empty((k, k), np.float64)
+    b = np.empty(k, np.float64)
+    beta = np.empty(k, np.float64)
+    tmp = np.empty(T, np.float64)
+    cx = np.empty((T + 1, k), np.float64)
+    va = np.empty(k, np.float64)
+    vh = np.empty(k, np.float64)
+    for p in range(P):
+        brk[p] = False
+        detect_idx[p] = -1
+        break_idx[p] = -1
+        magnitude[p] = np.nan
+        start_idx[p] = -1
+        n_history[p] = 0
+        # compact the valid observations from the fixed history start on
+        nv = 0
+        nh_c = 0
+        ntot = 0
+        for t in range(T):
+            v = Y[p, t]
+            if v == v:  # finite test that is NaN-safe and fast
+                ntot += 1
+                if t >= hist_idx:
+                    idx[nv] = t
+                    nv += 1
+                    if t < mon_idx:
+                        nh_c += 1
+        n_valid[p] = ntot
+        if ntot == 0:
+            status[p] = NO_DATA
+            continue
+        # ---- stable history: start given by the ROC pass (roc_starts) or 0
+        s0 = s0_in[p] if s0_in[p] < nh_c else 0
+        nh = nh_c - s0
+        start = s0
+        n_history[p] = nh
+        if nh > 0:
+            start_idx[p] = idx[start]
+        K = int(math.floor(h * nh))
+        if nh <= k or K <= 1 or nh < min_history:
+            status[p] = SHORT_HISTORY
+            continue
+        # ---- OLS fit on the history by Cholesky of the normal equations
+        A[:, :] = 0.0
+        b[:] = 0.0
+        for r in range(start, nh_c):
+            t = idx[r]
+            yv = Y[p, t]
+            for i in range(k):
+                xi = X[t, i]
+                b[i] += xi * yv
+                for j in range(i + 1):
+                    A[i, j] += xi * X[t, j]
+        ok = True
+        for j in range(k):
+            s = A[j, j]
+            for q in range(j):
+                s -= A[j, q] * A[j, q]
+            if s <= 1e-12 * (abs(A[j, j]) + 1e-300):
+                ok = False
+                break
+            d = math.sqrt(s)
+            A[j, j] = d
+            for i in range(j + 1, k):
+                s2 = A[i, j]
+                for q in range(j):
+                    s2 -= A[i, q] * A[j, q]
+                A[i, j] = s2 / d
+        if not ok:
+            status[p] = DEGENERATE
+            continue
+        for i in range(k):  # L c = b
+            s = b[i]
+            for q in range(i):
+                s -= A[i, q] * beta[q]
+            beta[i] = s / A[i, i]
+        for i in range(k - 1, -1, -1):  # L' beta = c
+            s = beta[i]
+            for q in range(i + 1, k):
+                s -= A[q, i] * beta[q]
+            beta[i] = s / A[i, i]
+        # residuals of all valid obs from the history start on
+        n = nv - start
+        rss = 0.0
+        cs[0] = 0.0
+        for j in range(n):
+            t = idx[start + j]
+            pred = 0.0
+            for i in range(k):
+                pred += X[t, i] * beta[i]
+            ej = Y[p, t] - pred
+            e[j] = ej
+            cs[j + 1] = cs[j] + ej
+            if j < nh:
+                rss += ej * ej
+        sigma = math.sqrt(rss / (nh - k))
+        if n == nh:
+            status[p] = NO_MONITORING
+            continue
+        if not sigma > 0.0:
+            status[p] = DEGENERATE
+            continue
+        status[p] = OK
+        # magnitude: median residual over the monitoring period
+        nm = n - nh
+        for j in range(nm):
+            tmp[j] = e[nh + j]
+        magnitude[p] = np.median(tmp[:nm])
+        # ---- OLS-MOSUM monitoring
+        denom = sigma * math.sqrt(nh)
+        if exact_var:
+            # cumulative sums of the design rows over the compacted valid observations
+            for i in range(k):
+                cx[0, i] = 0.0
+            for j in range(n):
+                t = idx[start + j]
+                for i in range(k):
+                    cx[j + 1, i] = cx[j, i] + X[t, i]
+        jd = -1
+        for j in range(nh, n):
+            proc = (cs[j + 1] - cs[j + 1 - K]) / denom
+            if exact_var:
+                # window (j-K, j]: exact variance of its residual sum under no change, relative
+                # to the intercept-only limit the boundary was derived for
+                j0 = j + 1 - K
+                kh = nh - j0 if j0 < nh else 0
+                for i in range(k):
+                    va[i] = cx[j + 1, i] - cx[j0, i]
+                    vh[i] = cx[nh, i] - cx[j0, i] if kh > 0 else 0.0
+                for i in range(k):  # L^-1 a and L^-1 a_hist
+                    s = va[i]
+                    s2 = vh[i]
+                    for q in range(i):
+                        s -= A[i, q] * va[q]
+                        s2 -= A[i, q] * vh[q]
+                    va[i] = s / A[i, i]
+                    vh[i] = s2 / A[i, i]
+                aga = 0.0
+                agh = 0.0
+                for i in range(k):
+                    aga += va[i] * va[i]
+                    agh += va[i] * vh[i]
+                var_exact = K - 2.0 * agh + aga
+                var_ref = K - 2.0 * K * kh / nh + K * K / nh
+                proc *= math.sqrt(var_ref / var_exact)
+            ratio = (j + 1.0) / nh
+            lp = 1.0 if ratio <= math.e else math.log(ratio)
+            if abs(proc) > critval * math.sqrt(2.0 * lp):
+                jd = j
+                break
+        if jd < 0:
+            continue
+        brk[p] = True
+        detect_idx[p] = idx[start + jd]
+        # ---- date it: least-squares mean-shift point in [nh, jd], known mean 0 before
+        jend = min(n, jd + K + 1)
+        best = -1.0
+        jb = jd
+        for j in range(nh, jd + 1):
+            s = cs[jend] - cs[j]
+            crit = s * s / (jend - j)
+            if crit > best:
+                best = crit
+                jb = j
+        break_idx[p] = idx[start + jb]
