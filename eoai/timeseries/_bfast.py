@@ -145,6 +145,7 @@ def bfm_kernel(
     k = XT.shape[0]
     kk = XXr.shape[1]
     idx = np.empty(T + 1, np.int64)
+    inv = np.empty(T + 1, np.int64)
     Ap = np.empty(kk, np.float64)
     b2 = np.empty(k, np.float64)
     ez = np.empty(T, np.float64)
@@ -172,10 +173,14 @@ def bfm_kernel(
             v = Y[p, t]
             ntot += 1 if v == v else 0
         nv = 0
+        ni = 0
         for t in range(hist_idx, mon_idx):
             v = Y[p, t]
+            good = v == v
             idx[nv] = t
-            nv += 1 if v == v else 0
+            nv += 1 if good else 0
+            inv[ni] = t  # invalid dates of the history
+            ni += 0 if good else 1
         nh_c = nv
         for t in range(mon_idx, T):
             v = Y[p, t]
@@ -198,25 +203,35 @@ def bfm_kernel(
             status[p] = SHORT_HISTORY
             continue
         # ---- OLS fit on the history: normal equations (X'X from the prefix sums of the rows'
-        # products less the invalid dates, X'y from the valid ones), Cholesky
+        # products less the rows of the invalid dates, X'y from the valid ones), Cholesky
         t0 = idx[start]
         for q in range(kk):
             Ap[q] = CXX[mon_idx, q] - CXX[t0, q]
+        i0 = 0
+        while i0 < ni and inv[i0] < t0:
+            i0 += 1
+        for r in range(i0, ni):
+            t = inv[r]
+            for q in range(kk):
+                Ap[q] -= XXr[t, q]
         for i in range(k):
             b[i] = 0.0
             b2[i] = 0.0
-        for t in range(t0, mon_idx):
+        r = start
+        while r + 1 < nh_c:  # two accumulators
+            t = idx[r]
+            t2 = idx[r + 1]
             v = Y[p, t]
-            if v == v:
-                if t & 1:
-                    for i in range(k):
-                        b[i] += v * XTr[t, i]
-                else:
-                    for i in range(k):
-                        b2[i] += v * XTr[t, i]
-            else:
-                for q in range(kk):
-                    Ap[q] -= XXr[t, q]
+            v2 = Y[p, t2]
+            for i in range(k):
+                b[i] += v * XTr[t, i]
+                b2[i] += v2 * XTr[t2, i]
+            r += 2
+        if r < nh_c:
+            t = idx[r]
+            v = Y[p, t]
+            for i in range(k):
+                b[i] += v * XTr[t, i]
         q = 0
         for i in range(k):
             b[i] += b2[i]
@@ -262,11 +277,13 @@ def bfm_kernel(
                 ez[t] -= bi * XT[i, t]
         n = nv - start
         rss = 0.0
+        run = 0.0
         cs[0] = 0.0
         for j in range(n):
             ej = ez[idx[start + j]]
             e[j] = ej
-            cs[j + 1] = cs[j] + ej
+            run += ej
+            cs[j + 1] = run
         for j in range(nh):
             rss += e[j] * e[j]
         sigma = math.sqrt(rss / (nh - k))
@@ -559,7 +576,6 @@ def _roc_starts_lanes(Y, X, mon_idx, hist_idx, roc_lambda, g_switch, out):  # pr
     nt = mon_idx - hist_idx
     Yb = np.empty((max(nt, 1), NL), np.float64)  # the block, reversed in time
     W = np.empty((max(nt, 1), NL), np.float64)  # recursive residuals (NaN: none)
-    k4 = k - k % 4
     for p0 in range(0, P, NL):
         nb = min(NL, P - p0)
         for ln in range(nb):
@@ -642,14 +658,30 @@ def _roc_starts_lanes(Y, X, mon_idx, hist_idx, roc_lambda, g_switch, out):  # pr
                                     sacc[ln] += Ri[i, q, ln] * Ri[j, q, ln]
                             for ln in range(nb):
                                 R[i, j, ln] = sacc[ln]
-                                R[j, i, ln] = sacc[ln]
                     rls = True
             if rls:
                 # ---- RLS step: u = P x, f = 1 + x'u, e = y - x'beta, w = e / sqrt(f)
+                # (P symmetric, its upper triangle kept: P_ij = R[min(i,j), max(i,j)])
                 for i in range(k):
                     for ln in range(nb):
                         sacc[ln] = 0.0
-                    for j in range(0, k4, 4):
+                    j = 0
+                    while j + 4 <= i:
+                        x0 = X[t, j]
+                        x1 = X[t, j + 1]
+                        x2 = X[t, j + 2]
+                        x3 = X[t, j + 3]
+                        for ln in range(nb):
+                            sacc[ln] += (R[j, i, ln] * x0 + R[j + 1, i, ln] * x1) + (
+                                R[j + 2, i, ln] * x2 + R[j + 3, i, ln] * x3
+                            )
+                        j += 4
+                    while j < i:
+                        xj = X[t, j]
+                        for ln in range(nb):
+                            sacc[ln] += R[j, i, ln] * xj
+                        j += 1
+                    while j + 4 <= k:
                         x0 = X[t, j]
                         x1 = X[t, j + 1]
                         x2 = X[t, j + 2]
@@ -658,10 +690,12 @@ def _roc_starts_lanes(Y, X, mon_idx, hist_idx, roc_lambda, g_switch, out):  # pr
                             sacc[ln] += (R[i, j, ln] * x0 + R[i, j + 1, ln] * x1) + (
                                 R[i, j + 2, ln] * x2 + R[i, j + 3, ln] * x3
                             )
-                    for j in range(k4, k):
+                        j += 4
+                    while j < k:
                         xj = X[t, j]
                         for ln in range(nb):
                             sacc[ln] += R[i, j, ln] * xj
+                        j += 1
                     for ln in range(nb):
                         u[i, ln] = sacc[ln]
                 for ln in range(nb):
@@ -685,7 +719,7 @@ def _roc_starts_lanes(Y, X, mon_idx, hist_idx, roc_lambda, g_switch, out):  # pr
                     for ln in range(nb):
                         z[i, ln] += u[i, ln] * sc[ln]
                         row[i, ln] = u[i, ln] * gf[ln]
-                    for j in range(k):
+                    for j in range(i, k):
                         for ln in range(nb):
                             R[i, j, ln] -= row[i, ln] * u[j, ln]
             else:
