@@ -121,10 +121,10 @@ class DSen2Net(nn.Module):
         Edges use zero padding: in tiled inference they fall inside the cropped halo.
         """
         k = self.base_kernel.to(low_rep.dtype)
-        r = len(k) // 2
-        c = low_rep.shape[1]
-        ky = k.view(1, 1, -1, 1).expand(c, 1, -1, 1)
-        kx = k.view(1, 1, 1, -1).expand(c, 1, 1, -1)
+        r = int(self.base_kernel.shape[0]) // 2
+        c = self.n_low  # a Python int, so the kernels have a static shape (ONNX export)
+        ky = k.view(1, 1, -1, 1).repeat(c, 1, 1, 1)
+        kx = k.view(1, 1, 1, -1).repeat(c, 1, 1, 1)
         out = F.conv2d(low_rep, ky, padding=(r, 0), groups=c)
         return F.conv2d(out, kx, padding=(0, r), groups=c)
 

@@ -197,3 +197,27 @@ def test_accessor_and_light_import():
     subprocess.run([sys.executable, "-c", code], check=True)
     assert hasattr(xr.Dataset().eoai, "superres")
     assert eoai.superres is not None
+
+
+def test_onnx_weights_match_torch(slovenia, slovenia_weights, tmp_path):
+    from eoai_testing import skip_or_fail
+
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        skip_or_fail("onnx and onnxruntime are not installed (pip install onnx onnxruntime)")
+    import warnings
+
+    from eoai.superres.weights import export_onnx, load_weights
+
+    path, trained = slovenia_weights
+    runner, meta = load_weights(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's tracer warnings
+        onnx_path = export_onnx(
+            runner.net, tmp_path / "m.onnx", bands=meta["bands"], guide=meta["guide"]
+        )
+    out = superres(slovenia.chunk({"y": 50}), weights=onnx_path)
+    assert json.loads(out.attrs["eoai:params"])["weights"] == str(onnx_path)
+    np.testing.assert_allclose(out.to_array().values, trained.to_array().values, atol=1e-5)
