@@ -349,8 +349,13 @@ class DeepModel(ClassifierModel):
     def __repr__(self) -> str:
         return (
             f"<{type(self).__name__} {self.architecture}: {len(self.classes)} classes "
-            f"{self.class_names}, {len(self.bands)} bands x {len(self.layout.dates)} dates>"
+            f"{self.class_names}, {_plural(len(self.bands), 'band')} x "
+            f"{_plural(len(self.layout.dates), 'date')}>"
         )
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def _on_gpu(net: Any) -> bool:
