@@ -170,12 +170,11 @@ def _spatial_chunks(chunks: tuple[int, ...], size: int, tile: int, depth: int) -
 def _training_arrays(cube, names, y, x, tdim, train_time, train_size):
     sub = cube[names]
     if tdim is not None and train_time is not None:
-        if isinstance(train_time, (int, np.integer, list, tuple, slice)) and not (
-            isinstance(train_time, slice) and not isinstance(train_time.start, (int, type(None)))
-        ):
-            sub = sub.isel({tdim: train_time})
-        else:
-            sub = sub.sel({tdim: train_time})
+        by_position = isinstance(train_time, (int, np.integer)) or (
+            isinstance(train_time, (list, tuple, np.ndarray))
+            and all(isinstance(t, (int, np.integer)) for t in train_time)
+        )
+        sub = sub.isel({tdim: train_time}) if by_position else sub.sel({tdim: train_time})
         if tdim not in sub.dims:
             sub = sub.expand_dims(tdim)
     win = {}

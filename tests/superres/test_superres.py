@@ -221,3 +221,16 @@ def test_onnx_weights_match_torch(slovenia, slovenia_weights, tmp_path):
     out = superres(slovenia.chunk({"y": 50}), weights=onnx_path)
     assert json.loads(out.attrs["eoai:params"])["weights"] == str(onnx_path)
     np.testing.assert_allclose(out.to_array().values, trained.to_array().values, atol=1e-5)
+
+
+def test_nan_pixels_stay_nan_and_train_time(slovenia, slovenia_weights):
+    path, _ = slovenia_weights
+    cube = slovenia.isel(time=[0, 1]).copy(deep=True)
+    cube["red"][0, 40:45, 50:60] = np.nan  # a cloud masked in one guide band of date 0
+    out = superres(cube.chunk({"y": 50}), weights=path, threads=1).compute()
+    bad = out.rededge1.isnull()
+    assert int(bad.sum()) == 5 * 10 and bool(bad[0, 40:45, 50:60].all())
+    assert int(out.to_array().isnull().sum()) == 6 * 50  # every band, nowhere else
+    # training on one date chosen by label works with NaN present (patches with NaN skipped)
+    first = superres(cube, steps=5, train_time=[cube.time.values[1]], **SMALL)
+    assert json.loads(first.attrs["eoai:params"])["train_time"].startswith("[")
