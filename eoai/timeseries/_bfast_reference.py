@@ -324,3 +324,42 @@ def bfm_kernel_v1(
                 best = crit
                 jb = j
         break_idx[p] = idx[start + jb]
+
+
+def run_kernel_v1(
+    Y: np.ndarray,
+    X: np.ndarray,
+    mon_idx: int,
+    hist_idx: int,
+    use_roc: bool,
+    roc_lambda: float,
+    h: float,
+    critval: float,
+    min_history: int,
+    exact_var: bool = False,
+) -> tuple[np.ndarray, ...]:
+    """:func:`eoai.timeseries._bfast.run_kernel` with the first kernels (``roc_starts_v1``,
+    :func:`bfm_kernel_v1`): the "before" of ``benchmarks/bench_change.py``."""
+    from ._bfast import roc_starts_v1
+
+    Y2 = np.ascontiguousarray(Y.reshape(-1, Y.shape[-1]))
+    P = Y2.shape[0]
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    s0 = np.zeros(P, np.int64)
+    if use_roc:
+        roc_starts_v1(Y2, X, int(mon_idx), int(hist_idx), float(roc_lambda), s0)
+    outs = (
+        np.zeros(P, np.bool_),
+        np.empty(P, np.int64),
+        np.empty(P, np.int64),
+        np.empty(P, np.float64),
+        np.empty(P, np.int64),
+        np.empty(P, np.int32),
+        np.empty(P, np.int32),
+        np.empty(P, np.int8),
+    )
+    bfm_kernel_v1(
+        Y2, X, int(mon_idx), int(hist_idx), s0, float(h), float(critval), int(min_history),
+        bool(exact_var), *outs,
+    )  # fmt: skip
+    return tuple(o.reshape(Y.shape[:-1]) for o in outs)
