@@ -155,12 +155,17 @@ def _build(
         net.load_state_dict(state)
     except RuntimeError as err:
         raise ModelError(f"the weights of {source} do not fit the network: {err}") from err
-    cls = SegmentationModel if spec.get("kind") == "patch" else DeepModel
+    extra = {}
+    if spec.get("kind") == "patch":
+        cls = SegmentationModel
+        extra = {"halo": spec.get("halo"), "tile_multiple": spec.get("tile_multiple")}
+    else:
+        cls = DeepModel
     model = cls(
         net, description["features"], description["classes"], mean=spec["mean"], std=spec["std"],
         reference_date=spec.get("reference_date"), allow_nan=spec.get("allow_nan"),
         batch_size=spec.get("batch_size", 2048), device=device,
         class_names=description.get("class_names"), colours=description.get("colours"),
-        metadata=description.get("metadata", {}),
+        metadata=description.get("metadata", {}), **extra,
     )  # fmt: skip
     return model

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..errors import InputError
+from ..errors import InputError, ModelError
 from .deep import SegmentationModel, _check_training_args, _jsonable, _labels_index, _make_net
 
 # --------------------------------------------------------------------------------------------
@@ -74,6 +74,7 @@ def fit_segmentation(
     progress: bool = True,
     class_names: Sequence[str] | Mapping[Any, str] | None = None,
     colours: Sequence[str] | Mapping[Any, str] | None = None,
+    halo: int | None = None,
     **arch_kw: Any,
 ) -> SegmentationModel:
     """Train a patch segmentation network (U-Net) on a cube and a label raster or polygons.
@@ -98,12 +99,17 @@ def fit_segmentation(
         Feature names to use as channels (default all).
     model
         ``"unet"`` or a ``torch.nn.Module`` mapping ``(batch, channel, y, x)`` to logits
-        ``(batch, class, y, x)``; its ``receptive_field`` attribute (pixels) sets the halo.
+        ``(batch, class, y, x)`` (e.g. a ``segmentation_models_pytorch.Unet``); its
+        ``receptive_field`` attribute (pixels) sets the halo, else pass ``halo``; a
+        ``tile_multiple`` attribute (its down-sampling factor) tells which chunk sizes keep
+        tiled and whole-image maps identical.
     patch, patches_per_epoch
         Window size (pixels) and windows drawn per epoch.
     epochs, batch_size, lr, weight_decay, class_weight, val_fraction, patience, seed, device, amp,
     progress, class_names, colours
         As for :func:`fit_network`.
+    halo
+        Overlap (pixels) between tiles at inference; default from the network's receptive field.
     **arch_kw
         U-Net parameters: ``depth`` (default 3), ``base`` (default 32).
 
@@ -220,6 +226,11 @@ def fit_segmentation(
         net, arch = _make_net(
             model, kind="patch", n_classes=n_classes, channels=len(feats), arch_kw=arch_kw
         )
+        if halo is None and not hasattr(net, "receptive_field"):
+            raise ModelError(
+                f"{type(net).__name__} has no receptive_field attribute: pass halo= (pixels of "
+                "overlap between tiles at inference, at least half its receptive field)"
+            )
         history = T.train(
             net, None, None, train_idx=np.arange(n_tr), val_idx=np.arange(n_tr, n_tr + len(val_pos)),
             epochs=int(epochs), batch_size=int(batch_size), lr=float(lr),
@@ -250,7 +261,7 @@ def fit_segmentation(
             colours = {c: str(cols[c]) for c in classes if 0 <= c < len(cols)}
     return SegmentationModel(
         net, feats, classes, mean=mean, std=std, allow_nan=True, device=device, amp=amp,
-        class_names=class_names, colours=colours, metadata=meta,
+        class_names=class_names, colours=colours, metadata=meta, halo=halo,
     )  # fmt: skip
 
 

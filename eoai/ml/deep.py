@@ -326,6 +326,7 @@ class DeepModel(ClassifierModel):
             "allow_nan": self.allow_nan,
             "batch_size": self.batch_size,
             "halo": int(getattr(self, "halo", 0)),
+            "tile_multiple": int(getattr(self, "tile_multiple", 1)),
         }
 
     def _eoai_save(self, path: Path) -> dict[str, Any]:
@@ -382,6 +383,20 @@ class SegmentationModel(DeepModel):
     ((5, 6, 2), 12)
     """
 
+    def __init__(
+        self, *args: Any, halo: int | None = None, tile_multiple: int | None = None, **kw: Any
+    ) -> None:
+        super().__init__(*args, **kw)
+        self._halo = None if halo is None else int(halo)
+        self._tile_multiple = None if tile_multiple is None else int(tile_multiple)
+        if self._halo is None and not hasattr(self.net, "receptive_field"):
+            raise ModelError(
+                f"{type(self.net).__name__} has no receptive_field attribute: pass halo= (pixels "
+                "of overlap between tiles, at least half the receptive field of the network)"
+            )
+        if self._halo is not None and self._halo < 1:
+            raise InputError(f"halo must be >= 1 pixel, got {halo}")
+
     def _init_layout(self) -> None:
         try:
             self.layout = parse_layout(self.features)
@@ -397,14 +412,21 @@ class SegmentationModel(DeepModel):
 
     @property
     def tile_multiple(self) -> int:
-        """Down-sampling factor of the network (``2**depth`` for the U-Net)."""
+        """Down-sampling factor of the network (``2**depth`` for the U-Net; ``tile_multiple=`` or
+        the network's ``tile_multiple`` attribute for others, e.g. 32 for most encoders)."""
+        if getattr(self, "_tile_multiple", None):
+            return int(self._tile_multiple)
+        if hasattr(self.net, "tile_multiple"):
+            return int(self.net.tile_multiple)
         return int(2 ** getattr(self.net, "depth", 0))
 
     @property
     def halo(self) -> int:
         """Overlap between tiles: half the receptive field plus one down-sampling cell, rounded up
         to a multiple of :attr:`tile_multiple` (an output pixel depends on inputs within half the
-        receptive field, offset by at most one pooling cell)."""
+        receptive field, offset by at most one pooling cell), unless given as ``halo=``."""
+        if getattr(self, "_halo", None):
+            return int(self._halo)
         rf = int(getattr(self.net, "receptive_field", 0))
         m = self.tile_multiple
         need = rf // 2 + m

@@ -23,7 +23,7 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def scene():
-    """96 x 96 px, 12 monthly dates, red/nir/swir16 (36 channels), labels on the left 2/3 only."""
+    """96 x 96 px, 13 monthly dates, red/nir/swir16 (39 channels), labels on the left 2/3 only."""
     cube, truth = eoai.datasets.synthetic_cube(
         shape=(96, 96), freq="30D", breaks=False, seed=5, parcel_size=80, cloud_fraction=0.0,
         bands=["red", "nir", "swir16"],
@@ -124,3 +124,24 @@ def test_segmentation_from_polygons_and_errors(scene):
 def test_unet_rejects_pixel_rows(unet):
     with pytest.raises(ModelError, match="segments images"):
         unet.predict_proba(np.zeros((3, len(unet.features)), "float32"))
+
+
+def test_custom_patch_module_needs_a_halo(scene):
+    cube, truth, labels = scene
+
+    class Pixelwise(torch.nn.Module):  # 1x1 convolutions: receptive field 1 px
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(39, 6, 1)  # 3 bands x 13 dates
+
+        def forward(self, x):
+            return self.conv(x)
+
+    with pytest.raises(ModelError, match="no receptive_field attribute: pass halo="):
+        fit_segmentation(cube, labels, model=Pixelwise(), epochs=1, progress=False)
+    m = fit_segmentation(cube, labels, model=Pixelwise(), halo=2, epochs=1, patch=16,
+                         progress=False)  # fmt: skip
+    assert m.halo == 2 and m.architecture == "custom"
+    tiled = eoai.ml.classify(cube.chunk({"time": -1, "y": 32, "x": 32}), m, probabilities=True)
+    whole = eoai.ml.classify(cube, m, probabilities=True)
+    np.testing.assert_allclose(tiled["probability"].values, whole["probability"].values, atol=1e-5)
