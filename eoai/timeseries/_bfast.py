@@ -510,11 +510,12 @@ def _stack_f8(typingctx, n):  # pragma: no cover - compiled
 def rls_switch(k: int) -> float:
     """Valid observations of the Givens phase of :func:`roc_starts` before the switch to RLS.
 
-    After ``4 k`` observations (about a year of 8-day data) the history's design is well
-    conditioned (``cond(X) < 1e3`` for order 3 + trend), so covariance-form recursive least
-    squares from there gives the recursive residuals of the Givens QR to ~1e-12 relative.
+    After ``3 k`` observations (8 months of 8-day data) the history's design is well enough
+    conditioned (``cond(X) ~ 4e3`` for order 3 + trend) that covariance-form recursive least
+    squares from there gives the recursive residuals of the Givens QR to ~1e-9 relative
+    (measured on 20 000 cloudy series; 1e-12 after ``4 k``, 2e-7 after ``2 k``).
     """
-    return 4.0 * k
+    return 3.0 * k
 
 
 def roc_starts(Y, X, mon_idx, hist_idx, roc_lambda, out):
@@ -597,11 +598,17 @@ def _roc_starts_lanes(Y, X, mon_idx, hist_idx, roc_lambda, g_switch, out):  # pr
         rls = False
         for r in range(nt):
             t = mon_idx - 1 - r
+            nok = 0.0
             for ln in range(nb):
                 v = Yb[r, ln]
                 good = v == v
                 ok[ln] = 1.0 if good else 0.0
                 yy[ln] = v if good else 0.0
+                nok += ok[ln]
+            if nok == 0.0:  # a date without any valid lane (a cloud over the block): no-op
+                for ln in range(nb):
+                    W[r, ln] = math.nan
+                continue
             if not rls:
                 # ---- Givens phase. rmax and the singularity test of the current R
                 for ln in range(nb):

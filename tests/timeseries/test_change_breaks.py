@@ -130,7 +130,8 @@ def test_roc_lanes_kernel_matches_givens_kernel(order):
     """The lane-block ROC pass (Givens then RLS) gives the starts of the all-Givens first version.
 
     Random NaN-laden series (20 % clouds, empty pixels, very cloudy pixels, pixels with a short
-    history: blocks that never leave the Givens phase), disturbed early histories to be cut,
+    history: blocks that never leave the Givens phase, dates clouded over whole blocks: skipped
+    steps), disturbed early histories to be cut,
     pixel counts that are not a multiple of the lane block, with and without trend, order 5 +
     trend (12 columns) through the fallback.
     """
@@ -144,6 +145,8 @@ def test_roc_lanes_kernel_matches_givens_kernel(order):
     y[::11] = np.nan
     y[5::13, rng.random(t.size) < 0.7] = np.nan
     y[3::17, :150] = np.nan
+    y[:, rng.random(t.size) < 0.05] = np.nan  # dates clouded everywhere
+    y[:96, rng.random(t.size) < 0.3] = np.nan  # clouds over the first lane blocks
     y = y.astype(np.float32)
     lam = _bfast.roc_critval(0.05)
     for trend in (True, False):
