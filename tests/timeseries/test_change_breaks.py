@@ -220,6 +220,27 @@ def test_bfm_kernel_matches_first_kernel(order, trend):
                     assert {0, 1, 2, 3} <= set(np.unique(got[7]).tolist())
 
 
+def test_kernels_match_first_kernels_on_real_clouds():
+    """Embedded Slovenia NDVI (67 dates, 39 % masked by the real cloud mask, clouds spatially
+    coherent so that whole lane blocks miss dates): current and first kernels agree."""
+    import eoai
+    from eoai.timeseries._bfast_reference import run_kernel_v1
+
+    ds = eoai.load(eoai.datasets.sample_catalog(), bands=["ndvi"], collections=["slovenia-ndvi"])
+    t = ds["time"].values
+    Y = np.ascontiguousarray(ds["ndvi"].transpose("y", "x", "time").values.reshape(-1, t.size))
+    assert 0.3 < np.isnan(Y).mean() < 0.5
+    X = _bfast.design_matrix(_bfast.decimal_year(t), 1, True)
+    lam, cv = _bfast.roc_critval(0.05), mosum_critval(0.25, 10, 0.05)
+    for roc, exact in ((True, True), (False, False)):
+        got = _bfast.run_kernel(Y, X, 44, 0, roc, lam, 0.25, cv, 9, exact)
+        want = run_kernel_v1(Y, X, 44, 0, roc, lam, 0.25, cv, 9, exact)
+        for i in (0, 1, 2, 4, 5, 6, 7):
+            np.testing.assert_array_equal(got[i], want[i])
+        np.testing.assert_allclose(got[3], want[3], rtol=1e-9, atol=1e-12)
+        assert 0.02 < got[0].mean() < 0.5 and (got[7] == 0).all()
+
+
 def test_roc_cuts_disturbed_history():
     rng = np.random.default_rng(5)
     t = pd.date_range("2016-01-01", periods=230, freq="8D")
