@@ -549,6 +549,8 @@ def _roc_starts_lanes(Y, X, mon_idx, hist_idx, roc_lambda, g_switch, out):  # pr
     """
     P, T = Y.shape
     k = X.shape[1]
+    if k > KMAX:  # the stack scratch holds KMAX x KMAX per lane
+        raise ValueError("_roc_starts_lanes: more design columns than KMAX; use roc_starts")
     kf = float(k)
     R = numba.carray(_stack_f8(_SZ_M), (k, k, NL))  # Givens R, later P = (X'X)^-1
     Ri = numba.carray(_stack_f8(_SZ_M), (k, k, NL))  # R^-1 at the switch
