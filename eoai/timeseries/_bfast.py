@@ -17,11 +17,16 @@ The statistics follow R's ``bfast::bfastmonitor`` with ``type = "OLS-MOSUM"`` an
 - magnitude: median residual over the monitoring period.
 
 Every pixel uses its own valid (finite) observations only. The kernels are numba loops that release
-the GIL so dask threads run chunks in parallel. The ROC pass (:func:`roc_starts`) runs 8 pixels at a
-time as SIMD lanes (the dates, hence design rows, are shared; an invalid observation enters as a
-zero row) with Givens-rotation QR updates for the recursive residuals (numerically stable where the
-short initial windows make ``X'X`` ill-conditioned); :func:`bfm_kernel` then fits the history by
-Cholesky of the normal equations and runs the MOSUM per pixel.
+the GIL so dask threads run chunks in parallel. The ROC pass (:func:`roc_starts`) runs blocks of
+``NL`` pixels as SIMD lanes (the dates, hence design rows, are shared; an invalid observation is a
+no-op lane; a date invalid in every lane is skipped) over stack-allocated scratch arrays (which
+LLVM knows alias nothing, so the lane loops vectorise): Givens-rotation QR updates while the short
+first windows are ill-conditioned, then covariance-form recursive least squares (one division and
+one square root per step). :func:`bfm_kernel` then fits the history by Cholesky of the normal
+equations (``X'X`` from prefix sums over time of the design products, shared by all pixels, less
+the rows of the invalid dates) and runs the MOSUM per pixel, its residuals and exact-variance
+window sums as vectorised loops. The first versions of both kernels (``roc_starts_v1`` here,
+``bfm_kernel_v1`` in :mod:`._bfast_reference`) are the yardsticks of the tests and benchmark.
 
 On top of bfastmonitor, each detected break is also *dated*: bfastmonitor reports the observation
 where the MOSUM crosses its boundary (``detection``), which lags the change by a few observations.
