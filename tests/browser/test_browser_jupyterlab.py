@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import secrets
@@ -13,14 +14,16 @@ import urllib.request
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 from eoai_testing import skip_or_fail
+from PIL import Image
 
 pytestmark = pytest.mark.browser
 
 NOTEBOOK_CODE = """import eoai
 ndvi = eoai.load(eoai.datasets.sample_catalog(), collections=["slovenia-ndvi"], bands=["ndvi"], chunks={})["ndvi"]
-m = ndvi.eoai.explore(time="2016-07-25")
+m = ndvi.eoai.explore(time="2016-08-04")
 m"""
 
 
@@ -112,6 +115,21 @@ def test_map_widget_renders_in_jupyterlab(browser, jupyterlab, artifacts):
             timeout=60_000,
         )
         assert page.locator(".jp-OutputArea .jupyter-widgets").count() >= 1
+        page.wait_for_timeout(1500)
+        # the overlay must actually be on screen inside the map, not merely in the DOM
+        rects = page.evaluate(
+            "() => { const m = document.querySelector('.jp-OutputArea .leaflet-container')"
+            ".getBoundingClientRect(); const i = document.querySelector("
+            "'.jp-OutputArea img.leaflet-image-layer').getBoundingClientRect();"
+            " return {map: [m.left, m.top, m.right, m.bottom], img: [i.left, i.top, i.right, i.bottom]}; }"
+        )
+        (ml, mt, mr, mb), (il, it, ir, ib) = rects["map"], rects["img"]
+        overlap = max(0, min(mr, ir) - max(ml, il)) * max(0, min(mb, ib) - max(mt, it))
+        assert overlap > 0.05 * (mr - ml) * (mb - mt), f"overlay not inside the map: {rects}"
+        # ... and painted: the pixels under it are NDVI colours, not the map's flat grey background
+        shot = page.screenshot(clip={"x": il, "y": it, "width": ir - il, "height": ib - it})
+        pixels = np.asarray(Image.open(io.BytesIO(shot)).convert("RGB"), dtype=float)
+        assert pixels.std(axis=(0, 1)).max() > 20, "overlay image is in place but shows nothing"
         assert page.locator(".jp-OutputArea .leaflet-control-layers").count() == 1
     finally:
         page.screenshot(path=str(artifacts / "jupyterlab_map.png"), full_page=True)
