@@ -17,7 +17,7 @@ HEAVY = ["torch", "sklearn", "ipyleaflet", "hvplot", "holoviews", "bokeh", "pape
 
 
 def test_import_is_light():
-    code = "import sys, eoai; print(','.join(m for m in %r if m in sys.modules))" % (HEAVY,)
+    code = f"import sys, eoai; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"import eoai pulled heavy modules: {out.stdout.strip()}"
 
