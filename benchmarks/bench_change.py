@@ -9,7 +9,8 @@ a subset of the same pixels in the same process. Results of the two are checked 
 "before" column runs the first numba kernels (``roc_starts_v1``: Givens QR for every observation,
 ``bfm_kernel_v1``: per-observation normal equations and triangular solves per monitoring step) on
 the same pixels in the same process; their break flags, dates and history starts are checked
-equal to the current kernels'.
+equal to the current kernels'. Last line: the default kernels, current and first, on the embedded
+Slovenia NDVI (real, spatially coherent clouds; order 1 + trend, monitoring the last 23 dates).
 """
 
 from __future__ import annotations
@@ -98,6 +99,24 @@ def main(n_pix: int = 50_000, n_ref: int = 200) -> None:
     with dask.config.set(scheduler="synchronous"):
         dt = best_of(lambda: detect_breaks(da, "2021-01-01").compute(), repeat=2)
     print(f"{'detect_breaks (dask, 1 thread, default)':38s} {side * side / dt:12,.0f}")
+    real_clouds()
+
+
+def real_clouds() -> None:
+    """Default kernels on the embedded Slovenia NDVI: real, spatially coherent clouds."""
+    import eoai
+
+    ds = eoai.load(eoai.datasets.sample_catalog(), bands=["ndvi"], collections=["slovenia-ndvi"])
+    t = ds["time"].values
+    y = np.ascontiguousarray(ds["ndvi"].transpose("y", "x", "time").values.reshape(-1, t.size))
+    X = _bfast.design_matrix(_bfast.decimal_year(t), 1, True)
+    lam, cv = _bfast.roc_critval(0.05), mosum_critval(0.25, 10, 0.05)
+    args = (44, 0, True, lam, 0.25, cv, 9, True)
+    dt = best_of(lambda: _bfast.run_kernel(y, X, *args), repeat=20)
+    dt1 = best_of(lambda: run_kernel_v1(y, X, *args), repeat=20)
+    assert (_bfast.run_kernel(y, X, *args)[0] == run_kernel_v1(y, X, *args)[0]).all()
+    name = f"Slovenia NDVI {t.size} dates, {np.isnan(y).mean():.0%} NaN"
+    print(f"{name:38s} {y.shape[0] / dt:12,.0f} {y.shape[0] / dt1:12,.0f} {dt1 / dt:7.1f}x")
 
 
 if __name__ == "__main__":
