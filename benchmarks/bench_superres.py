@@ -135,7 +135,7 @@ def main() -> None:
     )
     p.add_argument("--chunk", type=int, default=256)
     a = p.parse_args()
-    steps = a.steps or (300 if a.quick else 2000)
+    steps = a.steps or (300 if a.quick else 1500)
     kw = {
         "steps": steps,
         "features": a.features,

@@ -201,7 +201,7 @@ def superres(
     weights: str | None = None,
     *,
     mode: str = "20m",
-    steps: int = 600,
+    steps: int = 1500,
     features: int = 48,
     blocks: int = 4,
     batch_size: int = 16,
@@ -257,7 +257,10 @@ def superres(
     mode : {"20m", "x2"}
         20 m -> 10 m guided, or 10 m -> 5 m single-image.
     steps, features, blocks, batch_size, patch_size, lr, seed : optional
-        Training settings (:func:`eoai.superres.wald.train`).
+        Training settings (:func:`eoai.superres.wald.train`). The defaults (1500 steps of 16
+        patches of 32 x 32, 48 features, 4 residual blocks) reach half the bicubic RMSE on the
+        real scenes of ``benchmarks/bench_superres.py``; they take about 10 minutes on 2 busy CPU
+        cores, seconds on a GPU. Fewer steps train faster and sharpen less.
     device : str
         ``"auto"`` (GPU when present), ``"cpu"``, ``"cuda"``, for training and inference.
     train_time : int, list, slice or date(s), optional

@@ -248,7 +248,7 @@ def train(
     replicated: bool = True,
     features: int = 48,
     blocks: int = 4,
-    steps: int = 600,
+    steps: int = 1500,
     batch_size: int = 16,
     patch_size: int = 32,
     lr: float = 1e-3,
