@@ -189,14 +189,24 @@ def test_errors(slovenia):
         superres(slovenia.rededge1)
 
 
-def test_accessor_and_light_import():
+def test_accessor_light_import_and_pickling(slovenia, slovenia_weights):
+    import pickle
     import subprocess
     import sys
 
     code = "import eoai, sys; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
-    assert hasattr(xr.Dataset().eoai, "superres")
-    assert eoai.superres is not None
+    via = slovenia.eoai.superres("lanczos")
+    xr.testing.assert_identical(via, superres(slovenia, "lanczos"))
+    assert via.attrs["eoai:method"] == "superres.lanczos"
+    # the runner travels to dask.distributed workers by pickle
+    from eoai.superres.weights import load_weights
+
+    runner, _ = load_weights(slovenia_weights[0], threads=1)
+    clone = pickle.loads(pickle.dumps(runner))
+    g = slovenia[["blue", "green", "red", "nir"]].to_array().values.transpose(1, 0, 2, 3)[:1]
+    low = slovenia[BANDS20].to_array().values.transpose(1, 0, 2, 3)[:1]
+    np.testing.assert_array_equal(clone(g, low), runner(g, low))
 
 
 def test_onnx_weights_match_torch(slovenia, slovenia_weights, tmp_path):
