@@ -518,7 +518,6 @@ def _update_transform(out: xr.Dataset, cube: xr.Dataset, y: str, x: str) -> None
         if "GeoTransform" in sr.attrs:
             xs, ys = out[x].values, out[y].values
             dx, dy = xs[1] - xs[0], ys[1] - ys[0]
-            sr.attrs["GeoTransform"] = (
-                f"{xs[0] - dx / 2!r} {dx!r} 0.0 {ys[0] - dy / 2!r} 0.0 {dy!r}"
-            )
+            gt = [float(xs[0] - dx / 2), float(dx), 0.0, float(ys[0] - dy / 2), 0.0, float(dy)]
+            sr.attrs["GeoTransform"] = " ".join(repr(v) for v in gt)
         out.coords["spatial_ref"] = sr

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-import eoai
+import eoai  # noqa: F401  (registers the .eoai accessor)
 from eoai.errors import EoaiError, InputError, ModelError, UnknownBandError
 from eoai.superres import superres
 from eoai.superres.metrics import compare, rmse, spectral_consistency
@@ -163,6 +163,14 @@ def test_x2_mode_on_the_10m_bands(slovenia):
     step = float(out.x[1] - out.x[0])
     assert step == pytest.approx(float(cube.x[1] - cube.x[0]) / 2)
     assert float(out.x[0]) == pytest.approx(float(cube.x[0]) - step / 2)
+    import odc.geo.xr  # noqa: F401
+
+    gb, gb10 = out.odc.geobox, cube.odc.geobox
+    assert out.odc.crs.epsg == 32633 and gb.resolution.x == pytest.approx(gb10.resolution.x / 2)
+    assert gb.extent.boundingbox == pytest.approx(gb10.extent.boundingbox, abs=1e-3)
+    if "GeoTransform" in out.spatial_ref.attrs:
+        gt = [float(v) for v in out.spatial_ref.attrs["GeoTransform"].split()]
+        assert gt[1] == pytest.approx(step)
     # each 10 m pixel is the mean of its 4 sub-pixels, up to the network's small correction
     back = block_mean(out.to_array().values, 2)
     assert rmse(cube[["blue", "green", "red", "nir"]].to_array().values, back) < 60
