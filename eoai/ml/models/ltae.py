@@ -89,8 +89,15 @@ class LTAE(nn.Module):
         if d_model % n_head:
             raise ValueError(f"d_model={d_model} must be divisible by n_head={n_head}")
         self.config = dict(
-            in_channels=in_channels, n_classes=n_classes, d_model=d_model, n_head=n_head,
-            d_k=d_k, mlp=list(mlp), dropout=dropout, period=period, input_norm=input_norm,
+            in_channels=in_channels,
+            n_classes=n_classes,
+            d_model=d_model,
+            n_head=n_head,
+            d_k=d_k,
+            mlp=list(mlp),
+            dropout=dropout,
+            period=period,
+            input_norm=input_norm,
             encoder=list(encoder),
         )
         self.n_head, self.d_k, self.d_model, self.period = n_head, d_k, d_model, period

@@ -55,8 +55,13 @@ class TempCNN(nn.Module):
     ) -> None:
         super().__init__()
         self.config = dict(
-            in_channels=in_channels, n_times=n_times, n_classes=n_classes, hidden=hidden,
-            kernel_size=kernel_size, dense=dense, dropout=dropout,
+            in_channels=in_channels,
+            n_times=n_times,
+            n_classes=n_classes,
+            hidden=hidden,
+            kernel_size=kernel_size,
+            dense=dense,
+            dropout=dropout,
         )
         layers: list[nn.Module] = []
         channels = in_channels
