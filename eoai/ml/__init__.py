@@ -8,7 +8,9 @@ The same functions serve random forests (scikit-learn) and the deep-learning mod
 - :func:`classify` (``cube.eoai.classify``): lazy class map, probabilities, confidence, uncertainty;
 - :func:`assess`, :func:`area_estimates` (Olofsson et al. 2014), :func:`plot_confusion_matrix`;
 - :func:`save_model`, :func:`load_model` (skops, or pickle with ``trusted=True``);
-- :func:`majority_filter`, :func:`sieve`.
+- :func:`majority_filter`, :func:`sieve`;
+- :func:`fit_network`, :func:`fit_segmentation`, :func:`save_network`, :func:`load_network`:
+  TempCNN, L-TAE and U-Net on torch (:mod:`eoai.ml.deep`).
 
 Nothing heavy (scikit-learn, geopandas, rasterio) is imported until a function is used.
 
@@ -40,6 +42,10 @@ _FUNCTIONS = {
     "majority_filter": "eoai.ml.postprocess",
     "sieve": "eoai.ml.postprocess",
     "feature_names": "eoai.ml.features",
+    "fit_network": "eoai.ml.deep",
+    "fit_segmentation": "eoai.ml.deep",
+    "save_network": "eoai.ml.deep",
+    "load_network": "eoai.ml.deep",
     "ClassifierModel": "eoai.ml.base",
     "PixelClassifier": "eoai.ml.base",
 }

@@ -198,6 +198,8 @@ def classify(
         )
     if uncertainty is not None and uncertainty not in UNCERTAINTY:
         raise InputError(f"uncertainty must be one of {UNCERTAINTY} or None, got {uncertainty!r}")
+    if hasattr(model, "for_cube"):  # e.g. L-TAE: positional encoding from this cube's own dates
+        model = model.for_cube(cube)
     codes = np.asarray(model.codes, dtype="uint8")
     if not 0 <= nodata <= 255 or nodata in set(model.codes):
         raise InputError(

@@ -348,6 +348,22 @@ def _legend_of(class_map: xr.DataArray) -> tuple[list[int], dict[int, str]]:
     return codes, dict(zip(codes, [str(n) for n in names], strict=False))
 
 
+def _reference_as_codes(r_vals: np.ndarray, names: Mapping[int, str]) -> np.ndarray:
+    """Reference labels given as class *names* -> the map's class codes (others stay as they are)."""
+    ref = pd.Series(np.asarray(r_vals).ravel())
+    given = ref.dropna()
+    if not names or given.empty or not given.map(lambda v: isinstance(v, str)).all():
+        return np.asarray(r_vals)
+    by_name = {str(n): c for c, n in names.items()}
+    unknown = sorted(set(given) - set(by_name))
+    if len(unknown) == given.nunique():
+        raise InputError(
+            f"the reference labels ({', '.join(unknown[:5])}) match none of the class map's "
+            f"class names ({', '.join(by_name)}); pass the label column the model was trained on"
+        )
+    return ref.map(by_name).to_numpy()  # unknown names -> NaN, counted and warned about below
+
+
 def assess(
     class_map: Any,
     reference: Any,
@@ -419,6 +435,7 @@ def assess(
             m_vals, r_vals = _paired_pixels(class_map, reference, nodata, reference_nodata)
         else:
             m_vals, r_vals = _values_at_labels(class_map, reference, label, nodata)
+        r_vals = _reference_as_codes(r_vals, names)
         pixel_area = _pixel_area(class_map, area_unit)
         if map_areas is None:
             import dask.array as da

@@ -155,3 +155,24 @@ def test_errors():
         area_estimates(np.eye(3), [1, 2])
     with pytest.raises(InputError, match="3 map labels but 2 reference"):
         eoai.ml.assess([1, 2, 1], [1, 2])
+
+
+def test_assess_reference_labelled_by_class_name():
+    """Polygons labelled with the class *names* the model was trained on are matched to map codes."""
+    import geopandas as gpd
+
+    cls = np.ones((10, 10), dtype="uint8")
+    cls[:, 5:] = 2
+    class_map = _grid_map(cls)
+    xs, ys = [500005, 500015, 500085, 500095, 500075, 500045], [5000005] * 6
+    named = gpd.GeoDataFrame(
+        {"class": ["crop", "crop", "forest", "forest", "crop", "wetland"]},
+        geometry=gpd.points_from_xy(xs, ys), crs="EPSG:32633",
+    )  # fmt: skip
+    with pytest.warns(eoai.errors.DataSkippedWarning, match="1 samples"):
+        a = eoai.ml.assess(class_map, named, label="class")
+    np.testing.assert_array_equal(a.confusion.to_numpy(), [[2, 0], [1, 2]])
+    assert a.overall_accuracy == pytest.approx(0.8)
+    none_match = named.assign(**{"class": ["a", "b", "a", "b", "a", "b"]})
+    with pytest.raises(eoai.errors.InputError, match="match none of the class map's class names"):
+        eoai.ml.assess(class_map, none_match, label="class")
