@@ -11,6 +11,7 @@ Examples
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -63,12 +64,13 @@ def _configure_local_reads(items: Sequence[Any], keys: Sequence[str]) -> bool:
     import odc.stac
 
     client = None
-    try:  # also configure dask.distributed workers when a client is running
-        from distributed import default_client
+    if "distributed" in sys.modules:  # no client can run unless distributed was imported
+        try:  # also configure dask.distributed workers when a client is running
+            from distributed import default_client
 
-        client = default_client()
-    except Exception:
-        client = None
+            client = default_client()
+        except Exception:
+            client = None
     odc.stac.configure_rio(
         cloud_defaults=False, GDAL_DISABLE_READDIR_ON_OPEN="FALSE", client=client
     )
@@ -146,25 +148,31 @@ def _scale_block(dn: np.ndarray, scale: float, offset: float, nodata: Any) -> np
     return out
 
 
-def _to_float(raw: xr.DataArray, scale: float, offset: float) -> xr.DataArray:
+def _to_float(raw: xr.DataArray, scale: float, offset: float) -> xr.Variable:
     """DN -> float32 ``DN * scale + offset``, nodata -> NaN (never 0); one task per chunk."""
     nodata = raw.attrs.get("nodata")
     if nodata is not None and isinstance(nodata, float) and np.isnan(nodata):
         nodata = None  # float data already NaN there
     kw = dict(scale=float(scale), offset=float(offset), nodata=nodata)
-    if isinstance(raw.data, np.ndarray):
-        data = _scale_block(raw.data, **kw)
+    dn = raw.data
+    if isinstance(dn, np.ndarray):
+        data = _scale_block(dn, **kw)
     else:
-        data = raw.data.map_blocks(_scale_block, dtype=np.float32, **kw)
+        import dask.array as dsa
+        from dask.base import tokenize
+
+        # explicit name and meta: dask need not hash the function nor call it on a dummy
+        data = dsa.map_blocks(
+            _scale_block,
+            dn,
+            dtype=np.float32,
+            meta=np.empty((0,) * dn.ndim, np.float32),
+            name=f"eoai-scale-{tokenize(dn.name, *kw.values())}",
+            **kw,
+        )
     attrs = {k: v for k, v in raw.attrs.items() if k != "nodata"}
     attrs.update({"nodata": np.nan, "scale_factor_applied": scale, "add_offset_applied": offset})
-    return _with(raw, data, attrs)
-
-
-def _with(raw: xr.DataArray, data: Any, attrs: dict) -> xr.DataArray:
-    out = raw.copy(data=data)
-    out.attrs = attrs
-    return out
+    return xr.Variable(raw.dims, data, attrs)
 
 
 def load(
@@ -350,19 +358,21 @@ def load(
         if geobox is not None:
             kw = dict(groupby=groupby, chunks=odc_kw["chunks"], geobox=geobox)
         raw = odc.stac.load(group, bands=sorted(inverse), **kw)
-        geobox = raw.odc.geobox
-        ds = xr.Dataset(coords=raw.coords)
+        if len(scalings) > 1:  # the next groups load onto the same grid
+            geobox = raw.odc.geobox
+        # one Dataset built from Variables: no per-band alignment of coordinates
+        data_vars = {}
         for name, sc in sig:
             da = raw[to_load[name]]
             if name == mask_var or sc is None:
-                out = da.copy()
+                out = da.variable.copy(deep=False)
                 if name == mask_var and spec is not None:
                     out.attrs.update(spec.to_attrs())
             else:
                 out = _to_float(da, *sc)
             out.attrs["eoai:asset"] = to_load[name]
-            ds[name] = out
-        parts.append(ds)
+            data_vars[name] = out
+        parts.append(xr.Dataset(data_vars, coords=raw.coords))
     ds = parts[0] if len(parts) == 1 else _combine(parts)
 
     if spec is not None:
