@@ -16,7 +16,7 @@ def slovenia(shared_data) -> xr.Dataset:
     """The 5 full-band dates of the eo-learn test patch (101 x 100 px, 20 m bands replicated)."""
     path = shared_data / "eolearn_slovenia" / "eolearn_testpatch.nc"
     with xr.open_dataset(path) as ds:
-        cube = ds[[b if b != "B8A" else "B8A" for b in SLOVENIA_BANDS]].load()
+        cube = ds[SLOVENIA_BANDS].load()
     cube = cube.rename({b: ID_TO_COMMON[b] for b in SLOVENIA_BANDS})
     for v in cube.data_vars:
         cube[v] = cube[v].astype(np.float32)
