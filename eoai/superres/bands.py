@@ -18,23 +18,10 @@ from __future__ import annotations
 import math
 
 from ..errors import UnknownBandError
+from ..io.bands import SENTINEL2_BANDS
 
-#: STAC ``eo:common_name`` -> Sentinel-2 band id.
-COMMON_TO_ID: dict[str, str] = {
-    "coastal": "B01",
-    "blue": "B02",
-    "green": "B03",
-    "red": "B04",
-    "rededge1": "B05",
-    "rededge2": "B06",
-    "rededge3": "B07",
-    "nir": "B08",
-    "nir08": "B8A",
-    "nir09": "B09",
-    "cirrus": "B10",
-    "swir16": "B11",
-    "swir22": "B12",
-}
+#: STAC ``eo:common_name`` -> Sentinel-2 band id (from the loader's table, reflectance bands only).
+COMMON_TO_ID: dict[str, str] = {c: i for i, c in SENTINEL2_BANDS.items() if i.startswith("B")}
 ID_TO_COMMON = {v: k for k, v in COMMON_TO_ID.items()}
 
 #: Native ground sampling distance in metres.
