@@ -37,12 +37,19 @@ Time is a core dimension: dask inputs are processed chunk by chunk with ``time``
 (rechunked if needed, with a ``LargeChunkWarning`` when the chunks get large) and stay lazy.
 Unsorted dates are sorted (with a warning) and duplicate dates merged by their mean (with a
 ``DataSkippedWarning`` giving the count).
+
+Backends (``device=``): ``"cpu"`` (default) runs the numba kernels; ``"torch"`` (torch on the CPU),
+``"cuda"`` / ``"cuda:N"`` (torch on a GPU) run ``"linear"`` and ``"whittaker"`` with a fixed ``lam``
+(with or without ``p``) as batched tensor operations over the pixels of a chunk (same outputs as
+numba to rounding); ``"auto"`` uses CUDA when ``torch.cuda.is_available()`` and the method is
+supported there, else numba.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 import warnings
 from typing import Any
 
@@ -54,9 +61,10 @@ from eoai.errors import DataSkippedWarning, InputError, TimeAxisError
 from eoai.timeseries import _kernels as K
 from eoai.timeseries._timeaxis import check_time, days, single_time_chunk, to_days
 
-__all__ = ["gapfill", "whittaker_smooth", "METHODS"]
+__all__ = ["gapfill", "whittaker_smooth", "METHODS", "DEVICES"]
 
 METHODS = ("linear", "whittaker", "savgol", "harmonic")
+DEVICES = ("cpu", "torch", "cuda", "cuda:N", "auto")
 _OUT = "__eoai_time_out"
 
 
@@ -71,6 +79,7 @@ def whittaker_smooth(
     weights: np.ndarray | None = None,
     order: int = 2,
     derivative: bool = False,
+    device: str = "cpu",
 ) -> np.ndarray:
     """Whittaker-Eilers smoother of one series or a batch of series (rows), in memory.
 
@@ -93,6 +102,8 @@ def whittaker_smooth(
     derivative : bool
         With ``x``: multiply divided differences by ``order!`` so that the penalty approximates the
         squared derivative (this is what :func:`gapfill` uses, in days).
+    device : {"cpu", "torch", "cuda", "cuda:N", "auto"}
+        Backend, as in :func:`gapfill` (``"cpu"``: numba).
 
     Returns
     -------
@@ -134,6 +145,14 @@ def whittaker_smooth(
     coef = K.difference_coefficients(x, n, order, scale=derivative)
     pen = K.penalty_band(coef, n)
     idx = np.arange(n)
+    spec = {"method": "whittaker", "mode": 0, "params": {"lam": lam}}
+    dev = _resolve_device(device, spec, "whittaker_smooth")
+    if dev is not None:
+        from eoai.timeseries import _gapfill_torch as T
+
+        res, _ = T.whittaker_fill(np.ascontiguousarray(y2), None if weights is None else w2,
+                                  idx, idx, n, pen, order, float(lam), 0.0, 1, dev)  # fmt: skip
+        return res[:, 0] if one else np.ascontiguousarray(res.T)
     out = np.empty(y2.shape)
     lam_out = np.empty(y2.shape[0])
     K.whittaker_fill(
@@ -175,6 +194,7 @@ def gapfill(
     period: float = 365.25,
     weights: xr.DataArray | None = None,
     dim: str = "time",
+    device: str = "cpu",
 ) -> xr.DataArray | xr.Dataset:
     """Fill gaps (NaN) in time series and resample them onto regular or given dates.
 
@@ -222,6 +242,10 @@ def gapfill(
         ``obj``, on the same dates; NaN, 0 or negative weights leave the observation out.
     dim : str
         Name of the time dimension.
+    device : {"cpu", "torch", "cuda", "cuda:N", "auto"}
+        ``"cpu"``: numba kernels. ``"torch"``: torch on the CPU; ``"cuda"``/``"cuda:N"``: torch on
+        that GPU (``"linear"`` and ``"whittaker"`` with a numeric ``lam`` only). ``"auto"``: CUDA
+        when available and the method supports it, else numba.
 
     Returns
     -------
@@ -237,7 +261,8 @@ def gapfill(
     eoai.errors.TimeAxisError
         The time coordinate is not datetime, or the series is too short for the method.
     eoai.errors.InputError
-        Unknown method, bad ``lam``/``max_gap``/``p``/``freq``/``dates``.
+        Unknown method or device, bad ``lam``/``max_gap``/``p``/``freq``/``dates``; ``device``
+        names torch or CUDA when they are not available or the method has no torch backend.
 
     Warns
     -----
@@ -262,6 +287,9 @@ def gapfill(
         weights = _check_weights(weights, obj, method, dim, func)
     spec = _make_spec(obj, method, freq, dates, lam, max_gap, order, lam_range, p, max_iter,
                       window, polyorder, harmonics, trend, period, dim)  # fmt: skip
+    spec["device"] = _resolve_device(device, spec, func)
+    if spec["device"] is not None:
+        spec["params"]["device"] = "torch" if spec["device"] == "cpu" else spec["device"]
     if isinstance(obj, xr.Dataset):
         out_vars = {}
         for name, var in obj.data_vars.items():
@@ -270,6 +298,50 @@ def gapfill(
         out.attrs.update(_attrs(spec))
         return out
     return _fill_da(obj, spec, weights)
+
+
+def _resolve_device(device: Any, spec: dict, func: str) -> str | None:
+    """The torch device to run on, or None for the numba kernels (see ``gapfill(device=)``)."""
+    if not isinstance(device, str) or not (
+        device in ("cpu", "torch", "cuda", "auto") or re.fullmatch(r"cuda:\d+", device)
+    ):
+        raise InputError(
+            f"{func}: unknown device {device!r}; choose 'cpu' (numba), 'torch' (torch on the CPU), "
+            "'cuda', 'cuda:N' or 'auto'"
+        )
+    if device == "cpu":
+        return None
+    method = spec["method"]
+    supported = method == "linear" or (method == "whittaker" and spec["mode"] == 0)
+    try:
+        import torch
+    except ImportError as err:
+        if device == "auto":
+            return None
+        raise InputError(
+            f"{func}: device={device!r} needs torch, which is not installed; use device='cpu'"
+        ) from err
+    if device == "auto":
+        return "cuda" if supported and torch.cuda.is_available() else None
+    if not supported:
+        raise InputError(
+            f"{func}: device={device!r} runs method 'linear' and 'whittaker' with a numeric lam "
+            f"only, not {method!r} with lam={spec['params'].get('lam')!r}; use device='cpu'"
+        )
+    if device == "torch":
+        return "cpu"
+    if not torch.cuda.is_available():
+        raise InputError(
+            f"{func}: device={device!r} but CUDA is not available to torch "
+            f"(torch {torch.__version__}); use device='torch' or 'cpu', or 'auto' to pick CUDA "
+            "only when present"
+        )
+    index = int(device.split(":")[1]) if ":" in device else 0
+    if index >= torch.cuda.device_count():
+        raise InputError(
+            f"{func}: device={device!r} but only {torch.cuda.device_count()} CUDA device(s) exist"
+        )
+    return device
 
 
 def _check_weights(weights: Any, obj: Any, method: str, dim: str, func: str) -> xr.DataArray:
@@ -461,7 +533,9 @@ def _fill_block(values: np.ndarray, wts: np.ndarray | None = None, *, spec: dict
         y = np.ascontiguousarray(values.reshape(-1, n_in), dtype=dtype)
         out = np.empty((y.shape[0], n_out), dtype=dtype)
     method = spec["method"]
-    if method == "linear":
+    if spec.get("device") is not None:
+        bad, why = _fill_torch(y, values, wts, spec, out)
+    elif method == "linear":
         bad = K.linear_fill(y, spec["x_in"], spec["x_out"], spec["max_gap"], out)
         why = "have no valid observation"
     elif method == "whittaker":
@@ -499,6 +573,25 @@ def _fill_block(values: np.ndarray, wts: np.ndarray | None = None, *, spec: dict
     if not out.flags.c_contiguous:
         return np.moveaxis(out.T.reshape(n_out, *lead), 0, -1)
     return out.reshape(*lead, n_out)
+
+
+def _fill_torch(y: np.ndarray, values: np.ndarray, wts: Any, spec: dict, out: np.ndarray):
+    """Run the torch backend on ``y`` (n_pix, n_in), writing ``out``; returns (bad, why)."""
+    from eoai.timeseries import _gapfill_torch as T
+
+    n_in = y.shape[1]
+    if spec["method"] == "linear":
+        res, bad = T.linear_fill(y, spec["x_in"], spec["x_out"], spec["max_gap"], spec["device"])
+        why = "have no valid observation"
+    else:
+        if wts is not None:
+            wts = np.broadcast_to(wts, values.shape).reshape(-1, n_in)
+        res, bad = T.whittaker_fill(y, wts, spec["in_idx"], spec["out_idx"], spec["grid"].size,
+                                    spec["pen"], spec["order"], float(spec["lams"][0]), spec["p"],
+                                    spec["max_iter"], spec["device"])  # fmt: skip
+        why = f"have fewer than {max(spec['order'], 1)} valid observations"
+    out[...] = res.T
+    return bad, why
 
 
 def _fill_da(da: xr.DataArray, spec: dict, weights: xr.DataArray | None = None) -> xr.DataArray:
