@@ -4,12 +4,16 @@ Run from the project root::
 
     .venv/bin/python benchmarks/bench_gapfill.py            # full
     .venv/bin/python benchmarks/bench_gapfill.py --quick    # smaller, for a smoke run
+    .venv/bin/python benchmarks/bench_gapfill.py --device torch   # + the torch backend (CPU)
 
 Prints, all measured in this process:
 
 1. series per second on ONE core (numba / BLAS threads set to 1) for 73-date series with 30 % gaps,
    for every method, next to a per-pixel ``scipy.linalg.solveh_banded`` Whittaker loop and a
-   per-pixel ``np.interp`` loop, and the ratios;
+   per-pixel ``np.interp`` loop, and the ratios; with ``--device torch`` (torch on the CPU, one
+   intra-op thread) or ``--device cuda`` also the torch backend of ``linear`` and Whittaker with a
+   fixed ``lam`` (``gapfill(..., device=...)``; wall-clock time for CUDA, where the CPU time of the
+   process says nothing);
 2. phenology pixels per second against a straightforward per-pixel numpy implementation;
 3. peak traced memory (tracemalloc) while computing a lazy cube 10x larger than one chunk;
 4. RMSE at hidden clear observations of the real Slovenia NDVI series (68 dates, real clouds from
@@ -104,7 +108,7 @@ def _interp_loop(y: np.ndarray, x: np.ndarray) -> np.ndarray:
     return out
 
 
-def bench_speed(n: int) -> dict[str, float]:
+def bench_speed(n: int, device: str | None = None) -> dict[str, float]:
     print(f"\n## 1. series/s on one core (CPU time): {n} series of 73 dates, 30 % gaps")
     da = _series(n)
     y = da.values.astype(np.float64)
@@ -126,9 +130,47 @@ def bench_speed(n: int) -> dict[str, float]:
         # the kernel alone (no xarray wrapping): the per-core figure of the linear rule
         out = np.empty_like(y)
         rates["linear (kernel only)"] = n / _timeit(lambda: K.linear_fill(y, x, x, np.inf, out))
+        if device is not None:
+            rates.update(_bench_device(da, device))
     print(f"{'method':45s} {'series/s':>12s} {'vs scipy':>9s} {'vs interp':>9s}")
     for name, r in rates.items():
         print(f"{name:45s} {r:12,.0f} {r * t_scipy:9.1f} {r * t_interp:9.1f}")
+    return rates
+
+
+def _bench_device(da: xr.DataArray, device: str) -> dict[str, float]:
+    """Series/s of the torch backend (same series), checked against numba first."""
+    import torch
+
+    torch.set_num_threads(1)
+    n = da.sizes["pixel"]
+    clock = time.process_time if device in ("torch", "cpu") else time.perf_counter
+    rates = {}
+    runs = {
+        "linear": ("linear", {}),
+        "whittaker lam=1e3": ("whittaker", {"lam": 1e3}),
+        "whittaker lam=1e3 order=3": ("whittaker", {"lam": 1e3, "order": 3}),
+        "whittaker lam=1e3 p=0.9": ("whittaker", {"lam": 1e3, "p": 0.9}),
+    }
+    for name, (method, kw) in runs.items():
+        ref = gapfill(da[:500], method, **kw).values
+        got = gapfill(da[:500], method, device=device, **kw).values
+        assert np.allclose(ref, got, rtol=1e-6, atol=1e-6, equal_nan=True), name
+
+        def run(method=method, kw=kw):
+            gapfill(da, method, device=device, **kw)
+
+        run()
+        best = np.inf
+        for _ in range(3):
+            t0 = clock()
+            run()
+            best = min(best, clock() - t0)
+        rates[f"{name} [device={device}]"] = n / best
+        if method == "whittaker" and kw != runs["whittaker lam=1e3"][1]:
+            rates[f"{name} [numba, same run]"] = n / _timeit(
+                lambda m=method, k=kw: gapfill(da, m, **k)
+            )
     return rates
 
 
@@ -249,10 +291,18 @@ def bench_real_clouds(seed: int = 0, hide: float = 0.2) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes")
+    parser.add_argument(
+        "--device",
+        default=None,
+        help="also time the torch backend: 'torch' (CPU), 'cuda', 'cuda:N' (see gapfill(device=))",
+    )
+    parser.add_argument("--speed-only", action="store_true", help="run section 1 only")
     args = parser.parse_args()
     n = 5_000 if args.quick else 20_000
     print(f"eoai gap-filling benchmark, {time.strftime('%Y-%m-%d')}, numba threads = 1")
-    bench_speed(n)
+    bench_speed(n, args.device)
+    if args.speed_only:
+        return
     bench_phenology(n)
     bench_memory(128 if args.quick else 256)
     bench_real_clouds()
