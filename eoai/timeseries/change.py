@@ -193,8 +193,10 @@ def detect_breaks(
         the ratio of the exact variance of its residual sum under no change (history estimation
         error included, ``K - 2 a'G a_h + a'G a``) to the variance the intercept-only limit
         assumes, which keeps the false-alarm rate below ``level`` (tested).
-    device : {"cpu", "auto"}, default "cpu"
-        Where to compute; "auto" uses the CPU kernel (the numba kernel is the implemented path).
+    device : {"cpu", "auto", "torch", "cuda", "cuda:N"}, default "cpu"
+        Where to compute: "cpu" the numba kernels; "torch" the torch backend on the CPU;
+        "cuda" / "cuda:N" the torch backend on that GPU (float64, same results); "auto" the GPU
+        when torch sees one, else the numba kernels.
 
     Returns
     -------
@@ -245,11 +247,11 @@ def detect_breaks(
         raise InputError(
             f"{func}: standardize={standardize!r} is unknown; use 'exact' or 'asymptotic'"
         )
-    if device not in ("cpu", "auto"):
-        raise InputError(
-            f"{func}: device={device!r} is not available; use 'cpu' or 'auto' (the numba kernel "
-            "runs on the CPU)"
-        )
+    torch_device = None
+    if device != "cpu":
+        from ._bfast_torch import resolve_device
+
+        torch_device = resolve_device(device, func)
     if float(h) not in WINSIZES:
         raise InputError(f"{func}: h={h!r} is not supported; use one of {WINSIZES}")
     if end not in PERIODS:
@@ -319,6 +321,10 @@ def detect_breaks(
     )
 
     def _kernel(block: np.ndarray) -> tuple[np.ndarray, ...]:
+        if torch_device is not None:
+            from . import _bfast_torch
+
+            return _bfast_torch.run_kernel(block, X, **params, device=torch_device)
         return _bfast.run_kernel(block, X, **params)
 
     dtype = da.dtype if da.dtype in (np.float32, np.float64) else np.dtype(np.float64)
