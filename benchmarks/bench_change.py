@@ -1,6 +1,7 @@
 """Throughput of detect_breaks (BFAST Monitor) on one core, against a per-pixel numpy baseline.
 
-Run: ``python benchmarks/bench_change.py [n_pixels]``. Series of 200 dates (8-day step, 20 %
+Run: ``python benchmarks/bench_change.py [n_pixels] [--device torch|cuda]`` (with ``--device``:
+the torch backend next to the numba kernels, results checked equal). Series of 200 dates (8-day step, 20 %
 clouds as NaN, monitoring the last ~60), order-3 harmonics + trend. The numba kernel is serial
 (one core; numba and BLAS threads set to 1; CPU time of this process is measured, so other
 load on the machine does not count); the baseline is the per-pixel numpy translation of
@@ -119,5 +120,53 @@ def real_clouds() -> None:
     print(f"{name:38s} {y.shape[0] / dt:12,.0f} {y.shape[0] / dt1:12,.0f} {dt1 / dt:7.1f}x")
 
 
+def torch_backend(n_pix: int, device: str) -> None:
+    """The torch backend (``device="torch"``: CPU, one thread; or "cuda") next to numba."""
+    import torch
+
+    from eoai.timeseries import _bfast_torch
+
+    torch.set_num_threads(1)
+    dev = _bfast_torch.resolve_device(device)
+    t, y = make(n_pix)
+    X = _bfast.design_matrix(_bfast.decimal_year(t.values), 3, True)
+    mon_idx = int(np.searchsorted(t.values, np.datetime64("2021-01-01")))
+    lam, cv = _bfast.roc_critval(0.05), mosum_critval(0.25, 10, 0.05)
+    print(f"series: {y.shape[1]} dates; {n_pix} pixels; torch {torch.__version__} on {dev}")
+    print(f"{'variant':38s} {'torch px/s':>12s} {'numba px/s':>12s} {'ratio':>7s}")
+    for roc in (False, True):
+        args = (mon_idx, 0, roc, lam, 0.25, cv, 9, True)
+        _bfast.run_kernel(y[:10], X, *args)  # compile
+        _bfast_torch.run_kernel(y[:10], X, *args, device=dev)
+
+        def run_torch(a=args):
+            out = _bfast_torch.run_kernel(y, X, *a, device=dev)
+            if dev != "cpu":
+                torch.cuda.synchronize()
+            return out
+
+        # CPU time on the CPU; wall time on a GPU
+        timer = time.process_time if dev == "cpu" else time.perf_counter
+        t0 = timer()
+        got = run_torch()
+        dtt = timer() - t0
+        dtn = best_of(lambda a=args: _bfast.run_kernel(y, X, *a), repeat=3)
+        want = _bfast.run_kernel(y, X, *args)
+        for i in (0, 1, 2, 4, 5, 6, 7):
+            assert (got[i] == want[i]).all(), (i, int((got[i] != want[i]).sum()))
+        name = f"history={'roc' if roc else 'all'}, standardize=exact"
+        print(f"{name:38s} {n_pix / dtt:12,.0f} {n_pix / dtn:12,.0f} {dtn / dtt:6.2f}x")
+
+
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 50_000)
+    argv = sys.argv[1:]
+    device = None
+    if "--device" in argv:
+        i = argv.index("--device")
+        device = argv[i + 1]
+        del argv[i : i + 2]
+    n = int(argv[0]) if argv else 50_000
+    if device in (None, "cpu"):
+        main(n)
+    else:
+        torch_backend(n, device)
