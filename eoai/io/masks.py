@@ -189,15 +189,26 @@ class MaskSpec:
         >>> MaskSpec.clm().invalid(xr.DataArray(np.array([0, 1, 32], "uint8"))).values.tolist()
         [False, True, True]
         """
-        if self.classes:
-            bad = band.isin(list(self.classes))
-        else:
-            bitmask = int(sum(1 << int(b) for b in self.bits))
-            data = band.fillna(0) if band.dtype.kind == "f" else band
-            bad = (data.astype("int64") & bitmask) != 0
-        if band.dtype.kind == "f":  # a float mask band: NaN (no data) is invalid too
-            bad = bad | band.isnull()
-        return bad
+        kw = dict(
+            classes=tuple(int(c) for c in self.classes),
+            bitmask=int(sum(1 << int(b) for b in self.bits)),
+        )
+        data = band.data
+        if isinstance(data, np.ndarray):
+            bad = _invalid_block(data, **kw)
+        else:  # one task per chunk
+            import dask.array as dsa
+            from dask.base import tokenize
+
+            bad = dsa.map_blocks(
+                _invalid_block,
+                data,
+                dtype=bool,
+                meta=np.empty((0,) * data.ndim, bool),
+                name=f"eoai-invalid-{tokenize(data.name, *kw.values())}",
+                **kw,
+            )
+        return band.copy(data=bad)
 
     def to_attrs(self) -> dict:
         """Attributes recording this spec on a mask variable (read back by ``spec_from_attrs``).
@@ -275,6 +286,20 @@ def _spec_for_band(mask_band: xr.DataArray, spec: MaskSpec | str) -> MaskSpec:
     return as_spec(spec)
 
 
+def _invalid_block(a: np.ndarray, classes: tuple, bitmask: int) -> np.ndarray:
+    """True where the mask values ``a`` are in ``classes`` or have a bit of ``bitmask`` set;
+    NaN in a float mask band is invalid too."""
+    isfloat = a.dtype.kind == "f"
+    if classes:
+        bad = np.isin(a, classes)
+    else:
+        ints = np.nan_to_num(a, nan=0).astype(np.int64) if isfloat else a.astype(np.int64)
+        bad = (ints & bitmask) != 0
+    if isfloat:
+        bad |= np.isnan(a)
+    return bad
+
+
 def _find_mask_var(ds: xr.Dataset, spec: MaskSpec | str) -> tuple[str, MaskSpec]:
     if isinstance(spec, str) and spec == "auto":
         marked = [v for v in ds.data_vars if ds[v].attrs.get("eoai:mask_kind") in KINDS]
@@ -300,6 +325,28 @@ def _find_mask_var(ds: xr.Dataset, spec: MaskSpec | str) -> tuple[str, MaskSpec]
         f"mask band {spec.band_name!r} is not a variable of this Dataset; variables: "
         f"{', '.join(map(str, ds.data_vars))}"
     )
+
+
+def _set_nan(x, bad):
+    """``x`` with NaN where ``bad`` (arrays of one shape; numpy or dask, lazily)."""
+    if isinstance(x, np.ndarray) and isinstance(bad, np.ndarray):
+        return _set_nan_block(x, bad)
+    import dask.array as dsa
+    from dask.base import tokenize
+
+    x, bad = dsa.asarray(x), dsa.asarray(bad)
+    return dsa.map_blocks(
+        _set_nan_block,
+        x,
+        bad,
+        dtype=x.dtype,
+        meta=np.empty((0,) * x.ndim, x.dtype),
+        name=f"eoai-mask-{tokenize(x.name, bad.name)}",
+    )
+
+
+def _set_nan_block(x: np.ndarray, bad: np.ndarray) -> np.ndarray:
+    return np.where(bad, x.dtype.type(np.nan), x)  # a scalar of x's dtype: float32 stays
 
 
 def mask(
@@ -369,11 +416,21 @@ def mask(
     if isinstance(obj, xr.DataArray):
         out = _apply(obj)
     else:
-        out = obj.copy()
-        for v in obj.data_vars:
-            if v == mask_name:
-                continue
-            out[v] = _apply(obj[v])
+        # variables of one Dataset are aligned already: mask their arrays directly and
+        # replace them in one copy (no per-band alignment); others go through xarray
+        bad = invalid.variable
+        data, other = {}, []
+        for v, var in obj.data_vars.items():
+            if v != mask_name and var.dims == bad.dims and var.shape == bad.shape:
+                x = var.data if var.dtype.kind == "f" else var.data.astype(np.float32)
+                data[v] = _set_nan(x, bad.data)
+            else:
+                data[v] = var.data
+                other.append(v)
+        out = obj.copy(data=data)
+        for v in other:
+            if v != mask_name:
+                out[v] = _apply(obj[v])
         if mask_name is not None and not keep_mask:
             out = out.drop_vars(mask_name)
     out.attrs = dict(obj.attrs)
