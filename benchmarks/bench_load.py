@@ -31,6 +31,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "earthsearch_l2a" / "sentinel-2-l2a"
 BANDS = {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08"}
+MASK = {"scl": "SCL"}  # Sentinel-2 scene classification, for the masked runs
+SCL_INVALID = (0, 1, 3, 8, 9, 10)  # eoai's default SCL mask: no data, defective, shadow, clouds
 
 
 def make_cogs(out: Path) -> list:
@@ -45,12 +47,13 @@ def make_cogs(out: Path) -> list:
             dst_dir = out / folder.name
             dst_dir.mkdir(parents=True)
             assets = {}
-            for name, stem in BANDS.items():
+            for name, stem in {**BANDS, **MASK}.items():
+                dtype = "uint8" if name in MASK else "uint16"
                 with rasterio.open(folder / f"{stem}.tif") as src:
-                    data = src.read(1)
+                    data = src.read(1).astype(dtype)
                     profile = dict(
                         driver="COG",
-                        dtype="uint16",
+                        dtype=dtype,
                         count=1,
                         width=src.width,
                         height=src.height,
@@ -72,7 +75,11 @@ def make_cogs(out: Path) -> list:
                     extra_fields={
                         "proj:shape": shape,
                         "proj:transform": list(transform)[:6],
-                        "raster:bands": [{"nodata": 0, "data_type": "uint16", "scale": 1e-4}],
+                        "raster:bands": [
+                            {"nodata": 0, "data_type": "uint8"}
+                            if name in MASK
+                            else {"nodata": 0, "data_type": "uint16", "scale": 1e-4}
+                        ],
                         "eo:bands": [{"name": stem, "common_name": name}],
                     },
                 )
@@ -94,8 +101,11 @@ def make_cogs(out: Path) -> list:
     return items
 
 
-def bench_throughput(items, window, repeat: int, threads: int, chunks: dict | None) -> dict:
-    """MB/s of eoai.load and of plain rasterio reads of the same window, ``threads`` each."""
+def bench_throughput(
+    items, window, repeat: int, threads: int, chunks: dict | None, masked: bool = False
+) -> dict:
+    """MB/s of eoai.load and of plain rasterio reads of the same window, ``threads`` each;
+    ``masked``: also the SCL band, its cloud/shadow/no-data classes set to NaN on both sides."""
     from concurrent.futures import ThreadPoolExecutor
 
     import dask
@@ -113,7 +123,8 @@ def bench_throughput(items, window, repeat: int, threads: int, chunks: dict | No
             tiles.setdefault((src.transform.c, src.transform.f), []).append(it)
     for group in tiles.values():  # the time order of the cube
         group.sort(key=lambda it: it.datetime)
-    nbytes = len(items) * len(BANDS) * (r1 - r0) * (c1 - c0) * 2  # uint16 source pixels
+    # source bytes: uint16 bands (and the uint8 SCL when masked)
+    nbytes = len(items) * (len(BANDS) * 2 + masked) * (r1 - r0) * (c1 - c0)
     # dask: the single-threaded scheduler for one thread, else that many threads
     sched = dict(scheduler="sync") if threads == 1 else dict(scheduler="threads")
     sched["num_workers"] = threads
@@ -124,7 +135,12 @@ def bench_throughput(items, window, repeat: int, threads: int, chunks: dict | No
             with rasterio.open(group[0].assets["red"].get_absolute_href()) as src:
                 gbox = GeoBox((src.height, src.width), src.transform, src.crs)[r0:r1, c0:c1]
             cube = eoai.load(
-                group, list(BANDS), geobox=gbox, mask=None, groupby="time", chunks=chunks
+                group,
+                list(BANDS),
+                geobox=gbox,
+                mask="auto" if masked else None,
+                groupby="time",
+                chunks=chunks,
             )
             cubes.append(cube)
         arrays = dask.compute(*[c[b].data for c in cubes for b in BANDS], **sched)
@@ -132,29 +148,34 @@ def bench_throughput(items, window, repeat: int, threads: int, chunks: dict | No
 
     win = Window(c0, r0, c1 - c0, r1 - r0)
 
-    def read_one(href):
+    def read_one(href, bad=None):
         with rasterio.open(href) as src:
             dn = src.read(1, window=win)
         ref = dn.astype("float32") * np.float32(1e-4)
         ref[dn == 0] = np.nan
+        if bad is not None:
+            ref[bad] = np.nan
         return ref
+
+    def read_item(it):
+        """The bands of one item as float32 reflectance, masked by its SCL when asked."""
+        bad = None
+        if masked:
+            with rasterio.open(it.assets["scl"].get_absolute_href()) as src:
+                bad = np.isin(src.read(1, window=win), SCL_INVALID)
+        return [read_one(it.assets[b].get_absolute_href(), bad) for b in BANDS]
 
     def run_rasterio():
         # the same output: per tile and band a (time, y, x) float32 stack, nodata NaN
-        hrefs = [
-            [it.assets[b].get_absolute_href() for it in group]
-            for group in tiles.values()
-            for b in BANDS
-        ]
+        groups = list(tiles.values())
         if threads == 1:
-            return [np.stack([read_one(h) for h in stack]) for stack in hrefs]
-        with ThreadPoolExecutor(threads) as pool:
-            layers = list(pool.map(read_one, [h for stack in hrefs for h in stack]))
-        out, i = [], 0
-        for stack in hrefs:
-            out.append(np.stack(layers[i : i + len(stack)]))
-            i += len(stack)
-        return out
+            layers = [[read_item(it) for it in group] for group in groups]
+        else:
+            with ThreadPoolExecutor(threads) as pool:
+                layers = [list(pool.map(read_item, group)) for group in groups]
+        return [
+            np.stack([bands[i] for bands in group]) for group in layers for i in range(len(BANDS))
+        ]
 
     # correctness first: the same pixels, shapes and NaNs
     a, b = run_eoai(), run_rasterio()
@@ -176,6 +197,7 @@ def bench_throughput(items, window, repeat: int, threads: int, chunks: dict | No
         "files": len(items) * len(BANDS),
         "MB": nbytes / 1e6,
         "threads": threads,
+        "masked": masked,
         "eoai_MBps": mbs["eoai"],
         "rasterio_MBps": mbs["rasterio"],
         "ratio": mbs["eoai"] / mbs["rasterio"],
@@ -242,6 +264,9 @@ def main(argv=None) -> int:
         "--chunks", default="default", help="eoai.load chunks as JSON, default: its default"
     )
     parser.add_argument("--no-memory", action="store_true", help="skip the memory part")
+    parser.add_argument(
+        "--masked", action="store_true", help="also time SCL-masked loads (mask='auto')"
+    )
     args = parser.parse_args(argv)
     if not DATA.is_dir():
         print(f"real data not found: {DATA}", file=sys.stderr)
@@ -250,20 +275,23 @@ def main(argv=None) -> int:
     try:
         t = time.perf_counter()
         items = make_cogs(tmp)
-        print(f"wrote {len(items) * len(BANDS)} local COGs in {time.perf_counter() - t:.1f} s")
+        print(
+            f"wrote {len(items) * (len(BANDS) + len(MASK))} local COGs in {time.perf_counter() - t:.1f} s"
+        )
         chunks = None if args.chunks == "default" else json.loads(args.chunks)
         for w in args.window:
             start = (915 - w) // 2
             win = ((start, start + w), (start, start + w))
-            for threads in args.threads:
-                res = bench_throughput(items, win, args.repeat, threads, chunks)
-                print(
-                    f"throughput, window {res['window_px'][0]}x{res['window_px'][1]} px of "
-                    f"{res['files']} COGs ({res['MB']:.1f} MB uint16), {threads} thread(s) "
-                    f"each: eoai.load {res['eoai_MBps']:.1f} MB/s, rasterio "
-                    f"{res['rasterio_MBps']:.1f} MB/s, ratio {res['ratio']:.2f} (goal >= 0.8)",
-                    flush=True,
-                )
+            for masked in (False, True) if args.masked else (False,):
+                for threads in args.threads:
+                    res = bench_throughput(items, win, args.repeat, threads, chunks, masked)
+                    print(
+                        f"throughput, window {w}x{w} px, {'SCL-masked ' if masked else ''}"
+                        f"{res['MB']:.1f} MB, {threads} thread(s) each: eoai.load "
+                        f"{res['eoai_MBps']:.1f} MB/s, rasterio {res['rasterio_MBps']:.1f} "
+                        f"MB/s, ratio {res['ratio']:.2f} (goal >= 0.8)",
+                        flush=True,
+                    )
         if args.no_memory:
             return 0
         mem = bench_memory(items)
