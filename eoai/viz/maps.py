@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..errors import CRSError, InputError, MissingDimensionError
+from ..errors import CRSError, DataSkippedWarning, InputError, MissingDimensionError
 from . import colours
 
 __all__ = ["explore"]
@@ -63,6 +63,14 @@ class _Layer:
             with warnings.catch_warnings():  # rasterio warns about in-memory warps; harmless
                 warnings.filterwarnings("ignore", message="Dataset has no geotransform")
                 rgba = self._rgba(data)
+            if not rgba[..., 3].any():
+                when = f" on {str(data['time'].values)[:10]}" if "time" in data.coords else ""
+                warnings.warn(
+                    f"layer {self.name!r} has no valid pixel{when} (all masked, e.g. clouds), so "
+                    "its overlay is empty: choose another date (time=... or the slider)",
+                    DataSkippedWarning,
+                    stacklevel=2,
+                )
             self.cache[key] = colours.png_data_url(rgba)
         return self.cache[key]
 

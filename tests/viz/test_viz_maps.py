@@ -146,3 +146,11 @@ def test_errors():
         explore(grid, basemap="No.SuchTiles")
     with pytest.raises(MissingDimensionError, match="no 'time' dim"):
         explore(grid, split=("2020-01-01", "2020-02-01"))
+
+
+def test_a_fully_cloudy_date_says_why_the_map_is_empty(sample_ndvi):
+    from eoai.errors import DataSkippedWarning
+
+    with pytest.warns(DataSkippedWarning, match="'ndvi' has no valid pixel on 2016-07-25"):
+        m = explore(sample_ndvi, time="2016-07-25")  # 100 % cloud in the real sample
+    assert not decode(m.eoai_layers["ndvi"].url)[..., 3].any()
