@@ -77,44 +77,56 @@ def _default_bands(cube, method, mode, bands, guide, meta):
     if mode == "x2":
         if guide:
             raise InputError("mode='x2' sharpens the 10 m bands on their own: leave guide=None")
-        if bands is None:
-            if meta is not None:
-                bands = _names_for_ids(cube, meta["bands"], "bands")
-            else:
-                bands = find_bands(names, BANDS_10M)
-            if not bands:
-                raise UnknownBandError(
-                    f"no 10 m band (blue, green, red, nir / B02, B03, B04, B08) in the cube "
-                    f"(variables {names}); pass bands=[...]"
-                )
-        return _check_names(cube, bands, "bands"), []
-    if bands is None:
-        bands = (
-            _names_for_ids(cube, meta["bands"], "bands") if meta else find_bands(names, BANDS_20M)
+        bands = _given_or_default(
+            cube,
+            bands,
+            meta,
+            "bands",
+            BANDS_10M,
+            f"no 10 m band (blue, green, red, nir / B02, B03, B04, B08) in the cube "
+            f"(variables {names}); pass bands=[...]",
         )
-        if not bands:
-            raise UnknownBandError(
-                "no 20 m band (rededge1-3, nir08, swir16, swir22 / B05, B06, B07, B8A, B11, B12) "
-                f"in the cube (variables {names}); pass bands=[...]"
-            )
+        return _check_names(cube, bands, "bands"), []
+    bands = _given_or_default(
+        cube,
+        bands,
+        meta,
+        "bands",
+        BANDS_20M,
+        "no 20 m band (rededge1-3, nir08, swir16, swir22 / B05, B06, B07, B8A, B11, B12) "
+        f"in the cube (variables {names}); pass bands=[...]",
+    )
     bands = _check_names(cube, bands, "bands")
     if method != "guided":
         return bands, []
-    if guide is None:
-        guide = (
-            _names_for_ids(cube, meta["guide"], "guide") if meta else find_bands(names, BANDS_10M)
-        )
-        if not guide:
-            raise UnknownBandError(
-                "the guided method needs the 10 m guide bands (blue, green, red, nir / B02, B03, "
-                f"B04, B08) but the cube has none (variables {names}); load them too, or use "
-                "method='bicubic'"
-            )
+    guide = _given_or_default(
+        cube,
+        guide,
+        meta,
+        "guide",
+        BANDS_10M,
+        "the guided method needs the 10 m guide bands (blue, green, red, nir / B02, B03, "
+        f"B04, B08) but the cube has none (variables {names}); load them too, or use "
+        "method='bicubic'",
+    )
     guide = _check_names(cube, guide, "guide bands")
     both = set(bands) & set(guide)
     if both:
         raise InputError(f"bands {sorted(both)} are both sharpened and guide; pick one role")
     return bands, guide
+
+
+def _given_or_default(cube, given, meta, key, defaults, message):
+    """``given`` names, else the weights' ``meta[key]`` band ids, else the cube's ``defaults``."""
+    if given is not None:
+        return given
+    if meta is not None:
+        found = _names_for_ids(cube, meta[key], key)
+    else:
+        found = find_bands(list(cube.data_vars), defaults)
+    if not found:
+        raise UnknownBandError(message)
+    return found
 
 
 def _names_for_ids(cube, ids, what):
