@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -239,6 +240,20 @@ def prepare_training(
     }
 
 
+@contextmanager
+def _torch_threads(threads):
+    """Run the block with ``threads`` torch CPU threads (if given), then restore the setting."""
+    import torch
+
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def train(
     low: np.ndarray,
     guide: np.ndarray | None,
@@ -305,148 +320,107 @@ def train(
     (5, 24)
     """
     import torch
-
-    before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(int(threads))
-    try:
-        return _train(
-            low,
-            guide,
-            low_names,
-            guide_names,
-            replicated,
-            features,
-            blocks,
-            steps,
-            batch_size,
-            patch_size,
-            lr,
-            seed,
-            device,
-            progress,
-        )
-    finally:
-        torch.set_num_threads(before)
-
-
-def _train(
-    low,
-    guide,
-    low_names,
-    guide_names,
-    replicated,
-    features,
-    blocks,
-    steps,
-    batch_size,
-    patch_size,
-    lr,
-    seed,
-    device,
-    progress,
-):
-    import torch
     from torch.nn import functional as F
 
     from .baselines import upsample_replicated
     from .net import DSen2Net
 
-    t0 = time.perf_counter()
-    pair = prepare_training(low, guide, low_names, guide_names, replicated=replicated)
-    target, low_rep, g = pair["target"], pair["low_rep"], pair["guide"]
-    th, tw = target.shape[-2:]
-    if min(th, tw) < MIN_TRAIN_SIDE:
-        fine = 2 if replicated else 1
-        raise InputError(
-            f"image too small to train on: the training grid one scale down is {th} x {tw} "
-            f"pixels, at least {MIN_TRAIN_SIDE} x {MIN_TRAIN_SIDE} are needed (an input of at "
-            f"least {MIN_TRAIN_SIDE * 2 * fine} x {MIN_TRAIN_SIDE * 2 * fine} pixels); "
-            "load a larger area or pass pretrained weights=..."
+    with _torch_threads(threads):
+        t0 = time.perf_counter()
+        pair = prepare_training(low, guide, low_names, guide_names, replicated=replicated)
+        target, low_rep, g = pair["target"], pair["low_rep"], pair["guide"]
+        th, tw = target.shape[-2:]
+        if min(th, tw) < MIN_TRAIN_SIDE:
+            fine = 2 if replicated else 1
+            raise InputError(
+                f"image too small to train on: the training grid one scale down is {th} x {tw} "
+                f"pixels, at least {MIN_TRAIN_SIDE} x {MIN_TRAIN_SIDE} are needed (an input of at "
+                f"least {MIN_TRAIN_SIDE * 2 * fine} x {MIN_TRAIN_SIDE * 2 * fine} pixels); "
+                "load a larger area or pass pretrained weights=..."
+            )
+        patch = int(min(patch_size, th, tw))
+        base = upsample_replicated(low_rep, "bicubic").astype(np.float32)
+        stack = [target, base] + ([g] if g is not None else [])
+        valid = np.all(np.isfinite(np.concatenate(stack, axis=1)), axis=1)
+        pos = _valid_positions(valid, patch)
+        if len(pos) == 0:
+            raise InputError(
+                f"no fully valid {patch} x {patch} patch to train on (NaN / clouds everywhere); "
+                "pass dates or an area with clear pixels (train_time=...) or pretrained weights=..."
+            )
+        low_mean = np.nanmean(target, axis=(0, 2, 3))
+        low_std = np.nanstd(target, axis=(0, 2, 3))
+        dev = resolve_device(device)
+        rng = np.random.default_rng(seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            net = DSen2Net(target.shape[1], 0 if g is None else g.shape[1], features, blocks)
+        if g is not None:
+            net.set_normalisation(
+                low_mean, low_std, np.nanmean(g, axis=(0, 2, 3)), np.nanstd(g, axis=(0, 2, 3))
+            )
+        else:
+            net.set_normalisation(low_mean, low_std)
+        net = net.to(dev).train()
+        tt = torch.from_numpy(target)
+        tb = torch.from_numpy(base)
+        tg = None if g is None else torch.from_numpy(g)
+        opt = torch.optim.Adam(net.parameters(), lr=lr)
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, steps) / max(steps, 1)))
         )
-    patch = int(min(patch_size, th, tw))
-    base = upsample_replicated(low_rep, "bicubic").astype(np.float32)
-    stack = [target, base] + ([g] if g is not None else [])
-    valid = np.all(np.isfinite(np.concatenate(stack, axis=1)), axis=1)
-    pos = _valid_positions(valid, patch)
-    if len(pos) == 0:
-        raise InputError(
-            f"no fully valid {patch} x {patch} patch to train on (NaN / clouds everywhere); "
-            "pass dates or an area with clear pixels (train_time=...) or pretrained weights=..."
-        )
-    low_mean = np.nanmean(target, axis=(0, 2, 3))
-    low_std = np.nanstd(target, axis=(0, 2, 3))
-    dev = resolve_device(device)
-    rng = np.random.default_rng(seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        net = DSen2Net(target.shape[1], 0 if g is None else g.shape[1], features, blocks)
-    if g is not None:
-        net.set_normalisation(
-            low_mean, low_std, np.nanmean(g, axis=(0, 2, 3)), np.nanstd(g, axis=(0, 2, 3))
-        )
-    else:
-        net.set_normalisation(low_mean, low_std)
-    net = net.to(dev).train()
-    tt = torch.from_numpy(target)
-    tb = torch.from_numpy(base)
-    tg = None if g is None else torch.from_numpy(g)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, steps) / max(steps, 1)))
-    )
-    scale = net.low_std.view(1, -1, 1, 1)
-    losses = []
-    bar = range(steps)
-    if progress:
-        from tqdm.auto import tqdm
+        scale = net.low_std.view(1, -1, 1, 1)
+        losses = []
+        bar = range(steps)
+        if progress:
+            from tqdm.auto import tqdm
 
-        bar = tqdm(bar, desc="superres: self-supervised training", unit="step")
-    for _ in bar:
-        idx = pos[rng.integers(0, len(pos), batch_size)]
-        sl = [
-            (int(t), slice(int(y), int(y) + patch), slice(int(x), int(x) + patch))
-            for t, y, x in idx
-        ]
-        yt = torch.stack([tt[t, :, a, b] for t, a, b in sl]).to(dev)
-        xb = torch.stack([tb[t, :, a, b] for t, a, b in sl]).to(dev)
-        xg = None if tg is None else torch.stack([tg[t, :, a, b] for t, a, b in sl]).to(dev)
-        k = int(rng.integers(0, 4))
-        flip = bool(rng.integers(0, 2))
-        tens = [yt, xb] + ([xg] if xg is not None else [])
-        tens = [torch.rot90(v, k, dims=(2, 3)) for v in tens]
-        if flip:
-            tens = [torch.flip(v, dims=(3,)) for v in tens]
-        yt, xb = tens[0], tens[1]
-        xg = tens[2] if xg is not None else None
-        pred = net(xg, xb)
-        loss = F.l1_loss(pred / scale, yt / scale)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(float(loss.detach()))
-        if progress and len(losses) % 20 == 0:
-            bar.set_postfix(l1=f"{np.mean(losses[-20:]):.4f}")
-    net = net.cpu().eval()
-    n = max(1, min(20, len(losses) // 5))
-    info = {
-        "seconds": time.perf_counter() - t0,
-        "steps": steps,
-        "patch_size": patch,
-        "batch_size": batch_size,
-        "features": features,
-        "blocks": blocks,
-        "lr": lr,
-        "seed": seed,
-        "device": dev,
-        "phase": list(pair["phase"]),
-        "replicated_fraction": pair["replicated_fraction"],
-        "train_pixels": int(valid.sum()),
-        "loss_first": float(np.mean(losses[:n])) if losses else float("nan"),
-        "loss_last": float(np.mean(losses[-n:])) if losses else float("nan"),
-    }
-    return net, info
+            bar = tqdm(bar, desc="superres: self-supervised training", unit="step")
+        for _ in bar:
+            idx = pos[rng.integers(0, len(pos), batch_size)]
+            sl = [
+                (int(t), slice(int(y), int(y) + patch), slice(int(x), int(x) + patch))
+                for t, y, x in idx
+            ]
+            yt = torch.stack([tt[t, :, a, b] for t, a, b in sl]).to(dev)
+            xb = torch.stack([tb[t, :, a, b] for t, a, b in sl]).to(dev)
+            xg = None if tg is None else torch.stack([tg[t, :, a, b] for t, a, b in sl]).to(dev)
+            k = int(rng.integers(0, 4))
+            flip = bool(rng.integers(0, 2))
+            tens = [yt, xb] + ([xg] if xg is not None else [])
+            tens = [torch.rot90(v, k, dims=(2, 3)) for v in tens]
+            if flip:
+                tens = [torch.flip(v, dims=(3,)) for v in tens]
+            yt, xb = tens[0], tens[1]
+            xg = tens[2] if xg is not None else None
+            pred = net(xg, xb)
+            loss = F.l1_loss(pred / scale, yt / scale)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(float(loss.detach()))
+            if progress and len(losses) % 20 == 0:
+                bar.set_postfix(l1=f"{np.mean(losses[-20:]):.4f}")
+        net = net.cpu().eval()
+        n = max(1, min(20, len(losses) // 5))
+        info = {
+            "seconds": time.perf_counter() - t0,
+            "steps": steps,
+            "patch_size": patch,
+            "batch_size": batch_size,
+            "features": features,
+            "blocks": blocks,
+            "lr": lr,
+            "seed": seed,
+            "device": dev,
+            "phase": list(pair["phase"]),
+            "replicated_fraction": pair["replicated_fraction"],
+            "train_pixels": int(valid.sum()),
+            "loss_first": float(np.mean(losses[:n])) if losses else float("nan"),
+            "loss_last": float(np.mean(losses[-n:])) if losses else float("nan"),
+        }
+        return net, info
 
 
 def simulate(cube, bands=None, guide=None, mode: str = "20m"):
