@@ -30,3 +30,29 @@ class ComputeCounter:
     def __call__(self, dsk, keys, **kwargs):
         self.count += 1
         return dask.get(dsk, keys, **kwargs)
+
+
+# Eilers (2003) Whittaker reference outputs in shared_data/reference/whittaker_eilers_data/output:
+# file name -> (x given, weights None / "binary" / "random", difference order)
+EILERS = {
+    "output_only_y_2e4_2": (False, None, 2),
+    "output_only_y_2e4_3": (False, None, 3),
+    "output_x_and_y_2e4_2": (True, None, 2),
+    "output_x_and_y_2e4_3": (True, None, 3),
+    "output_x_y_and_random_weights_2e4_2": (True, "random", 2),
+    "output_x_y_and_weights_2e4_2": (True, "binary", 2),
+    "output_y_with_random_weights_2e4_3": (False, "random", 3),
+    "output_y_with_weights_2e4_2": (False, "binary", 2),
+}
+
+
+def eilers_case(shared_data, name):
+    """``(y, x or None, weights or None, order, reference output)`` of the Eilers case ``name``."""
+    import numpy as np
+
+    folder = shared_data / "reference" / "whittaker_eilers_data"
+    x, y, w01, wrand = np.loadtxt(folder / "input" / "nmr_with_weights_and_x.csv", delimiter=",").T
+    use_x, weights, order = EILERS[name]
+    w = {None: None, "binary": w01, "random": wrand}[weights]
+    ref = np.loadtxt(folder / "output" / f"{name}.csv")
+    return y, x if use_x else None, w, order, ref

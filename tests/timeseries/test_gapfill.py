@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from eoai_testing import EILERS, eilers_case
 from scipy.signal import savgol_filter
 
 from eoai.errors import (
@@ -110,26 +111,10 @@ def test_otb_linear_public_api_every_case(otb_cases):
 # ------------------------------------------------------------------------------------------
 # reference: Eilers (2003) Whittaker outputs
 # ------------------------------------------------------------------------------------------
-EILERS = {
-    "output_only_y_2e4_2": (False, None, 2),
-    "output_only_y_2e4_3": (False, None, 3),
-    "output_x_and_y_2e4_2": (True, None, 2),
-    "output_x_and_y_2e4_3": (True, None, 3),
-    "output_x_y_and_random_weights_2e4_2": (True, "random", 2),
-    "output_x_y_and_weights_2e4_2": (True, "binary", 2),
-    "output_y_with_random_weights_2e4_3": (False, "random", 3),
-    "output_y_with_weights_2e4_2": (False, "binary", 2),
-}
-
-
 @pytest.mark.parametrize("name", sorted(EILERS))
 def test_whittaker_reproduces_eilers_reference(shared_data, name):
-    folder = shared_data / "reference" / "whittaker_eilers_data"
-    x, y, w01, wrand = np.loadtxt(folder / "input" / "nmr_with_weights_and_x.csv", delimiter=",").T
-    use_x, weights, order = EILERS[name]
-    w = {None: None, "binary": w01, "random": wrand}[weights]
-    z = whittaker_smooth(y, 2e4, x=x if use_x else None, weights=w, order=order)
-    ref = np.loadtxt(folder / "output" / f"{name}.csv")
+    y, x, w, order, ref = eilers_case(shared_data, name)
+    z = whittaker_smooth(y, 2e4, x=x, weights=w, order=order)
     assert ref.shape == (1024,)
     np.testing.assert_allclose(z, ref, rtol=1e-6)
 

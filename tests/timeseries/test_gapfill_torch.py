@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from eoai_testing import EILERS, eilers_case
 
 from eoai.errors import DataSkippedWarning, InputError
 from eoai.timeseries.gapfill import gapfill, whittaker_smooth
@@ -98,30 +99,14 @@ def test_whittaker_asymmetric_weights_torch_equals_numba():
     assert float((b - sym).mean()) > 0.01
 
 
-EILERS = {
-    "output_only_y_2e4_2": (False, None, 2),
-    "output_only_y_2e4_3": (False, None, 3),
-    "output_x_and_y_2e4_2": (True, None, 2),
-    "output_x_and_y_2e4_3": (True, None, 3),
-    "output_x_y_and_random_weights_2e4_2": (True, "random", 2),
-    "output_x_y_and_weights_2e4_2": (True, "binary", 2),
-    "output_y_with_random_weights_2e4_3": (False, "random", 3),
-    "output_y_with_weights_2e4_2": (False, "binary", 2),
-}
-
-
 @pytest.mark.parametrize("name", sorted(EILERS))
 def test_torch_whittaker_reproduces_eilers_reference(shared_data, name):
-    folder = shared_data / "reference" / "whittaker_eilers_data"
-    x, y, w01, wrand = np.loadtxt(folder / "input" / "nmr_with_weights_and_x.csv", delimiter=",").T
-    use_x, weights, order = EILERS[name]
-    w = {None: None, "binary": w01, "random": wrand}[weights]
-    z = whittaker_smooth(y, 2e4, x=x if use_x else None, weights=w, order=order, device="torch")
-    ref = np.loadtxt(folder / "output" / f"{name}.csv")
+    y, x, w, order, ref = eilers_case(shared_data, name)
+    z = whittaker_smooth(y, 2e4, x=x, weights=w, order=order, device="torch")
     assert z.shape == ref.shape == (1024,)
     np.testing.assert_allclose(z, ref, rtol=1e-6)
     # a batch of rows gives the same rows
-    zz = whittaker_smooth(np.stack([y, 2 * y]), 2e4, x=x if use_x else None,
+    zz = whittaker_smooth(np.stack([y, 2 * y]), 2e4, x=x,
                           weights=None if w is None else np.stack([w, w]), order=order,
                           device="torch")  # fmt: skip
     np.testing.assert_allclose(zz, np.stack([z, 2 * z]), rtol=1e-12)
