@@ -34,3 +34,16 @@ def synthetic():
     gbox = cube.odc.geobox
     parcels = parcels_of(truth["class"], gbox.affine, gbox.crs.to_wkt())
     return cube, truth, parcels
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op torch thread: training is tiny and shared CI cores make OpenMP spin.
+
+    Use it module-wide with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``.
+    """
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

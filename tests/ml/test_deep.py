@@ -24,13 +24,7 @@ TEMPCNN = dict(hidden=16, dense=32, epochs=15, batch_size=128, lr=3e-3)
 LTAE = dict(d_model=32, n_head=4, d_k=8, mlp=(32,), epochs=30, batch_size=128, lr=3e-3)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: training is tiny and shared CI cores make OpenMP spin."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

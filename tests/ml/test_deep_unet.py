@@ -12,13 +12,7 @@ import eoai.ml  # noqa: E402
 from eoai.errors import InputError, ModelError  # noqa: E402
 from eoai.ml.deep import SegmentationModel, fit_segmentation  # noqa: E402
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
