@@ -71,6 +71,19 @@ def penalty_band(coef: np.ndarray, n: int) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------
 # linear interpolation (OTB / iota2 rule)
 # ----------------------------------------------------------------------------------------------
+@njit(inline="always")
+def _valid_points(y, p, x_in, xv, yv):
+    """Copy the valid (non-NaN) observations of row ``p`` to ``xv`` (dates), ``yv``; their count."""
+    k = 0
+    for i in range(y.shape[1]):
+        v = y[p, i]
+        if v == v:
+            xv[k] = x_in[i]
+            yv[k] = v
+            k += 1
+    return k
+
+
 @njit(cache=True, nogil=True)
 def linear_fill(y, x_in, x_out, max_gap, out):
     """Linear interpolation in date; constant extension before the first / after the last valid.
@@ -83,13 +96,7 @@ def linear_fill(y, x_in, x_out, max_gap, out):
     yv = np.empty(n_in)
     empty = 0
     for p in range(n_pix):
-        k = 0
-        for i in range(n_in):
-            v = y[p, i]
-            if v == v:
-                xv[k] = x_in[i]
-                yv[k] = v
-                k += 1
+        k = _valid_points(y, p, x_in, xv, yv)
         if k == 0:
             for o in range(n_out):
                 out[p, o] = _NAN
@@ -614,13 +621,7 @@ def savgol_fill(y, x_in, x_out, half_window, order, out):
     yv = np.empty(n_in)
     empty = 0
     for p in range(n_pix):
-        nv = 0
-        for i in range(n_in):
-            v = y[p, i]
-            if v == v:
-                xv[nv] = x_in[i]
-                yv[nv] = v
-                nv += 1
+        nv = _valid_points(y, p, x_in, xv, yv)
         if nv == 0:
             empty += 1
             for o in range(n_out):
