@@ -22,66 +22,16 @@ imported inside the functions only: importing this module (or :mod:`eoai`) does 
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
 from ._bfast import DEGENERATE, NO_DATA, NO_MONITORING, OK, SHORT_HISTORY
+from ._device import resolve_device  # noqa: F401  (re-exported for callers and tests)
 
 _TORCH_DEVICES = ("torch", "cuda")
 #: pixels per batch: bounds the (pixels, time, k) tensors of the exact-variance window sums
 BATCH = 16384
-
-
-def resolve_device(device: Any, func: str = "detect_breaks") -> str | None:
-    """The torch device for ``device``, or None for the numba CPU kernels.
-
-    ``"cpu"``: numba; ``"torch"``: torch on the CPU; ``"cuda"`` / ``"cuda:N"``: torch on that
-    GPU (an error if there is none); ``"auto"``: CUDA when torch sees a GPU, else numba.
-
-    Examples
-    --------
-    >>> resolve_device("cpu") is None
-    True
-    >>> resolve_device("torch")
-    'cpu'
-    """
-    if not isinstance(device, str) or not (
-        device in ("cpu", "auto", "torch", "cuda") or re.fullmatch(r"cuda:\d+", device)
-    ):
-        raise InputError(
-            f"{func}: device={device!r} is unknown; use 'cpu' (numba), 'torch' (torch on the "
-            "CPU), 'cuda' or 'cuda:N' (torch on a GPU) or 'auto' (a GPU when present)"
-        )
-    if device == "cpu":
-        return None
-    try:
-        import torch
-    except ImportError as err:
-        if device == "auto":
-            return None
-        raise InputError(
-            f"{func}: device={device!r} needs torch, which is not installed; install it "
-            "(pip install torch) or use device='cpu'"
-        ) from err
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else None
-    if device == "torch":
-        return "cpu"
-    if not torch.cuda.is_available():
-        raise InputError(
-            f"{func}: device={device!r} but torch sees no CUDA GPU (torch {torch.__version__}, "
-            f"CUDA build: {torch.version.cuda}); use device='cpu' or 'auto'"
-        )
-    index = int(device.split(":")[1]) if ":" in device else 0
-    if index >= torch.cuda.device_count():
-        raise InputError(
-            f"{func}: device={device!r} does not exist; torch sees {torch.cuda.device_count()} "
-            "GPU(s) (cuda:0 ...)"
-        )
-    return device
 
 
 def run_kernel(

@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import warnings
 from typing import Any
 
@@ -59,6 +58,7 @@ import xarray as xr
 
 from eoai.errors import DataSkippedWarning, InputError, TimeAxisError
 from eoai.timeseries import _kernels as K
+from eoai.timeseries._device import resolve_device
 from eoai.timeseries._timeaxis import check_time, days, single_time_chunk, to_days
 
 __all__ = ["gapfill", "whittaker_smooth", "METHODS", "DEVICES"]
@@ -302,46 +302,17 @@ def gapfill(
 
 def _resolve_device(device: Any, spec: dict, func: str) -> str | None:
     """The torch device to run on, or None for the numba kernels (see ``gapfill(device=)``)."""
-    if not isinstance(device, str) or not (
-        device in ("cpu", "torch", "cuda", "auto") or re.fullmatch(r"cuda:\d+", device)
-    ):
-        raise InputError(
-            f"{func}: unknown device {device!r}; choose 'cpu' (numba), 'torch' (torch on the CPU), "
-            "'cuda', 'cuda:N' or 'auto'"
-        )
-    if device == "cpu":
-        return None
     method = spec["method"]
     supported = method == "linear" or (method == "whittaker" and spec["mode"] == 0)
-    try:
-        import torch
-    except ImportError as err:
-        if device == "auto":
-            return None
-        raise InputError(
-            f"{func}: device={device!r} needs torch, which is not installed; use device='cpu'"
-        ) from err
-    if device == "auto":
-        return "cuda" if supported and torch.cuda.is_available() else None
-    if not supported:
-        raise InputError(
-            f"{func}: device={device!r} runs method 'linear' and 'whittaker' with a numeric lam "
-            f"only, not {method!r} with lam={spec['params'].get('lam')!r}; use device='cpu'"
+    why = (
+        None
+        if supported
+        else (
+            "runs method 'linear' and 'whittaker' with a numeric lam only, not "
+            f"{method!r} with lam={spec['params'].get('lam')!r}"
         )
-    if device == "torch":
-        return "cpu"
-    if not torch.cuda.is_available():
-        raise InputError(
-            f"{func}: device={device!r} but CUDA is not available to torch "
-            f"(torch {torch.__version__}); use device='torch' or 'cpu', or 'auto' to pick CUDA "
-            "only when present"
-        )
-    index = int(device.split(":")[1]) if ":" in device else 0
-    if index >= torch.cuda.device_count():
-        raise InputError(
-            f"{func}: device={device!r} but only {torch.cuda.device_count()} CUDA device(s) exist"
-        )
-    return device
+    )
+    return resolve_device(device, func, unsupported=why)
 
 
 def _check_weights(weights: Any, obj: Any, method: str, dim: str, func: str) -> xr.DataArray:
