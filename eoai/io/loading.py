@@ -136,6 +136,44 @@ def _check_args(bands, resolution, groupby, min_valid_fraction, chunks, keep_mas
         raise InputError(f"keep_mask must be True or False, got {keep_mask!r}")
 
 
+def default_chunks(shape: Sequence[int]) -> dict[str, int]:
+    """Default dask chunks of :func:`load` for a grid of ``shape`` ``(ny, nx)`` pixels.
+
+    2048 x 2048 pixels in space; in time, as many dates as fit in the pixels of one
+    2048 x 2048 date (never more memory per chunk than one such date), so that small areas
+    get few, whole-series chunks (fewer tasks, no rechunk for time-series work).
+
+    Examples
+    --------
+    >>> default_chunks((10980, 10980))
+    {'time': 1, 'y': 2048, 'x': 2048}
+    >>> default_chunks((512, 512))
+    {'time': 16, 'y': 2048, 'x': 2048}
+    """
+    side = DEFAULT_CHUNKS["y"]
+    ny, nx = (int(n) for n in shape)
+    per_date = max(1, min(side, ny) * min(side, nx))
+    return {"time": max(1, side * side // per_date), "y": side, "x": side}
+
+
+def _output_geobox(items: list[Any], bands: list[str], odc_kw: dict) -> Any:
+    """The pixel grid ``odc.stac.load(items, bands, **odc_kw)`` loads onto (None if unknown)."""
+    import odc.stac
+
+    try:
+        parsed = list(odc.stac.parse_items(items))
+        return odc.stac.output_geobox(
+            parsed,
+            bands=bands,
+            crs=odc_kw.get("crs"),
+            resolution=odc_kw.get("resolution"),
+            geopolygon=odc_kw.get("geopolygon"),
+            bbox=odc_kw.get("bbox"),
+        )
+    except Exception:  # odc.stac.load then raises its own, explicit error
+        return None
+
+
 def _scale_block(dn: np.ndarray, scale: float, offset: float, nodata: Any) -> np.ndarray:
     """One chunk: ``DN * scale + offset`` as float32, nodata -> NaN (in place, one pass each)."""
     out = dn.astype(np.float32)
@@ -211,7 +249,9 @@ def load(
     crs : str or int, optional
         Output CRS (default the items' CRS, e.g. UTM).
     chunks : dict, optional
-        Dask chunks, default ``{"time": 1, "x": 2048, "y": 2048}``; the result is always lazy.
+        Dask chunks; default :func:`default_chunks`: 2048 x 2048 pixels and as many dates per
+        chunk as fit in the pixels of one 2048 x 2048 date (one date per chunk on large
+        grids, and always with ``min_valid_fraction``). The result is always lazy.
     groupby : {"solar_day", "time", "id"}
         How items become time steps; ``"solar_day"`` mosaics the tiles of one overpass.
     mask : "auto", "scl", "clm", "qa_pixel", MaskSpec or None
@@ -351,6 +391,13 @@ def load(
     inverse = {}
     for name, key in to_load.items():
         inverse.setdefault(key, []).append(name)
+    if not chunks and min_valid_fraction is None:
+        # default chunks: several dates per chunk on small grids (dropping dates by
+        # min_valid_fraction keeps one date per chunk so that dropped dates are never read)
+        if geobox is None:  # the grid odc-stac would choose, from the same arguments
+            geobox = _output_geobox(next(iter(scalings.values())), sorted(inverse), odc_kw)
+        if geobox is not None:
+            odc_kw = dict(groupby=groupby, chunks=default_chunks(geobox.shape), geobox=geobox)
     parts = []
     geobox = None
     for sig, group in scalings.items():
