@@ -51,16 +51,20 @@ def _is_local(href: str) -> bool:
     return "://" not in href or href.startswith("file://")
 
 
-def _configure_local_reads(items: Sequence[Any], keys: Sequence[str]) -> bool:
-    """Let GDAL read sidecar files (``.aux.xml``) of local rasters; True if configured."""
+def _configure_local_reads(items: Sequence[Any], keys: Sequence[str]) -> str:
+    """Let GDAL read sidecar files (``.aux.xml``) of local rasters.
+
+    Returns ``"all"``, ``"some"`` or ``"none"``: which of the rasters are local files.
+    """
     hrefs = [
         it.assets[k].get_absolute_href() or it.assets[k].href
         for it in items
         for k in keys
         if k in it.assets
     ]
-    if not any(_is_local(h) for h in hrefs):
-        return False
+    local = [_is_local(h) for h in hrefs]
+    if not any(local):
+        return "none"
     import odc.stac
 
     client = None
@@ -74,7 +78,7 @@ def _configure_local_reads(items: Sequence[Any], keys: Sequence[str]) -> bool:
     odc.stac.configure_rio(
         cloud_defaults=False, GDAL_DISABLE_READDIR_ON_OPEN="FALSE", client=client
     )
-    return True
+    return "all" if all(local) else "some"
 
 
 def _sign_if_needed(items: list[Any], preset: Preset | None) -> list[Any]:
@@ -136,12 +140,20 @@ def _check_args(bands, resolution, groupby, min_valid_fraction, chunks, keep_mas
         raise InputError(f"keep_mask must be True or False, got {keep_mask!r}")
 
 
-def default_chunks(shape: Sequence[int]) -> dict[str, int]:
-    """Default dask chunks of :func:`load` for a grid of ``shape`` ``(ny, nx)`` pixels.
+def default_chunks(
+    shape: Sequence[int],
+    n_dates: int | None = None,
+    n_bands: int = 1,
+    threads: int | None = None,
+) -> dict[str, int]:
+    """Default dask chunks of :func:`load` (local files) for a grid of ``(ny, nx)`` pixels.
 
-    2048 x 2048 pixels in space; in time, as many dates as fit in the pixels of one
-    2048 x 2048 date (never more memory per chunk than one such date), so that small areas
-    get few, whole-series chunks (fewer tasks, no rechunk for time-series work).
+    2048 x 2048 pixels in space. In time, as many dates as fit in the pixels of one
+    2048 x 2048 date (never more memory per chunk than one such date), so that small areas get
+    few chunks (fewer tasks, less rechunking for time-series work); when ``n_dates`` is known,
+    no more than needed to keep one chunk per thread (``threads``, default dask's thread count)
+    over the ``n_bands`` bands, so reads still run in parallel. :func:`load` uses one date per
+    chunk for remote files (latency-bound reads) and with ``min_valid_fraction``.
 
     Examples
     --------
@@ -149,11 +161,24 @@ def default_chunks(shape: Sequence[int]) -> dict[str, int]:
     {'time': 1, 'y': 2048, 'x': 2048}
     >>> default_chunks((512, 512))
     {'time': 16, 'y': 2048, 'x': 2048}
+    >>> default_chunks((512, 512), n_dates=60, n_bands=4, threads=8)
+    {'time': 16, 'y': 2048, 'x': 2048}
+    >>> default_chunks((512, 512), n_dates=60, n_bands=1, threads=16)
+    {'time': 4, 'y': 2048, 'x': 2048}
     """
     side = DEFAULT_CHUNKS["y"]
     ny, nx = (int(n) for n in shape)
     per_date = max(1, min(side, ny) * min(side, nx))
-    return {"time": max(1, side * side // per_date), "y": side, "x": side}
+    dates = max(1, side * side // per_date)
+    if n_dates is not None:
+        if threads is None:
+            import os
+
+            import dask
+
+            threads = int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
+        dates = min(dates, max(1, -(-int(n_dates) * int(n_bands) // max(1, int(threads)))))
+    return {"time": dates, "y": side, "x": side}
 
 
 def _output_geobox(items: list[Any], bands: list[str], odc_kw: dict) -> Any:
@@ -371,7 +396,7 @@ def load(
         )
         scalings.setdefault(sig, []).append(it)
 
-    _configure_local_reads(items, list(to_load.values()))
+    local = _configure_local_reads(items, list(to_load.values()))
     geopolygon = None
     if geometry is not None:
         geopolygon = Geometry(_catalog._as_shape(geometry), crs="EPSG:4326")
@@ -391,13 +416,20 @@ def load(
     inverse = {}
     for name, key in to_load.items():
         inverse.setdefault(key, []).append(name)
-    if not chunks and min_valid_fraction is None:
-        # default chunks: several dates per chunk on small grids (dropping dates by
-        # min_valid_fraction keeps one date per chunk so that dropped dates are never read)
+    if not chunks and min_valid_fraction is None and local == "all":
+        # local files: several dates per chunk on small grids (not for remote files, whose
+        # latency-bound reads want one task per date; nor with min_valid_fraction, so that
+        # dropped dates are never read)
+        first = next(iter(scalings.values()))
         if geobox is None:  # the grid odc-stac would choose, from the same arguments
-            geobox = _output_geobox(next(iter(scalings.values())), sorted(inverse), odc_kw)
+            geobox = _output_geobox(first, sorted(inverse), odc_kw)
         if geobox is not None:
-            odc_kw = dict(groupby=groupby, chunks=default_chunks(geobox.shape), geobox=geobox)
+            odc_kw = dict(
+                groupby=groupby,
+                # the number of items bounds the number of dates (solar_day merges some)
+                chunks=default_chunks(geobox.shape, n_dates=len(first), n_bands=len(inverse)),
+                geobox=geobox,
+            )
     parts = []
     geobox = None
     for sig, group in scalings.items():
