@@ -157,16 +157,8 @@ def _pick(peaks, prom, npk, n_seasons, chosen):
 
 
 @njit(cache=True, nogil=True)
-def _season(xv, yv, n, ip, lo, hi, threshold, absolute, sides, o):
-    """Metrics of the season peaking at sample ``ip``, its minima and crossings searched in samples
-    lo..hi, into ``o`` (N_FIELDS,); returns whether both crossings were found."""
-    lmin = yv[ip]
-    for k in range(lo, ip + 1):
-        lmin = min(lmin, yv[k])
-    rmin = yv[ip]
-    for k in range(ip, hi + 1):
-        rmin = min(rmin, yv[k])
-    # parabolic refinement of the peak through (ip-1, ip, ip+1)
+def _refine(xv, yv, ip):
+    """Peak date and value from the parabola through samples (ip-1, ip, ip+1)."""
     x0, x1, x2 = xv[ip - 1], xv[ip], xv[ip + 1]
     y0, y1, y2 = yv[ip - 1], yv[ip], yv[ip + 1]
     d1 = (y1 - y0) / (x1 - x0)
@@ -181,6 +173,20 @@ def _season(xv, yv, n, ip, lo, hi, threshold, absolute, sides, o):
         if tv > x0 and tv < x2:
             tpos = tv
             vpos = y1 + b1 * (tv - x1) + c2 * (tv - x1) * (tv - x1)
+    return tpos, vpos
+
+
+@njit(cache=True, nogil=True)
+def _season(xv, yv, n, ip, lo, hi, threshold, absolute, sides, o):
+    """Metrics of the season peaking at sample ``ip``, its minima and crossings searched in samples
+    lo..hi, into ``o`` (N_FIELDS,); returns whether both crossings were found."""
+    lmin = yv[ip]
+    for k in range(lo, ip + 1):
+        lmin = min(lmin, yv[k])
+    rmin = yv[ip]
+    for k in range(ip, hi + 1):
+        rmin = min(rmin, yv[k])
+    tpos, vpos = _refine(xv, yv, ip)
     if sides:
         bl = lmin
         br = rmin
@@ -256,7 +262,7 @@ def phenology_kernel(
 
     ``minima=False``: each window is analysed alone (a season must lie inside it).
     ``minima=True``: peaks are found on the whole series (prominence relative to its whole range);
-    a window keeps the ``n_seasons`` most prominent peaks inside it, and each season's minima and
+    a window keeps the ``n_seasons`` most prominent peaks whose refined date is inside it, and each season's minima and
     crossings are searched up to the neighbouring kept peak of the series (or its ends), across the
     window edges (windows must be sorted and disjoint).
 
@@ -313,7 +319,8 @@ def phenology_kernel(
                     continue
                 m = 0
                 for q in range(npk):
-                    if xv[peaks[q]] >= win_lo[w] and xv[peaks[q]] <= win_hi[w]:
+                    tq = _refine(xv, yv, peaks[q])[0]  # the window holding the (refined) peak
+                    if tq >= win_lo[w] and tq <= win_hi[w]:
                         cpk[m] = peaks[q]
                         cprom[m] = prom[q]
                         m += 1
