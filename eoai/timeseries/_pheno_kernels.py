@@ -267,8 +267,8 @@ def phenology_kernel(
     window edges (windows must be sorted and disjoint).
 
     ``out`` has shape (n_pix, n_windows, n_seasons, N_FIELDS) and is filled (NaN where no season);
-    ``counts`` (4,) accumulates pixel-windows without data, flat, without season, and with fewer
-    seasons than requested.
+    ``counts`` (n_windows, 4) accumulates, per window, the pixels without data, flat, without
+    season, and with fewer seasons than requested.
     """
     n_pix, n_t = y.shape
     n_win = win_lo.shape[0]
@@ -310,11 +310,11 @@ def phenology_kernel(
                 nch_w[w] = 0
                 cnt, wr = _window_stats(xv, yv, n, win_lo[w], win_hi[w])
                 if cnt < 3:
-                    counts[C_NODATA] += 1
+                    counts[w, C_NODATA] += 1
                     nch_w[w] = -1
                     continue
                 if wr < min_amplitude or wr <= 0.0:
-                    counts[C_FLAT] += 1
+                    counts[w, C_FLAT] += 1
                     nch_w[w] = -1
                     continue
                 m = 0
@@ -343,9 +343,9 @@ def phenology_kernel(
                         found += 1
                     g += 1
                 if found == 0:
-                    counts[C_NOSEASON] += 1
+                    counts[w, C_NOSEASON] += 1
                 elif found < n_seasons:
-                    counts[C_FEWER] += 1
+                    counts[w, C_FEWER] += 1
             continue
         for w in range(n_win):
             n = 0
@@ -357,7 +357,7 @@ def phenology_kernel(
                         yv[n] = v
                         n += 1
             if n < 3:
-                counts[C_NODATA] += 1
+                counts[w, C_NODATA] += 1
                 continue
             ymin = yv[0]
             ymax = yv[0]
@@ -366,11 +366,11 @@ def phenology_kernel(
                 ymax = max(ymax, yv[i])
             rng = ymax - ymin
             if rng < min_amplitude or rng <= 0.0:
-                counts[C_FLAT] += 1
+                counts[w, C_FLAT] += 1
                 continue
             npk = _find_peaks(xv, yv, n, min_prominence * rng, min_amplitude, peaks, prom)
             if npk == 0:
-                counts[C_NOSEASON] += 1
+                counts[w, C_NOSEASON] += 1
                 continue
             nch = _pick(peaks, prom, npk, n_seasons, chosen)
             found = 0
@@ -381,7 +381,7 @@ def phenology_kernel(
                 if _season(xv, yv, n, ip, lo, hi, threshold, absolute, sides, out[p, w, s]):
                     found += 1
             if found == 0:
-                counts[C_NOSEASON] += 1
+                counts[w, C_NOSEASON] += 1
             elif found < n_seasons:
-                counts[C_FEWER] += 1
+                counts[w, C_FEWER] += 1
     return counts

@@ -241,9 +241,14 @@ def phenology(
     t = pd.DatetimeIndex(obj[dim].values)
     origin = t[0].floor("D").to_datetime64()
     x = days(t.values, origin)
-    labels, lo, hi, year_dim, starts, ends = _windows(t, years, origin, func, month_day)
+    labels, lo, hi, year_dim, starts, ends, covered = _windows(t, years, origin, func, month_day)
+    keep = np.arange(len(labels))
+    if windows == "minima" and years is not None:
+        # the seasons of the whole series bound each other: find them in every window, keep those asked
+        _, lo, hi, _, _, _, _ = _windows(t, covered, origin, func, month_day)
+        keep = np.array([covered.index(y) for y in labels])
     spec = {
-        "x": x, "lo": lo, "hi": hi, "seasons": int(seasons), "threshold": float(threshold),
+        "x": x, "lo": lo, "hi": hi, "keep": keep, "seasons": int(seasons), "threshold": float(threshold),
         "absolute": bool(absolute), "sides": base == "sides", "min_amplitude": float(min_amplitude),
         "min_prominence": float(min_prominence), "origin": origin, "minima": windows == "minima",
     }  # fmt: skip
@@ -352,8 +357,8 @@ def _parse_year_start(year_start: Any, func: str) -> tuple[int, int]:
 def _windows(
     t: pd.DatetimeIndex, years: Any, origin: np.datetime64, func: str, month_day: tuple[int, int]
 ):
-    """Year labels, window bounds (days since origin), whether a ``year`` dim is needed, and the
-    nominal window starts and ends (DatetimeIndex)."""
+    """Year labels, window bounds (days since origin), whether a ``year`` dim is needed, the
+    nominal window starts and ends (DatetimeIndex) and every label the series covers."""
     month, day = month_day
 
     def start(y: int) -> pd.Timestamp:
@@ -396,26 +401,26 @@ def _windows(
     starts = pd.DatetimeIndex([start(y) for y in labels])
     ends = pd.DatetimeIndex([start(y + 1) for y in labels])
     if single:
-        return labels, np.array([-np.inf]), np.array([np.inf]), False, starts, ends
+        return labels, np.array([-np.inf]), np.array([np.inf]), False, starts, ends, covered
     lo = days(starts.values, origin)
     hi = days(ends.values, origin) - 1e-9
-    return labels, lo, hi, year_dim, starts, ends
+    return labels, lo, hi, year_dim, starts, ends, covered
 
 
 def _block(values: np.ndarray, spec: dict) -> np.ndarray:
     lead = values.shape[:-1]
     y = np.ascontiguousarray(values.reshape(-1, values.shape[-1]), dtype=np.float64)
-    n_win = spec["lo"].size
     n_s = spec["seasons"]
-    out = np.empty((y.shape[0], n_win, n_s, PK.N_FIELDS))
-    counts = np.zeros(4, np.int64)
-    order = np.argsort(spec["lo"], kind="stable")  # minima mode needs chronological windows
+    keep = spec["keep"]
+    n_win = keep.size
+    out = np.empty((y.shape[0], spec["lo"].size, n_s, PK.N_FIELDS))
+    counts = np.zeros((spec["lo"].size, 4), np.int64)
     PK.phenology_kernel(
-        y, spec["x"], spec["lo"][order], spec["hi"][order], n_s, spec["threshold"],
-        spec["absolute"], spec["sides"], spec["min_amplitude"], spec["min_prominence"],
-        spec["minima"], out, counts,
+        y, spec["x"], spec["lo"], spec["hi"], n_s, spec["threshold"], spec["absolute"],
+        spec["sides"], spec["min_amplitude"], spec["min_prominence"], spec["minima"], out, counts,
     )  # fmt: skip
-    out = out[:, np.argsort(order)]
+    out = out[:, keep]  # minima mode ran every window of the series; keep those asked for
+    counts = counts[keep].sum(axis=0)
     # fractional day of year of the date fields
     origin_ns = np.datetime64(spec["origin"], "ns").astype(np.int64)
     doys = []
