@@ -10,8 +10,8 @@ of MOD13Q1 (collection 6, 250 m, 16-day composite) NDVI:
   September-August year (23 composites) between 2000/01 and 2015/16, labels Cerrado, Forest,
   Pasture, Soy_Corn, Soy_Cotton, Soy_Fallow, Soy_Millet, Soy_Sunflower, Fallow_Cotton.
 
-Both files were removed from the tip of the sits repository; they are read from the commits listed in
-``COMMITS`` (the parents of the commits that removed them). ``pyreadr`` cannot read the nested
+Both files were removed from the tip of the sits repository; they are read from the commits listed
+in ``COMMITS`` (the parents of the commits that removed them). ``pyreadr`` cannot read the nested
 ``time_series`` column of a sits tibble, so the pure-Python reader ``rdata`` is used (install it for
 this script only: ``pip install rdata``).
 

@@ -262,9 +262,9 @@ def phenology_kernel(
 
     ``minima=False``: each window is analysed alone (a season must lie inside it).
     ``minima=True``: peaks are found on the whole series (prominence relative to its whole range);
-    a window keeps the ``n_seasons`` most prominent peaks whose refined date is inside it, and each season's minima and
-    crossings are searched up to the neighbouring kept peak of the series (or its ends), across the
-    window edges (windows must be sorted and disjoint).
+    a window keeps the ``n_seasons`` most prominent peaks whose refined date is inside it, and each
+    season's minima and crossings are searched up to the neighbouring kept peak of the series (or
+    its ends), across the window edges (windows must be sorted and disjoint).
 
     ``out`` has shape (n_pix, n_windows, n_seasons, N_FIELDS) and is filled (NaN where no season);
     ``counts`` (n_windows, 4) accumulates, per window, the pixels without data, flat, without

@@ -37,7 +37,7 @@ tropical wet season lies inside one window instead of being cut by 1 January.
 With ``windows="year"`` (default) each window is analysed alone and a season must lie inside it:
 seasons cut by the window edge are not complete and are NaN. With ``windows="minima"`` the seasons
 are found as TIMESAT does, between each pixel's own minima over the whole series: the peaks are
-found on the whole series, a window keeps the ``seasons`` most prominent peaks that fall inside it,
+found on the whole series, a window keeps the ``seasons`` most prominent peaks dated inside it,
 and each season's minima and crossings are searched up to the neighbouring kept peak, across the
 window edges, so a season may start before its window or end after it (its dates then fall in the
 neighbouring year). Pixel-years without data (fewer than 3 valid samples in the window), flat
@@ -140,7 +140,10 @@ def phenology(
     windows : {"year", "minima"}
         ``"year"`` (default): a season must lie inside its window. ``"minima"`` (TIMESAT): seasons
         run between the pixel's own minima over the whole series and belong to the window that
-        holds their peak; they may start or end outside it (pass the whole series, not one year).
+        holds their (refined) peak date; they may start or end outside it (pass the whole series
+        with ``years=``, not one year cut out of it). ``min_prominence`` is then a fraction of the
+        whole series' range. Peaks close to a window edge may fall on either side from one pixel
+        to the next: choose a ``year_start`` in the off-season.
     smooth : str, optional
         Gap-fill / smooth first with :func:`eoai.timeseries.gapfill.gapfill` (e.g. ``"whittaker"``),
         with the keyword arguments ``smooth_kw``.
@@ -155,8 +158,9 @@ def phenology(
     -------
     xarray.Dataset
         Variables ``sos``, ``pos``, ``eos``, ``mos`` (datetime64), ``sos_doy``... (calendar day
-        of year of the date), ``sos_days``... (days since ``window_start``), ``vsos``, ``vpos``, ``veos``, ``base``, ``amplitude``, ``los``, ``greenup_rate``,
-        ``senescence_rate``, ``large_integral``, ``small_integral`` on ``(year, season, *space)``
+        of year of the date), ``sos_days``... (days since ``window_start``), ``vsos``, ``vpos``,
+        ``veos``, ``base``, ``amplitude``, ``los``, ``greenup_rate``, ``senescence_rate``,
+        ``large_integral``, ``small_integral`` on ``(year, season, *space)``
         (``year`` / ``season`` only when there are several), with coordinates ``year`` (the year in
         which the window starts), ``window_start`` and ``window_end`` (datetime64). Lazy for a
         dask input.
@@ -244,11 +248,13 @@ def phenology(
     labels, lo, hi, year_dim, starts, ends, covered = _windows(t, years, origin, func, month_day)
     keep = np.arange(len(labels))
     if windows == "minima" and years is not None:
-        # the seasons of the whole series bound each other: find them in every window, keep those asked
+        # the seasons of the whole series bound each other: find them in every window, keep the
+        # ones asked for
         _, lo, hi, _, _, _, _ = _windows(t, covered, origin, func, month_day)
         keep = np.array([covered.index(y) for y in labels])
     spec = {
-        "x": x, "lo": lo, "hi": hi, "keep": keep, "seasons": int(seasons), "threshold": float(threshold),
+        "x": x, "lo": lo, "hi": hi, "keep": keep, "seasons": int(seasons),
+        "threshold": float(threshold),
         "absolute": bool(absolute), "sides": base == "sides", "min_amplitude": float(min_amplitude),
         "min_prominence": float(min_prominence), "origin": origin, "minima": windows == "minima",
     }  # fmt: skip

@@ -46,7 +46,8 @@ def _months(a):
 
 
 def test_point_series_soy_season_every_crop_year(mt):
-    # one MODIS pixel, 2000-2017: forest, cleared in 2003/04, pasture, soy + second crop from 2008/09
+    # one MODIS pixel, 2000-2017: forest, cleared in 2003/04, pasture, soy + second crop from
+    # 2008/09
     da = xr.DataArray(
         mt["point_ndvi"], dims="time", coords={"time": mt["point_time"].astype("datetime64[ns]")}
     )
