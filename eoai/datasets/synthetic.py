@@ -120,7 +120,11 @@ class LandClass:
         NDVI outside the growing seasons.
     seasons
         ``((sos, eos), ...)``: day-of-year of the rising and falling inflection points of each
-        season of a year (0, 1 or 2 seasons), chronological and not overlapping.
+        season of a year (0, 1 or 2 seasons), chronological and not overlapping. Days are counted
+        from 1 January of the season's year and may run past 366 into the next calendar year (a
+        southern-hemisphere season from October to April is ``((285, 470),)``); the first ``sos``
+        is at most 366 and the last ``eos`` at most the first ``sos`` + 365 (no overlap with the
+        next year's first season).
     amplitude
         NDVI amplitude, one value for all seasons or one per season.
     rate_up, rate_down
@@ -169,10 +173,17 @@ class LandClass:
             )
         last = -math.inf
         for sos, eos in self.seasons:
-            if not (1 <= sos < eos <= 366) or sos <= last:
+            if (
+                not (1 <= sos < eos)
+                or sos <= last
+                or self.seasons[0][0] > 366
+                or eos > self.seasons[0][0] + 365
+            ):
                 raise InputError(
                     f"class {self.name!r}: seasons {self.seasons} must be day-of-year pairs "
-                    "(sos, eos) with 1 <= sos < eos <= 366, chronological and not overlapping"
+                    "(sos, eos) with 1 <= sos < eos, chronological and not overlapping, the first "
+                    "sos <= 366 and the last eos <= first sos + 365 (days past 366 fall in the "
+                    "next calendar year)"
                 )
             last = eos
         if self.background not in ("soil", "water"):
@@ -606,7 +617,10 @@ def synthetic_cube(
         noise-free NDVI (with breaks); ``clear`` (time, y, x); per ``(year, season, y, x)``:
         ``sos``, ``pos``, ``eos`` (datetime64, 50 % crossings and peak of the curve, NaT where a
         pixel has no such season or the season was cut by a break) and ``sos_doy``, ``pos_doy``,
-        ``eos_doy`` (fractional day of year, 1.0 = 1 January 00:00); the curve parameters
+        ``eos_doy`` (fractional day of the season's ``year``, 1.0 = 1 January 00:00 of that year;
+        above 365 / 366 in the next calendar year); ``year`` is the year in which each season is
+        drawn (with classes whose seasons run past 31 December, the year before the series comes
+        first, as its season reaches into the series); the curve parameters
         ``curve_base`` (y, x), ``curve_amplitude``, ``curve_sos``, ``curve_eos`` (doy),
         ``curve_rate_up``, ``curve_rate_down`` (used by :func:`crossing_dates`); ``n_seasons``
         (y, x); ``break_date`` (y, x, NaT where none) and ``break_magnitude`` (NDVI after minus NDVI
@@ -640,7 +654,10 @@ def synthetic_cube(
     times = pd.DatetimeIndex(times.values.astype("datetime64[ns]"))
     n_t = len(times)
     t0 = pd.Timestamp(year=times[0].year, month=1, day=1)
-    years = np.arange(times[0].year, times[-1].year + 1)
+    # a class whose season runs past 31 December: the season of the year before the series also
+    # reaches into it, so it is drawn too (its year comes first in the truth)
+    wraps = any(c.seasons and c.seasons[-1][1] > 366 for c in cls)
+    years = np.arange(times[0].year - int(wraps), times[-1].year + 1)
     year_off = np.array(
         [(pd.Timestamp(year=int(y), month=1, day=1) - t0).days for y in years], float
     )

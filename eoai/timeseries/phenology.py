@@ -21,12 +21,28 @@ local maxima ranked by prominence; up to ``seasons`` of them (those whose promin
   ``curve - base`` over the same span (value x days);
 - ``mos``: middle of season, midway between the 80 % crossings on both sides.
 
-Dates are datetime64 (``sos``, ``pos``, ``eos``, ``mos``) and fractional day of year
-(``sos_doy``...). Years are calendar years (a ``year`` dimension when the series spans more than one
-year; a series of at most 366 days is one window). Pixel-years without data (fewer than 3 valid
-samples), flat (range below ``min_amplitude``) or without a complete season give NaN / NaT, never an
-invented date, and a ``DataSkippedWarning`` counts them. Seasons cut by the year edge (a start
-before 1 January) are not complete and are NaN.
+Dates are datetime64 (``sos``, ``pos``, ``eos``, ``mos``), fractional calendar day of year of that
+date (``sos_doy``..., 1.0 = 1 January 00:00; a season crossing 1 January has ``eos_doy < sos_doy``)
+and days since the start of the season-year window (``sos_days``..., 0.0 = ``window_start``; they
+keep increasing past 1 January, so ``eos_days - sos_days`` is the length of season).
+
+Season years. The window of year ``Y`` runs from ``Y-MM-DD`` (``year_start``, default ``"01-01"``:
+calendar years) to ``(Y+1)-MM-DD``; the ``year`` label is the year in which the window starts, and
+the ``window_start`` / ``window_end`` coordinates give its bounds. A ``year`` dimension is added
+when there are several windows; with the default ``year_start`` a series of at most 366 days is one
+window (labelled with the year of its middle date) as before. ``year_start="09-01"`` gives
+September-August agricultural years, so that a southern-hemisphere season (October to April) or a
+tropical wet season lies inside one window instead of being cut by 1 January.
+
+With ``windows="year"`` (default) each window is analysed alone and a season must lie inside it:
+seasons cut by the window edge are not complete and are NaN. With ``windows="minima"`` the seasons
+are found as TIMESAT does, between each pixel's own minima over the whole series: the peaks are
+found on the whole series, a window keeps the ``seasons`` most prominent peaks dated inside it,
+and each season's minima and crossings are searched up to the neighbouring kept peak, across the
+window edges, so a season may start before its window or end after it (its dates then fall in the
+neighbouring year). Pixel-years without data (fewer than 3 valid samples in the window), flat
+(range below ``min_amplitude``) or without a complete season give NaN / NaT, never an invented
+date, and a ``DataSkippedWarning`` counts them.
 """
 
 from __future__ import annotations
@@ -49,6 +65,7 @@ _FLOAT_OUT = tuple(f for f in PK.FIELDS if f not in PK.DATE_FIELDS)
 METRICS = (
     *PK.DATE_FIELDS,
     *(f"{f}_doy" for f in PK.DATE_FIELDS),
+    *(f"{f}_days" for f in PK.DATE_FIELDS),
     *_FLOAT_OUT,
 )
 _DESCRIPTIONS = {
@@ -82,6 +99,8 @@ def phenology(
     min_amplitude: float = 0.1,
     min_prominence: float = 0.25,
     years: int | list[int] | None = None,
+    year_start: str = "01-01",
+    windows: str = "year",
     smooth: str | None = None,
     smooth_kw: dict[str, Any] | None = None,
     variable: str | None = None,
@@ -111,8 +130,20 @@ def phenology(
         Smallest prominence of a peak as a fraction of the year's range (separates two seasons from
         a dent in one).
     years : int or list of int, optional
-        Calendar years to analyse (default: every year covered; one window if the series spans at
-        most 366 days).
+        Season years to analyse, labelled by the year in which their window starts (default: every
+        window that overlaps the series; with ``year_start="01-01"``, one window if the series
+        spans at most 366 days).
+    year_start : str
+        ``"MM-DD"``: first day of the season-year window (default ``"01-01"``, calendar years);
+        e.g. ``"09-01"`` for September-August agricultural years (southern hemisphere) or the
+        start of the dry season for a tropical wet season. ``"02-29"`` is not allowed.
+    windows : {"year", "minima"}
+        ``"year"`` (default): a season must lie inside its window. ``"minima"`` (TIMESAT): seasons
+        run between the pixel's own minima over the whole series and belong to the window that
+        holds their (refined) peak date; they may start or end outside it (pass the whole series
+        with ``years=``, not one year cut out of it). ``min_prominence`` is then a fraction of the
+        whole series' range. Peaks close to a window edge may fall on either side from one pixel
+        to the next: choose a ``year_start`` in the off-season.
     smooth : str, optional
         Gap-fill / smooth first with :func:`eoai.timeseries.gapfill.gapfill` (e.g. ``"whittaker"``),
         with the keyword arguments ``smooth_kw``.
@@ -126,10 +157,13 @@ def phenology(
     Returns
     -------
     xarray.Dataset
-        Variables ``sos``, ``pos``, ``eos``, ``mos`` (datetime64), ``sos_doy``... (day of year),
-        ``vsos``, ``vpos``, ``veos``, ``base``, ``amplitude``, ``los``, ``greenup_rate``,
-        ``senescence_rate``, ``large_integral``, ``small_integral`` on ``(year, season, *space)``
-        (``year`` / ``season`` only when there are several). Lazy for a dask input.
+        Variables ``sos``, ``pos``, ``eos``, ``mos`` (datetime64), ``sos_doy``... (calendar day
+        of year of the date), ``sos_days``... (days since ``window_start``), ``vsos``, ``vpos``,
+        ``veos``, ``base``, ``amplitude``, ``los``, ``greenup_rate``, ``senescence_rate``,
+        ``large_integral``, ``small_integral`` on ``(year, season, *space)``
+        (``year`` / ``season`` only when there are several), with coordinates ``year`` (the year in
+        which the window starts), ``window_start`` and ``window_end`` (datetime64). Lazy for a
+        dask input.
 
     Raises
     ------
@@ -152,6 +186,18 @@ def phenology(
     >>> ph = phenology(xr.DataArray(v, dims="time", coords={"time": t}), threshold=0.5)
     >>> round(float(ph.sos_doy), 1), round(float(ph.eos_doy), 1)
     (120.0, 270.0)
+
+    A southern-hemisphere season (October to April) over two September-August years:
+
+    >>> t = pd.date_range("2020-09-01", "2022-08-31", freq="5D")
+    >>> d = np.asarray((t - pd.Timestamp("2020-01-01")).days, float)
+    >>> v = sum(double_logistic(d, 0.2 * (k == 0), 0.6, 285 + 365 * k, 470 + 365 * k, 0.1, 0.1)
+    ...         for k in range(2))
+    >>> ph = phenology(xr.DataArray(v, dims="time", coords={"time": t}), 0.5, year_start="09-01")
+    >>> [str(d)[:10] for d in ph.sos.values], [str(d)[:10] for d in ph.eos.values]
+    (['2020-10-12', '2021-10-12'], ['2021-04-15', '2022-04-15'])
+    >>> [str(d)[:10] for d in ph.window_start.values]
+    ['2020-09-01', '2021-09-01']
     """
     func = "phenology"
     if isinstance(obj, xr.Dataset):
@@ -181,6 +227,12 @@ def phenology(
         raise InputError(f"{func}: base must be 'min' or 'sides', got {base!r}")
     if not (min_amplitude >= 0 and 0 <= min_prominence < 1):
         raise InputError(f"{func}: need min_amplitude >= 0 and 0 <= min_prominence < 1")
+    month_day = _parse_year_start(year_start, func)
+    if windows not in ("year", "minima"):
+        raise InputError(
+            f"{func}: windows must be 'year' (a season lies inside its year window) or 'minima' "
+            f"(seasons between each pixel's minima, TIMESAT), got {windows!r}"
+        )
     if smooth is not None:
         from eoai.timeseries.gapfill import gapfill
 
@@ -193,11 +245,18 @@ def phenology(
     t = pd.DatetimeIndex(obj[dim].values)
     origin = t[0].floor("D").to_datetime64()
     x = days(t.values, origin)
-    labels, lo, hi, year_dim = _windows(t, years, origin, func)
+    labels, lo, hi, year_dim, starts, ends, covered = _windows(t, years, origin, func, month_day)
+    keep = np.arange(len(labels))
+    if windows == "minima" and years is not None:
+        # the seasons of the whole series bound each other: find them in every window, keep the
+        # ones asked for
+        _, lo, hi, _, _, _, _ = _windows(t, covered, origin, func, month_day)
+        keep = np.array([covered.index(y) for y in labels])
     spec = {
-        "x": x, "lo": lo, "hi": hi, "seasons": int(seasons), "threshold": float(threshold),
+        "x": x, "lo": lo, "hi": hi, "keep": keep, "seasons": int(seasons),
+        "threshold": float(threshold),
         "absolute": bool(absolute), "sides": base == "sides", "min_amplitude": float(min_amplitude),
-        "min_prominence": float(min_prominence), "origin": origin,
+        "min_prominence": float(min_prominence), "origin": origin, "minima": windows == "minima",
     }  # fmt: skip
     da = single_time_chunk(obj, dim, func)
     n_f = len(PK.FIELDS) + len(PK.DATE_FIELDS)
@@ -213,23 +272,39 @@ def phenology(
             "output_sizes": {"year": len(labels), "season": int(seasons), "__eoai_metric": n_f}
         },
     )
-    res = res.assign_coords(year=np.asarray(labels), season=np.arange(seasons))
+    res = res.assign_coords(
+        year=np.asarray(labels),
+        season=np.arange(seasons),
+        window_start=("year", starts.values.astype("datetime64[ns]")),
+        window_end=("year", ends.values.astype("datetime64[ns]")),
+    )
+    res.window_start.attrs = {"long_name": "start of the season-year window (inclusive)"}
+    res.window_end.attrs = {"long_name": "end of the season-year window (exclusive)"}
     names = list(PK.FIELDS) + [f"{f}_doy" for f in PK.DATE_FIELDS]
     out = {}
     origin_ns = np.datetime64(origin, "ns")
+    start_days = xr.DataArray(days(starts.values, origin), dims="year")
+    names += [f"{f}_days" for f in PK.DATE_FIELDS]
     for k, name in enumerate(names):
-        v = res.isel(__eoai_metric=k, drop=True)
-        if name in PK.DATE_FIELDS:
+        if name.endswith("_days"):
+            raw = res.isel(__eoai_metric=PK.FIELDS.index(name[:-5]), drop=True)
+            v = (raw - start_days).astype(np.float32)
+            v.attrs = {
+                "long_name": f"{_DESCRIPTIONS[name[:-5]]}, days since window_start",
+                "units": "days",
+            }
+        elif name in PK.DATE_FIELDS:
+            v = res.isel(__eoai_metric=k, drop=True)
             v = (v * float(DAY_NS)).astype("timedelta64[ns]") + origin_ns
             v.attrs = {"long_name": _DESCRIPTIONS[name]}
         elif name.endswith("_doy"):
-            v = v.astype(np.float32)
+            v = res.isel(__eoai_metric=k, drop=True).astype(np.float32)
             v.attrs = {
                 "long_name": f"{_DESCRIPTIONS[name[:-4]]}, day of year",
                 "units": "day of year",
             }
         else:
-            v = v.astype(np.float32)
+            v = res.isel(__eoai_metric=k, drop=True).astype(np.float32)
             v.attrs = {"long_name": _DESCRIPTIONS[name]}
             if name in _UNITS:
                 unit = obj.attrs.get("units", "1")
@@ -245,8 +320,7 @@ def phenology(
         space = [d for d in obj.dims if d != dim]
         lead = [d for d in ("year", "season") if d in v.dims]
         out[name] = v.transpose(*lead, *space)
-    order = [*PK.DATE_FIELDS, *(f"{f}_doy" for f in PK.DATE_FIELDS), *_FLOAT_OUT]
-    ds = xr.Dataset({k: out[k] for k in order})
+    ds = xr.Dataset({k: out[k] for k in METRICS})
     ds.attrs = {
         "eoai:method": "phenology:threshold",
         "eoai:parameters": json.dumps(
@@ -258,6 +332,8 @@ def phenology(
                 "min_amplitude": float(min_amplitude),
                 "min_prominence": float(min_prominence),
                 "years": [int(v) for v in labels],
+                "year_start": f"{month_day[0]:02d}-{month_day[1]:02d}",
+                "windows": windows,
                 "smooth": smooth,
                 "smooth_kw": {k: str(v) for k, v in (smooth_kw or {}).items()},
             }
@@ -268,15 +344,44 @@ def phenology(
     return ds
 
 
-def _windows(t: pd.DatetimeIndex, years: Any, origin: np.datetime64, func: str):
-    """Year labels and window bounds (days since origin); whether a ``year`` dim is needed."""
+def _parse_year_start(year_start: Any, func: str) -> tuple[int, int]:
+    """``"MM-DD"`` -> (month, day), with an error saying what is allowed."""
+    hint = (
+        f"{func}: year_start must be 'MM-DD', the first day of the season year (e.g. '09-01' for "
+        "September-August years, default '01-01'), not 02-29"
+    )
+    if not isinstance(year_start, str) or len(year_start) != 5 or year_start[2] != "-":
+        raise InputError(f"{hint}; got {year_start!r}")
+    try:
+        month, day = int(year_start[:2]), int(year_start[3:])
+        pd.Timestamp(year=2001, month=month, day=day)  # a non-leap year: rejects 02-29
+    except ValueError:
+        raise InputError(f"{hint}; got {year_start!r}") from None
+    return month, day
+
+
+def _windows(
+    t: pd.DatetimeIndex, years: Any, origin: np.datetime64, func: str, month_day: tuple[int, int]
+):
+    """Year labels, window bounds (days since origin), whether a ``year`` dim is needed, the
+    nominal window starts and ends (DatetimeIndex) and every label the series covers."""
+    month, day = month_day
+
+    def start(y: int) -> pd.Timestamp:
+        return pd.Timestamp(year=y, month=month, day=day)
+
+    first = t[0].year if t[0] >= start(t[0].year) else t[0].year - 1
+    last = t[-1].year if t[-1] >= start(t[-1].year) else t[-1].year - 1
+    covered = list(range(first, last + 1))
+    single = False
     if years is None:
         span = (t[-1] - t[0]) / pd.Timedelta(1, "D")
-        if span <= 366:
-            mid = t[0] + (t[-1] - t[0]) / 2
-            return [int(mid.year)], np.array([-np.inf]), np.array([np.inf]), False
-        labels = list(range(t[0].year, t[-1].year + 1))
-        year_dim = True
+        if month_day == (1, 1) and span <= 366:
+            single = True
+            labels = [int((t[0] + (t[-1] - t[0]) / 2).year)]
+        else:
+            labels = covered
+        year_dim = len(labels) > 1
     else:
         one = isinstance(years, (int, np.integer))
         try:
@@ -287,31 +392,41 @@ def _windows(t: pd.DatetimeIndex, years: Any, origin: np.datetime64, func: str):
             ) from err
         if not labels:
             raise InputError(f"{func}: years is empty")
-        covered = set(range(t[0].year, t[-1].year + 1))
+        if len(set(labels)) != len(labels):
+            raise InputError(f"{func}: years {labels} has duplicates; give each year once")
         missing = [y for y in labels if y not in covered]
         if missing:
+            what = (
+                "" if month_day == (1, 1) else f" (season years starting on {month:02d}-{day:02d})"
+            )
             raise TimeAxisError(
                 f"{func}: years {missing} are outside the series ({t[0].date()} to {t[-1].date()})"
+                + what
             )
         year_dim = not one
-    starts = pd.DatetimeIndex([pd.Timestamp(year=y, month=1, day=1) for y in labels])
-    ends = pd.DatetimeIndex([pd.Timestamp(year=y + 1, month=1, day=1) for y in labels])
+    starts = pd.DatetimeIndex([start(y) for y in labels])
+    ends = pd.DatetimeIndex([start(y + 1) for y in labels])
+    if single:
+        return labels, np.array([-np.inf]), np.array([np.inf]), False, starts, ends, covered
     lo = days(starts.values, origin)
     hi = days(ends.values, origin) - 1e-9
-    return labels, lo, hi, year_dim
+    return labels, lo, hi, year_dim, starts, ends, covered
 
 
 def _block(values: np.ndarray, spec: dict) -> np.ndarray:
     lead = values.shape[:-1]
     y = np.ascontiguousarray(values.reshape(-1, values.shape[-1]), dtype=np.float64)
-    n_win = spec["lo"].size
     n_s = spec["seasons"]
-    out = np.empty((y.shape[0], n_win, n_s, PK.N_FIELDS))
-    counts = np.zeros(4, np.int64)
+    keep = spec["keep"]
+    n_win = keep.size
+    out = np.empty((y.shape[0], spec["lo"].size, n_s, PK.N_FIELDS))
+    counts = np.zeros((spec["lo"].size, 4), np.int64)
     PK.phenology_kernel(
-        y, spec["x"], spec["lo"], spec["hi"], n_s, spec["threshold"], spec["absolute"], spec["sides"],
-        spec["min_amplitude"], spec["min_prominence"], out, counts,
+        y, spec["x"], spec["lo"], spec["hi"], n_s, spec["threshold"], spec["absolute"],
+        spec["sides"], spec["min_amplitude"], spec["min_prominence"], spec["minima"], out, counts,
     )  # fmt: skip
+    out = out[:, keep]  # minima mode ran every window of the series; keep those asked for
+    counts = counts[keep].sum(axis=0)
     # fractional day of year of the date fields
     origin_ns = np.datetime64(spec["origin"], "ns").astype(np.int64)
     doys = []

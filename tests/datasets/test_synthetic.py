@@ -287,3 +287,27 @@ def test_custom_classes_and_errors():
         LandClass("x", "#000000", base=0.1, seasons=((200, 150),), amplitude=0.3)
     with pytest.raises(InputError, match="need >= 3"):
         synthetic_cube(start="2021-01-01", end="2021-01-05")
+
+
+def test_seasons_across_new_year_have_exact_truth_dates():
+    # October to April: days past 366 fall in the next calendar year
+    soy = LandClass("soy", "#ffd92f", base=0.2, seasons=((290, 465),), amplitude=0.6)
+    cube, truth = synthetic_cube(
+        shape=(8, 8), start="2021-01-01", end="2022-12-31", freq="5D", classes=[soy],
+        cloud_fraction=0.0, noise=0.0, breaks=False, seed=2, jitter_days=0.0,
+    )  # fmt: skip
+    # the 2020 season reaches into the series: it is drawn and comes first in the truth
+    assert list(truth.year.values) == [2020, 2021, 2022]
+    eos = truth.eos.sel(year=2021, season=0)
+    # inflection point on day 465 of 2021 (+- the 1-day per-pixel jitter) = 10 April 2022
+    target = np.datetime64("2022-04-10")
+    assert float(np.abs((eos - target) / np.timedelta64(1, "D")).max()) < 4
+    assert float(np.abs(truth.eos_doy.sel(year=2021, season=0) - 465).max()) < 4
+    # the series starts in the middle of the 2020 season (high NDVI on 1 January 2021)
+    assert float(truth.ndvi.isel(time=0).min()) > 0.6
+    # the curve crosses 50 % of the amplitude at the truth dates
+    t = truth.ndvi.time.values
+    k = int(np.searchsorted(t, eos.values[0, 0]))
+    assert truth.ndvi.values[k - 1, 0, 0] > 0.5 > truth.ndvi.values[k, 0, 0]
+    with pytest.raises(InputError, match="last eos <= first sos"):
+        LandClass("x", "#000000", base=0.1, seasons=((100, 470),), amplitude=0.3)

@@ -12,6 +12,7 @@ import pytest
 import xarray as xr
 
 from eoai.datasets import crossing_dates, double_logistic, synthetic_cube
+from eoai.datasets.synthetic import LandClass
 from eoai.errors import DataSkippedWarning, InputError, MissingDimensionError, TimeAxisError
 from eoai.timeseries.phenology import METRICS, phenology
 
@@ -280,3 +281,142 @@ def test_base_sides_uses_each_side_minimum():
     # with one (lower) base the end-of-season level is lower, so the season ends later or not at all
     assert np.isnan(float(low.eos_doy)) or float(low.eos_doy) > exp_eos
     np.testing.assert_allclose(float(sides.sos_doy), float(low.sos_doy), atol=1e-6)
+
+
+# --- season years that cross 1 January (southern hemisphere, double cropping) -------------------
+
+# soy from October to April (peak in January); soy (October-January) then a second crop
+# (February-June), as in Mato Grosso. Days past 366 fall in the next calendar year.
+SOY_SOUTH = LandClass(
+    "soy_south", "#ffd92f", base=0.2, seasons=((290, 465),), amplitude=0.6, rate_up=0.1,
+    rate_down=0.1,
+)  # fmt: skip
+SOY_MAIZE = LandClass(
+    "soy_maize", "#ff7f00", base=0.2, seasons=((280, 380), (425, 530)), amplitude=(0.6, 0.5),
+    rate_up=0.14, rate_down=0.12,
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def south():
+    return synthetic_cube(
+        shape=(20, 20), start="2021-01-01", end="2022-12-31", freq="5D", cloud_fraction=0.0,
+        noise=0.0, breaks=False, seed=5, bands=["red", "nir"],
+        classes=["water", "urban", SOY_SOUTH, SOY_MAIZE],
+    )  # fmt: skip
+
+
+def _days_off(a, b):
+    return np.abs((a - b) / np.timedelta64(1, "D"))
+
+
+def test_southern_season_found_with_year_start(south):
+    _, truth = south
+    # the season drawn for 2020 reaches into the series, so the truth starts in 2020
+    assert list(truth.year.values) == [2020, 2021, 2022]
+    soy = truth["class"] == 2
+    assert int(soy.sum()) > 50
+    exp = crossing_dates(truth, 0.2).sel(year=2021, season=0)
+    # 20 % crossings: late September / October and late April / May
+    assert set(np.unique(exp.sos.dt.month.values[soy.values])) <= {9, 10}
+    assert set(np.unique(exp.eos.dt.month.values[soy.values])) <= {4, 5}
+    # calendar years (the old and default behaviour): the season is cut by 1 January, NaN
+    cal, msgs = _record(phenology, truth.ndvi, 0.2)
+    assert list(cal.year.values) == [2021, 2022]
+    assert bool(cal.sos.where(soy).isnull().all()) and bool(cal.eos.where(soy).isnull().all())
+    assert any("without a complete season" in m for m in msgs)
+    # August-July season years: found in every soy pixel, dates within a day of the truth
+    ph, _ = _record(phenology, truth.ndvi, 0.2, year_start="08-01")
+    assert list(ph.year.values) == [2020, 2021, 2022]
+    assert str(ph.window_start.sel(year=2021).values)[:10] == "2021-08-01"
+    assert str(ph.window_end.sel(year=2021).values)[:10] == "2022-08-01"
+    p = ph.sel(year=2021)
+    for key in ("sos", "eos"):
+        err = _days_off(p[key], exp[key]).where(soy)
+        assert bool(p[key].notnull().where(soy, True).all()) and float(err.max()) <= 1.0, key
+    assert float(_days_off(p.pos, truth.pos.sel(year=2021, season=0)).where(soy).max()) <= 1.0
+    assert (p.eos.dt.year.where(soy) == 2022).where(soy, True).all()
+    # days since the window start keep counting past 1 January; day of year is the calendar one
+    days = (p.eos - p.window_start) / np.timedelta64(1, "D")
+    np.testing.assert_allclose(p.eos_days.where(soy), days.where(soy), atol=1e-3)
+    assert bool((p.eos_days > p.sos_days).where(soy, True).all())
+    assert bool((p.eos_doy < p.sos_doy).where(soy, True).all())
+    np.testing.assert_allclose(p.los.where(soy), (p.eos_days - p.sos_days).where(soy), atol=1e-3)
+    # the first window holds only the end of the 2020 season: NaN, never a made-up date
+    assert bool(ph.sos.sel(year=2020).where(soy).isnull().all())
+    assert json.loads(ph.attrs["eoai:parameters"])["year_start"] == "08-01"
+
+
+def test_double_cropping_across_new_year(south):
+    _, truth = south
+    dbl = truth["class"] == 3
+    assert int(dbl.sum()) > 50
+    exp = crossing_dates(truth, 0.2).sel(year=2021)
+    ph, _ = _record(phenology, truth.ndvi, 0.2, seasons=2, year_start="08-01")
+    p = ph.sel(year=2021)
+    assert p.sos.dims == ("season", "y", "x")
+    for key in ("sos", "eos"):
+        err = _days_off(p[key], exp[key]).where(dbl)
+        assert bool(p[key].notnull().where(dbl, True).all()) and float(err.max()) <= 1.5, key
+    # soy from October to January, the second crop from February to June
+    months = {k: p[k].dt.month.where(dbl) for k in ("sos", "eos")}
+    assert set(np.unique(months["sos"].isel(season=0).values[dbl.values])) <= {9, 10}
+    assert set(np.unique(months["eos"].isel(season=0).values[dbl.values])) <= {1, 2}
+    assert set(np.unique(months["sos"].isel(season=1).values[dbl.values])) <= {2, 3}
+    assert set(np.unique(months["eos"].isel(season=1).values[dbl.values])) <= {6, 7}
+    # calendar years: the soy season (peak in November, end in January) is never found
+    cal, _ = _record(phenology, truth.ndvi, 0.2, seasons=2)
+    soy_sos = exp.sos.isel(season=0)
+    near = [(_days_off(cal.sos.sel(year=y).isel(season=s), soy_sos) < 10) for y in (2021, 2022)
+            for s in (0, 1)]  # fmt: skip
+    assert not any(bool(n.where(dbl, False).any()) for n in near)
+
+
+def test_minima_windows_cross_the_window_edges(south):
+    _, truth = south
+    soy = truth["class"] == 2
+    exp = crossing_dates(truth, 0.2).sel(season=0)
+    # calendar windows, seasons between the pixel's own minima: each season belongs to the year of
+    # its peak and its start (October of the year before) lies outside that window
+    ph, _ = _record(phenology, truth.ndvi, 0.2, windows="minima")
+    peak_year = truth.pos.sel(year=2021, season=0).dt.year
+    for y in (2021, 2022):
+        here = soy & (peak_year == y)
+        if not bool(here.any()):
+            continue
+        p = ph.sel(year=y)
+        for key in ("sos", "eos"):
+            err = _days_off(p[key], exp[key].sel(year=2021)).where(here)
+            assert float(err.max()) <= 1.0 and bool(p[key].notnull().where(here, True).all())
+    both = soy & (peak_year == 2022)
+    assert int(both.sum()) > 10
+    assert bool((ph.sos_days.sel(year=2022) < 0).where(both, True).all())
+    # with a season year starting in the off-season, the same dates as windows="year"
+    a, _ = _record(phenology, truth.ndvi, 0.2, windows="minima", year_start="08-01")
+    b, _ = _record(phenology, truth.ndvi, 0.2, year_start="08-01")
+    err = _days_off(a.sos.sel(year=2021), b.sos.sel(year=2021)).where(soy)
+    assert float(err.max()) <= 0.5
+    assert bool(a.sos.sel(year=2021).notnull().where(soy, True).all())
+
+
+def test_minima_windows_equal_year_windows_on_one_window(daily):
+    _, truth = daily
+    sub = truth.ndvi.isel(x=slice(0, 6))
+    a, _ = _record(phenology, sub, 0.3, seasons=2)
+    b, _ = _record(phenology, sub, 0.3, seasons=2, windows="minima")
+    for k in a.data_vars:
+        xr.testing.assert_identical(a[k], b[k])
+
+
+def test_year_start_errors():
+    t = pd.date_range("2021-01-01", periods=40, freq="10D")
+    da = xr.DataArray(np.sin(np.arange(40) / 6.0), dims="time", coords={"time": t})
+    for bad in ("9-01", "13-01", "02-29", "09/01", 901, "auto"):
+        with pytest.raises(InputError, match="year_start must be 'MM-DD'"):
+            phenology(da, year_start=bad)
+    with pytest.raises(InputError, match="windows must be 'year'"):
+        phenology(da, windows="calendar")
+    with pytest.raises(TimeAxisError, match=r"years \[2019\] are outside .*starting on 09-01"):
+        phenology(da, years=2019, year_start="09-01")
+    with pytest.raises(InputError, match="has duplicates"):
+        phenology(da, years=[2021, 2021])
