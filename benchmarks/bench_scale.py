@@ -281,7 +281,7 @@ def task_overhead(client, objs, n_threads: int) -> dict:
             "overhead_s_per_task": max(wall * n_threads - busy, 0.0) / max(n, 1)}  # fmt: skip
 
 
-def scheduler_rate(client, n_tasks: int = 20000) -> float:
+def scheduler_rate(client, n_tasks: int = 4000) -> float:
     """Seconds of scheduler time per task: a graph of ``n_tasks`` trivial tasks, wall / tasks."""
     import dask.array as da
 
