@@ -33,6 +33,7 @@ import pandas as pd
 import xarray as xr
 
 from .._attrs import to_json
+from .._crs import check_crs
 from ..errors import InputError, UnknownBandError
 
 __all__ = [
@@ -624,6 +625,7 @@ def synthetic_cube(
     ['cropland', 'double_crop', 'forest']
     """
     bands = tuple(DEFAULT_BANDS if bands is None else bands)
+    crs = check_crs(crs, "synthetic_cube: crs", projected=True)
     factor = 2 if highres is True else int(highres or 0)
     if factor == 1 or factor < 0:
         raise InputError(f"highres must be False, True or an int factor >= 2, got {highres!r}")
