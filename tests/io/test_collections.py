@@ -62,3 +62,24 @@ def test_band_in_no_collection_lists_each(catalog):
     assert "'swir99' are in none of the 2 collections" in msg
     assert "'slovenia-ndvi' (68 items; assets ndvi, clm)" in msg and "'slovenia-l1c'" in msg
     assert "in bands=[...]" in msg
+
+
+def test_reversed_datetime_range_is_an_error_before_any_request(catalog, monkeypatch):
+    # before: EmptySearchError "no item found ... Widen the bbox or the datetime range"
+    from eoai.io import _http
+
+    def no_request(*args, **kwargs):
+        raise AssertionError("a request was made")
+
+    monkeypatch.setattr(_http, "get_json", no_request)
+    for source in (catalog, "https://example.invalid/stac"):
+        with pytest.raises(InputError) as err:
+            eoai.search(source, datetime="2021-12-31/2021-01-01")
+        msg = str(err.value)
+        assert "datetime '2021-12-31/2021-01-01' is reversed" in msg
+        assert "give the earlier date first, e.g. datetime='2021-01-01/2021-12-31'" in msg
+    with pytest.raises(InputError, match=r"is reversed.*datetime=\('2015-07-01', '2015-09-30'\)"):
+        eoai.load(catalog, ["ndvi"], datetime=("2015-09-30", "2015-07-01"))
+    # one day and open ranges are fine
+    assert len(eoai.search(catalog, datetime="2015-07-11/2015-07-11")) == 2
+    assert len(eoai.search(catalog, datetime="../2015-07-11")) == 2
