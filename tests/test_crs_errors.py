@@ -52,3 +52,17 @@ def test_labels_and_extract_unknown_crs(tmp_path):
     with pytest.warns(eoai.errors.FewSamplesWarning):
         df = extract(cube, path, crs="EPSG:32631", min_samples=1)
     assert len(df) == 1
+
+
+def test_load_geographic_crs_needs_a_resolution():
+    # before: a cube of 1 x 1 pixel (the items' 10 m read as 10 degrees), no error
+    kw = dict(collections="slovenia-ndvi", datetime="2015-07")
+    with pytest.raises(eoai.errors.InputError) as err:
+        eoai.load(eoai.datasets.sample_catalog(), ["ndvi"], crs="EPSG:4326", **kw)
+    msg = str(err.value)
+    assert "crs='EPSG:4326' is in degrees but the items' pixels are in metre (9.99 metre)" in msg
+    assert "pass resolution= in degrees, e.g. resolution=9e-05" in msg
+    cube = eoai.load(
+        eoai.datasets.sample_catalog(), ["ndvi"], crs="EPSG:4326", resolution=9e-05, **kw
+    )
+    assert cube.sizes["latitude"] > 50 and cube.sizes["longitude"] > 50

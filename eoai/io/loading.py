@@ -227,6 +227,36 @@ def _default_crs(crss: Counter, items: Sequence[Any], area: tuple[Any, Any]) -> 
     )
 
 
+def _check_units(crs: Any, crss: Counter, parsed: list) -> None:
+    """An InputError when ``crs`` is in other units than the items' pixels and no resolution."""
+
+    def unit(c: Any) -> str:
+        name = str(c.units[0])
+        return "degrees" if name.startswith("degree") else name
+
+    theirs = {unit(c) for c in crss}
+    if not theirs or theirs == {unit(crs)}:
+        return
+    sizes = [
+        min(abs(r) for r in g.resolution.xy)
+        for ps, keys in parsed
+        for p in ps
+        for g in p.geoboxes(keys or None)[:1]
+    ]
+    native = min(sizes) if sizes else None
+    src = sorted(theirs)[0]
+    hint = ""
+    if native is not None and unit(crs) == "degrees" and src == "metre":
+        hint = f", e.g. resolution={float(f'{native / 111_320:.1g}')} (about {native:.3g} m)"
+    elif native is not None and src == "degrees":
+        hint = f", e.g. resolution={max(10, round(native * 111_320, -1)):g} (metres)"
+    size = f" ({native:.3g} {src})" if native is not None else ""
+    raise InputError(
+        f"load: crs={str(crs)!r} is in {unit(crs)} but the items' pixels are in {src}{size}, so "
+        f"their size cannot be the default: pass resolution= in {unit(crs)}{hint}"
+    )
+
+
 def _output_geobox(
     groups: list[tuple[list[Any], list[str]]], odc_kw: dict, area: tuple[Any, Any]
 ) -> Any:
@@ -253,6 +283,8 @@ def _output_geobox(
         return None
     if kw["crs"] is None and len(crss) > 1:
         kw["crs"] = _default_crs(crss, [it for g, _ in groups for it in g], area)
+    if kw["crs"] is not None and kw["resolution"] is None:
+        _check_units(kw["crs"], crss, parsed)
     try:
         if len(parsed) == 1:
             return odc.stac.output_geobox(parsed[0][0], bands=parsed[0][1], **kw)
@@ -460,7 +492,8 @@ def load(
     collections, bbox, geometry, datetime
         Search filters; ``bbox`` (degrees) / ``geometry`` (GeoJSON, EPSG:4326) also crop the cube.
     resolution : float, optional
-        Pixel size in units of ``crs`` (default: the finest native resolution).
+        Pixel size in units of ``crs`` (default: the finest native resolution; needed when
+        ``crs`` is in other units than the items', e.g. degrees for ``crs="EPSG:4326"``).
     crs : str or int, optional
         Output CRS (default the items' CRS, e.g. UTM). Items in several UTM zones (a mosaic
         across a zone boundary): default the UTM zone of the centre of ``bbox`` / ``geometry``
