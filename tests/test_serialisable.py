@@ -33,8 +33,6 @@ from eoai.timeseries.phenology import phenology
 
 pytestmark = pytest.mark.filterwarnings("ignore::eoai.errors.EoaiWarning")
 
-_WARNINGS_BRANCH = pytest.mark.xfail(strict=False, reason="fixed on branch warnings")
-
 
 @pytest.fixture(scope="module")
 def synthetic():
@@ -103,6 +101,16 @@ def _superres(synthetic):
 
 CASES: dict[str, Callable] = {
     "load": lambda s, m: _loaded(),
+    "load_resolution_pair": lambda s, m: eoai.load(
+        eoai.datasets.sample_catalog(),
+        ["ndvi"],
+        collections="slovenia-ndvi",
+        datetime="2015-07",
+        resolution=(20, 10),
+    ),  # fmt: skip
+    "load_two_collections": lambda s, m: eoai.load(
+        eoai.datasets.sample_catalog(), ["ndvi", "B04"], datetime="2015-07/2015-08"
+    ),
     "synthetic_cube": lambda s, m: s[0],
     "synthetic_truth": lambda s, m: s[1],
     "crossing_dates": lambda s, m: crossing_dates(s[1], 0.2),
@@ -134,8 +142,6 @@ CASES: dict[str, Callable] = {
     "sieve": lambda s, m: sieve(_classified(m)["class"], 3),
     "superres": lambda s, m: _superres(s),
 }
-#: the outputs whose attrs the warnings branch (gapfill, phenology, change) makes serialisable
-FIXED_ON_WARNINGS_BRANCH: set[str] = set()
 
 
 def _equal_attr(a, b) -> bool:
@@ -161,13 +167,7 @@ def _assert_roundtrip(expected: xr.Dataset, got: xr.Dataset, how: str) -> None:
         _assert_attrs(var.attrs, got[name].attrs, f"{how}: {name!r}")
 
 
-@pytest.mark.parametrize(
-    "case",
-    [
-        pytest.param(c, marks=_WARNINGS_BRANCH) if c in FIXED_ON_WARNINGS_BRANCH else c
-        for c in CASES
-    ],
-)
+@pytest.mark.parametrize("case", list(CASES))
 def test_netcdf_and_zarr_roundtrip(case, synthetic, model, tmp_path):
     out = CASES[case](synthetic, model)
     assert isinstance(out, xr.Dataset | xr.DataArray)

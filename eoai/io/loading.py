@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from .._attrs import netcdf_attrs
 from .._crs import check_crs
 from ..errors import (
     CRSError,
@@ -131,8 +132,14 @@ def _check_args(bands, resolution, groupby, min_valid_fraction, chunks, keep_mas
         raise InputError(f"bands must be a list of names, got {bands!r}")
     if resolution is not None:
         res = resolution if isinstance(resolution, Sequence) else [resolution]
-        if not all(isinstance(r, int | float) and r > 0 for r in res):
-            raise InputError(f"resolution must be a positive number (CRS units), got {resolution}")
+        if not (
+            len(res) in (1, 2)
+            and all(isinstance(r, int | float) and not isinstance(r, bool) and r > 0 for r in res)
+        ):
+            raise InputError(
+                "resolution must be a positive number or an (x, y) pair of them (CRS units), "
+                f"got {resolution!r}"
+            )
     if groupby not in _GROUPBY and not callable(groupby) and groupby is not None:
         raise InputError(f"groupby must be one of {_GROUPBY}, None or a callable, got {groupby!r}")
     if min_valid_fraction is not None and not 0 <= float(min_valid_fraction) <= 1:
@@ -141,6 +148,16 @@ def _check_args(bands, resolution, groupby, min_valid_fraction, chunks, keep_mas
         raise InputError(f"chunks must be a dict such as {{'x': 2048, 'y': 2048}}, got {chunks!r}")
     if not isinstance(keep_mask, bool):
         raise InputError(f"keep_mask must be True or False, got {keep_mask!r}")
+
+
+def _odc_resolution(resolution: Any) -> Any:
+    """A number, or an ``(x, y)`` pair of positive pixel sizes as odc-geo's Resolution."""
+    if resolution is None or not isinstance(resolution, Sequence):
+        return resolution
+    from odc.geo import resxy_
+
+    x, y = (float(r) for r in (resolution if len(resolution) == 2 else [resolution[0]] * 2))
+    return resxy_(x, -y)
 
 
 def default_chunks(
@@ -464,7 +481,7 @@ def load(
     bbox: Sequence[float] | None = None,
     geometry: Any = None,
     datetime: Any = None,
-    resolution: float | None = None,
+    resolution: float | Sequence[float] | None = None,
     crs: Any = None,
     chunks: dict | None = None,
     groupby: str | None = "solar_day",
@@ -491,9 +508,10 @@ def load(
         and its bands (pass ``collections=`` or ``bands=``).
     collections, bbox, geometry, datetime
         Search filters; ``bbox`` (degrees) / ``geometry`` (GeoJSON, EPSG:4326) also crop the cube.
-    resolution : float, optional
-        Pixel size in units of ``crs`` (default: the finest native resolution; needed when
-        ``crs`` is in other units than the items', e.g. degrees for ``crs="EPSG:4326"``).
+    resolution : float or (float, float), optional
+        Pixel size (or ``(x, y)`` sizes) in units of ``crs`` (default: the finest native
+        resolution; needed when ``crs`` is in other units than the items', e.g. degrees for
+        ``crs="EPSG:4326"``).
     crs : str or int, optional
         Output CRS (default the items' CRS, e.g. UTM). Items in several UTM zones (a mosaic
         across a zone boundary): default the UTM zone of the centre of ``bbox`` / ``geometry``
@@ -630,7 +648,7 @@ def load(
     if geometry is not None:
         geopolygon = Geometry(_catalog._as_shape(geometry), crs="EPSG:4326")
     odc_kw: dict[str, Any] = dict(
-        resolution=resolution,
+        resolution=_odc_resolution(resolution),
         bbox=None if geopolygon is not None else (tuple(bbox) if bbox is not None else None),
         geopolygon=geopolygon,
     )
@@ -714,7 +732,7 @@ def load(
         attrs["eoai:min_valid_fraction"] = float(min_valid_fraction)
     if spec is not None and not keep_mask and user_mask_var is None:
         ds = ds.drop_vars(mask_var)
-    ds.attrs = attrs
+    ds.attrs = netcdf_attrs(attrs)  # storable in netCDF and Zarr (resolution=(10, 10)...)
     return ds
 
 

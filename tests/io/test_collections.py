@@ -83,3 +83,12 @@ def test_reversed_datetime_range_is_an_error_before_any_request(catalog, monkeyp
     # one day and open ranges are fine
     assert len(eoai.search(catalog, datetime="2015-07-11/2015-07-11")) == 2
     assert len(eoai.search(catalog, datetime="../2015-07-11")) == 2
+
+
+def test_resolution_pair(catalog):
+    # before: ValueError: Unsupported input type: res_(x: <class 'tuple'>) from odc-geo
+    cube = eoai.load(catalog, ["ndvi"], collections="slovenia-ndvi", datetime="2015-07",
+                     resolution=(20, 10))  # fmt: skip
+    assert cube.odc.geobox.resolution.xy == (20, -10) and cube.attrs["eoai:resolution"] == [20, 10]
+    with pytest.raises(InputError, match=r"an \(x, y\) pair of them .* got \(1, 2, 3\)"):
+        eoai.load(catalog, ["ndvi"], collections="slovenia-ndvi", resolution=(1, 2, 3))
