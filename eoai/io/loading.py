@@ -410,7 +410,7 @@ def _plan_bands(
     plans = {
         c: (by_coll[c], {b: k for b, k in f.items()})
         for c, f in found.items()
-        if not data or set(f) & data  # collections with only the mask band are left out
+        if f and (not data or set(f) & data)  # collections with only the mask are left out
     }
     band_map: dict[str, str] = {}
     for band in asked:
@@ -701,6 +701,9 @@ def load(
             part = apply_mask(part, spec, keep_mask=True)
         parts.append(part)
     ds = parts[0] if len(parts) == 1 else _combine(parts)
+    if len(parts) > 1:  # the variables in the order asked, the mask band last
+        order = [n for n in dict.fromkeys([*band_map, mask_var]) if n in ds.data_vars]
+        ds = ds[order + [n for n in ds.data_vars if n not in order]]
     attrs = {
         "eoai:method": "load",
         "eoai:bands": ",".join(f"{n}={k}" for n, k in band_map.items()),

@@ -53,6 +53,11 @@ def test_bands_from_two_collections_load_per_collection(catalog):
 def test_band_of_one_collection_leaves_the_other_out(catalog):
     cube = eoai.load(catalog, bands=["ndvi"])
     assert cube.attrs["eoai:n_items"] == 68 and list(cube.data_vars) == ["ndvi"]
+    # the mask band alone does not bring a collection in; asked alone, it comes from both
+    assert eoai.load(catalog, bands=["ndvi", "clm"]).attrs["eoai:n_items"] == 68
+    assert eoai.load(catalog, bands=["clm"], mask=None).attrs["eoai:n_items"] == 73
+    kept = eoai.load(catalog, bands=["ndvi", "red"], keep_mask=True)
+    assert list(kept.data_vars) == ["ndvi", "red", "clm"] and kept.attrs["eoai:n_items"] == 73
 
 
 def test_band_in_no_collection_lists_each(catalog):
