@@ -40,6 +40,7 @@ Examples
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
@@ -48,6 +49,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from ._attrs import to_json
 from .errors import InputError, UnknownBandError
 
 __all__ = ["index", "list_indices", "COMMON_INDICES"]
@@ -280,8 +282,9 @@ def index(
     xarray.DataArray or xarray.Dataset
         The index named ``name.lower()`` with the cube's coordinates (CRS included), float (the
         bands' float dtype), NaN where a denominator is zero; ``attrs``: ``long_name``,
-        ``eoai:method`` (``"index"``), ``eoai:index``, ``eoai:formula``, ``eoai:parameters``,
-        ``reference``. A list of names gives a Dataset of indices.
+        ``eoai:method`` (``"index"``), ``eoai:index``, ``eoai:formula``, ``eoai:bands`` (JSON:
+        formula symbol -> variable) and ``eoai:parameters`` (JSON: the constants used; read them
+        with :func:`json.loads`), ``reference``; all storable in netCDF and Zarr. A list of names gives a Dataset of indices.
 
     Raises
     ------
@@ -309,7 +312,7 @@ def index(
             raise InputError("name must be an index name or a non-empty list of names")
         out = xr.Dataset({n.lower(): _index(data, n, bands, params, strict=False) for n in names})
         unused = set(params) - {
-            k for v in out.data_vars.values() for k in v.attrs["eoai:parameters"]
+            k for v in out.data_vars.values() for k in json.loads(v.attrs["eoai:parameters"])
         }
         if unused:
             raise InputError(f"none of the indices {names} uses parameter(s) {sorted(unused)}")
@@ -369,8 +372,8 @@ def _index(
         "eoai:method": "index",
         "eoai:index": key,
         "eoai:formula": spec.formula,
-        "eoai:bands": {k: v for k, (kind, v) in plan.items() if kind == "band"},
-        "eoai:parameters": used,
+        "eoai:bands": to_json({k: v for k, (kind, v) in plan.items() if kind == "band"}),
+        "eoai:parameters": to_json(used),
         "reference": spec.reference,
     }
     return result

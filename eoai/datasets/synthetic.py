@@ -32,6 +32,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .._attrs import to_json
+from .._crs import check_crs
 from ..errors import InputError, UnknownBandError
 
 __all__ = [
@@ -611,7 +613,8 @@ def synthetic_cube(
     -------
     cube : xarray.Dataset
         ``(time, y, x)`` float32 reflectances (band common names, NaN = masked) and ``scl`` uint8, CRS
-        as a ``spatial_ref`` coordinate (odc-geo: ``cube.odc.crs``); ``attrs["eoai:method"]``.
+        as a ``spatial_ref`` coordinate (odc-geo: ``cube.odc.crs``); ``attrs["eoai:method"]`` and
+        ``attrs["eoai:parameters"]`` (JSON).
     truth : xarray.Dataset
         ``class`` (y, x) with ``class_names``/``class_colours`` attrs; ``ndvi`` (time, y, x), the
         noise-free NDVI (with breaks); ``clear`` (time, y, x); per ``(year, season, y, x)``:
@@ -636,6 +639,7 @@ def synthetic_cube(
     ['cropland', 'double_crop', 'forest']
     """
     bands = tuple(DEFAULT_BANDS if bands is None else bands)
+    crs = check_crs(crs, "synthetic_cube: crs", projected=True)
     factor = 2 if highres is True else int(highres or 0)
     if factor == 1 or factor < 0:
         raise InputError(f"highres must be False, True or an int factor >= 2, got {highres!r}")
@@ -864,7 +868,7 @@ def synthetic_cube(
         tvars,
         coords={"time": times.values, "year": years, "season": np.arange(n_slot), **coords},
         attrs={"class_names": names, "class_colours": colours, "t0": str(t0.date()),
-               "eoai:method": "synthetic_cube", "eoai:parameters": repr(params)},
+               "eoai:method": "synthetic_cube", "eoai:parameters": to_json(params)},
     )  # fmt: skip
 
     var_attrs = {"units": "1", "nodata": float("nan")}
@@ -879,7 +883,7 @@ def synthetic_cube(
     cube = xr.Dataset(
         data_vars,
         coords={"time": times.values, **coords},
-        attrs={"eoai:method": "synthetic_cube", "eoai:parameters": repr(params)},
+        attrs={"eoai:method": "synthetic_cube", "eoai:parameters": to_json(params)},
     )
     if chunks is not None:
         cube = cube.chunk(chunks)

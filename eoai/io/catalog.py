@@ -102,6 +102,22 @@ def _parse_instant(text: str, end: bool) -> _dt.datetime | None:
     return ts.to_pydatetime()
 
 
+def _ordered(value: Any, start: _dt.datetime | None, end: _dt.datetime | None) -> tuple:
+    """``(start, end)``, or an InputError when the range is reversed (it would match nothing)."""
+    if start is not None and end is not None and start > end:
+        if isinstance(value, str):
+            a, b = value.split("/")
+            swapped = repr(f"{b.strip()}/{a.strip()}")
+        else:
+            swapped = f"({value[1]!r}, {value[0]!r})"
+        raise InputError(
+            f"datetime {value!r} is reversed: its start {start.isoformat()} is after its end "
+            f"{end.isoformat()}, so no item can match; give the earlier date first, e.g. "
+            f"datetime={swapped}"
+        )
+    return start, end
+
+
 def parse_datetime(value: Any) -> tuple[_dt.datetime | None, _dt.datetime | None] | None:
     """Turn a STAC datetime (``"2023-08"``, ``"2023-08-10/2023-08-15"``, a pair...) into a range.
 
@@ -113,6 +129,12 @@ def parse_datetime(value: Any) -> tuple[_dt.datetime | None, _dt.datetime | None
     Returns
     -------
     (start, end) with tz-aware datetimes (``None`` = open), or None when ``value`` is None.
+
+    Raises
+    ------
+    eoai.errors.InputError
+        A value that is not a date, or a reversed range (start after end), which would match
+        nothing: the message says to swap it.
 
     Examples
     --------
@@ -129,14 +151,15 @@ def parse_datetime(value: Any) -> tuple[_dt.datetime | None, _dt.datetime | None
         if len(parts) == 1:
             return _parse_instant(parts[0], False), _parse_instant(parts[0], True)
         if len(parts) == 2:
-            return _parse_instant(parts[0], False), _parse_instant(parts[1], True)
+            return _ordered(value, _parse_instant(parts[0], False), _parse_instant(parts[1], True))
         raise InputError(f"datetime {value!r} must be one date or 'start/end'")
     if isinstance(value, Sequence) and len(value) == 2:
         a, b = (
             None if v is None else (v.isoformat() if hasattr(v, "isoformat") else str(v))
             for v in value
         )
-        return (
+        return _ordered(
+            value,
             None if a is None else _parse_instant(a, False),
             None if b is None else _parse_instant(b, True),
         )
@@ -397,7 +420,8 @@ def search(
     eoai.errors.CatalogError
         The source is not a STAC catalog, or the API rejected the search.
     eoai.errors.InputError
-        Bad bbox, datetime, geometry or preset.
+        Bad bbox, datetime (a reversed range such as ``"2021-12-31/2021-01-01"`` too: checked
+        before any request), geometry or preset.
 
     Examples
     --------

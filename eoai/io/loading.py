@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sys
 import warnings
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,10 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from .._attrs import netcdf_attrs
+from .._crs import check_crs
 from ..errors import (
+    CRSError,
     DataSkippedWarning,
     EmptySearchError,
     InputError,
@@ -128,8 +132,14 @@ def _check_args(bands, resolution, groupby, min_valid_fraction, chunks, keep_mas
         raise InputError(f"bands must be a list of names, got {bands!r}")
     if resolution is not None:
         res = resolution if isinstance(resolution, Sequence) else [resolution]
-        if not all(isinstance(r, int | float) and r > 0 for r in res):
-            raise InputError(f"resolution must be a positive number (CRS units), got {resolution}")
+        if not (
+            len(res) in (1, 2)
+            and all(isinstance(r, int | float) and not isinstance(r, bool) and r > 0 for r in res)
+        ):
+            raise InputError(
+                "resolution must be a positive number or an (x, y) pair of them (CRS units), "
+                f"got {resolution!r}"
+            )
     if groupby not in _GROUPBY and not callable(groupby) and groupby is not None:
         raise InputError(f"groupby must be one of {_GROUPBY}, None or a callable, got {groupby!r}")
     if min_valid_fraction is not None and not 0 <= float(min_valid_fraction) <= 1:
@@ -138,6 +148,16 @@ def _check_args(bands, resolution, groupby, min_valid_fraction, chunks, keep_mas
         raise InputError(f"chunks must be a dict such as {{'x': 2048, 'y': 2048}}, got {chunks!r}")
     if not isinstance(keep_mask, bool):
         raise InputError(f"keep_mask must be True or False, got {keep_mask!r}")
+
+
+def _odc_resolution(resolution: Any) -> Any:
+    """A number, or an ``(x, y)`` pair of positive pixel sizes as odc-geo's Resolution."""
+    if resolution is None or not isinstance(resolution, Sequence):
+        return resolution
+    from odc.geo import resxy_
+
+    x, y = (float(r) for r in (resolution if len(resolution) == 2 else [resolution[0]] * 2))
+    return resxy_(x, -y)
 
 
 def default_chunks(
@@ -181,22 +201,237 @@ def default_chunks(
     return {"time": dates, "y": side, "x": side}
 
 
-def _output_geobox(items: list[Any], bands: list[str], odc_kw: dict) -> Any:
-    """The pixel grid ``odc.stac.load(items, bands, **odc_kw)`` loads onto (None if unknown)."""
+_UTM_EPSG = (range(32601, 32661), range(32701, 32761))
+
+
+def _area_centre(items: Sequence[Any], area: tuple[Any, Any]) -> tuple[float, float]:
+    """(lon, lat) of the centre of the bbox / geometry, else of the items' footprints."""
+    bbox, geometry = area
+    if bbox is not None:
+        w, s, e, n = (float(v) for v in bbox)
+        return (w + e) / 2, (s + n) / 2
+    if geometry is not None:
+        c = _catalog._as_shape(geometry).centroid
+        return float(c.x), float(c.y)
+    boxes = np.array([it.bbox for it in items if it.bbox])
+    if not len(boxes):
+        return float("nan"), float("nan")
+    return (
+        (boxes[:, 0].min() + boxes[:, 2].max()) / 2,
+        (boxes[:, 1].min() + boxes[:, 3].max()) / 2,
+    )
+
+
+def _default_crs(crss: Counter, items: Sequence[Any], area: tuple[Any, Any]) -> Any:
+    """The output CRS when the items are in several CRSs and no ``crs=`` was given.
+
+    All UTM zones (WGS 84, EPSG:326xx / 327xx): the UTM zone of the centre of the area (the
+    bbox or geometry, else the items' footprints), whatever the order or number of the items.
+    Anything else: a CRSError asking for ``crs=``.
+    """
+    from odc.geo.geom import CRS
+
+    listed = ", ".join(f"{c} ({n} item{'s' * (n > 1)})" for c, n in crss.most_common())
+    if all(c.epsg is not None and any(c.epsg in r for r in _UTM_EPSG) for c in crss):
+        lon, lat = _area_centre(items, area)
+        if np.isfinite(lon) and np.isfinite(lat):
+            zone = int((lon + 180) // 6) % 60 + 1
+            return CRS(f"EPSG:{(32600 if lat >= 0 else 32700) + zone}")
+    first = crss.most_common(1)[0][0]
+    raise CRSError(
+        f"the items are in {len(crss)} different CRSs ({listed}) and no crs= was given; pass "
+        f"crs= (e.g. crs='{first}') or geobox= to choose the grid to load onto"
+    )
+
+
+def _check_units(crs: Any, crss: Counter, parsed: list) -> None:
+    """An InputError when ``crs`` is in other units than the items' pixels and no resolution."""
+
+    def unit(c: Any) -> str:
+        name = str(c.units[0])
+        return "degrees" if name.startswith("degree") else name
+
+    theirs = {unit(c) for c in crss}
+    if not theirs or theirs == {unit(crs)}:
+        return
+    sizes = [
+        min(abs(r) for r in g.resolution.xy)
+        for ps, keys in parsed
+        for p in ps
+        for g in p.geoboxes(keys or None)[:1]
+    ]
+    native = min(sizes) if sizes else None
+    src = sorted(theirs)[0]
+    hint = ""
+    if native is not None and unit(crs) == "degrees" and src == "metre":
+        hint = f", e.g. resolution={float(f'{native / 111_320:.1g}')} (about {native:.3g} m)"
+    elif native is not None and src == "degrees":
+        hint = f", e.g. resolution={max(10, round(native * 111_320, -1)):g} (metres)"
+    size = f" ({native:.3g} {src})" if native is not None else ""
+    raise InputError(
+        f"load: crs={str(crs)!r} is in {unit(crs)} but the items' pixels are in {src}{size}, so "
+        f"their size cannot be the default: pass resolution= in {unit(crs)}{hint}"
+    )
+
+
+def _output_geobox(
+    groups: list[tuple[list[Any], list[str]]], odc_kw: dict, area: tuple[Any, Any]
+) -> Any:
+    """One pixel grid for every ``(items, asset keys)`` group (None if the metadata has none).
+
+    One group in one CRS: the grid ``odc.stac.load`` would choose. Items in several CRSs
+    without ``crs=``: the CRS of :func:`_default_crs`. Several groups: that CRS, the finest
+    native resolution of the groups (unless ``resolution=``) and the extent of all the items.
+    """
     import odc.stac
 
+    kw = dict(
+        crs=odc_kw.get("crs"),
+        resolution=odc_kw.get("resolution"),
+        geopolygon=odc_kw.get("geopolygon"),
+        bbox=odc_kw.get("bbox"),
+    )
     try:
-        parsed = list(odc.stac.parse_items(items))
-        return odc.stac.output_geobox(
-            parsed,
-            bands=bands,
-            crs=odc_kw.get("crs"),
-            resolution=odc_kw.get("resolution"),
-            geopolygon=odc_kw.get("geopolygon"),
-            bbox=odc_kw.get("bbox"),
+        parsed = [(list(odc.stac.parse_items(group)), keys) for group, keys in groups]
+        crss = Counter(
+            c for ps, keys in parsed for p in ps if (c := p.crs(keys or None)) is not None
         )
-    except Exception:  # odc.stac.load then raises its own, explicit error
+    except Exception:  # noqa: BLE001 - odc.stac.load then raises its own, explicit error
         return None
+    if kw["crs"] is None and len(crss) > 1:
+        kw["crs"] = _default_crs(crss, [it for g, _ in groups for it in g], area)
+    if kw["crs"] is not None and kw["resolution"] is None:
+        _check_units(kw["crs"], crss, parsed)
+    try:
+        if len(parsed) == 1:
+            return odc.stac.output_geobox(parsed[0][0], bands=parsed[0][1], **kw)
+        grids = [odc.stac.output_geobox(ps, bands=keys, **kw) for ps, keys in parsed]
+        if any(g is None for g in grids):
+            return None
+        return _union_grid(grids)
+    except Exception:  # noqa: BLE001 - odc.stac.load then raises its own, explicit error
+        return None
+
+
+def _union_grid(grids: list[Any]) -> Any:
+    """The pixels of the finest of ``grids`` (same pixel edges) extended over all of them."""
+    import math
+
+    from affine import Affine
+    from odc.geo.geobox import GeoBox
+
+    if all(g == grids[0] for g in grids):
+        return grids[0]
+    finest = min(grids, key=lambda g: min(abs(r) for r in g.resolution.xy))
+    inv = ~finest.affine
+    cols, rows = [], []
+    for g in grids:
+        b = g.extent.to_crs(finest.crs).boundingbox
+        for x, y in ((b.left, b.top), (b.right, b.bottom), (b.left, b.bottom), (b.right, b.top)):
+            c, r = inv * (x, y)
+            cols.append(c)
+            rows.append(r)
+    c0, r0 = math.floor(min(cols) + 1e-6), math.floor(min(rows) + 1e-6)
+    c1, r1 = math.ceil(max(cols) - 1e-6), math.ceil(max(rows) - 1e-6)
+    return GeoBox((r1 - r0, c1 - c0), finest.affine * Affine.translation(c0, r0), finest.crs)
+
+
+def _collections_table(by_coll: dict[str, list[Any]]) -> str:
+    """``'a' (68 items; assets ndvi, clm); 'b' (5 items; ...)`` for messages (masks last)."""
+    rows = []
+    for coll, coll_items in by_coll.items():
+        keys = set(available_bands(coll_items).values())
+        names = sorted(keys, key=lambda k: (k.lower() in MASK_BANDS, k.lower()))
+        rows.append(f"{coll!r} ({len(coll_items)} items; assets {', '.join(names) or 'none'})")
+    return "; ".join(rows)
+
+
+def _plan_bands(
+    items: list[Any], bands: Any, mask_key: str | None
+) -> tuple[dict[str, tuple[list[Any], dict[str, str]]], dict[str, str]]:
+    """Per collection: its items and ``{variable: asset key}``; and ``{variable: key}`` overall.
+
+    ``bands=None`` loads every data asset, which is well defined only when every collection has
+    the same ones. Asked bands are looked up in each collection: a collection loads the asked
+    bands it has (collections with none of them are left out); a band in no collection is an
+    UnknownBandError that lists each collection's bands.
+    """
+    by_coll: dict[str, list[Any]] = {}
+    for it in items:
+        by_coll.setdefault(str(it.collection_id or "(no collection)"), []).append(it)
+    many = len(by_coll) > 1
+    fix = (
+        f"pass collections= one of {sorted(by_coll)} to load one of them, or bands=[...] with "
+        "bands of these collections (each collection then loads the asked bands it has; dates "
+        "of the others are NaN)"
+    )
+    if bands is None:
+        keys = {}
+        for coll, coll_items in by_coll.items():
+            names = available_bands(coll_items)
+            keys[coll] = {
+                k for k in names.values() if k != mask_key and k.lower() not in MASK_BANDS
+            }
+        if many and len({frozenset(v) for v in keys.values()}) > 1:
+            raise InputError(
+                f"these items come from {len(by_coll)} collections with different bands: "
+                f"{_collections_table(by_coll)}; bands=None (every band) is ambiguous: {fix}"
+            )
+        plans = {c: (by_coll[c], {k: k for k in sorted(v)}) for c, v in keys.items()}
+        band_map = dict(next(iter(plans.values()))[1])
+        if not band_map and mask_key is None:
+            raise UnknownBandError(
+                f"no band to load in these items ({_collections_table(by_coll)}); pass bands=[...]"
+            )
+        return plans, band_map
+    asked = [bands] if isinstance(bands, str) else list(bands)
+    if not asked:
+        raise UnknownBandError("bands is empty; pass bands=[...] or bands=None for every band")
+    if not many:
+        band_map = resolve_bands(items, asked)
+        return {next(iter(by_coll)): (items, band_map)}, band_map
+    found: dict[str, dict[str, str]] = {}
+    for coll, coll_items in by_coll.items():
+        for band in asked:
+            if not isinstance(band, str):
+                raise UnknownBandError(f"band names must be strings, got {band!r}")
+            try:
+                found.setdefault(coll, {})[band] = resolve_bands(coll_items, [band])[band]
+            except UnknownBandError:
+                continue
+    missing = [b for b in asked if not any(b in f for f in found.values())]
+    if missing:
+        raise UnknownBandError(
+            f"band(s) {', '.join(map(repr, missing))} are in none of the {len(by_coll)} "
+            f"collections of these items: {_collections_table(by_coll)}. Pass bands of these "
+            "collections (asset keys, common names or band ids) in bands=[...]."
+        )
+    data = {b for b in asked if b != mask_key and b.lower() not in MASK_BANDS}
+    plans = {
+        c: (by_coll[c], {b: k for b, k in f.items()})
+        for c, f in found.items()
+        if f and (not data or set(f) & data)  # collections with only the mask are left out
+    }
+    band_map: dict[str, str] = {}
+    for band in asked:
+        keys = sorted({f[band] for _, f in plans.values() if band in f})
+        band_map[band] = "|".join(keys)
+    return plans, band_map
+
+
+def _mask_key_of(items: list[Any], spec: MaskSpec, coll: str, n_collections: int) -> str:
+    """The asset key of the mask band ``spec`` in ``items`` (one collection)."""
+    names = available_bands(items)
+    lower = {k.lower(): v for k, v in names.items()}
+    key = names.get(spec.band_name) or lower.get(spec.band_name.lower())
+    if key is None:
+        where = f"collection {coll!r}" if n_collections > 1 else "these items"
+        raise UnknownBandError(
+            f"mask band {spec.band_name!r} ({spec.kind}) is not in {where} (its bands: "
+            f"{', '.join(sorted(set(names.values()), key=str.lower))}); pass mask=None to load "
+            "without a mask" + (", or collections= to load the others" if n_collections > 1 else "")
+        )
+    return key
 
 
 def _scale_block(dn: np.ndarray, scale: float, offset: float, nodata: Any) -> np.ndarray:
@@ -246,7 +481,7 @@ def load(
     bbox: Sequence[float] | None = None,
     geometry: Any = None,
     datetime: Any = None,
-    resolution: float | None = None,
+    resolution: float | Sequence[float] | None = None,
     crs: Any = None,
     chunks: dict | None = None,
     groupby: str | None = "solar_day",
@@ -266,13 +501,22 @@ def load(
         ``geometry``, ``datetime`` and ``**search_kw``); items in memory are filtered the same way.
     bands : str or list of str, optional
         Common names (``red``, ``nir``, ``swir16``, ``scl``...), band ids (``B04``) or asset keys;
-        default every data asset. Each variable is named as asked.
+        default every data asset. Each variable is named as asked. Items of several collections:
+        each collection loads the asked bands it has (collections with none of them are left
+        out), all onto one grid, NaN at the dates of the other collections; the default (every
+        band) needs collections with the same bands, else an InputError lists each collection
+        and its bands (pass ``collections=`` or ``bands=``).
     collections, bbox, geometry, datetime
         Search filters; ``bbox`` (degrees) / ``geometry`` (GeoJSON, EPSG:4326) also crop the cube.
-    resolution : float, optional
-        Pixel size in units of ``crs`` (default: the finest native resolution).
+    resolution : float or (float, float), optional
+        Pixel size (or ``(x, y)`` sizes) in units of ``crs`` (default: the finest native
+        resolution; needed when ``crs`` is in other units than the items', e.g. degrees for
+        ``crs="EPSG:4326"``).
     crs : str or int, optional
-        Output CRS (default the items' CRS, e.g. UTM).
+        Output CRS (default the items' CRS, e.g. UTM). Items in several UTM zones (a mosaic
+        across a zone boundary): default the UTM zone of the centre of ``bbox`` / ``geometry``
+        (else of the items' footprints), whatever the order of the items; items in other
+        mixed CRSs need ``crs=`` (a CRSError says so).
     chunks : dict, optional
         Dask chunks; default :func:`default_chunks`: 2048 x 2048 pixels and as many dates per
         chunk as fit in the pixels of one 2048 x 2048 date (one date per chunk on large
@@ -310,7 +554,12 @@ def load(
     Raises
     ------
     eoai.errors.UnknownBandError
-        A band is not in the items (the message lists the available ones).
+        A band is not in the items (the message lists the available ones, per collection).
+    eoai.errors.InputError
+        ``bands=None`` over collections with different bands (the message lists them).
+    eoai.errors.CRSError
+        ``crs`` is not a CRS that PROJ knows, or the items are in several CRSs that are not all
+        UTM zones and no ``crs=`` was given.
     eoai.errors.NoOverlapError
         ``bbox``/``geometry`` intersects none of the items.
     eoai.errors.EmptySearchError, eoai.errors.CatalogUnreachableError
@@ -367,95 +616,94 @@ def load(
         items = kept
     items = _sign_if_needed(items, preset_obj)
 
-    # bands -> asset keys
+    # bands -> asset keys, per collection (collections can name the same band differently,
+    # or hold different bands: each collection loads the asked bands it has)
     spec, mask_key = _find_mask(items, mask)
-    if bands is None:
-        names = available_bands(items)
-        keys = sorted({v for v in names.values()})
-        band_map = {k: k for k in keys if k != mask_key and k.lower() not in MASK_BANDS}
-    else:
-        band_map = resolve_bands(items, [bands] if isinstance(bands, str) else list(bands))
-    if not band_map and mask_key is None:
-        raise UnknownBandError("no band to load; pass bands=[...]")
+    plans, band_map = _plan_bands(items, bands, mask_key)
     mask_var = spec.kind if spec is not None else None
     if mask_var is not None and mask_var in band_map and band_map[mask_var] != mask_key:
         mask_var = f"{mask_var}_mask"
     user_mask_var = next((n for n, k in band_map.items() if k == mask_key), None)
-    to_load = dict(band_map)
-    if mask_key is not None and user_mask_var is None:
-        to_load[mask_var] = mask_key
-    elif user_mask_var is not None:
+    if user_mask_var is not None:
         mask_var = user_mask_var
+    groups = []  # (items, {variable: asset key}, {variable: scaling or None})
+    for coll, (coll_items, names) in plans.items():
+        to_load = dict(names)
+        if spec is not None and mask_var not in to_load:
+            to_load[mask_var] = _mask_key_of(coll_items, spec, coll, len(plans))
+        # per-item scaling; items with different scaling are loaded separately
+        scalings: dict[tuple, list[Any]] = {}
+        for it in coll_items:
+            sig = tuple(
+                (name, band_scaling(it, key, name) if key in it.assets else None)
+                for name, key in to_load.items()
+            )
+            scalings.setdefault(sig, []).append(it)
+        groups += [(group, to_load, dict(sig)) for sig, group in scalings.items()]
+    items = [it for group, _, _ in groups for it in group]
+    all_keys = sorted({k for _, to_load, _ in groups for k in to_load.values()})
+    local = _configure_local_reads(items, all_keys)
 
-    # per-item scaling; items with different scaling are loaded separately
-    scalings: dict[tuple, list[Any]] = {}
-    for it in items:
-        sig = tuple(
-            (name, band_scaling(it, key, name) if key in it.assets else None)
-            for name, key in to_load.items()
-        )
-        scalings.setdefault(sig, []).append(it)
-
-    local = _configure_local_reads(items, list(to_load.values()))
     geopolygon = None
     if geometry is not None:
         geopolygon = Geometry(_catalog._as_shape(geometry), crs="EPSG:4326")
     odc_kw: dict[str, Any] = dict(
-        groupby=groupby,
-        chunks=dict(chunks) if chunks else dict(DEFAULT_CHUNKS),
-        resolution=resolution,
+        resolution=_odc_resolution(resolution),
         bbox=None if geopolygon is not None else (tuple(bbox) if bbox is not None else None),
         geopolygon=geopolygon,
     )
     if crs is not None:
-        odc_kw["crs"] = crs
+        odc_kw["crs"] = check_crs(crs, "load: crs")
     if geobox is not None:
         if hasattr(geobox, "odc"):
             geobox = geobox.odc.geobox
-        odc_kw = dict(groupby=groupby, chunks=odc_kw["chunks"], geobox=geobox)
-    inverse = {}
-    for name, key in to_load.items():
-        inverse.setdefault(key, []).append(name)
-    if not chunks and min_valid_fraction is None and local == "all":
+    else:  # one grid for every group: the one odc-stac would choose for all the items
+        geobox = _output_geobox(
+            [(group, sorted(set(to_load.values()))) for group, to_load, _ in groups],
+            odc_kw,
+            area=(bbox, geometry),
+        )
+    if chunks:
+        chunking = dict(chunks)
+    elif min_valid_fraction is None and local == "all" and geobox is not None:
         # local files: several dates per chunk on small grids (not for remote files, whose
         # latency-bound reads want one task per date; nor with min_valid_fraction, so that
-        # dropped dates are never read)
-        first = next(iter(scalings.values()))
-        if geobox is None:  # the grid odc-stac would choose, from the same arguments
-            geobox = _output_geobox(first, sorted(inverse), odc_kw)
-        if geobox is not None:
-            odc_kw = dict(
-                groupby=groupby,
-                # the number of items bounds the number of dates (solar_day merges some)
-                chunks=default_chunks(geobox.shape, n_dates=len(first), n_bands=len(inverse)),
-                geobox=geobox,
-            )
+        # dropped dates are never read); the number of items bounds the number of dates
+        chunking = default_chunks(geobox.shape, n_dates=len(items), n_bands=len(all_keys))
+    else:
+        chunking = dict(DEFAULT_CHUNKS)
     parts = []
-    geobox = None
-    for sig, group in scalings.items():
-        kw = dict(odc_kw)
+    for group, to_load, scaling in groups:
         if geobox is not None:
-            kw = dict(groupby=groupby, chunks=odc_kw["chunks"], geobox=geobox)
-        raw = odc.stac.load(group, bands=sorted(inverse), **kw)
-        if len(scalings) > 1:  # the next groups load onto the same grid
+            kw = dict(geobox=geobox)
+        else:  # no grid known from the metadata: odc-stac chooses, or raises its own error
+            kw = {k: v for k, v in odc_kw.items() if v is not None}
+        inverse: dict[str, list[str]] = {}
+        for name, key in to_load.items():
+            inverse.setdefault(key, []).append(name)
+        raw = odc.stac.load(group, bands=sorted(inverse), groupby=groupby, chunks=chunking, **kw)
+        if len(groups) > 1 and geobox is None:  # the next groups load onto the same grid
             geobox = raw.odc.geobox
         # one Dataset built from Variables: no per-band alignment of coordinates
         data_vars = {}
-        for name, sc in sig:
-            da = raw[to_load[name]]
+        for name, key in to_load.items():
+            da, sc = raw[key], scaling[name]
             if name == mask_var or sc is None:
                 out = da.variable.copy(deep=False)
                 if name == mask_var and spec is not None:
                     out.attrs.update(spec.to_attrs())
             else:
                 out = _to_float(da, *sc)
-            out.attrs["eoai:asset"] = to_load[name]
+            out.attrs["eoai:asset"] = key
             data_vars[name] = out
-        parts.append(xr.Dataset(data_vars, coords=raw.coords))
+        part = xr.Dataset(data_vars, coords=raw.coords)
+        if spec is not None:  # each group masked by its own mask band
+            part = apply_mask(part, spec, keep_mask=True)
+        parts.append(part)
     ds = parts[0] if len(parts) == 1 else _combine(parts)
-
-    if spec is not None:
-        ds = apply_mask(ds, spec, keep_mask=True)
+    if len(parts) > 1:  # the variables in the order asked, the mask band last
+        order = [n for n in dict.fromkeys([*band_map, mask_var]) if n in ds.data_vars]
+        ds = ds[order + [n for n in ds.data_vars if n not in order]]
     attrs = {
         "eoai:method": "load",
         "eoai:bands": ",".join(f"{n}={k}" for n, k in band_map.items()),
@@ -487,7 +735,7 @@ def load(
         attrs["eoai:min_valid_fraction"] = float(min_valid_fraction)
     if spec is not None and not keep_mask and user_mask_var is None:
         ds = ds.drop_vars(mask_var)
-    ds.attrs = attrs
+    ds.attrs = netcdf_attrs(attrs)  # storable in netCDF and Zarr (resolution=(10, 10)...)
     return ds
 
 

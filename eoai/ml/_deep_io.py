@@ -78,17 +78,11 @@ def load_network(
         weights, description = _fetch(src, timeout)
     else:
         path = Path(src)
-        from .persist import sidecar_path
+        from .persist import read_sidecar
 
-        meta = sidecar_path(path)
         if not path.exists():
             raise InputError(f"network file {path} does not exist")
-        if not meta.exists():
-            raise InputError(
-                f"the metadata file {meta} is missing: eoai networks are saved as two files "
-                "(weights + JSON); save with eoai.ml.deep.save_network"
-            )
-        weights, description = path.read_bytes(), json.loads(meta.read_text())
+        weights, description = path.read_bytes(), read_sidecar(path, required=())
     return _build(weights, description, src, map_location=map_location, device=device, net=net)
 
 
@@ -117,7 +111,12 @@ def _fetch(url: str, timeout: float) -> tuple[bytes, dict[str, Any]]:
     try:
         description = json.loads(meta)
     except ValueError as err:
-        raise InputError(f"{url}.json is not JSON: {err}") from err
+        raise InputError(
+            f"{url}.json is not JSON ({err}): it is corrupt or truncated, or the URL does not "
+            "serve eoai metadata; check the URL (the .pt file and its .pt.json sit side by side)"
+        ) from None
+    if not isinstance(description, dict):
+        raise InputError(f"{url}.json holds a JSON {type(description).__name__}, not an object")
     return get(url), description
 
 
@@ -137,8 +136,18 @@ def _build(
     from .models import build_model
 
     spec = description.get("network")
+    fix = (
+        f"restore {source}.json from where the model came from, or save the network again with "
+        "eoai.ml.deep.save_network"
+    )
     if not isinstance(spec, dict) or "architecture" not in spec:
-        raise ModelError(f"{source}: the JSON does not describe an eoai network (no 'network')")
+        raise ModelError(
+            f"{source}: the JSON does not describe an eoai network (no 'network'); {fix}"
+        )
+    missing = [k for k in ("features", "classes") if k not in description]
+    missing += [f"network.{k}" for k in ("mean", "std") if k not in spec]
+    if missing:
+        raise InputError(f"{source}.json lacks {', '.join(map(repr, missing))}; {fix}")
     arch = spec["architecture"]
     if net is None:
         if arch == "custom" or spec.get("config") is None:
@@ -146,11 +155,26 @@ def _build(
                 f"{source} holds a custom network ({spec.get('module_class')}); pass an instance "
                 "of it as load_network(..., net=MyNet(...)) to receive the weights"
             )
-        net = build_model(arch, **spec["config"])
+        try:
+            net = build_model(arch, **spec["config"])
+        except (TypeError, ValueError) as err:
+            raise ModelError(
+                f"{source}.json describes a {arch!r} network that cannot be built ({err}); {fix}"
+            ) from None
     try:
         state = torch.load(io.BytesIO(weights), map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - torch raises many types for a bad file
-        raise InputError(f"{source} is not a readable torch state_dict: {err}") from err
+        raise InputError(
+            f"{source} is not a readable torch state_dict ({type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else ''}): it is corrupt or truncated, or "
+            "holds objects other than tensors (weights_only=True refuses to unpickle code); "
+            "restore the file, or save the network again with eoai.ml.deep.save_network"
+        ) from None
+    if not isinstance(state, dict):
+        raise InputError(
+            f"{source} holds a {type(state).__name__}, not a state_dict; save the network with "
+            "eoai.ml.deep.save_network"
+        )
     try:
         net.load_state_dict(state)
     except RuntimeError as err:

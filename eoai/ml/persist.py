@@ -47,6 +47,74 @@ def sidecar_path(path: str | Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
+def read_sidecar(path: str | Path, required: tuple[str, ...] = ("loader", "features")) -> dict:
+    """The JSON metadata of a model file, checked: a dict with the ``required`` keys.
+
+    Parameters
+    ----------
+    path
+        The model file (its sidecar is ``<path>.json``).
+    required
+        Keys the metadata must have.
+
+    Returns
+    -------
+    dict
+
+    Raises
+    ------
+    eoai.errors.InputError
+        The sidecar is missing, not JSON (corrupt or truncated), not an object or lacks a key.
+
+    Examples
+    --------
+    >>> read_sidecar("rf.skops")["loader"]  # doctest: +SKIP
+    'eoai.ml.persist:load_sklearn'
+    """
+    path = Path(path)
+    meta = sidecar_path(path)
+    fix = (
+        f"restore {meta.name} from where the model came from, or save the model again with "
+        "eoai.ml.save_model (both files are written together)"
+    )
+    if not meta.exists():
+        raise InputError(
+            f"the metadata file {meta} is missing: eoai models are saved as two files "
+            "(weights + JSON); save again with eoai.ml.save_model"
+        )
+    try:
+        description = json.loads(meta.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise InputError(f"the metadata file {meta} is not text (corrupt: {err}); {fix}") from None
+    except ValueError as err:
+        raise InputError(
+            f"the metadata file {meta} is not valid JSON ({err}): it is corrupt or truncated; {fix}"
+        ) from None
+    except OSError as err:
+        raise InputError(f"cannot read the metadata file {meta}: {err}") from None
+    if not isinstance(description, dict):
+        raise InputError(
+            f"the metadata file {meta} holds a JSON {type(description).__name__}, not the object "
+            f"eoai writes; {fix}"
+        )
+    missing = [k for k in required if k not in description]
+    if missing:
+        raise InputError(
+            f"the metadata file {meta} lacks {', '.join(map(repr, missing))}: it was not written "
+            f"by eoai.ml.save_model or was edited; {fix}"
+        )
+    return description
+
+
+def _corrupt(path: Path, kind: str, err: BaseException) -> InputError:
+    """The error for a model file that cannot be read (truncated, corrupt or of another kind)."""
+    return InputError(
+        f"the model file {path} is not a readable {kind} file ({type(err).__name__}: {err}): it "
+        "is corrupt, truncated or not the file its metadata describes; restore it from where "
+        f"the model came from, or train and save it again (eoai.ml.save_model)"
+    )
+
+
 def _versions() -> dict[str, str]:
     import sklearn
 
@@ -134,6 +202,11 @@ def load_model(path: str | Path, trusted: bool = False) -> Any:
     ------
     eoai.errors.UntrustedFileError
         The file would be unpickled and ``trusted`` is False.
+    eoai.errors.InputError
+        The model file or its ``<path>.json`` is missing, corrupt or truncated (the message names
+        the file and says to restore it or save the model again).
+    eoai.errors.ModelError
+        The metadata names no eoai loader, or the file and its metadata disagree.
 
     Examples
     --------
@@ -143,12 +216,7 @@ def load_model(path: str | Path, trusted: bool = False) -> Any:
     meta = sidecar_path(path)
     if not path.exists():
         raise InputError(f"model file {path} does not exist")
-    if not meta.exists():
-        raise InputError(
-            f"the metadata file {meta} is missing: eoai models are saved as two files "
-            "(weights + JSON); save again with eoai.ml.save_model"
-        )
-    description = json.loads(meta.read_text())
+    description = read_sidecar(path, required=("loader",))
     loader = str(description.get("loader", ""))
     module, _, func = loader.partition(":")
     if not module.startswith("eoai.") or not func:
@@ -168,17 +236,30 @@ def load_sklearn(path: Path, description: dict[str, Any], *, trusted: bool = Fal
     from .forest import SklearnModel
 
     fmt = description.get("format")
+    missing = [k for k in ("features", "classes") if k not in description]
+    if missing:
+        raise InputError(
+            f"the metadata file {sidecar_path(path)} lacks {', '.join(map(repr, missing))}: it "
+            "was not written by eoai.ml.save_model or was edited; restore it, or save the model "
+            "again with eoai.ml.save_model"
+        )
     if fmt == "skops":
         import skops.io as sio
 
-        untrusted = sio.get_untrusted_types(file=path)
+        try:
+            untrusted = sio.get_untrusted_types(file=path)
+        except Exception as err:  # noqa: BLE001 - zipfile / json errors of a damaged file
+            raise _corrupt(path, "skops", err) from None
         unsafe = [t for t in untrusted if not t.startswith(SAFE_PREFIXES)]
         if unsafe and not trusted:
             raise UntrustedFileError(
                 f"{path} holds types that are not scikit-learn or numpy: {unsafe}; "
                 "load it with trusted=True only if you trust where it comes from"
             )
-        estimator = sio.load(path, trusted=untrusted)
+        try:
+            estimator = sio.load(path, trusted=untrusted)
+        except Exception as err:  # noqa: BLE001 - zipfile / json / numpy errors
+            raise _corrupt(path, "skops", err) from None
     elif fmt == "pickle":
         if not trusted:
             raise UntrustedFileError(
@@ -187,9 +268,20 @@ def load_sklearn(path: Path, description: dict[str, Any], *, trusted: bool = Fal
             )
         import joblib
 
-        estimator = joblib.load(path)
+        try:
+            estimator = joblib.load(path)
+        except Exception as err:  # noqa: BLE001 - EOFError, UnpicklingError... of a bad file
+            raise _corrupt(path, "joblib/pickle", err) from None
     else:
-        raise ModelError(f"unknown stored format {fmt!r} in {sidecar_path(path)}")
+        raise ModelError(
+            f"unknown stored format {fmt!r} in {sidecar_path(path)} (eoai writes 'skops' or "
+            "'pickle'); restore the file or save the model again with eoai.ml.save_model"
+        )
+    if not hasattr(estimator, "predict_proba"):
+        raise ModelError(
+            f"{path} holds a {type(estimator).__name__}, not a scikit-learn classifier; restore "
+            "the file or save the model again with eoai.ml.save_model"
+        )
     model = SklearnModel(
         estimator,
         description["features"],

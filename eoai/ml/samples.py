@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .._crs import check_crs
 from ..errors import (
     CRSError,
     DataSkippedWarning,
@@ -53,6 +54,8 @@ def read_labels(labels: Any, *, crs: Any = None) -> Any:
     """
     import geopandas as gpd
 
+    if crs is not None:
+        check_crs(crs, "read_labels: crs")
     if isinstance(labels, gpd.GeoDataFrame):
         return labels
     if isinstance(labels, pd.DataFrame):
@@ -251,7 +254,7 @@ def extract(
     Raises
     ------
     eoai.errors.CRSError
-        The labels or the cube have no CRS.
+        The labels or the cube have no CRS, or ``crs`` is not a CRS that PROJ knows.
     eoai.errors.NoOverlapError
         No label falls on the cube.
     eoai.errors.InputError
@@ -285,6 +288,8 @@ def extract(
             "the cube has no CRS / geotransform; set it with cube.odc.assign_crs('EPSG:....') "
             "(odc-geo) so that labels can be placed on its pixels"
         )
+    if crs is not None:
+        check_crs(crs, "extract: crs")
     gdf = read_labels(labels, crs=crs)
     if gdf.crs is None:
         raise CRSError(

@@ -19,6 +19,7 @@ _FUNCTIONS = {
     "run_report": "eoai.reports.run",
     "Report": "eoai.reports.run",
     "parse_value": "eoai.reports.run",
+    "notebook_parameters": "eoai.reports.run",
     "export_html": "eoai.reports.html",
     "demo": "eoai.reports.demo",
     "flagship_notebook": "eoai.reports.demo",

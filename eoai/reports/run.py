@@ -51,6 +51,114 @@ def parse_value(text: str) -> Any:
         return text
 
 
+def _read_notebook(nb_path: Path) -> Any:
+    """The notebook at ``nb_path`` (nbformat v4), or an InputError naming the file and the fix."""
+    import nbformat
+
+    try:
+        return nbformat.read(nb_path, as_version=4)
+    except UnicodeDecodeError as err:
+        reason = f"it is not UTF-8 text ({err})"
+    except nbformat.reader.NotJSONError as err:
+        reason = f"it is not JSON ({str(err)[:120]})"
+    except OSError as err:
+        raise InputError(f"cannot read the notebook {nb_path}: {err}") from None
+    except Exception as err:  # noqa: BLE001 - jsonschema ValidationError, NBFormatError, KeyError
+        reason = f"it is JSON but not a Jupyter notebook ({type(err).__name__}: {str(err)[:160]})"
+    raise InputError(
+        f"{nb_path} is not a readable Jupyter notebook: {reason}. Give the path of an .ipynb "
+        "file; if it is one, it is corrupt or truncated: restore it, or open it in Jupyter and "
+        "save it again"
+    )
+
+
+def notebook_parameters(notebook: str | Path) -> dict[str, str]:
+    """The parameters of a notebook: ``{name: default}`` of its cell tagged ``parameters``.
+
+    Parameters
+    ----------
+    notebook : str or Path
+        The ``.ipynb`` file.
+
+    Returns
+    -------
+    dict
+        Names and default values (as written in the cell), in order; empty when no cell is
+        tagged ``parameters``.
+
+    Raises
+    ------
+    eoai.errors.InputError
+        The file is missing or not a notebook.
+
+    Examples
+    --------
+    >>> from eoai.reports.demo import flagship_notebook
+    >>> list(notebook_parameters(flagship_notebook()))[:2]
+    ['quick', 'catalog']
+    """
+    nb_path = Path(notebook)
+    if not nb_path.is_file():
+        raise InputError(f"notebook {notebook} does not exist")
+    return _parameters_of(_read_notebook(nb_path), nb_path)
+
+
+def _parameters_of(nb: Any, nb_path: Path) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for cell in nb.cells:
+        if cell.cell_type != "code" or "parameters" not in cell.get("metadata", {}).get("tags", []):
+            continue
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:  # not Python: papermill's own parser for the kernel's language
+            import papermill as pm
+
+            return {k: v["default"] for k, v in pm.inspect_notebook(str(nb_path)).items()}
+        for node in tree.body:
+            targets = (
+                node.targets
+                if isinstance(node, ast.Assign)
+                else [node.target]
+                if isinstance(node, ast.AnnAssign) and node.value is not None
+                else []
+            )
+            for target in targets:
+                for name in ast.walk(target):
+                    if isinstance(name, ast.Name):
+                        out[name.id] = ast.get_source_segment(cell.source, node.value) or ""
+    return out
+
+
+def _check_parameters(nb_path: Path, nb: Any, parameters: dict[str, Any]) -> None:
+    import difflib
+
+    has_params = any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb.cells)
+    if parameters and not has_params:
+        raise InputError(
+            f"{nb_path.name} has no cell tagged 'parameters', so {sorted(parameters)} cannot be "
+            "injected: tag the cell that defines the defaults with 'parameters' (JupyterLab: "
+            "property inspector > cell tags)"
+        )
+    known = _parameters_of(nb, nb_path)
+    unknown = [p for p in parameters if p not in known]
+    if not unknown:
+        return
+    hints = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, list(known), n=1)
+        if close:
+            hints.append(f"{name!r} -> did you mean {close[0]!r}?")
+    listed = ", ".join(f"{k} (default {v})" for k, v in known.items()) or "none"
+    raise InputError(
+        f"{nb_path.name} has no parameter{'s' * (len(unknown) > 1)} "
+        f"{', '.join(map(repr, unknown))} (papermill would run "
+        f"it with the defaults); its parameters are: {listed}. "
+        + (" ".join(hints) + " " if hints else "")
+        + "Set one of them (eoai report NOTEBOOK -p NAME VALUE), or add the name to the cell "
+        "tagged 'parameters'"
+    )
+
+
 def _failure_message(err: Exception, nb_path: Path, partial: Path) -> str:
     import nbformat
 
@@ -129,7 +237,9 @@ def run_report(
     Raises
     ------
     eoai.errors.InputError
-        When the notebook is missing or has no ``parameters`` cell while parameters are given.
+        When the notebook is missing or not a notebook (not JSON, truncated), has no
+        ``parameters`` cell while parameters are given, or a parameter is not one of the
+        notebook's (the message lists them, see :func:`notebook_parameters`).
     eoai.errors.ReportError
         When a cell fails: the message names the cell and the error, and the partial notebook
         is kept in ``out``.
@@ -140,21 +250,18 @@ def run_report(
     >>> r.html.name  # doctest: +SKIP
     '00_flagship_report.html'
     """
-    import nbformat
     import papermill as pm
 
     nb_path = Path(notebook).resolve()
     if not nb_path.is_file():
         raise InputError(f"notebook {notebook} does not exist")
-    parameters = dict(parameters or {})
-    nb = nbformat.read(nb_path, as_version=4)
-    has_params = any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb.cells)
-    if parameters and not has_params:
+    if parameters is not None and not isinstance(parameters, dict):
         raise InputError(
-            f"{nb_path.name} has no cell tagged 'parameters', so {sorted(parameters)} cannot be "
-            "injected: tag the cell that defines the defaults with 'parameters' (JupyterLab: "
-            "property inspector > cell tags)"
+            f"parameters must be a dict such as {{'quick': True}}, got {type(parameters).__name__}"
         )
+    parameters = dict(parameters or {})
+    nb = _read_notebook(nb_path)
+    _check_parameters(nb_path, nb, parameters)
     out_dir = Path(out if out is not None else "eoai-report").resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = name or nb_path.stem
