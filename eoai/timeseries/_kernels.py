@@ -313,13 +313,29 @@ def _asym_solve(yw, w, wa, pen, lam, d, p, max_iter, L, Dg, rhs, z, zold):
     return True
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _write_out(z, out_idx, first, last, hold, out, px):
+    """``out[px] = z[out_idx]``; with ``hold``, grid positions before ``first`` / after ``last`` (the
+    first / last valid observation) read ``z`` there (constant extrapolation, as the linear rule)."""
+    for o in range(out_idx.shape[0]):
+        j = out_idx[o]
+        if hold:
+            if j < first:
+                j = first
+            elif j > last:
+                j = last
+        out[px, o] = z[j]
+
+
 @njit(cache=True, nogil=True)
-def whittaker_fixed2(y, in_idx, out_idx, m, pen, lam, out):
+def whittaker_fixed2(y, in_idx, out_idx, m, pen, lam, out, hold=False):
     """Fast path of :func:`whittaker_fill` for order 2, a fixed ``lam`` and unit weights.
 
     One fused forward sweep (pentadiagonal LDL' factorisation + forward substitution) and one
-    backward sweep per pixel, with the penalty pre-multiplied by ``lam``. Returns the number of
-    pixels with fewer than 2 valid observations (left NaN).
+    backward sweep per pixel, with the penalty pre-multiplied by ``lam``. ``hold``: outputs before
+    the first / after the last valid observation take the curve's value there (see
+    :func:`whittaker_fill`). Returns the number of pixels with fewer than 2 valid observations (left
+    NaN).
     """
     n_pix, n_in = y.shape
     n_out = out_idx.shape[0]
@@ -339,12 +355,17 @@ def whittaker_fixed2(y, in_idx, out_idx, m, pen, lam, out):
     bad = 0
     for px in range(n_pix):
         nv = 0
+        first = 0
+        last = m - 1
         for i in range(n_in):
             v = y[px, i]
             j = in_idx[i]
             if v == v:
                 w[j] = 1.0
                 r[j] = v
+                if nv == 0:
+                    first = j
+                last = j
                 nv += 1
             else:
                 w[j] = 0.0
@@ -391,20 +412,23 @@ def whittaker_fixed2(y, in_idx, out_idx, m, pen, lam, out):
             z[i] = zi
             zp2 = zp1
             zp1 = zi
-        for o in range(n_out):
-            out[px, o] = z[out_idx[o]]
+        _write_out(z, out_idx, first, last, hold, out, px)
     return bad
 
 
 @njit(cache=True, nogil=True)
-def whittaker_fill(y, wts, in_idx, out_idx, m, pen, coef, d, lams, mode, p, max_iter, out, lam_out):
+def whittaker_fill(
+    y, wts, in_idx, out_idx, m, pen, coef, d, lams, mode, p, max_iter, out, lam_out, hold=False
+):
     """Whittaker smoothing of every row of ``y`` on a working grid of ``m`` positions.
 
     ``in_idx``/``out_idx`` place input and output dates on the working grid (union of both).
     ``wts`` (same shape as y, or shape (1, 1) for all ones) are observation weights; NaN in y means
     weight 0. ``mode``: 0 fixed ``lams[0]``; 1 V-curve over ``lams``; 2 GCV over ``lams``.
-    ``p`` > 0 turns on asymmetric weights (p above the curve, 1 - p below). Returns the number of
-    pixels with fewer than ``d`` valid observations (left NaN).
+    ``p`` > 0 turns on asymmetric weights (p above the curve, 1 - p below). ``hold``: outputs before
+    the first / after the last valid observation of a pixel take the curve's value at that
+    observation instead of the curve's (polynomial) extrapolation. Returns the number of pixels
+    with fewer than ``d`` valid observations (left NaN).
     """
     n_pix, n_in = y.shape
     n_out = out_idx.shape[0]
@@ -430,6 +454,8 @@ def whittaker_fill(y, wts, in_idx, out_idx, m, pen, coef, d, lams, mode, p, max_
     bad = 0
     for px in range(n_pix):
         nv = 0
+        first = 0
+        last = m - 1
         for i in range(n_in):
             v = y[px, i]
             j = in_idx[i]
@@ -440,6 +466,9 @@ def whittaker_fill(y, wts, in_idx, out_idx, m, pen, coef, d, lams, mode, p, max_
                 if wi > 0.0:
                     yw[j] = v
                     w[j] = wi
+                    if nv == 0:
+                        first = j
+                    last = j
                     nv += 1
         if nv < (d if d > 1 else 1):
             bad += 1
@@ -516,8 +545,7 @@ def whittaker_fill(y, wts, in_idx, out_idx, m, pen, coef, d, lams, mode, p, max_
                 out[px, o] = _NAN
             lam_out[px] = _NAN
             continue
-        for o in range(n_out):
-            out[px, o] = z[out_idx[o]]
+        _write_out(z, out_idx, first, last, hold, out, px)
         lam_out[px] = lam
     return bad
 
