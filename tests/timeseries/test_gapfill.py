@@ -183,6 +183,25 @@ def test_whittaker_onto_regular_grid_equals_zero_weight_union_solve():
     )
 
 
+@pytest.mark.parametrize(
+    "kw", [{"lam": 100.0}, {"lam": 100.0, "order": 3}, {"lam": 100.0, "p": 0.8}, {}]
+)
+def test_whittaker_edges_hold_the_end_values(kw):
+    days = np.arange(0, 100, 5.0)
+    y = np.sin(days / 15) + 0.5
+    y[[0, 1, 2, 9, 17, 18, 19]] = np.nan  # first valid at day 15, last at day 80
+    da = _series(y, days)
+    held = gapfill(da, "whittaker", freq="1D", **kw)
+    free = gapfill(da, "whittaker", freq="1D", edges="extrapolate", **kw)
+    inside = (held.time >= T0 + pd.Timedelta("15D")) & (held.time <= T0 + pd.Timedelta("80D"))
+    np.testing.assert_allclose(held.where(inside).values, free.where(inside).values, rtol=1e-12)
+    first, last = free.sel(time=T0 + pd.Timedelta("15D")), free.sel(time=T0 + pd.Timedelta("80D"))
+    np.testing.assert_allclose(held.sel(time=held.time < first.time).values, float(first))
+    np.testing.assert_allclose(held.sel(time=held.time > last.time).values, float(last))
+    assert not np.allclose(free.isel(time=0), float(first))  # the straight line goes on
+    assert json.loads(held.attrs["eoai:parameters"])["edges"] == "hold"
+
+
 def _rmse(a, b):
     return float(np.sqrt(np.nanmean((np.asarray(a) - np.asarray(b)) ** 2)))
 
@@ -356,6 +375,8 @@ def test_errors():
     for bad in (0, -1.0, np.nan, np.inf):
         with pytest.raises(InputError, match="lam must be > 0"):
             gapfill(da, "whittaker", lam=bad)
+    with pytest.raises(InputError, match="edges must be 'hold' or 'extrapolate'"):
+        gapfill(da, "whittaker", lam=1.0, edges="clip")
     with pytest.raises(InputError, match="lam must be a positive number, 'vcurve' or 'gcv'"):
         gapfill(da, "whittaker", lam="auto")
     with pytest.raises(TimeAxisError, match="3 dates are too few for Whittaker of order 3"):
