@@ -202,6 +202,31 @@ def test_whittaker_edges_hold_the_end_values(kw):
     assert json.loads(held.attrs["eoai:parameters"])["edges"] == "hold"
 
 
+def test_default_robust_refit_resists_gross_outliers():
+    da, truth = _cube(n_pix=200, seed=11, dtype="float64")
+    rng = np.random.default_rng(11)
+    residue = rng.random(da.shape) < 0.05  # undetected cloud residue: large drops
+    dirty = da.where(~residue, da - 0.5)
+    tr = truth.values[:, None, None]
+    robust = gapfill(dirty, "whittaker")
+    plain = gapfill(dirty, "whittaker", robust=False)
+    assert _rmse(robust.values, tr) < 0.7 * _rmse(plain.values, tr)
+    params = json.loads(robust.attrs["eoai:parameters"])
+    assert params["robust"] is True and params["lam"] == "gcv" and params["edges"] == "hold"
+    assert json.loads(gapfill(da, "whittaker", lam=1e3).attrs["eoai:parameters"])["robust"] is False
+    # without outliers the re-fit changes little
+    clean = _rmse(gapfill(da, "whittaker").values, tr)
+    assert clean < 1.05 * _rmse(gapfill(da, "whittaker", robust=False).values, tr)
+    # robust with a fixed lam leaves the fast path and agrees with the emulation through weights=
+    once = gapfill(dirty, "whittaker", lam=1e3, robust=False, edges="extrapolate")
+    r = dirty - once
+    u = r / (10.0 * 1.4826 * np.abs(r).median("time"))
+    w = ((1 - u**2) ** 2).where(np.abs(u) < 1, 0.0).where(dirty.notnull(), 0.0)
+    ref = gapfill(dirty, "whittaker", lam=1e3, weights=w.where(w > 0), edges="extrapolate")
+    got = gapfill(dirty, "whittaker", lam=1e3, robust=True, edges="extrapolate")
+    np.testing.assert_allclose(got.values, ref.values, rtol=1e-10, atol=1e-12)
+
+
 def _rmse(a, b):
     return float(np.sqrt(np.nanmean((np.asarray(a) - np.asarray(b)) ** 2)))
 
@@ -375,6 +400,8 @@ def test_errors():
     for bad in (0, -1.0, np.nan, np.inf):
         with pytest.raises(InputError, match="lam must be > 0"):
             gapfill(da, "whittaker", lam=bad)
+    with pytest.raises(InputError, match="robust must be True or False"):
+        gapfill(da, "whittaker", robust="yes")
     with pytest.raises(InputError, match="edges must be 'hold' or 'extrapolate'"):
         gapfill(da, "whittaker", lam=1.0, edges="clip")
     with pytest.raises(InputError, match="lam must be a positive number, 'vcurve' or 'gcv'"):
