@@ -56,7 +56,7 @@ import real_series  # noqa: E402  (tests/real_series.py: loaders and the hiding 
 METHODS = {
     "linear": ("linear", {}),
     "whittaker lam=1e3": ("whittaker", {"lam": 1e3}),
-    "whittaker default (GCV 4e3-2e4 d + robust)": ("whittaker", {}),
+    "whittaker default (GCV 2e3-2e4 d + robust)": ("whittaker", {}),
     "whittaker V-curve": ("whittaker", {"lam": "vcurve"}),
     "whittaker GCV": ("whittaker", {"lam": "gcv"}),
     "whittaker GCV p=0.9": ("whittaker", {"lam": "gcv", "p": 0.9}),
@@ -285,8 +285,10 @@ def _robust(obs: xr.DataArray, n_refit: int = 3, c: float = 4.685, **kw) -> xr.D
 # (label, method, kwargs); None as method: bisquare-robust Whittaker (``_robust``)
 ACCURACY = [
     ("linear", "linear", {}),
-    ("**whittaker default: GCV over 4e3-2e4 days, edges hold, 1 robust re-fit**", "whittaker", {}),
-    ("whittaker GCV over 4e3-2e4 days, edges hold, robust=False", "whittaker", {"robust": False}),
+    ("**whittaker default: GCV over 2e3-2e4 days, edges hold, 1 robust re-fit**", "whittaker", {}),
+    ("whittaker GCV over 2e3-2e4 days, edges hold, robust=False", "whittaker", {"robust": False}),
+    ("whittaker GCV over 4e3-2e4 days, edges hold, 1 robust re-fit", "whittaker",
+     {"lam": "gcv", "lam_range": (4e3, 2e4), "robust": True}),
     ("whittaker V-curve, per-step grid 1e-2..1e4 (old default)", "whittaker",
      {"lam": "vcurve", "edges": "extrapolate"}),
     ("whittaker V-curve, per-step grid, edges hold", "whittaker", {"lam": "vcurve"}),
@@ -300,7 +302,7 @@ ACCURACY = [
       for v in (1e3, 3e3, 1e4, 3e4, 1e5)],
     ("whittaker default + asymmetric p = 0.9", "whittaker", {"p": 0.9}),
     ("whittaker default + asymmetric p = 0.7", "whittaker", {"p": 0.7}),
-    ("whittaker GCV 4e3-2e4 d + bisquare c = 4.685, 3 re-fits (via weights=)", None, {}),
+    ("whittaker GCV 2e3-2e4 d + bisquare c = 4.685, 3 re-fits (via weights=)", None, {}),
     ("savgol (7 steps, quadratic)", "savgol", {}),
     ("harmonic (3 + trend)", "harmonic", {}),
 ]  # fmt: skip

@@ -16,7 +16,7 @@ Methods (``method=``):
     ``s`` days the per-step lambda of regular implementations (modape, vam.whittaker) equals
     ``lam / s**(2 * order - 1)``. ``lam`` is a number, ``"vcurve"`` (per pixel, minimising the V-curve
     distance, as in modape's ``ws2doptv``) or ``"gcv"`` (generalised cross-validation). The default
-    (``lam=None``) is GCV per pixel over ``lam`` = 4e3 .. 2e4 days (order 2) with one robust
+    (``lam=None``) is GCV per pixel over ``lam`` = 2e3 .. 2e4 days (order 2) with one robust
     (bisquare) re-fit: the choice that was best or within 1 % of the best Whittaker setting, and
     better than linear interpolation, at hidden clear observations of three real NDVI sets
     (Sentinel-2 Slovenia, MODIS at 10 flux sites, MODIS in the Brazilian Cerrado;
@@ -75,7 +75,7 @@ METHODS = ("linear", "whittaker", "savgol", "harmonic")
 DEVICES = ("cpu", "torch", "cuda", "cuda:N", "auto")
 _OUT = "__eoai_time_out"
 # lambda band (days, order 2) searched by GCV when lam is not given; see the module documentation
-DEFAULT_LAM_RANGE = (4e3, 2e4)
+DEFAULT_LAM_RANGE = (2e3, 2e4)
 # robust re-fit (on by default when lam is not given): bisquare cut-off in robust standard deviations
 ROBUST_C = 10.0
 
@@ -227,7 +227,7 @@ def gapfill(
         Output dates (strictly increasing). Not together with ``freq``.
     lam : float or {"vcurve", "gcv"}, optional
         Whittaker smoothing parameter (penalty in days, see the module documentation). Default
-        (None): ``"gcv"`` per pixel over ``lam_range`` = (4e3, 2e4) days for order 2 (four lambdas;
+        (None): ``"gcv"`` per pixel over ``lam_range`` = (2e3, 2e4) days for order 2 (six lambdas;
         other orders: the wide per-step grid below) with one robust re-fit (``robust``); chosen on
         real data, see the module documentation.
     max_gap : float or str, optional
@@ -236,7 +236,7 @@ def gapfill(
         Whittaker difference order (default 2).
     lam_range : (float, float), optional
         Smallest and largest lambda tried by ``"vcurve"``/``"gcv"`` (log-spaced, 0.2 decades apart).
-        Default with ``lam=None`` and order 2: (4e3, 2e4) days. With ``lam="vcurve"``/``"gcv"`` given
+        Default with ``lam=None`` and order 2: (2e3, 2e4) days. With ``lam="vcurve"``/``"gcv"`` given
         (or another order): ``(1e-2, 1e4) * s**(2 * order - 1)`` with ``s`` the median input spacing
         in days (1e-2 to 1e4 in per-step units).
     p : float, optional
