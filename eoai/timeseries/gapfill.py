@@ -21,11 +21,11 @@ Methods (``method=``):
     better than linear interpolation, at hidden clear observations of three real NDVI sets
     (Sentinel-2 Slovenia, MODIS at 10 flux sites, MODIS in the Brazilian Cerrado;
     ``benchmarks/README.md``); the V-curve and GCV over the wide per-step grid were worse than
-    linear on at least one of them. ``edges="hold"`` (default)
-    keeps the curve's value at the first / last valid observation before / after it, as the linear
-    rule does (``"extrapolate"``: the curve's own straight-line continuation, which overshoots on
-    real series). ``p`` turns on asymmetric weights (``p`` above the curve, ``1 - p`` below; e.g.
-    0.9 for the upper envelope so that cloud residue pulls the curve less).
+    linear on at least one of them. ``edges="hold"`` (default) keeps the curve's value at the
+    first / last valid observation before / after it, as the linear rule does (``"extrapolate"``:
+    the curve's own straight-line continuation, which overshoots on real series). ``p`` turns on
+    asymmetric weights (``p`` above the curve, ``1 - p`` below; e.g. 0.9 for the upper envelope so
+    that cloud residue pulls the curve less).
 ``"savgol"``
     Savitzky-Golay generalised to unequal spacing and gaps: a polynomial of degree ``polyorder``
     fitted by least squares to the valid observations within ``window`` days around each output
@@ -287,8 +287,9 @@ def gapfill(
     eoai.errors.TimeAxisError
         The time coordinate is not datetime, or the series is too short for the method.
     eoai.errors.InputError
-        Unknown method or device, bad ``lam``/``max_gap``/``p``/``edges``/``freq``/``dates``; ``device``
-        names torch or CUDA when they are not available or the method has no torch backend.
+        Unknown method or device, bad ``lam``/``max_gap``/``p``/``edges``/``robust``/``freq``/
+        ``dates``; ``device`` names torch or CUDA when they are not available or the method has no
+        torch backend.
 
     Warns
     -----
