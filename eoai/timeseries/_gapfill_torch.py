@@ -154,13 +154,15 @@ def whittaker_fill(
     p: float,
     max_iter: int,
     device: str,
+    hold: bool = False,
 ) -> tuple[np.ndarray, int]:
     """Whittaker smoothing of every row of ``y`` with a fixed ``lam`` (``_kernels.whittaker_fill``
     with ``mode=0``) on a working grid of ``m`` positions.
 
     ``wts`` (shape of ``y``) or None (all ones): NaN in ``y`` and weights that are not > 0 leave the
     observation out. ``pen`` is ``D'D`` in lower band form ``(d + 1, m)``. ``p > 0`` turns on
-    asymmetric weights. Returns ``(n_out, n_pix)`` and the number of pixels left NaN (fewer than
+    asymmetric weights; ``hold`` holds the curve's value at the first / last valid observation
+    before / after it (as ``_kernels.whittaker_fill``). Returns ``(n_out, n_pix)`` and the number of pixels left NaN (fewer than
     ``max(d, 1)`` valid observations, or a singular system).
     """
     yt = _time_major(y, device)  # (n_in, B)
@@ -203,5 +205,18 @@ def whittaker_fill(
             ok &= ok_i
     ok &= nv >= max(d, 1)
     out = torch.stack([z[j] for j in np.asarray(out_idx).tolist()])  # (n_out, B)
+    if hold:
+        # grid position of each pixel's first / last valid observation, and the curve there
+        pos = torch.as_tensor(np.asarray(in_idx), dtype=torch.int64, device=device).unsqueeze(1)
+        big = torch.full_like(pos, m).expand(n_in, B)
+        first = torch.where(take, pos, big).amin(0)
+        last = torch.where(take, pos, -1 - big).amax(0)
+        zs = torch.stack(z)  # (m, B)
+        cols = torch.arange(B, device=device)
+        at_first = zs[first.clamp(0, m - 1), cols]
+        at_last = zs[last.clamp(0, m - 1), cols]
+        o_idx = torch.as_tensor(np.asarray(out_idx), dtype=torch.int64, device=device).unsqueeze(1)
+        out = torch.where(o_idx < first.unsqueeze(0), at_first.unsqueeze(0), out)
+        out = torch.where(o_idx > last.unsqueeze(0), at_last.unsqueeze(0), out)
     out = torch.where(ok.unsqueeze(0), out, torch.full_like(out, float("nan")))
     return out.cpu().numpy(), int((~ok).sum())

@@ -313,13 +313,29 @@ def _asym_solve(yw, w, wa, pen, lam, d, p, max_iter, L, Dg, rhs, z, zold):
     return True
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _write_out(z, out_idx, first, last, hold, out, px):
+    """``out[px] = z[out_idx]``; with ``hold``, grid positions before ``first`` / after ``last`` (the
+    first / last valid observation) read ``z`` there (constant extrapolation, as the linear rule)."""
+    for o in range(out_idx.shape[0]):
+        j = out_idx[o]
+        if hold:
+            if j < first:
+                j = first
+            elif j > last:
+                j = last
+        out[px, o] = z[j]
+
+
 @njit(cache=True, nogil=True)
-def whittaker_fixed2(y, in_idx, out_idx, m, pen, lam, out):
+def whittaker_fixed2(y, in_idx, out_idx, m, pen, lam, out, hold=False):
     """Fast path of :func:`whittaker_fill` for order 2, a fixed ``lam`` and unit weights.
 
     One fused forward sweep (pentadiagonal LDL' factorisation + forward substitution) and one
-    backward sweep per pixel, with the penalty pre-multiplied by ``lam``. Returns the number of
-    pixels with fewer than 2 valid observations (left NaN).
+    backward sweep per pixel, with the penalty pre-multiplied by ``lam``. ``hold``: outputs before
+    the first / after the last valid observation take the curve's value there (see
+    :func:`whittaker_fill`). Returns the number of pixels with fewer than 2 valid observations (left
+    NaN).
     """
     n_pix, n_in = y.shape
     n_out = out_idx.shape[0]
@@ -339,12 +355,17 @@ def whittaker_fixed2(y, in_idx, out_idx, m, pen, lam, out):
     bad = 0
     for px in range(n_pix):
         nv = 0
+        first = 0
+        last = m - 1
         for i in range(n_in):
             v = y[px, i]
             j = in_idx[i]
             if v == v:
                 w[j] = 1.0
                 r[j] = v
+                if nv == 0:
+                    first = j
+                last = j
                 nv += 1
             else:
                 w[j] = 0.0
@@ -391,20 +412,27 @@ def whittaker_fixed2(y, in_idx, out_idx, m, pen, lam, out):
             z[i] = zi
             zp2 = zp1
             zp1 = zi
-        for o in range(n_out):
-            out[px, o] = z[out_idx[o]]
+        _write_out(z, out_idx, first, last, hold, out, px)
     return bad
 
 
 @njit(cache=True, nogil=True)
-def whittaker_fill(y, wts, in_idx, out_idx, m, pen, coef, d, lams, mode, p, max_iter, out, lam_out):
+def whittaker_fill(
+    y, wts, in_idx, out_idx, m, pen, coef, d, lams, mode, p, max_iter, out, lam_out, hold=False,
+    n_refit=0, robust_c=10.0,
+):  # fmt: skip
     """Whittaker smoothing of every row of ``y`` on a working grid of ``m`` positions.
 
     ``in_idx``/``out_idx`` place input and output dates on the working grid (union of both).
     ``wts`` (same shape as y, or shape (1, 1) for all ones) are observation weights; NaN in y means
     weight 0. ``mode``: 0 fixed ``lams[0]``; 1 V-curve over ``lams``; 2 GCV over ``lams``.
-    ``p`` > 0 turns on asymmetric weights (p above the curve, 1 - p below). Returns the number of
-    pixels with fewer than ``d`` valid observations (left NaN).
+    ``p`` > 0 turns on asymmetric weights (p above the curve, 1 - p below). ``hold``: outputs before
+    the first / after the last valid observation of a pixel take the curve's value at that
+    observation instead of the curve's (polynomial) extrapolation. ``n_refit`` > 0: robust
+    re-fits, each with the weights times Tukey's bisquare of the residuals of the previous fit over
+    ``robust_c`` robust standard deviations (1.4826 x the median absolute residual), lambda chosen
+    again; observations whose weight drops to 0 count as missing (also for ``hold``). Returns the
+    number of pixels with fewer than ``d`` valid observations (left NaN).
     """
     n_pix, n_in = y.shape
     n_out = out_idx.shape[0]
@@ -412,6 +440,8 @@ def whittaker_fill(y, wts, in_idx, out_idx, m, pen, coef, d, lams, mode, p, max_
     use_w = wts.shape[1] == n_in
     yw = np.zeros(m)
     w = np.zeros(m)
+    w0 = np.zeros(m)
+    res = np.zeros(m)
     wa = np.zeros(m)
     L = np.zeros((m, d + 1))
     Dg = np.zeros(m)
@@ -430,6 +460,8 @@ def whittaker_fill(y, wts, in_idx, out_idx, m, pen, coef, d, lams, mode, p, max_
     bad = 0
     for px in range(n_pix):
         nv = 0
+        first = 0
+        last = m - 1
         for i in range(n_in):
             v = y[px, i]
             j = in_idx[i]
@@ -440,6 +472,9 @@ def whittaker_fill(y, wts, in_idx, out_idx, m, pen, coef, d, lams, mode, p, max_
                 if wi > 0.0:
                     yw[j] = v
                     w[j] = wi
+                    if nv == 0:
+                        first = j
+                    last = j
                     nv += 1
         if nv < (d if d > 1 else 1):
             bad += 1
@@ -447,77 +482,109 @@ def whittaker_fill(y, wts, in_idx, out_idx, m, pen, coef, d, lams, mode, p, max_
                 out[px, o] = _NAN
             lam_out[px] = _NAN
             continue
-        ok = True
-        if mode == 0:
-            lam = lams[0]
-        else:
-            for li in range(nl):
-                ok = _asym_solve(yw, w, wa, pen, lams[li], d, p, max_iter, L, Dg, rhs, z, zold)
-                if not ok:
-                    crit[li] = np.inf
-                    fits[li] = _NAN
-                    pens[li] = _NAN
-                    continue
-                rss = 0.0
+        for i in range(m):
+            w0[i] = w[i]
+        for it in range(n_refit + 1):
+            if it > 0:
+                # robust re-weighting from the previous fit (bisquare of the scaled residuals)
+                k = 0
                 for i in range(m):
-                    r = yw[i] - z[i]
-                    rss += wa[i] * r * r
-                if mode == 1:
-                    pen_s = 0.0
-                    for r_ in range(nrows):
-                        s = 0.0
-                        for j in range(d + 1):
-                            s += coef[r_, j] * z[r_ + j]
-                        pen_s += s * s
-                    fits[li] = math.log10(rss + 1e-300)
-                    pens[li] = math.log10(pen_s + 1e-300)
-                else:
-                    _inverse_diagonal(L, Dg, d, Z, diag)
-                    tr = 0.0
-                    sw = 0.0
-                    for i in range(m):
-                        tr += wa[i] * diag[i]
-                        if wa[i] > 0.0:
-                            sw += 1.0
-                    den = 1.0 - tr / sw
-                    crit[li] = (rss / sw) / (den * den) if den > 0.0 else np.inf
-            if mode == 1:
-                best = -1
-                bestv = np.inf
-                for li in range(nl - 1):
-                    a = fits[li + 1] - fits[li]
-                    b = pens[li + 1] - pens[li]
-                    v = math.sqrt(a * a + b * b) / (loglam[li + 1] - loglam[li])
-                    if v == v and v < bestv:
-                        bestv = v
-                        best = li
-                if best < 0:
-                    ok = False
-                    lam = lams[0]
-                else:
-                    lam = 10.0 ** (0.5 * (loglam[best] + loglam[best + 1]))
+                    if w0[i] > 0.0:
+                        res[k] = abs(yw[i] - z[i])
+                        k += 1
+                cut = robust_c * 1.4826 * np.median(res[:k])
+                if not (cut > 0.0):
+                    break
+                nk = 0
+                for i in range(m):
+                    if w0[i] > 0.0 and abs(yw[i] - z[i]) < cut:
+                        nk += 1
+                if nk < (d if d > 1 else 1):
+                    break
+                nv = 0
+                for i in range(m):
+                    w[i] = 0.0
+                    if w0[i] > 0.0:
+                        u = (yw[i] - z[i]) / cut
+                        if abs(u) < 1.0:
+                            w[i] = w0[i] * (1.0 - u * u) ** 2
+                    if w[i] > 0.0:
+                        if nv == 0:
+                            first = i
+                        last = i
+                        nv += 1
+            ok = True
+            if mode == 0:
+                lam = lams[0]
             else:
-                best = -1
-                bestv = np.inf
                 for li in range(nl):
-                    if crit[li] < bestv:
-                        bestv = crit[li]
-                        best = li
-                if best < 0:
-                    ok = False
-                    lam = lams[0]
+                    ok = _asym_solve(yw, w, wa, pen, lams[li], d, p, max_iter, L, Dg, rhs, z, zold)
+                    if not ok:
+                        crit[li] = np.inf
+                        fits[li] = _NAN
+                        pens[li] = _NAN
+                        continue
+                    rss = 0.0
+                    for i in range(m):
+                        r = yw[i] - z[i]
+                        rss += wa[i] * r * r
+                    if mode == 1:
+                        pen_s = 0.0
+                        for r_ in range(nrows):
+                            s = 0.0
+                            for j in range(d + 1):
+                                s += coef[r_, j] * z[r_ + j]
+                            pen_s += s * s
+                        fits[li] = math.log10(rss + 1e-300)
+                        pens[li] = math.log10(pen_s + 1e-300)
+                    else:
+                        _inverse_diagonal(L, Dg, d, Z, diag)
+                        tr = 0.0
+                        sw = 0.0
+                        for i in range(m):
+                            tr += wa[i] * diag[i]
+                            if wa[i] > 0.0:
+                                sw += 1.0
+                        den = 1.0 - tr / sw
+                        crit[li] = (rss / sw) / (den * den) if den > 0.0 else np.inf
+                if mode == 1:
+                    best = -1
+                    bestv = np.inf
+                    for li in range(nl - 1):
+                        a = fits[li + 1] - fits[li]
+                        b = pens[li + 1] - pens[li]
+                        v = math.sqrt(a * a + b * b) / (loglam[li + 1] - loglam[li])
+                        if v == v and v < bestv:
+                            bestv = v
+                            best = li
+                    if best < 0:
+                        ok = False
+                        lam = lams[0]
+                    else:
+                        lam = 10.0 ** (0.5 * (loglam[best] + loglam[best + 1]))
                 else:
-                    lam = lams[best]
-        if ok:
-            ok = _asym_solve(yw, w, wa, pen, lam, d, p, max_iter, L, Dg, rhs, z, zold)
+                    best = -1
+                    bestv = np.inf
+                    for li in range(nl):
+                        if crit[li] < bestv:
+                            bestv = crit[li]
+                            best = li
+                    if best < 0:
+                        ok = False
+                        lam = lams[0]
+                    else:
+                        lam = lams[best]
+            if ok:
+                ok = _asym_solve(yw, w, wa, pen, lam, d, p, max_iter, L, Dg, rhs, z, zold)
+            if not ok:
+                break
         if not ok:
             bad += 1
             for o in range(n_out):
                 out[px, o] = _NAN
             lam_out[px] = _NAN
             continue
-        for o in range(n_out):
-            out[px, o] = z[out_idx[o]]
+        _write_out(z, out_idx, first, last, hold, out, px)
         lam_out[px] = lam
     return bad
 

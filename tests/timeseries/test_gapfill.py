@@ -183,6 +183,50 @@ def test_whittaker_onto_regular_grid_equals_zero_weight_union_solve():
     )
 
 
+@pytest.mark.parametrize(
+    "kw", [{"lam": 100.0}, {"lam": 100.0, "order": 3}, {"lam": 100.0, "p": 0.8}, {}]
+)
+def test_whittaker_edges_hold_the_end_values(kw):
+    days = np.arange(0, 100, 5.0)
+    y = np.sin(days / 15) + 0.5
+    y[[0, 1, 2, 9, 17, 18, 19]] = np.nan  # first valid at day 15, last at day 80
+    da = _series(y, days)
+    held = gapfill(da, "whittaker", freq="1D", **kw)
+    free = gapfill(da, "whittaker", freq="1D", edges="extrapolate", **kw)
+    inside = (held.time >= T0 + pd.Timedelta("15D")) & (held.time <= T0 + pd.Timedelta("80D"))
+    np.testing.assert_allclose(held.where(inside).values, free.where(inside).values, rtol=1e-12)
+    first, last = free.sel(time=T0 + pd.Timedelta("15D")), free.sel(time=T0 + pd.Timedelta("80D"))
+    np.testing.assert_allclose(held.sel(time=held.time < first.time).values, float(first))
+    np.testing.assert_allclose(held.sel(time=held.time > last.time).values, float(last))
+    assert not np.allclose(free.isel(time=0), float(first))  # the straight line goes on
+    assert json.loads(held.attrs["eoai:parameters"])["edges"] == "hold"
+
+
+def test_default_robust_refit_resists_gross_outliers():
+    da, truth = _cube(n_pix=200, seed=11, dtype="float64")
+    rng = np.random.default_rng(11)
+    residue = rng.random(da.shape) < 0.05  # undetected cloud residue: large drops
+    dirty = da.where(~residue, da - 0.5)
+    tr = truth.values[:, None, None]
+    robust = gapfill(dirty, "whittaker")
+    plain = gapfill(dirty, "whittaker", robust=False)
+    assert _rmse(robust.values, tr) < 0.7 * _rmse(plain.values, tr)
+    params = json.loads(robust.attrs["eoai:parameters"])
+    assert params["robust"] is True and params["lam"] == "gcv" and params["edges"] == "hold"
+    assert json.loads(gapfill(da, "whittaker", lam=1e3).attrs["eoai:parameters"])["robust"] is False
+    # without outliers the re-fit changes little
+    clean = _rmse(gapfill(da, "whittaker").values, tr)
+    assert clean < 1.05 * _rmse(gapfill(da, "whittaker", robust=False).values, tr)
+    # robust with a fixed lam leaves the fast path and agrees with the emulation through weights=
+    once = gapfill(dirty, "whittaker", lam=1e3, robust=False, edges="extrapolate")
+    r = dirty - once
+    u = r / (10.0 * 1.4826 * np.abs(r).median("time"))
+    w = ((1 - u**2) ** 2).where(np.abs(u) < 1, 0.0).where(dirty.notnull(), 0.0)
+    ref = gapfill(dirty, "whittaker", lam=1e3, weights=w.where(w > 0), edges="extrapolate")
+    got = gapfill(dirty, "whittaker", lam=1e3, robust=True, edges="extrapolate")
+    np.testing.assert_allclose(got.values, ref.values, rtol=1e-10, atol=1e-12)
+
+
 def _rmse(a, b):
     return float(np.sqrt(np.nanmean((np.asarray(a) - np.asarray(b)) ** 2)))
 
@@ -201,6 +245,14 @@ def test_vcurve_and_gcv_are_close_to_the_oracle_lambda():
         assert err < 0.5 * worst
     # the raw noise is 0.02; a good smoother gets well below it
     assert best < 0.015
+
+
+def test_default_whittaker_beats_linear_on_the_synthetic_cube():
+    # white noise and sharp (8-10 day) logistic transitions: the default's lambda band (tuned on
+    # real series) is smoother than the oracle here, but must still beat linear interpolation
+    da, truth = _cube(n_pix=400)
+    tr = truth.values[:, None, None]
+    assert _rmse(gapfill(da, "whittaker").values, tr) < _rmse(gapfill(da, "linear").values, tr)
 
 
 def test_asymmetric_weights_resist_negative_outliers():
@@ -301,8 +353,8 @@ def test_all_nan_pixels_stay_nan_with_a_counted_warning():
 # ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "method,kw",
-    [("linear", {}), ("whittaker", {"lam": "vcurve"}), ("whittaker", {"lam": "gcv", "p": 0.8}),
-     ("savgol", {}), ("harmonic", {})],
+    [("linear", {}), ("whittaker", {}), ("whittaker", {"lam": "vcurve"}),
+     ("whittaker", {"lam": "gcv", "p": 0.8}), ("savgol", {}), ("harmonic", {})],
 )  # fmt: skip
 def test_lazy_and_dask_equals_numpy(count_computes, method, kw):
     da, _ = _cube(n_pix=200)
@@ -356,6 +408,10 @@ def test_errors():
     for bad in (0, -1.0, np.nan, np.inf):
         with pytest.raises(InputError, match="lam must be > 0"):
             gapfill(da, "whittaker", lam=bad)
+    with pytest.raises(InputError, match="robust must be True or False"):
+        gapfill(da, "whittaker", robust="yes")
+    with pytest.raises(InputError, match="edges must be 'hold' or 'extrapolate'"):
+        gapfill(da, "whittaker", lam=1.0, edges="clip")
     with pytest.raises(InputError, match="lam must be a positive number, 'vcurve' or 'gcv'"):
         gapfill(da, "whittaker", lam="auto")
     with pytest.raises(TimeAxisError, match="3 dates are too few for Whittaker of order 3"):
@@ -396,7 +452,8 @@ def test_whittaker_observation_weights(count_computes):
     da, _ = _cube(n_pix=100, dtype="float64")
     rng = np.random.default_rng(7)
     w = xr.DataArray(rng.uniform(0.1, 1.0, da.shape), dims=da.dims, coords={"time": da.time})
-    got = gapfill(da, "whittaker", lam=500.0, weights=w)
+    # edges="extrapolate": the plain solve, as whittaker_smooth (the default holds the end values)
+    got = gapfill(da, "whittaker", lam=500.0, weights=w, edges="extrapolate")
     days = (da.time.values - da.time.values[0]) / np.timedelta64(1, "D")
     series = da.values.reshape(da.sizes["time"], -1).T
     ref = whittaker_smooth(series, 500.0, x=days, weights=w.values.reshape(da.sizes["time"], -1).T,

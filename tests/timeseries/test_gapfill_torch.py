@@ -146,6 +146,8 @@ def test_device_errors():
         gapfill(da, "savgol", device="torch")
     with pytest.raises(InputError, match="not 'whittaker' with lam='vcurve'"):
         gapfill(da, "whittaker", lam="vcurve", device="torch")
+    with pytest.raises(InputError, match="not 'whittaker' with lam=1.0, robust=True"):
+        gapfill(da, "whittaker", lam=1.0, robust=True, device="torch")
     if not CUDA:
         with pytest.raises(InputError, match="device='cuda' but torch sees no CUDA GPU"):
             gapfill(da, "linear", device="cuda")
