@@ -47,16 +47,17 @@ supported there, else numba.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
-import warnings
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from eoai.errors import DataSkippedWarning, InputError, TimeAxisError
+from eoai import _skipped
+from eoai.errors import InputError, TimeAxisError
 from eoai.timeseries import _kernels as K
 from eoai.timeseries._device import resolve_device
 from eoai.timeseries._timeaxis import check_time, days, single_time_chunk, to_days
@@ -267,8 +268,9 @@ def gapfill(
     Warns
     -----
     eoai.errors.DataSkippedWarning
-        Pixels without enough valid observations are left NaN (the message gives the count);
-        duplicate dates were merged.
+        Pixels without enough valid observations are left NaN: one warning per call (for a lazy
+        result, per compute, also on dask.distributed) with the totals over all chunks and
+        variables; duplicate dates were merged.
 
     Examples
     --------
@@ -290,14 +292,42 @@ def gapfill(
     spec["device"] = _resolve_device(device, spec, func)
     if spec["device"] is not None:
         spec["params"]["device"] = "torch" if spec["device"] == "cpu" else spec["device"]
+    call = _skipped.SkippedCall(
+        functools.partial(_left_nan_message, method=method, why=_why_left_nan(spec))
+    )
     if isinstance(obj, xr.Dataset):
         out_vars = {}
         for name, var in obj.data_vars.items():
-            out_vars[name] = _fill_da(var, spec, weights) if dim in var.dims else var
+            out_vars[name] = (
+                _fill_da(var, spec, weights, call, str(name)) if dim in var.dims else var
+            )
         out = xr.Dataset(out_vars, attrs=dict(obj.attrs))
         out.attrs.update(_attrs(spec))
-        return out
-    return _fill_da(obj, spec, weights)
+    else:
+        out = _fill_da(obj, spec, weights, call)
+    call.seal()
+    return out
+
+
+def _why_left_nan(spec: dict) -> str:
+    """Why ``_fill_block`` leaves a pixel NaN, for the method of ``spec``."""
+    if spec["method"] == "whittaker":
+        return f"have fewer than {max(spec['order'], 1)} valid observations"
+    if spec["method"] == "harmonic":
+        return f"have fewer than {spec['min_obs']} valid observations (or a singular fit)"
+    return "have no valid observation"
+
+
+def _left_nan_message(totals: dict[str, dict[str, int]], *, method: str, why: str) -> str | None:
+    """The one warning of a gapfill call, from the counts summed over its chunks."""
+    hit = {part: c for part, c in totals.items() if c.get("left_nan")}
+    if not hit:
+        return None
+    if list(totals) == [""]:  # a DataArray
+        c = totals[""]
+        return f"gapfill({method}): {c['left_nan']} of {c['pixels']} pixels {why} and were left NaN"
+    detail = ", ".join(f"{c['left_nan']} of {c['pixels']} in {part!r}" for part, c in hit.items())
+    return f"gapfill({method}): pixels that {why} were left NaN: {detail}"
 
 
 def _resolve_device(device: Any, spec: dict, func: str) -> str | None:
@@ -505,10 +535,9 @@ def _fill_block(values: np.ndarray, wts: np.ndarray | None = None, *, spec: dict
         out = np.empty((y.shape[0], n_out), dtype=dtype)
     method = spec["method"]
     if spec.get("device") is not None:
-        bad, why = _fill_torch(y, values, wts, spec, out)
+        bad, _ = _fill_torch(y, values, wts, spec, out)
     elif method == "linear":
         bad = K.linear_fill(y, spec["x_in"], spec["x_out"], spec["max_gap"], out)
-        why = "have no valid observation"
     elif method == "whittaker":
         lam_out = np.empty(y.shape[0])
         if wts is not None:
@@ -524,23 +553,16 @@ def _fill_block(values: np.ndarray, wts: np.ndarray | None = None, *, spec: dict
                                    spec["grid"].size, spec["pen"], spec["coef"], spec["order"],
                                    spec["lams"], spec["mode"], spec["p"], spec["max_iter"], out,
                                    lam_out)  # fmt: skip
-        why = f"have fewer than {max(spec['order'], 1)} valid observations"
     elif method == "savgol":
         bad = K.savgol_fill(
             y, spec["x_in"], spec["x_out"], spec["half_window"], spec["polyorder"], out
         )
-        why = "have no valid observation"
     else:
         bad = K.harmonic_fill(y, spec["X_in"], spec["X_out"], spec["min_obs"], out)
-        why = f"have fewer than {spec['min_obs']} valid observations (or a singular fit)"
     if method != "linear" and not math.isinf(spec["max_gap"]):
         K.gap_mask(y, spec["x_in"], spec["x_out"], spec["max_gap"], out)
-    if bad:
-        warnings.warn(
-            f"gapfill({method}): {bad} of {y.shape[0]} pixels {why} and were left NaN",
-            DataSkippedWarning,
-            stacklevel=2,
-        )
+    # reported, not warned: gapfill() warns once per call with the totals over all chunks
+    _skipped.count(left_nan=bad, pixels=y.shape[0])
     if not out.flags.c_contiguous:
         return np.moveaxis(out.T.reshape(n_out, *lead), 0, -1)
     return out.reshape(*lead, n_out)
@@ -565,7 +587,13 @@ def _fill_torch(y: np.ndarray, values: np.ndarray, wts: Any, spec: dict, out: np
     return bad, why
 
 
-def _fill_da(da: xr.DataArray, spec: dict, weights: xr.DataArray | None = None) -> xr.DataArray:
+def _fill_da(
+    da: xr.DataArray,
+    spec: dict,
+    weights: xr.DataArray | None,
+    call: _skipped.SkippedCall,
+    part: str = "",
+) -> xr.DataArray:
     dim = spec["dim"]
     if not (np.issubdtype(da.dtype, np.floating)):
         da = da.astype(np.float32)
@@ -577,11 +605,13 @@ def _fill_da(da: xr.DataArray, spec: dict, weights: xr.DataArray | None = None) 
         if da.chunks is not None:
             weights = weights.chunk(dict(zip(da.dims, da.chunks, strict=True)))
         args.append(weights)
+    n_core = len(args)
+    args.append(call.chunk_ids(da, [dim]))
     out = xr.apply_ufunc(
-        _fill_block,
+        call.reporter(_fill_block, part),
         *args,
         kwargs={"spec": spec},
-        input_core_dims=[[dim]] * len(args),
+        input_core_dims=[[dim]] * n_core + [[]],
         output_core_dims=[[_OUT]],
         dask="parallelized",
         output_dtypes=[da.dtype],

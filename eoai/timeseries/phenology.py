@@ -31,15 +31,16 @@ before 1 January) are not complete and are NaN.
 
 from __future__ import annotations
 
+import functools
 import json
-import warnings
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from eoai.errors import DataSkippedWarning, InputError, TimeAxisError
+from eoai import _skipped
+from eoai.errors import InputError, TimeAxisError
 from eoai.timeseries import _pheno_kernels as PK
 from eoai.timeseries._timeaxis import DAY_NS, check_time, days, single_time_chunk
 
@@ -139,7 +140,8 @@ def phenology(
     Warns
     -----
     eoai.errors.DataSkippedWarning
-        With the counts of pixel-years left NaN (no data, flat, no complete season, fewer seasons
+        One per call (for a lazy result, per compute, also on dask.distributed) with the counts
+        of pixel-years left NaN over all chunks (no data, flat, no complete season, fewer seasons
         than asked).
 
     Examples
@@ -201,11 +203,13 @@ def phenology(
     }  # fmt: skip
     da = single_time_chunk(obj, dim, func)
     n_f = len(PK.FIELDS) + len(PK.DATE_FIELDS)
+    call = _skipped.SkippedCall(functools.partial(_skipped_message, n_seasons=int(seasons)))
     res = xr.apply_ufunc(
-        _block,
+        call.reporter(_block),
         da,
+        call.chunk_ids(da, [dim]),
         kwargs={"spec": spec},
-        input_core_dims=[[dim]],
+        input_core_dims=[[dim], []],
         output_core_dims=[list(_FIELDS_OUT)],
         dask="parallelized",
         output_dtypes=[np.float64],
@@ -213,6 +217,7 @@ def phenology(
             "output_sizes": {"year": len(labels), "season": int(seasons), "__eoai_metric": n_f}
         },
     )
+    call.seal()
     res = res.assign_coords(year=np.asarray(labels), season=np.arange(seasons))
     names = list(PK.FIELDS) + [f"{f}_doy" for f in PK.DATE_FIELDS]
     out = {}
@@ -324,29 +329,32 @@ def _block(values: np.ndarray, spec: dict) -> np.ndarray:
         doy = (dt - jan1).astype(np.int64) / DAY_NS + 1.0
         doys.append(np.where(finite, doy, np.nan))
     full = np.concatenate([out, np.stack(doys, axis=-1)], axis=-1)
-    _warn_counts(counts, y.shape[0] * n_win, n_s)
+    # reported, not warned: phenology() warns once per call with the totals over all chunks
+    _skipped.count(
+        nodata=counts[PK.C_NODATA], flat=counts[PK.C_FLAT], noseason=counts[PK.C_NOSEASON],
+        fewer=counts[PK.C_FEWER], total=y.shape[0] * n_win,
+    )  # fmt: skip
     return full.reshape(*lead, n_win, n_s, full.shape[-1])
 
 
-def _warn_counts(counts: np.ndarray, total: int, n_seasons: int) -> None:
+def _skipped_message(totals: dict[str, dict[str, int]], *, n_seasons: int) -> str | None:
+    """The one warning of a phenology call, from the counts summed over its chunks."""
+    c = totals.get("", {})
+    total = c.get("total", 0)
     parts = []
-    if counts[PK.C_NODATA]:
-        parts.append(f"{counts[PK.C_NODATA]} without data (fewer than 3 valid dates)")
-    if counts[PK.C_FLAT]:
-        parts.append(f"{counts[PK.C_FLAT]} flat (range below min_amplitude)")
-    if counts[PK.C_NOSEASON]:
-        parts.append(f"{counts[PK.C_NOSEASON]} without a complete season")
+    if c.get("nodata"):
+        parts.append(f"{c['nodata']} without data (fewer than 3 valid dates)")
+    if c.get("flat"):
+        parts.append(f"{c['flat']} flat (range below min_amplitude)")
+    if c.get("noseason"):
+        parts.append(f"{c['noseason']} without a complete season")
+    lines = []
     if parts:
-        warnings.warn(
-            f"phenology: {sum(int(counts[i]) for i in range(3))} of {total} pixel-years left NaN: "
-            + ", ".join(parts),
-            DataSkippedWarning,
-            stacklevel=2,
+        left = sum(c.get(k, 0) for k in ("nodata", "flat", "noseason"))
+        lines.append(f"phenology: {left} of {total} pixel-years left NaN: " + ", ".join(parts))
+    if n_seasons > 1 and c.get("fewer"):
+        lines.append(
+            f"phenology: {c['fewer']} of {total} pixel-years have fewer than {n_seasons} "
+            "seasons; the missing seasons are NaN"
         )
-    if n_seasons > 1 and counts[PK.C_FEWER]:
-        warnings.warn(
-            f"phenology: {counts[PK.C_FEWER]} of {total} pixel-years have fewer than {n_seasons} "
-            "seasons; the missing seasons are NaN",
-            DataSkippedWarning,
-            stacklevel=2,
-        )
+    return "; ".join(lines) or None
