@@ -18,7 +18,7 @@ Examples
 >>> da = xr.DataArray(y, dims=("y", "x", "time"), coords={"time": t}).transpose("time", "y", "x")
 >>> out = detect_breaks(da, "2021-01-01")
 >>> out["break"].values.tolist()
-[[True, False], [False, False]]
+[[1.0, 0.0], [0.0, 0.0]]
 >>> str(out["break_date"].values[0, 0])[:10]
 '2021-03-06'
 """
@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .. import _skipped
 from ..errors import InputError, MissingDimensionError, TimeAxisError, UnknownBandError
 from . import _bfast
 from ._mosum_critvals import PERIODS, WINSIZES, mosum_critval
@@ -203,7 +204,8 @@ def detect_breaks(
     xarray.Dataset
         On the non-time dims of ``obj``:
 
-        - ``break`` (bool): a break was detected (meaningful where ``status == 0``);
+        - ``break`` (float32): 1 a break was detected, 0 none, NaN where the pixel was not
+          monitored (``status > 0``: no data is never "no break"; test with ``== 1``);
         - ``break_date`` (datetime64): date of the first observation after the break (the
           least-squares mean-shift date of the residuals up to the detection), NaT if none;
         - ``detection_date`` (datetime64): bfastmonitor's break point, the observation at which
@@ -213,7 +215,9 @@ def detect_breaks(
         - ``n_valid``: number of valid observations; ``n_history``: of them in the history used;
         - ``status`` (int8): 0 monitored, 1 no valid observation, 2 history too short,
           3 no observation in the monitoring period, 4 degenerate history fit. Pixels with
-          ``status > 0`` are *not* "no change": their ``break`` is False only for want of data.
+          ``status > 0`` have ``break`` NaN, dates NaT and ``magnitude`` NaN, and one
+          :class:`~eoai.errors.DataSkippedWarning` per call (per compute of a lazy result)
+          counts them by status.
 
     Raises
     ------
@@ -324,19 +328,30 @@ def detect_breaks(
         if torch_device is not None:
             from . import _bfast_torch
 
-            return _bfast_torch.run_kernel(block, X, **params, device=torch_device)
-        return _bfast.run_kernel(block, X, **params)
+            res = _bfast_torch.run_kernel(block, X, **params, device=torch_device)
+        else:
+            res = _bfast.run_kernel(block, X, **params)
+        codes = np.bincount(np.asarray(res[-1], np.int64).ravel(), minlength=5)
+        _skipped.count(
+            pixels=int(codes.sum()), **{f"status{i}": int(codes[i]) for i in range(1, 5)}
+        )
+        return res
 
     dtype = da.dtype if da.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+    call = _skipped.SkippedCall(_breaks_message)
     outs = xr.apply_ufunc(
-        _kernel,
+        call.reporter(_kernel),
         da,
-        input_core_dims=[["time"]],
+        call.chunk_ids(da, ["time"]),
+        input_core_dims=[["time"], []],
         output_core_dims=[[]] * 8,
         dask="parallelized",
         output_dtypes=[bool, np.int64, np.int64, np.float64, np.int64, np.int32, np.int32, np.int8],
     )
+    call.seal()
     brk, detect_idx, break_idx, magnitude, start_idx, n_valid, n_history, status = outs
+    # a pixel that was not monitored has no answer: NaN, never "no break"
+    brk = brk.astype(np.float32).where(status == 0)
     dates = np.append(times.values.astype("datetime64[ns]"), _NAT)
 
     def _to_date(i: xr.DataArray) -> xr.DataArray:
@@ -347,7 +362,11 @@ def detect_breaks(
     units = da.attrs.get("units")
     out = xr.Dataset(
         {
-            "break": brk.assign_attrs(long_name="break detected in the monitoring period"),
+            "break": brk.assign_attrs(
+                long_name="break detected in the monitoring period; NaN: not monitored (status)",
+                flag_values=np.array([0, 1], np.float32),
+                flag_meanings="no_break break",
+            ),
             "break_date": _to_date(break_idx).assign_attrs(
                 long_name="date of the first observation after the break"
             ),
@@ -391,6 +410,22 @@ def detect_breaks(
         "eoai:critval_source": "OLS-MOSUM table simulated as strucchange's monitorMECritvalTable",
     }
     return out
+
+
+def _breaks_message(totals: dict[str, dict[str, int]]) -> str | None:
+    """The one warning of a detect_breaks() call, from the status counts over its chunks."""
+    c = totals.get("", {})
+    names = _bfast.STATUS_MEANINGS.split()
+    hit = [(names[i].replace("_", " "), c.get(f"status{i}", 0)) for i in range(1, 5)]
+    hit = [(name, n) for name, n in hit if n]
+    if not hit:
+        return None
+    return (
+        f"detect_breaks: {sum(n for _, n in hit)} of {c.get('pixels', 0)} pixels were not "
+        "monitored and are NaN/NaT in break, break_date, detection_date and magnitude ("
+        + ", ".join(f"{n} {name}" for name, n in hit)
+        + "); see the status variable"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -451,6 +486,35 @@ def _composite(obj: xr.DataArray) -> xr.DataArray:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)
         return obj.median("time", skipna=True, keep_attrs=True)
+
+
+def _change_block(
+    mag: np.ndarray, pre_ok: np.ndarray, post_ok: np.ndarray, thr: np.ndarray
+) -> np.ndarray:
+    """Change mask of a chunk: 1 / 0 where the magnitude is known, NaN where it is not."""
+    known = np.isfinite(mag) & np.isfinite(thr)
+    with np.errstate(invalid="ignore"):
+        out = np.where(known, (mag > thr).astype(np.float32), np.float32(np.nan))
+    _skipped.count(
+        nodata=int((~np.isfinite(mag)).sum()),
+        no_before=int((~pre_ok).sum()),
+        no_after=int((~post_ok).sum()),
+        pixels=mag.size,
+    )
+    return out.astype(np.float32)
+
+
+def _change_message(totals: dict[str, dict[str, int]]) -> str | None:
+    """The one warning of a change() call, from the counts summed over its chunks."""
+    c = totals.get("", {})
+    if not c.get("nodata"):
+        return None
+    return (
+        f"change: {c['nodata']} of {c['pixels']} pixels have no valid observation of every "
+        f"feature in a period ({c['no_before']} in before, {c['no_after']} in after) and are NaN "
+        "in magnitude, change and direction/difference (not 'no change'); gap-fill the cube "
+        "first (cube.eoai.gapfill(...)) or widen the periods"
+    )
 
 
 def _otsu_from_hist(hist: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -551,9 +615,14 @@ def change(
     Returns
     -------
     xarray.Dataset
-        ``magnitude``, ``change`` (bool), ``threshold`` (0-d), ``direction`` (cva) or
-        ``difference`` (difference), and the ``before``/``after`` composites (dims ``feature``,
-        y, x); CRS coordinate and attrs kept, ``attrs["eoai:method"]`` and the parameters.
+        ``magnitude``, ``change`` (float32: 1 change, 0 no change, NaN no data; test with
+        ``== 1``), ``threshold`` (0-d), ``direction`` (cva) or ``difference`` (difference), and
+        the ``before``/``after`` composites (dims ``feature``, y, x); CRS coordinate and attrs
+        kept, ``attrs["eoai:method"]`` and the parameters. A pixel without a valid observation of
+        every feature in a period is NaN in ``magnitude``, ``change`` and ``direction`` /
+        ``difference`` (never "no change"), with one
+        :class:`~eoai.errors.DataSkippedWarning` per call (per compute of a lazy result) giving
+        the count.
 
     Raises
     ------
@@ -666,8 +735,25 @@ def change(
     mag.attrs = {"long_name": f"change magnitude ({method})"}
     thr = _threshold(mag, threshold, k, bins)
     thr.attrs = {"long_name": "change threshold", "method": str(threshold)}
-    chg = (mag > thr).where(mag.notnull(), False).astype(bool)
-    chg.attrs = {"long_name": "change mask (magnitude > threshold)"}
+    call = _skipped.SkippedCall(_change_message)
+    pre_ok = pre_c.notnull().all("feature").drop_vars(["feature"], errors="ignore")
+    post_ok = post_c.notnull().all("feature").drop_vars(["feature"], errors="ignore")
+    chg = xr.apply_ufunc(
+        call.reporter(_change_block),
+        mag,
+        pre_ok,
+        post_ok,
+        thr,
+        call.chunk_ids(mag, []),
+        dask="parallelized",
+        output_dtypes=[np.float32],
+    )
+    call.seal()
+    chg.attrs = {
+        "long_name": "change mask (magnitude > threshold); NaN: no valid data in a period",
+        "flag_values": np.array([0, 1], np.float32),
+        "flag_meanings": "no_change change",
+    }
     out = xr.Dataset(
         {
             "magnitude": mag,
