@@ -36,6 +36,7 @@ from .. import _skipped
 from ..errors import InputError, MissingDimensionError, TimeAxisError, UnknownBandError
 from . import _bfast
 from ._mosum_critvals import PERIODS, WINSIZES, mosum_critval
+from ._nodata import to_float_with_nan
 
 __all__ = ["detect_breaks", "change"]
 
@@ -312,6 +313,7 @@ def detect_breaks(
         )
 
     X = _bfast.design_matrix(_bfast.decimal_year(times.values), order, bool(trend))
+    da, _ = to_float_with_nan(da, func)  # declared nodata -> NaN, CF packing applied
     da = _single_time_chunk(da)
     params = dict(
         mon_idx=mon_idx,
@@ -697,6 +699,7 @@ def change(
             f"{func}: method='difference' compares one band or index, got {list(feats)}; pass "
             "index='nbr' (dNBR), index='ndvi' (dNDVI) or bands=['<band>']"
         )
+    feats = {n: to_float_with_nan(f, func)[0] for n, f in feats.items()}  # nodata -> NaN
     stack = xr.concat(
         [f.astype(np.float32) if f.dtype == np.float32 else f for f in feats.values()],
         dim=pd.Index(list(feats), name="feature"),

@@ -50,6 +50,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -57,9 +58,10 @@ import pandas as pd
 import xarray as xr
 
 from eoai import _skipped
-from eoai.errors import InputError, TimeAxisError
+from eoai.errors import DataSkippedWarning, ExtrapolationWarning, InputError, TimeAxisError
 from eoai.timeseries import _kernels as K
 from eoai.timeseries._device import resolve_device
+from eoai.timeseries._nodata import to_float_with_nan
 from eoai.timeseries._timeaxis import check_time, days, single_time_chunk, to_days
 
 __all__ = ["gapfill", "whittaker_smooth", "METHODS", "DEVICES"]
@@ -284,6 +286,8 @@ def gapfill(
     func = "gapfill"
     if method not in METHODS:
         raise InputError(f"{func}: unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    # before check_time, so that duplicate dates are merged on values, never on nodata codes
+    obj, left_out, decoded = _decode_input(obj, dim, func)
     obj = check_time(obj, dim, func=func)
     if weights is not None:
         weights = _check_weights(weights, obj, method, dim, func)
@@ -292,21 +296,95 @@ def gapfill(
     spec["device"] = _resolve_device(device, spec, func)
     if spec["device"] is not None:
         spec["params"]["device"] = "torch" if spec["device"] == "cpu" else spec["device"]
+    _warn_extrapolation(spec)
     call = _skipped.SkippedCall(
         functools.partial(_left_nan_message, method=method, why=_why_left_nan(spec))
     )
     if isinstance(obj, xr.Dataset):
         out_vars = {}
         for name, var in obj.data_vars.items():
-            out_vars[name] = (
-                _fill_da(var, spec, weights, call, str(name)) if dim in var.dims else var
+            if dim not in var.dims:
+                out_vars[name] = var
+            else:
+                out_vars[name] = _fill_da(var, spec, weights, call, str(name), decoded.get(name))
+        if left_out:
+            warnings.warn(
+                f"{func}: {len(left_out)} class/mask variable(s) {left_out} were left out of the "
+                "output: interpolating class codes or bit masks gives meaningless fractional "
+                "codes (they have flag_values/flag_masks/eoai:mask_kind attrs or a mask name); "
+                f"resample them separately, e.g. ds[{left_out!r}].sel({dim}=out.{dim}, "
+                "method='nearest')",
+                DataSkippedWarning,
+                stacklevel=2,
             )
         out = xr.Dataset(out_vars, attrs=dict(obj.attrs))
         out.attrs.update(_attrs(spec))
     else:
-        out = _fill_da(obj, spec, weights, call)
+        out = _fill_da(obj, spec, weights, call, "", decoded.get(obj.name))
     call.seal()
     return out
+
+
+def _decode_input(obj: Any, dim: str, func: str) -> tuple[Any, list[str], dict]:
+    """Declared nodata -> NaN and CF packing applied for every variable with ``dim``; class and
+    mask variables of a Dataset left out. Returns the input, the names left out and, per
+    variable name, what was decoded."""
+    if not isinstance(obj, (xr.DataArray, xr.Dataset)) or dim not in obj.dims:
+        return obj, [], {}  # check_time raises the right error
+    if isinstance(obj, xr.DataArray):
+        da, info = to_float_with_nan(obj, func)
+        return da, [], ({obj.name: info} if info else {})
+    left_out = [str(n) for n, v in obj.data_vars.items() if dim in v.dims and is_class_or_mask(v)]
+    obj = obj.drop_vars(left_out)
+    decoded, new = {}, {}
+    for name, var in obj.data_vars.items():
+        if dim in var.dims:
+            new[name], info = to_float_with_nan(var, func)
+            if info:
+                decoded[name] = info
+    return (obj.assign(new) if new else obj), left_out, decoded
+
+
+#: variable names that are masks or class maps, whatever their attrs (lower case)
+MASK_NAMES = ("scl", "clm", "qa", "qa_pixel", "fmask", "mask", "cloud_mask", "is_data", "is_valid")
+
+
+def is_class_or_mask(var: xr.DataArray) -> bool:
+    """Whether ``var`` holds class codes or mask bits (never interpolated).
+
+    True for CF ``flag_values`` / ``flag_masks`` / ``flag_meanings``, eoai's ``eoai:mask_kind``,
+    or a name in :data:`MASK_NAMES` (case-insensitive).
+    """
+    keys = ("flag_values", "flag_masks", "flag_meanings", "eoai:mask_kind")
+    return any(k in var.attrs for k in keys) or str(var.name).lower() in MASK_NAMES
+
+
+def _warn_extrapolation(spec: dict) -> None:
+    """One ExtrapolationWarning when output dates lie outside the input dates (``dates=``)."""
+    x_in, x_out, gap = spec["x_in"], spec["x_out"], spec["max_gap"]
+    dist = np.maximum(x_in[0] - x_out, x_out - x_in[-1])  # > 0 outside the input dates
+    outside = dist > 0
+    n_out = int(outside.sum())
+    if not n_out:
+        return
+    t_in = spec["t_in"]
+    head = (
+        f"gapfill({spec['method']}): {n_out} of {x_out.size} output dates lie outside the input "
+        f"dates ({t_in[0].date()} to {t_in[-1].date()}; {int((x_out < x_in[0]).sum())} before, "
+        f"{int((x_out > x_in[-1]).sum())} after, up to {float(dist.max()):.0f} days away)"
+    )
+    if math.isinf(gap):
+        tail = (
+            ": their values are extrapolated from the nearest observations; pass max_gap "
+            "(e.g. max_gap='45D') to leave NaN farther than that from the nearest observation"
+        )
+    else:
+        far = int((dist > gap).sum())
+        tail = (
+            f": {far} of them are farther than max_gap={gap:g} days from every input date and "
+            f"are NaN; the other {n_out - far} are extrapolated (within max_gap of an observation)"
+        )
+    warnings.warn(head + tail, ExtrapolationWarning, stacklevel=3)
 
 
 def _why_left_nan(spec: dict) -> str:
@@ -413,7 +491,7 @@ def _make_spec(obj, method, freq, dates, lam, max_gap, order, lam_range, p, max_
     params: dict[str, Any] = {"freq": freq, "dates": None if dates is None else "given", "dim": dim}
     gap = to_days(max_gap, "max_gap", func)
     params["max_gap_days"] = None if math.isinf(gap) else gap
-    spec: dict[str, Any] = {"method": method, "dim": dim, "t_out": t_out, "x_in": x_in,
+    spec: dict[str, Any] = {"method": method, "dim": dim, "t_out": t_out, "t_in": t_in, "x_in": x_in,
                             "x_out": x_out, "max_gap": gap, "params": params}  # fmt: skip
     step = float(np.median(np.diff(x_in))) if n_in > 1 else 1.0
     if method == "linear":
@@ -593,10 +671,13 @@ def _fill_da(
     weights: xr.DataArray | None,
     call: _skipped.SkippedCall,
     part: str = "",
+    decoded: dict | None = None,
 ) -> xr.DataArray:
     dim = spec["dim"]
-    if not (np.issubdtype(da.dtype, np.floating)):
+    if not np.issubdtype(da.dtype, np.floating):
         da = da.astype(np.float32)
+    if decoded:
+        spec = {**spec, "params": {**spec["params"], "decoded": decoded}}
     da = single_time_chunk(da, dim, "gapfill")
     n_out = spec["x_out"].size
     args = [da]

@@ -42,6 +42,7 @@ import xarray as xr
 from eoai import _skipped
 from eoai.errors import InputError, TimeAxisError
 from eoai.timeseries import _pheno_kernels as PK
+from eoai.timeseries._nodata import to_float_with_nan
 from eoai.timeseries._timeaxis import DAY_NS, check_time, days, single_time_chunk
 
 __all__ = ["phenology", "METRICS"]
@@ -165,6 +166,9 @@ def phenology(
                 f"{func}: choose the variable of the Dataset with variable=...; it has {names}"
             )
         obj = obj[variable]
+    if isinstance(obj, xr.DataArray) and dim in obj.dims:
+        # before check_time: duplicate dates are merged on values, never on nodata codes
+        obj, _ = to_float_with_nan(obj, func)
     obj = check_time(obj, dim, func=func)
     if isinstance(seasons, bool) or seasons not in (1, 2):
         raise InputError(f"{func}: seasons must be 1 or 2, got {seasons!r}")
