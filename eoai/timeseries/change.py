@@ -33,6 +33,7 @@ import pandas as pd
 import xarray as xr
 
 from .. import _skipped
+from .._attrs import VARIABLE_KEYS, provenance
 from ..errors import InputError, MissingDimensionError, TimeAxisError, UnknownBandError
 from . import _bfast
 from ._mosum_critvals import PERIODS, WINSIZES, mosum_critval
@@ -349,6 +350,7 @@ def detect_breaks(
         output_core_dims=[[]] * 8,
         dask="parallelized",
         output_dtypes=[bool, np.int64, np.int64, np.float64, np.int64, np.int32, np.int32, np.int8],
+        keep_attrs=False,  # each output gets its own attrs (a "units" on a date is unwritable)
     )
     call.seal()
     brk, detect_idx, break_idx, magnitude, start_idx, n_valid, n_history, status = outs
@@ -358,8 +360,9 @@ def detect_breaks(
 
     def _to_date(i: xr.DataArray) -> xr.DataArray:
         return xr.apply_ufunc(
-            lambda a: dates[a], i, dask="parallelized", output_dtypes=["datetime64[ns]"]
-        )
+            lambda a: dates[a], i, dask="parallelized", output_dtypes=["datetime64[ns]"],
+            keep_attrs=False,
+        )  # fmt: skip
 
     units = da.attrs.get("units")
     out = xr.Dataset(
@@ -394,9 +397,7 @@ def detect_breaks(
         }
     )
     out = _keep_spatial_meta(out, obj)
-    out.attrs = {
-        **{a: v for a, v in da.attrs.items() if a not in ("units", "long_name")},
-        "eoai:method": "bfastmonitor",
+    flat = {
         "eoai:variable": str(da.name) if da.name is not None else "",
         "eoai:monitor_start": str(mon.date()),
         "eoai:history": history_desc,
@@ -411,6 +412,11 @@ def detect_breaks(
         "eoai:critval": critval,
         "eoai:critval_source": "OLS-MOSUM table simulated as strucchange's monitorMECritvalTable",
     }
+    # the input's attrs (a Dataset's, then its variable's) and lineage, then this step
+    sources = [dict(obj.attrs)] if isinstance(obj, xr.Dataset) else []
+    sources.append({a: v for a, v in da.attrs.items() if a not in VARIABLE_KEYS})
+    params = {k.removeprefix("eoai:"): v for k, v in flat.items() if k != "eoai:method"}
+    out.attrs = {**provenance(sources, "bfastmonitor", params), **flat}
     return out
 
 
@@ -726,7 +732,7 @@ def change(
             direction = ((diff > 0) * weights).sum("feature").where(mag.notnull())
             direction.attrs = {
                 "long_name": "CVA sector: sum of 2**i over the features i that increased",
-                "features": list(feats),
+                "features": ",".join(map(str, feats)),
             }
         data_vars["direction"] = direction
     else:
@@ -768,15 +774,20 @@ def change(
         }
     )
     out = _keep_spatial_meta(out, cube)
-    out.attrs = {
-        **cube.attrs,
+    flat = {
         "eoai:method": f"change:{method}",
         "eoai:before": pre_desc,
         "eoai:after": post_desc,
-        "eoai:features": list(feats),
+        "eoai:features": ",".join(map(str, feats)),
         "eoai:feature_kind": "index" if index is not None else "band",
         "eoai:threshold": str(threshold),
         "eoai:k": float(k),
         "eoai:composite": "median of valid observations",
     }
+    sources = [dict(cube.attrs)] if isinstance(cube, xr.Dataset) else []
+    if isinstance(cube, xr.DataArray):
+        sources.append({a: v for a, v in cube.attrs.items() if a not in VARIABLE_KEYS})
+    params = {k.removeprefix("eoai:"): v for k, v in flat.items() if k != "eoai:method"}
+    params["features"] = list(feats)
+    out.attrs = {**provenance(sources, f"change:{method}", params), **flat}
     return out

@@ -58,6 +58,7 @@ import pandas as pd
 import xarray as xr
 
 from eoai import _skipped
+from eoai._attrs import provenance
 from eoai.errors import DataSkippedWarning, ExtrapolationWarning, InputError, TimeAxisError
 from eoai.timeseries import _kernels as K
 from eoai.timeseries._device import resolve_device
@@ -317,8 +318,7 @@ def gapfill(
                 DataSkippedWarning,
                 stacklevel=2,
             )
-        out = xr.Dataset(out_vars, attrs=dict(obj.attrs))
-        out.attrs.update(_attrs(spec))
+        out = xr.Dataset(out_vars, attrs=_attrs(spec, obj.attrs))
     else:
         out = _fill_da(obj, spec, weights, call, "", decoded.get(obj.name))
     call.seal()
@@ -449,11 +449,9 @@ def _check_weights(weights: Any, obj: Any, method: str, dim: str, func: str) -> 
     return weights.assign_coords({dim: obj[dim].values}).astype(np.float64)
 
 
-def _attrs(spec: dict) -> dict:
-    return {
-        "eoai:method": f"gapfill:{spec['method']}",
-        "eoai:parameters": json.dumps(spec["params"]),
-    }
+def _attrs(spec: dict, src: dict) -> dict:
+    """The input's attrs, its steps in ``eoai:lineage``, and this gapfill's method/parameters."""
+    return provenance([src], f"gapfill:{spec['method']}", json.dumps(spec["params"]))
 
 
 def _make_spec(obj, method, freq, dates, lam, max_gap, order, lam_range, p, max_iter, window,
@@ -701,5 +699,5 @@ def _fill_da(
     )
     out = out.rename({_OUT: dim}).assign_coords({dim: spec["t_out"].values})
     out = out.transpose(*da.dims)
-    out.attrs.update(_attrs(spec))
+    out.attrs = _attrs(spec, da.attrs)
     return out

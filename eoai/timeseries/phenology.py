@@ -40,6 +40,7 @@ import pandas as pd
 import xarray as xr
 
 from eoai import _skipped
+from eoai._attrs import VARIABLE_KEYS, provenance
 from eoai.errors import InputError, TimeAxisError
 from eoai.timeseries import _pheno_kernels as PK
 from eoai.timeseries._nodata import to_float_with_nan
@@ -157,6 +158,7 @@ def phenology(
     (120.0, 270.0)
     """
     func = "phenology"
+    ds_attrs = dict(obj.attrs) if isinstance(obj, xr.Dataset) else None
     if isinstance(obj, xr.Dataset):
         names = list(obj.data_vars)
         if variable is None:
@@ -256,9 +258,17 @@ def phenology(
         out[name] = v.transpose(*lead, *space)
     order = [*PK.DATE_FIELDS, *(f"{f}_doy" for f in PK.DATE_FIELDS), *_FLOAT_OUT]
     ds = xr.Dataset({k: out[k] for k in order})
-    ds.attrs = {
-        "eoai:method": "phenology:threshold",
-        "eoai:parameters": json.dumps(
+    grid_mapping = obj.attrs.get("grid_mapping") or obj.encoding.get("grid_mapping")
+    if grid_mapping:
+        for v in ds.data_vars.values():
+            v.attrs["grid_mapping"] = str(grid_mapping)
+    # the input's attrs (a Dataset's, then its variable's) and lineage, then this step
+    sources = [] if ds_attrs is None else [ds_attrs]
+    sources.append({k: v for k, v in obj.attrs.items() if k not in VARIABLE_KEYS})
+    ds.attrs = provenance(
+        sources,
+        "phenology:threshold",
+        json.dumps(
             {
                 "threshold": float(threshold),
                 "absolute": bool(absolute),
@@ -270,8 +280,8 @@ def phenology(
                 "smooth": smooth,
                 "smooth_kw": {k: str(v) for k, v in (smooth_kw or {}).items()},
             }
-        ),  # fmt: skip
-    }
+        ),
+    )  # fmt: skip
     if obj.name is not None:
         ds.attrs["eoai:variable"] = str(obj.name)
     return ds
