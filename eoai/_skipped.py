@@ -41,7 +41,7 @@ import xarray as xr
 
 from eoai.errors import DataSkippedWarning
 
-__all__ = ["SkippedCall", "count", "flush", "TOPIC"]
+__all__ = ["SkippedCall", "count", "flush", "warn_at_user", "TOPIC"]
 
 TOPIC = "eoai-skipped"
 
@@ -321,6 +321,12 @@ def _install_local_callback() -> None:
         _CALLBACK = (None, None, None, None, _finish)
     if _CALLBACK not in Callback.active:
         Callback.active.add(_CALLBACK)
+
+
+def warn_at_user(text: str, category: type[Warning] = DataSkippedWarning) -> None:
+    """Warn now, attributed to the user's line that called eoai (not to an eoai frame)."""
+    filename, lineno, module = _user_frame()
+    warnings.warn_explicit(text, category, filename, lineno, module=module)
 
 
 def _user_frame() -> tuple[str, int, str]:

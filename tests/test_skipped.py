@@ -160,3 +160,18 @@ def test_distributed_client_receives_one_warning_with_the_totals():
             pheno.compute()
             msgs = _wait_for(rec, 1)
         assert msgs == [PHENO_MSG], msgs
+
+
+def test_chunk_of_an_unknown_call_warns_by_itself():
+    # what a chunk sees where its call is not registered (the "processes" scheduler, a graph
+    # built in another process): it warns with its own counts rather than dropping them
+    import functools
+
+    from eoai.timeseries.gapfill import _left_nan_message
+
+    msg = functools.partial(_left_nan_message, method="linear", why="have no valid observation")
+    token = _skipped._Token("not-a-registered-call", msg, DataSkippedWarning, None)
+    with pytest.warns(DataSkippedWarning, match=r"3 of 64 pixels .* left NaN \(one chunk\)"):
+        _skipped._report(token, 0, "", {"left_nan": 3, "pixels": 64})
+    with pytest.warns(DataSkippedWarning, match="from a worker"):
+        _skipped._on_event((0.0, {"call": "unknown", "fallback": "from a worker"}))

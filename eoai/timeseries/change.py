@@ -415,8 +415,9 @@ def detect_breaks(
     # the input's attrs (a Dataset's, then its variable's) and lineage, then this step
     sources = [dict(obj.attrs)] if isinstance(obj, xr.Dataset) else []
     sources.append({a: v for a, v in da.attrs.items() if a not in VARIABLE_KEYS})
-    params = {k.removeprefix("eoai:"): v for k, v in flat.items() if k != "eoai:method"}
-    out.attrs = {**provenance(sources, "bfastmonitor", params), **flat}
+    # (not ``params``: the chunk function reads that one at compute time)
+    step = {k.removeprefix("eoai:"): v for k, v in flat.items() if k != "eoai:method"}
+    out.attrs = {**provenance(sources, "bfastmonitor", step), **flat}
     return out
 
 
@@ -489,11 +490,22 @@ def _period(
 def _composite(obj: xr.DataArray) -> xr.DataArray:
     """Median over time of the valid observations (NaN where a pixel has none)."""
     obj = _single_time_chunk(obj)
-    import warnings
+    return xr.apply_ufunc(
+        _nanmedian_block,
+        obj,
+        input_core_dims=[["time"]],
+        dask="parallelized",
+        output_dtypes=[obj.dtype],
+        keep_attrs=True,
+    )
 
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)
-        return obj.median("time", skipna=True, keep_attrs=True)
+
+def _nanmedian_block(values: np.ndarray) -> np.ndarray:
+    """Median over the last axis of the valid values; NaN (silently: change() counts them once
+    per call) where there is none. Never warns per chunk ("All-NaN slice")."""
+    valid = np.isfinite(values).any(axis=-1)
+    filled = np.where(valid[..., None], values, 0)
+    return np.where(valid, np.nanmedian(filled, axis=-1), np.nan).astype(values.dtype, copy=False)
 
 
 def _change_block(
@@ -787,7 +799,7 @@ def change(
     sources = [dict(cube.attrs)] if isinstance(cube, xr.Dataset) else []
     if isinstance(cube, xr.DataArray):
         sources.append({a: v for a, v in cube.attrs.items() if a not in VARIABLE_KEYS})
-    params = {k.removeprefix("eoai:"): v for k, v in flat.items() if k != "eoai:method"}
-    params["features"] = list(feats)
-    out.attrs = {**provenance(sources, f"change:{method}", params), **flat}
+    step = {k.removeprefix("eoai:"): v for k, v in flat.items() if k != "eoai:method"}
+    step["features"] = list(feats)
+    out.attrs = {**provenance(sources, f"change:{method}", step), **flat}
     return out

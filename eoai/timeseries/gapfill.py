@@ -50,7 +50,6 @@ from __future__ import annotations
 import functools
 import json
 import math
-import warnings
 from typing import Any
 
 import numpy as np
@@ -205,16 +204,25 @@ def gapfill(
     Parameters
     ----------
     obj : xarray.DataArray or xarray.Dataset
-        Series along ``dim`` with masked observations as NaN. A Dataset is processed variable by
-        variable (every variable with ``dim``; integer variables are converted to float32 first;
-        variables without ``dim`` are kept unchanged).
+        Series along ``dim`` with masked observations as NaN. Values equal to a declared nodata
+        (``attrs["nodata"]`` as odc-stac / eoai.load write it, ``attrs["_FillValue"]`` as
+        rioxarray's ``.rio.nodata``, ``attrs["missing_value"]``, or ``encoding["_FillValue"]``
+        while the data is still encoded) are NaN before filling, and undecoded CF packing
+        (``attrs["scale_factor"]`` / ``attrs["add_offset"]``) is applied; integer data without
+        any declared nodata is refused (see Raises). A Dataset is processed variable by variable
+        (every variable with ``dim``; variables without ``dim`` are kept unchanged); class and
+        mask variables (``flag_values`` / ``flag_masks`` / ``flag_meanings`` /
+        ``eoai:mask_kind`` attrs, or named ``scl``, ``clm``, ``qa``, ``qa_pixel``, ``fmask``,
+        ``mask``...) are left out of the output with one ``DataSkippedWarning`` naming them.
     method : {"linear", "whittaker", "savgol", "harmonic"}
         See the module documentation.
     freq : str, optional
         Regular output grid (pandas frequency, e.g. ``"10D"``), starting on the day of the first
         input date.
     dates : sequence of datetime-like, optional
-        Output dates (strictly increasing). Not together with ``freq``.
+        Output dates (strictly increasing). Not together with ``freq``. Dates outside the input
+        dates are extrapolated, with one ``ExtrapolationWarning`` giving their count; ``max_gap``
+        leaves NaN farther than ``max_gap`` from the nearest observation.
     lam : float or {"vcurve", "gcv"}, optional
         Whittaker smoothing parameter (penalty in days, see the module documentation); default
         ``"vcurve"``.
@@ -266,14 +274,19 @@ def gapfill(
         The time coordinate is not datetime, or the series is too short for the method.
     eoai.errors.InputError
         Unknown method or device, bad ``lam``/``max_gap``/``p``/``freq``/``dates``; ``device``
-        names torch or CUDA when they are not available or the method has no torch backend.
+        names torch or CUDA when they are not available or the method has no torch backend;
+        integer data that declares no nodata (integers cannot hold NaN, so gaps cannot be told
+        from observations: declare ``attrs["nodata"]`` or convert to float first).
 
     Warns
     -----
     eoai.errors.DataSkippedWarning
         Pixels without enough valid observations are left NaN: one warning per call (for a lazy
         result, per compute, also on dask.distributed) with the totals over all chunks and
-        variables; duplicate dates were merged.
+        variables; class/mask variables of a Dataset were left out; duplicate dates were merged.
+    eoai.errors.ExtrapolationWarning
+        Output dates (``dates=``) lie outside the input dates; the message gives the count and
+        how many ``max_gap`` leaves NaN.
 
     Examples
     --------
@@ -309,14 +322,13 @@ def gapfill(
             else:
                 out_vars[name] = _fill_da(var, spec, weights, call, str(name), decoded.get(name))
         if left_out:
-            warnings.warn(
+            _skipped.warn_at_user(
                 f"{func}: {len(left_out)} class/mask variable(s) {left_out} were left out of the "
                 "output: interpolating class codes or bit masks gives meaningless fractional "
                 "codes (they have flag_values/flag_masks/eoai:mask_kind attrs or a mask name); "
                 f"resample them separately, e.g. ds[{left_out!r}].sel({dim}=out.{dim}, "
                 "method='nearest')",
                 DataSkippedWarning,
-                stacklevel=2,
             )
         out = xr.Dataset(out_vars, attrs=_attrs(spec, obj.attrs))
     else:
@@ -384,7 +396,7 @@ def _warn_extrapolation(spec: dict) -> None:
             f": {far} of them are farther than max_gap={gap:g} days from every input date and "
             f"are NaN; the other {n_out - far} are extrapolated (within max_gap of an observation)"
         )
-    warnings.warn(head + tail, ExtrapolationWarning, stacklevel=3)
+    _skipped.warn_at_user(head + tail, ExtrapolationWarning)
 
 
 def _why_left_nan(spec: dict) -> str:
