@@ -312,7 +312,9 @@ def gapfill(
         spec["params"]["device"] = "torch" if spec["device"] == "cpu" else spec["device"]
     _warn_extrapolation(spec)
     call = _skipped.SkippedCall(
-        functools.partial(_left_nan_message, method=method, why=_why_left_nan(spec))
+        functools.partial(
+            _left_nan_message, method=method, why=_why_left_nan(spec), max_gap=spec["max_gap"]
+        )
     )
     if isinstance(obj, xr.Dataset):
         out_vars = {}
@@ -408,16 +410,28 @@ def _why_left_nan(spec: dict) -> str:
     return "have no valid observation"
 
 
-def _left_nan_message(totals: dict[str, dict[str, int]], *, method: str, why: str) -> str | None:
+def _left_nan_message(
+    totals: dict[str, dict[str, int]], *, method: str, why: str, max_gap: float = math.inf
+) -> str | None:
     """The one warning of a gapfill call, from the counts summed over its chunks."""
+    lines = []
     hit = {part: c for part, c in totals.items() if c.get("left_nan")}
-    if not hit:
-        return None
-    if list(totals) == [""]:  # a DataArray
+    if hit and list(totals) == [""]:  # a DataArray
         c = totals[""]
-        return f"gapfill({method}): {c['left_nan']} of {c['pixels']} pixels {why} and were left NaN"
-    detail = ", ".join(f"{c['left_nan']} of {c['pixels']} in {part!r}" for part, c in hit.items())
-    return f"gapfill({method}): pixels that {why} were left NaN: {detail}"
+        lines.append(
+            f"gapfill({method}): {c['left_nan']} of {c['pixels']} pixels {why} and were left NaN"
+        )
+    elif hit:
+        detail = ", ".join(f"{c['left_nan']} of {c['pixels']} in {p!r}" for p, c in hit.items())
+        lines.append(f"gapfill({method}): pixels that {why} were left NaN: {detail}")
+    gap = sum(c.get("gap_nan", 0) for c in totals.values())
+    if gap:
+        values = sum(c.get("values", 0) for c in totals.values())
+        lines.append(
+            f"gapfill({method}): {gap} of {values} output values are farther than "
+            f"max_gap={max_gap:g} days from a valid observation and were left NaN"
+        )
+    return "; ".join(lines) or None
 
 
 def _resolve_device(device: Any, spec: dict, func: str) -> str | None:
@@ -650,7 +664,11 @@ def _fill_block(values: np.ndarray, wts: np.ndarray | None = None, *, spec: dict
     if method != "linear" and not math.isinf(spec["max_gap"]):
         K.gap_mask(y, spec["x_in"], spec["x_out"], spec["max_gap"], out)
     # reported, not warned: gapfill() warns once per call with the totals over all chunks
-    _skipped.count(left_nan=bad, pixels=y.shape[0])
+    counts = {"left_nan": int(bad), "pixels": y.shape[0]}
+    if not math.isinf(spec["max_gap"]):  # output values of pixels with data NaN'd by max_gap
+        gap_nan = int(np.count_nonzero(np.isnan(out))) - int(bad) * n_out
+        counts.update(gap_nan=max(gap_nan, 0), values=y.shape[0] * n_out)
+    _skipped.count(**counts)
     if not out.flags.c_contiguous:
         return np.moveaxis(out.T.reshape(n_out, *lead), 0, -1)
     return out.reshape(*lead, n_out)

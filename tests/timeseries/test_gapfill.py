@@ -252,8 +252,20 @@ def test_freq_dates_and_max_gap():
     out = gapfill(da, "linear", freq="10D")
     np.testing.assert_array_equal(out.time.values, pd.date_range(T0, periods=7, freq="10D").values)
     np.testing.assert_allclose(out.values, [0, 1, 2, 3, 4, 5, 6])
-    gap = gapfill(da, "linear", freq="10D", max_gap="30D")
+    # the values max_gap leaves NaN are counted once (they were silent before)
+    msg = r"gapfill\(linear\): 3 of 7 output values are farther than max_gap=30 days"
+    with pytest.warns(DataSkippedWarning, match=msg):
+        gap = gapfill(da, "linear", freq="10D", max_gap="30D")
     np.testing.assert_allclose(gap.values, [0, 1, np.nan, np.nan, np.nan, 5, 6])
+    lazy = da.expand_dims(x=4).chunk({"x": 1})  # 4 chunks: one warning, the totals
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        gapfill(lazy, "whittaker", lam=10.0, freq="10D", max_gap="30D").compute()
+    msgs = [str(w.message) for w in rec if issubclass(w.category, DataSkippedWarning)]
+    assert msgs == [
+        "gapfill(whittaker): 12 of 28 output values are farther than max_gap=30 days from a "
+        "valid observation and were left NaN"
+    ], msgs
     # output dates beyond the last observation: farther than max_gap from it -> NaN
     d = gapfill(da, "linear", dates=T0 + pd.to_timedelta([62, 70, 100], unit="D"), max_gap=20)
     np.testing.assert_allclose(d.values, [6.0, 6.0, np.nan])
