@@ -33,7 +33,7 @@ import pandas as pd
 import xarray as xr
 
 from .. import _skipped
-from .._attrs import VARIABLE_KEYS, provenance
+from .._provenance import VARIABLE_KEYS, provenance
 from ..errors import InputError, MissingDimensionError, TimeAxisError, UnknownBandError
 from . import _bfast
 from ._mosum_critvals import PERIODS, WINSIZES, mosum_critval

@@ -57,7 +57,7 @@ import pandas as pd
 import xarray as xr
 
 from eoai import _skipped
-from eoai._attrs import provenance
+from eoai._provenance import provenance
 from eoai.errors import DataSkippedWarning, ExtrapolationWarning, InputError, TimeAxisError
 from eoai.timeseries import _kernels as K
 from eoai.timeseries._device import resolve_device

@@ -40,7 +40,7 @@ import pandas as pd
 import xarray as xr
 
 from eoai import _skipped
-from eoai._attrs import VARIABLE_KEYS, provenance
+from eoai._provenance import VARIABLE_KEYS, provenance
 from eoai.errors import InputError, TimeAxisError
 from eoai.timeseries import _pheno_kernels as PK
 from eoai.timeseries._nodata import to_float_with_nan
