@@ -87,3 +87,7 @@ class LargeChunkWarning(EoaiWarning):
 
 class FewSamplesWarning(EoaiWarning):
     """A class has fewer training samples (or groups) than advisable; the message gives the counts."""
+
+
+class ExtrapolationWarning(EoaiWarning):
+    """Output values were extrapolated beyond the observations; the message gives the count."""

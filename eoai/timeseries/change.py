@@ -18,7 +18,7 @@ Examples
 >>> da = xr.DataArray(y, dims=("y", "x", "time"), coords={"time": t}).transpose("time", "y", "x")
 >>> out = detect_breaks(da, "2021-01-01")
 >>> out["break"].values.tolist()
-[[True, False], [False, False]]
+[[1.0, 0.0], [0.0, 0.0]]
 >>> str(out["break_date"].values[0, 0])[:10]
 '2021-03-06'
 """
@@ -32,9 +32,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .. import _skipped
+from .._provenance import VARIABLE_KEYS, provenance
 from ..errors import InputError, MissingDimensionError, TimeAxisError, UnknownBandError
 from . import _bfast
 from ._mosum_critvals import PERIODS, WINSIZES, mosum_critval
+from ._nodata import to_float_with_nan
 
 __all__ = ["detect_breaks", "change"]
 
@@ -203,7 +206,8 @@ def detect_breaks(
     xarray.Dataset
         On the non-time dims of ``obj``:
 
-        - ``break`` (bool): a break was detected (meaningful where ``status == 0``);
+        - ``break`` (float32): 1 a break was detected, 0 none, NaN where the pixel was not
+          monitored (``status > 0``: no data is never "no break"; test with ``== 1``);
         - ``break_date`` (datetime64): date of the first observation after the break (the
           least-squares mean-shift date of the residuals up to the detection), NaT if none;
         - ``detection_date`` (datetime64): bfastmonitor's break point, the observation at which
@@ -213,7 +217,9 @@ def detect_breaks(
         - ``n_valid``: number of valid observations; ``n_history``: of them in the history used;
         - ``status`` (int8): 0 monitored, 1 no valid observation, 2 history too short,
           3 no observation in the monitoring period, 4 degenerate history fit. Pixels with
-          ``status > 0`` are *not* "no change": their ``break`` is False only for want of data.
+          ``status > 0`` have ``break`` NaN, dates NaT and ``magnitude`` NaN, and one
+          :class:`~eoai.errors.DataSkippedWarning` per call (per compute of a lazy result)
+          counts them by status.
 
     Raises
     ------
@@ -308,6 +314,7 @@ def detect_breaks(
         )
 
     X = _bfast.design_matrix(_bfast.decimal_year(times.values), order, bool(trend))
+    da, _ = to_float_with_nan(da, func)  # declared nodata -> NaN, CF packing applied
     da = _single_time_chunk(da)
     params = dict(
         mon_idx=mon_idx,
@@ -324,30 +331,47 @@ def detect_breaks(
         if torch_device is not None:
             from . import _bfast_torch
 
-            return _bfast_torch.run_kernel(block, X, **params, device=torch_device)
-        return _bfast.run_kernel(block, X, **params)
+            res = _bfast_torch.run_kernel(block, X, **params, device=torch_device)
+        else:
+            res = _bfast.run_kernel(block, X, **params)
+        codes = np.bincount(np.asarray(res[-1], np.int64).ravel(), minlength=5)
+        _skipped.count(
+            pixels=int(codes.sum()), **{f"status{i}": int(codes[i]) for i in range(1, 5)}
+        )
+        return res
 
     dtype = da.dtype if da.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+    call = _skipped.SkippedCall(_breaks_message)
     outs = xr.apply_ufunc(
-        _kernel,
+        call.reporter(_kernel),
         da,
-        input_core_dims=[["time"]],
+        call.chunk_ids(da, ["time"]),
+        input_core_dims=[["time"], []],
         output_core_dims=[[]] * 8,
         dask="parallelized",
         output_dtypes=[bool, np.int64, np.int64, np.float64, np.int64, np.int32, np.int32, np.int8],
+        keep_attrs=False,  # each output gets its own attrs (a "units" on a date is unwritable)
     )
+    call.seal()
     brk, detect_idx, break_idx, magnitude, start_idx, n_valid, n_history, status = outs
+    # a pixel that was not monitored has no answer: NaN, never "no break"
+    brk = brk.astype(np.float32).where(status == 0)
     dates = np.append(times.values.astype("datetime64[ns]"), _NAT)
 
     def _to_date(i: xr.DataArray) -> xr.DataArray:
         return xr.apply_ufunc(
-            lambda a: dates[a], i, dask="parallelized", output_dtypes=["datetime64[ns]"]
-        )
+            lambda a: dates[a], i, dask="parallelized", output_dtypes=["datetime64[ns]"],
+            keep_attrs=False,
+        )  # fmt: skip
 
     units = da.attrs.get("units")
     out = xr.Dataset(
         {
-            "break": brk.assign_attrs(long_name="break detected in the monitoring period"),
+            "break": brk.assign_attrs(
+                long_name="break detected in the monitoring period; NaN: not monitored (status)",
+                flag_values=np.array([0, 1], np.float32),
+                flag_meanings="no_break break",
+            ),
             "break_date": _to_date(break_idx).assign_attrs(
                 long_name="date of the first observation after the break"
             ),
@@ -373,9 +397,7 @@ def detect_breaks(
         }
     )
     out = _keep_spatial_meta(out, obj)
-    out.attrs = {
-        **{a: v for a, v in da.attrs.items() if a not in ("units", "long_name")},
-        "eoai:method": "bfastmonitor",
+    flat = {
         "eoai:variable": str(da.name) if da.name is not None else "",
         "eoai:monitor_start": str(mon.date()),
         "eoai:history": history_desc,
@@ -390,7 +412,29 @@ def detect_breaks(
         "eoai:critval": critval,
         "eoai:critval_source": "OLS-MOSUM table simulated as strucchange's monitorMECritvalTable",
     }
+    # the input's attrs (a Dataset's, then its variable's) and lineage, then this step
+    sources = [dict(obj.attrs)] if isinstance(obj, xr.Dataset) else []
+    sources.append({a: v for a, v in da.attrs.items() if a not in VARIABLE_KEYS})
+    # (not ``params``: the chunk function reads that one at compute time)
+    step = {k.removeprefix("eoai:"): v for k, v in flat.items() if k != "eoai:method"}
+    out.attrs = {**provenance(sources, "bfastmonitor", step), **flat}
     return out
+
+
+def _breaks_message(totals: dict[str, dict[str, int]]) -> str | None:
+    """The one warning of a detect_breaks() call, from the status counts over its chunks."""
+    c = totals.get("", {})
+    names = _bfast.STATUS_MEANINGS.split()
+    hit = [(names[i].replace("_", " "), c.get(f"status{i}", 0)) for i in range(1, 5)]
+    hit = [(name, n) for name, n in hit if n]
+    if not hit:
+        return None
+    return (
+        f"detect_breaks: {sum(n for _, n in hit)} of {c.get('pixels', 0)} pixels were not "
+        "monitored and are NaN/NaT in break, break_date, detection_date and magnitude ("
+        + ", ".join(f"{n} {name}" for name, n in hit)
+        + "); see the status variable"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -446,11 +490,51 @@ def _period(
 def _composite(obj: xr.DataArray) -> xr.DataArray:
     """Median over time of the valid observations (NaN where a pixel has none)."""
     obj = _single_time_chunk(obj)
-    import warnings
+    return xr.apply_ufunc(
+        _nanmedian_block,
+        obj,
+        input_core_dims=[["time"]],
+        dask="parallelized",
+        output_dtypes=[obj.dtype],
+        keep_attrs=True,
+    )
 
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)
-        return obj.median("time", skipna=True, keep_attrs=True)
+
+def _nanmedian_block(values: np.ndarray) -> np.ndarray:
+    """Median over the last axis of the valid values; NaN (silently: change() counts them once
+    per call) where there is none. Never warns per chunk ("All-NaN slice")."""
+    valid = np.isfinite(values).any(axis=-1)
+    filled = np.where(valid[..., None], values, 0)
+    return np.where(valid, np.nanmedian(filled, axis=-1), np.nan).astype(values.dtype, copy=False)
+
+
+def _change_block(
+    mag: np.ndarray, pre_ok: np.ndarray, post_ok: np.ndarray, thr: np.ndarray
+) -> np.ndarray:
+    """Change mask of a chunk: 1 / 0 where the magnitude is known, NaN where it is not."""
+    known = np.isfinite(mag) & np.isfinite(thr)
+    with np.errstate(invalid="ignore"):
+        out = np.where(known, (mag > thr).astype(np.float32), np.float32(np.nan))
+    _skipped.count(
+        nodata=int((~np.isfinite(mag)).sum()),
+        no_before=int((~pre_ok).sum()),
+        no_after=int((~post_ok).sum()),
+        pixels=mag.size,
+    )
+    return out.astype(np.float32)
+
+
+def _change_message(totals: dict[str, dict[str, int]]) -> str | None:
+    """The one warning of a change() call, from the counts summed over its chunks."""
+    c = totals.get("", {})
+    if not c.get("nodata"):
+        return None
+    return (
+        f"change: {c['nodata']} of {c['pixels']} pixels have no valid observation of every "
+        f"feature in a period ({c['no_before']} in before, {c['no_after']} in after) and are NaN "
+        "in magnitude, change and direction/difference (not 'no change'); gap-fill the cube "
+        "first (cube.eoai.gapfill(...)) or widen the periods"
+    )
 
 
 def _otsu_from_hist(hist: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -551,9 +635,14 @@ def change(
     Returns
     -------
     xarray.Dataset
-        ``magnitude``, ``change`` (bool), ``threshold`` (0-d), ``direction`` (cva) or
-        ``difference`` (difference), and the ``before``/``after`` composites (dims ``feature``,
-        y, x); CRS coordinate and attrs kept, ``attrs["eoai:method"]`` and the parameters.
+        ``magnitude``, ``change`` (float32: 1 change, 0 no change, NaN no data; test with
+        ``== 1``), ``threshold`` (0-d), ``direction`` (cva) or ``difference`` (difference), and
+        the ``before``/``after`` composites (dims ``feature``, y, x); CRS coordinate and attrs
+        kept, ``attrs["eoai:method"]`` and the parameters. A pixel without a valid observation of
+        every feature in a period is NaN in ``magnitude``, ``change`` and ``direction`` /
+        ``difference`` (never "no change"), with one
+        :class:`~eoai.errors.DataSkippedWarning` per call (per compute of a lazy result) giving
+        the count.
 
     Raises
     ------
@@ -628,6 +717,7 @@ def change(
             f"{func}: method='difference' compares one band or index, got {list(feats)}; pass "
             "index='nbr' (dNBR), index='ndvi' (dNDVI) or bands=['<band>']"
         )
+    feats = {n: to_float_with_nan(f, func)[0] for n, f in feats.items()}  # nodata -> NaN
     stack = xr.concat(
         [f.astype(np.float32) if f.dtype == np.float32 else f for f in feats.values()],
         dim=pd.Index(list(feats), name="feature"),
@@ -654,7 +744,7 @@ def change(
             direction = ((diff > 0) * weights).sum("feature").where(mag.notnull())
             direction.attrs = {
                 "long_name": "CVA sector: sum of 2**i over the features i that increased",
-                "features": list(feats),
+                "features": ",".join(map(str, feats)),
             }
         data_vars["direction"] = direction
     else:
@@ -666,8 +756,25 @@ def change(
     mag.attrs = {"long_name": f"change magnitude ({method})"}
     thr = _threshold(mag, threshold, k, bins)
     thr.attrs = {"long_name": "change threshold", "method": str(threshold)}
-    chg = (mag > thr).where(mag.notnull(), False).astype(bool)
-    chg.attrs = {"long_name": "change mask (magnitude > threshold)"}
+    call = _skipped.SkippedCall(_change_message)
+    pre_ok = pre_c.notnull().all("feature").drop_vars(["feature"], errors="ignore")
+    post_ok = post_c.notnull().all("feature").drop_vars(["feature"], errors="ignore")
+    chg = xr.apply_ufunc(
+        call.reporter(_change_block),
+        mag,
+        pre_ok,
+        post_ok,
+        thr,
+        call.chunk_ids(mag, []),
+        dask="parallelized",
+        output_dtypes=[np.float32],
+    )
+    call.seal()
+    chg.attrs = {
+        "long_name": "change mask (magnitude > threshold); NaN: no valid data in a period",
+        "flag_values": np.array([0, 1], np.float32),
+        "flag_meanings": "no_change change",
+    }
     out = xr.Dataset(
         {
             "magnitude": mag,
@@ -679,15 +786,20 @@ def change(
         }
     )
     out = _keep_spatial_meta(out, cube)
-    out.attrs = {
-        **cube.attrs,
+    flat = {
         "eoai:method": f"change:{method}",
         "eoai:before": pre_desc,
         "eoai:after": post_desc,
-        "eoai:features": list(feats),
+        "eoai:features": ",".join(map(str, feats)),
         "eoai:feature_kind": "index" if index is not None else "band",
         "eoai:threshold": str(threshold),
         "eoai:k": float(k),
         "eoai:composite": "median of valid observations",
     }
+    sources = [dict(cube.attrs)] if isinstance(cube, xr.Dataset) else []
+    if isinstance(cube, xr.DataArray):
+        sources.append({a: v for a, v in cube.attrs.items() if a not in VARIABLE_KEYS})
+    step = {k.removeprefix("eoai:"): v for k, v in flat.items() if k != "eoai:method"}
+    step["features"] = list(feats)
+    out.attrs = {**provenance(sources, f"change:{method}", step), **flat}
     return out

@@ -55,18 +55,21 @@ supported there, else numba.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
-import warnings
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from eoai.errors import DataSkippedWarning, InputError, TimeAxisError
+from eoai import _skipped
+from eoai._provenance import provenance
+from eoai.errors import DataSkippedWarning, ExtrapolationWarning, InputError, TimeAxisError
 from eoai.timeseries import _kernels as K
 from eoai.timeseries._device import resolve_device
+from eoai.timeseries._nodata import to_float_with_nan
 from eoai.timeseries._timeaxis import check_time, days, single_time_chunk, to_days
 
 __all__ = ["gapfill", "whittaker_smooth", "METHODS", "DEVICES"]
@@ -215,16 +218,25 @@ def gapfill(
     Parameters
     ----------
     obj : xarray.DataArray or xarray.Dataset
-        Series along ``dim`` with masked observations as NaN. A Dataset is processed variable by
-        variable (every variable with ``dim``; integer variables are converted to float32 first;
-        variables without ``dim`` are kept unchanged).
+        Series along ``dim`` with masked observations as NaN. Values equal to a declared nodata
+        (``attrs["nodata"]`` as odc-stac / eoai.load write it, ``attrs["_FillValue"]`` as
+        rioxarray's ``.rio.nodata``, ``attrs["missing_value"]``, or ``encoding["_FillValue"]``
+        while the data is still encoded) are NaN before filling, and undecoded CF packing
+        (``attrs["scale_factor"]`` / ``attrs["add_offset"]``) is applied; integer data without
+        any declared nodata is refused (see Raises). A Dataset is processed variable by variable
+        (every variable with ``dim``; variables without ``dim`` are kept unchanged); class and
+        mask variables (``flag_values`` / ``flag_masks`` / ``flag_meanings`` /
+        ``eoai:mask_kind`` attrs, or named ``scl``, ``clm``, ``qa``, ``qa_pixel``, ``fmask``,
+        ``mask``...) are left out of the output with one ``DataSkippedWarning`` naming them.
     method : {"linear", "whittaker", "savgol", "harmonic"}
         See the module documentation.
     freq : str, optional
         Regular output grid (pandas frequency, e.g. ``"10D"``), starting on the day of the first
         input date.
     dates : sequence of datetime-like, optional
-        Output dates (strictly increasing). Not together with ``freq``.
+        Output dates (strictly increasing). Not together with ``freq``. Dates outside the input
+        dates are extrapolated, with one ``ExtrapolationWarning`` giving their count; ``max_gap``
+        leaves NaN farther than ``max_gap`` from the nearest observation.
     lam : float or {"vcurve", "gcv"}, optional
         Whittaker smoothing parameter (penalty in days, see the module documentation). Default
         (None): ``"gcv"`` per pixel over ``lam_range`` = (2e3, 2e4) days for order 2 (six lambdas;
@@ -289,13 +301,18 @@ def gapfill(
     eoai.errors.InputError
         Unknown method or device, bad ``lam``/``max_gap``/``p``/``edges``/``robust``/``freq``/
         ``dates``; ``device`` names torch or CUDA when they are not available or the method has no
-        torch backend.
+        torch backend; integer data that declares no nodata (integers cannot hold NaN, so gaps
+        cannot be told from observations: declare ``attrs["nodata"]`` or convert to float first).
 
     Warns
     -----
     eoai.errors.DataSkippedWarning
-        Pixels without enough valid observations are left NaN (the message gives the count);
-        duplicate dates were merged.
+        Pixels without enough valid observations are left NaN: one warning per call (for a lazy
+        result, per compute, also on dask.distributed) with the totals over all chunks and
+        variables; class/mask variables of a Dataset were left out; duplicate dates were merged.
+    eoai.errors.ExtrapolationWarning
+        Output dates (``dates=``) lie outside the input dates; the message gives the count and
+        how many ``max_gap`` leaves NaN.
 
     Examples
     --------
@@ -309,6 +326,8 @@ def gapfill(
     func = "gapfill"
     if method not in METHODS:
         raise InputError(f"{func}: unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    # before check_time, so that duplicate dates are merged on values, never on nodata codes
+    obj, left_out, decoded = _decode_input(obj, dim, func)
     obj = check_time(obj, dim, func=func)
     if weights is not None:
         weights = _check_weights(weights, obj, method, dim, func)
@@ -317,14 +336,128 @@ def gapfill(
     spec["device"] = _resolve_device(device, spec, func)
     if spec["device"] is not None:
         spec["params"]["device"] = "torch" if spec["device"] == "cpu" else spec["device"]
+    _warn_extrapolation(spec)
+    call = _skipped.SkippedCall(
+        functools.partial(
+            _left_nan_message, method=method, why=_why_left_nan(spec), max_gap=spec["max_gap"]
+        )
+    )
     if isinstance(obj, xr.Dataset):
         out_vars = {}
         for name, var in obj.data_vars.items():
-            out_vars[name] = _fill_da(var, spec, weights) if dim in var.dims else var
-        out = xr.Dataset(out_vars, attrs=dict(obj.attrs))
-        out.attrs.update(_attrs(spec))
-        return out
-    return _fill_da(obj, spec, weights)
+            if dim not in var.dims:
+                out_vars[name] = var
+            else:
+                out_vars[name] = _fill_da(var, spec, weights, call, str(name), decoded.get(name))
+        if left_out:
+            _skipped.warn_at_user(
+                f"{func}: {len(left_out)} class/mask variable(s) {left_out} were left out of the "
+                "output: interpolating class codes or bit masks gives meaningless fractional "
+                "codes (they have flag_values/flag_masks/eoai:mask_kind attrs or a mask name); "
+                f"resample them separately, e.g. ds[{left_out!r}].sel({dim}=out.{dim}, "
+                "method='nearest')",
+                DataSkippedWarning,
+            )
+        out = xr.Dataset(out_vars, attrs=_attrs(spec, obj.attrs))
+    else:
+        out = _fill_da(obj, spec, weights, call, "", decoded.get(obj.name))
+    call.seal()
+    return out
+
+
+def _decode_input(obj: Any, dim: str, func: str) -> tuple[Any, list[str], dict]:
+    """Declared nodata -> NaN and CF packing applied for every variable with ``dim``; class and
+    mask variables of a Dataset left out. Returns the input, the names left out and, per
+    variable name, what was decoded."""
+    if not isinstance(obj, (xr.DataArray, xr.Dataset)) or dim not in obj.dims:
+        return obj, [], {}  # check_time raises the right error
+    if isinstance(obj, xr.DataArray):
+        da, info = to_float_with_nan(obj, func)
+        return da, [], ({obj.name: info} if info else {})
+    left_out = [str(n) for n, v in obj.data_vars.items() if dim in v.dims and is_class_or_mask(v)]
+    obj = obj.drop_vars(left_out)
+    decoded, new = {}, {}
+    for name, var in obj.data_vars.items():
+        if dim in var.dims:
+            new[name], info = to_float_with_nan(var, func)
+            if info:
+                decoded[name] = info
+    return (obj.assign(new) if new else obj), left_out, decoded
+
+
+#: variable names that are masks or class maps, whatever their attrs (lower case)
+MASK_NAMES = ("scl", "clm", "qa", "qa_pixel", "fmask", "mask", "cloud_mask", "is_data", "is_valid")
+
+
+def is_class_or_mask(var: xr.DataArray) -> bool:
+    """Whether ``var`` holds class codes or mask bits (never interpolated).
+
+    True for CF ``flag_values`` / ``flag_masks`` / ``flag_meanings``, eoai's ``eoai:mask_kind``,
+    or a name in :data:`MASK_NAMES` (case-insensitive).
+    """
+    keys = ("flag_values", "flag_masks", "flag_meanings", "eoai:mask_kind")
+    return any(k in var.attrs for k in keys) or str(var.name).lower() in MASK_NAMES
+
+
+def _warn_extrapolation(spec: dict) -> None:
+    """One ExtrapolationWarning when output dates lie outside the input dates (``dates=``)."""
+    x_in, x_out, gap = spec["x_in"], spec["x_out"], spec["max_gap"]
+    dist = np.maximum(x_in[0] - x_out, x_out - x_in[-1])  # > 0 outside the input dates
+    outside = dist > 0
+    n_out = int(outside.sum())
+    if not n_out:
+        return
+    t_in = spec["t_in"]
+    head = (
+        f"gapfill({spec['method']}): {n_out} of {x_out.size} output dates lie outside the input "
+        f"dates ({t_in[0].date()} to {t_in[-1].date()}; {int((x_out < x_in[0]).sum())} before, "
+        f"{int((x_out > x_in[-1]).sum())} after, up to {float(dist.max()):.0f} days away)"
+    )
+    if math.isinf(gap):
+        tail = (
+            ": their values are extrapolated from the nearest observations; pass max_gap "
+            "(e.g. max_gap='45D') to leave NaN farther than that from the nearest observation"
+        )
+    else:
+        far = int((dist > gap).sum())
+        tail = (
+            f": {far} of them are farther than max_gap={gap:g} days from every input date and "
+            f"are NaN; the other {n_out - far} are extrapolated (within max_gap of an observation)"
+        )
+    _skipped.warn_at_user(head + tail, ExtrapolationWarning)
+
+
+def _why_left_nan(spec: dict) -> str:
+    """Why ``_fill_block`` leaves a pixel NaN, for the method of ``spec``."""
+    if spec["method"] == "whittaker":
+        return f"have fewer than {max(spec['order'], 1)} valid observations"
+    if spec["method"] == "harmonic":
+        return f"have fewer than {spec['min_obs']} valid observations (or a singular fit)"
+    return "have no valid observation"
+
+
+def _left_nan_message(
+    totals: dict[str, dict[str, int]], *, method: str, why: str, max_gap: float = math.inf
+) -> str | None:
+    """The one warning of a gapfill call, from the counts summed over its chunks."""
+    lines = []
+    hit = {part: c for part, c in totals.items() if c.get("left_nan")}
+    if hit and list(totals) == [""]:  # a DataArray
+        c = totals[""]
+        lines.append(
+            f"gapfill({method}): {c['left_nan']} of {c['pixels']} pixels {why} and were left NaN"
+        )
+    elif hit:
+        detail = ", ".join(f"{c['left_nan']} of {c['pixels']} in {p!r}" for p, c in hit.items())
+        lines.append(f"gapfill({method}): pixels that {why} were left NaN: {detail}")
+    gap = sum(c.get("gap_nan", 0) for c in totals.values())
+    if gap:
+        values = sum(c.get("values", 0) for c in totals.values())
+        lines.append(
+            f"gapfill({method}): {gap} of {values} output values are farther than "
+            f"max_gap={max_gap:g} days from a valid observation and were left NaN"
+        )
+    return "; ".join(lines) or None
 
 
 def _resolve_device(device: Any, spec: dict, func: str) -> str | None:
@@ -371,11 +504,9 @@ def _check_weights(weights: Any, obj: Any, method: str, dim: str, func: str) -> 
     return weights.assign_coords({dim: obj[dim].values}).astype(np.float64)
 
 
-def _attrs(spec: dict) -> dict:
-    return {
-        "eoai:method": f"gapfill:{spec['method']}",
-        "eoai:parameters": json.dumps(spec["params"]),
-    }
+def _attrs(spec: dict, src: dict) -> dict:
+    """The input's attrs, its steps in ``eoai:lineage``, and this gapfill's method/parameters."""
+    return provenance([src], f"gapfill:{spec['method']}", json.dumps(spec["params"]))
 
 
 def _make_spec(obj, method, freq, dates, lam, max_gap, order, lam_range, p, max_iter, window,
@@ -414,7 +545,7 @@ def _make_spec(obj, method, freq, dates, lam, max_gap, order, lam_range, p, max_
     params: dict[str, Any] = {"freq": freq, "dates": None if dates is None else "given", "dim": dim}
     gap = to_days(max_gap, "max_gap", func)
     params["max_gap_days"] = None if math.isinf(gap) else gap
-    spec: dict[str, Any] = {"method": method, "dim": dim, "t_out": t_out, "x_in": x_in,
+    spec: dict[str, Any] = {"method": method, "dim": dim, "t_out": t_out, "t_in": t_in, "x_in": x_in,
                             "x_out": x_out, "max_gap": gap, "params": params}  # fmt: skip
     step = float(np.median(np.diff(x_in))) if n_in > 1 else 1.0
     if method == "linear":
@@ -547,10 +678,9 @@ def _fill_block(values: np.ndarray, wts: np.ndarray | None = None, *, spec: dict
         out = np.empty((y.shape[0], n_out), dtype=dtype)
     method = spec["method"]
     if spec.get("device") is not None:
-        bad, why = _fill_torch(y, values, wts, spec, out)
+        bad, _ = _fill_torch(y, values, wts, spec, out)
     elif method == "linear":
         bad = K.linear_fill(y, spec["x_in"], spec["x_out"], spec["max_gap"], out)
-        why = "have no valid observation"
     elif method == "whittaker":
         lam_out = np.empty(y.shape[0])
         if wts is not None:
@@ -568,23 +698,20 @@ def _fill_block(values: np.ndarray, wts: np.ndarray | None = None, *, spec: dict
                                    spec["grid"].size, spec["pen"], spec["coef"], spec["order"],
                                    spec["lams"], spec["mode"], spec["p"], spec["max_iter"], out,
                                    lam_out, spec["hold"], spec["n_refit"], ROBUST_C)  # fmt: skip
-        why = f"have fewer than {max(spec['order'], 1)} valid observations"
     elif method == "savgol":
         bad = K.savgol_fill(
             y, spec["x_in"], spec["x_out"], spec["half_window"], spec["polyorder"], out
         )
-        why = "have no valid observation"
     else:
         bad = K.harmonic_fill(y, spec["X_in"], spec["X_out"], spec["min_obs"], out)
-        why = f"have fewer than {spec['min_obs']} valid observations (or a singular fit)"
     if method != "linear" and not math.isinf(spec["max_gap"]):
         K.gap_mask(y, spec["x_in"], spec["x_out"], spec["max_gap"], out)
-    if bad:
-        warnings.warn(
-            f"gapfill({method}): {bad} of {y.shape[0]} pixels {why} and were left NaN",
-            DataSkippedWarning,
-            stacklevel=2,
-        )
+    # reported, not warned: gapfill() warns once per call with the totals over all chunks
+    counts = {"left_nan": int(bad), "pixels": y.shape[0]}
+    if not math.isinf(spec["max_gap"]):  # output values of pixels with data NaN'd by max_gap
+        gap_nan = int(np.count_nonzero(np.isnan(out))) - int(bad) * n_out
+        counts.update(gap_nan=max(gap_nan, 0), values=y.shape[0] * n_out)
+    _skipped.count(**counts)
     if not out.flags.c_contiguous:
         return np.moveaxis(out.T.reshape(n_out, *lead), 0, -1)
     return out.reshape(*lead, n_out)
@@ -609,10 +736,19 @@ def _fill_torch(y: np.ndarray, values: np.ndarray, wts: Any, spec: dict, out: np
     return bad, why
 
 
-def _fill_da(da: xr.DataArray, spec: dict, weights: xr.DataArray | None = None) -> xr.DataArray:
+def _fill_da(
+    da: xr.DataArray,
+    spec: dict,
+    weights: xr.DataArray | None,
+    call: _skipped.SkippedCall,
+    part: str = "",
+    decoded: dict | None = None,
+) -> xr.DataArray:
     dim = spec["dim"]
-    if not (np.issubdtype(da.dtype, np.floating)):
+    if not np.issubdtype(da.dtype, np.floating):
         da = da.astype(np.float32)
+    if decoded:
+        spec = {**spec, "params": {**spec["params"], "decoded": decoded}}
     da = single_time_chunk(da, dim, "gapfill")
     n_out = spec["x_out"].size
     args = [da]
@@ -621,11 +757,13 @@ def _fill_da(da: xr.DataArray, spec: dict, weights: xr.DataArray | None = None) 
         if da.chunks is not None:
             weights = weights.chunk(dict(zip(da.dims, da.chunks, strict=True)))
         args.append(weights)
+    n_core = len(args)
+    args.append(call.chunk_ids(da, [dim]))
     out = xr.apply_ufunc(
-        _fill_block,
+        call.reporter(_fill_block, part),
         *args,
         kwargs={"spec": spec},
-        input_core_dims=[[dim]] * len(args),
+        input_core_dims=[[dim]] * n_core + [[]],
         output_core_dims=[[_OUT]],
         dask="parallelized",
         output_dtypes=[da.dtype],
@@ -634,5 +772,5 @@ def _fill_da(da: xr.DataArray, spec: dict, weights: xr.DataArray | None = None) 
     )
     out = out.rename({_OUT: dim}).assign_coords({dim: spec["t_out"].values})
     out = out.transpose(*da.dims)
-    out.attrs.update(_attrs(spec))
+    out.attrs = _attrs(spec, da.attrs)
     return out

@@ -47,16 +47,19 @@ date, and a ``DataSkippedWarning`` counts them.
 
 from __future__ import annotations
 
+import functools
 import json
-import warnings
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from eoai.errors import DataSkippedWarning, InputError, TimeAxisError
+from eoai import _skipped
+from eoai._provenance import VARIABLE_KEYS, provenance
+from eoai.errors import InputError, TimeAxisError
 from eoai.timeseries import _pheno_kernels as PK
+from eoai.timeseries._nodata import to_float_with_nan
 from eoai.timeseries._timeaxis import DAY_NS, check_time, days, single_time_chunk
 
 __all__ = ["phenology", "METRICS"]
@@ -173,7 +176,8 @@ def phenology(
     Warns
     -----
     eoai.errors.DataSkippedWarning
-        With the counts of pixel-years left NaN (no data, flat, no complete season, fewer seasons
+        One per call (for a lazy result, per compute, also on dask.distributed) with the counts
+        of pixel-years left NaN over all chunks (no data, flat, no complete season, fewer seasons
         than asked).
 
     Examples
@@ -200,6 +204,7 @@ def phenology(
     ['2020-09-01', '2021-09-01']
     """
     func = "phenology"
+    ds_attrs = dict(obj.attrs) if isinstance(obj, xr.Dataset) else None
     if isinstance(obj, xr.Dataset):
         names = list(obj.data_vars)
         if variable is None:
@@ -209,6 +214,9 @@ def phenology(
                 f"{func}: choose the variable of the Dataset with variable=...; it has {names}"
             )
         obj = obj[variable]
+    if isinstance(obj, xr.DataArray) and dim in obj.dims:
+        # before check_time: duplicate dates are merged on values, never on nodata codes
+        obj, _ = to_float_with_nan(obj, func)
     obj = check_time(obj, dim, func=func)
     if isinstance(seasons, bool) or seasons not in (1, 2):
         raise InputError(f"{func}: seasons must be 1 or 2, got {seasons!r}")
@@ -260,11 +268,13 @@ def phenology(
     }  # fmt: skip
     da = single_time_chunk(obj, dim, func)
     n_f = len(PK.FIELDS) + len(PK.DATE_FIELDS)
+    call = _skipped.SkippedCall(functools.partial(_skipped_message, n_seasons=int(seasons)))
     res = xr.apply_ufunc(
-        _block,
+        call.reporter(_block),
         da,
+        call.chunk_ids(da, [dim]),
         kwargs={"spec": spec},
-        input_core_dims=[[dim]],
+        input_core_dims=[[dim], []],
         output_core_dims=[list(_FIELDS_OUT)],
         dask="parallelized",
         output_dtypes=[np.float64],
@@ -272,6 +282,7 @@ def phenology(
             "output_sizes": {"year": len(labels), "season": int(seasons), "__eoai_metric": n_f}
         },
     )
+    call.seal()
     res = res.assign_coords(
         year=np.asarray(labels),
         season=np.arange(seasons),
@@ -321,9 +332,17 @@ def phenology(
         lead = [d for d in ("year", "season") if d in v.dims]
         out[name] = v.transpose(*lead, *space)
     ds = xr.Dataset({k: out[k] for k in METRICS})
-    ds.attrs = {
-        "eoai:method": "phenology:threshold",
-        "eoai:parameters": json.dumps(
+    grid_mapping = obj.attrs.get("grid_mapping") or obj.encoding.get("grid_mapping")
+    if grid_mapping:
+        for v in ds.data_vars.values():
+            v.attrs["grid_mapping"] = str(grid_mapping)
+    # the input's attrs (a Dataset's, then its variable's) and lineage, then this step
+    sources = [] if ds_attrs is None else [ds_attrs]
+    sources.append({k: v for k, v in obj.attrs.items() if k not in VARIABLE_KEYS})
+    ds.attrs = provenance(
+        sources,
+        "phenology:threshold",
+        json.dumps(
             {
                 "threshold": float(threshold),
                 "absolute": bool(absolute),
@@ -337,8 +356,8 @@ def phenology(
                 "smooth": smooth,
                 "smooth_kw": {k: str(v) for k, v in (smooth_kw or {}).items()},
             }
-        ),  # fmt: skip
-    }
+        ),
+    )  # fmt: skip
     if obj.name is not None:
         ds.attrs["eoai:variable"] = str(obj.name)
     return ds
@@ -439,29 +458,32 @@ def _block(values: np.ndarray, spec: dict) -> np.ndarray:
         doy = (dt - jan1).astype(np.int64) / DAY_NS + 1.0
         doys.append(np.where(finite, doy, np.nan))
     full = np.concatenate([out, np.stack(doys, axis=-1)], axis=-1)
-    _warn_counts(counts, y.shape[0] * n_win, n_s)
+    # reported, not warned: phenology() warns once per call with the totals over all chunks
+    _skipped.count(
+        nodata=counts[PK.C_NODATA], flat=counts[PK.C_FLAT], noseason=counts[PK.C_NOSEASON],
+        fewer=counts[PK.C_FEWER], total=y.shape[0] * n_win,
+    )  # fmt: skip
     return full.reshape(*lead, n_win, n_s, full.shape[-1])
 
 
-def _warn_counts(counts: np.ndarray, total: int, n_seasons: int) -> None:
+def _skipped_message(totals: dict[str, dict[str, int]], *, n_seasons: int) -> str | None:
+    """The one warning of a phenology call, from the counts summed over its chunks."""
+    c = totals.get("", {})
+    total = c.get("total", 0)
     parts = []
-    if counts[PK.C_NODATA]:
-        parts.append(f"{counts[PK.C_NODATA]} without data (fewer than 3 valid dates)")
-    if counts[PK.C_FLAT]:
-        parts.append(f"{counts[PK.C_FLAT]} flat (range below min_amplitude)")
-    if counts[PK.C_NOSEASON]:
-        parts.append(f"{counts[PK.C_NOSEASON]} without a complete season")
+    if c.get("nodata"):
+        parts.append(f"{c['nodata']} without data (fewer than 3 valid dates)")
+    if c.get("flat"):
+        parts.append(f"{c['flat']} flat (range below min_amplitude)")
+    if c.get("noseason"):
+        parts.append(f"{c['noseason']} without a complete season")
+    lines = []
     if parts:
-        warnings.warn(
-            f"phenology: {sum(int(counts[i]) for i in range(3))} of {total} pixel-years left NaN: "
-            + ", ".join(parts),
-            DataSkippedWarning,
-            stacklevel=2,
+        left = sum(c.get(k, 0) for k in ("nodata", "flat", "noseason"))
+        lines.append(f"phenology: {left} of {total} pixel-years left NaN: " + ", ".join(parts))
+    if n_seasons > 1 and c.get("fewer"):
+        lines.append(
+            f"phenology: {c['fewer']} of {total} pixel-years have fewer than {n_seasons} "
+            "seasons; the missing seasons are NaN"
         )
-    if n_seasons > 1 and counts[PK.C_FEWER]:
-        warnings.warn(
-            f"phenology: {counts[PK.C_FEWER]} of {total} pixel-years have fewer than {n_seasons} "
-            "seasons; the missing seasons are NaN",
-            DataSkippedWarning,
-            stacklevel=2,
-        )
+    return "; ".join(lines) or None

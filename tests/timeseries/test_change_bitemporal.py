@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
 
-from eoai.errors import InputError, TimeAxisError, UnknownBandError
+from eoai.errors import DataSkippedWarning, InputError, TimeAxisError, UnknownBandError
 from eoai.timeseries.change import _otsu_from_hist, change
 
 BEFORE = ("2019-05-01", "2019-09-30")
@@ -42,10 +44,10 @@ def test_cva_otsu_finds_the_clear_cuts(scene):
     cube, truth, changed = scene
     assert (changed == 1).sum() > 50
     out = change(cube, before=BEFORE, after=AFTER, method="cva", bands=["red", "nir"])
-    precision, recall = _scores(out["change"].values, changed)
+    precision, recall = _scores(out["change"].values == 1, changed)
     assert precision >= 0.9 and recall >= 0.9, (precision, recall)
     # clear-cut: red up, nir down -> direction in the 4th quadrant (angle from the red axis)
-    d = out["direction"].values[out["change"].values & (changed == 1)]
+    d = out["direction"].values[(out["change"].values == 1) & (changed == 1)]
     assert ((d > 270) & (d < 360)).mean() >= 0.95
     # the composites are the medians of the valid observations in the periods
     sel = cube["red"].sel(time=slice(*BEFORE))
@@ -66,7 +68,7 @@ def test_dnbr_difference_with_ksigma(scene):
     want = np.nanmean(mag) + 2.0 * np.nanstd(mag)
     assert float(out["threshold"]) == pytest.approx(want, rel=1e-5)
     np.testing.assert_array_equal(out["change"].values, mag > want)
-    precision, recall = _scores(out["change"].values, changed)
+    precision, recall = _scores(out["change"].values == 1, changed)
     assert precision >= 0.9 and recall >= 0.8, (precision, recall)
     # dNDVI with a fixed threshold
     nd = change(cube, BEFORE, AFTER, method="difference", index="ndvi", threshold=0.3)
@@ -120,6 +122,41 @@ def test_cva_sector_codes_for_three_bands():
     # partial date strings select whole periods
     out2 = change(ds, before="2020-01", after="2020-03")
     np.testing.assert_allclose(out2["magnitude"].values.ravel(), [1.0, 2.0])
+
+
+@pytest.mark.parametrize("chunks", [None, {"y": 2, "x": 2}])
+@pytest.mark.parametrize("method", ["cva", "difference"])
+def test_pixels_without_data_in_a_period_are_nodata_not_no_change(method, chunks):
+    t = pd.date_range("2021-06-01", periods=6, freq="30D")
+    red, nir = np.full((6, 4, 4), 0.05), np.full((6, 4, 4), 0.4)
+    nir[3:, :2, :2] = 0.1  # a clear-cut: 4 changed pixels
+    nir[:3, 3, 3] = np.nan  # no valid nir before
+    red[3:, 3, 2] = np.nan  # no valid red after
+    red[:3, 0, 3] = np.nan  # no data at all before
+    nir[:3, 0, 3] = np.nan
+    cube = xr.Dataset(
+        {"red": (("time", "y", "x"), red), "nir": (("time", "y", "x"), nir)}, coords={"time": t}
+    )
+    if chunks:
+        cube = cube.chunk(chunks)
+    kw = {"index": "ndvi"} if method == "difference" else {}
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        out = change(cube, ("2021-06-01", "2021-08-01"), ("2021-08-02", "2022-01-01"),
+                     method=method, threshold=0.05, **kw).compute()  # fmt: skip
+    msgs = [str(w.message) for w in rec if issubclass(w.category, DataSkippedWarning)]
+    assert len(msgs) == 1 and msgs[0].startswith(
+        "change: 3 of 16 pixels have no valid observation of every feature in a period "
+        "(2 in before, 1 in after)"
+    ), msgs
+    nodata = np.zeros((4, 4), bool)
+    nodata[3, 3] = nodata[3, 2] = nodata[0, 3] = True
+    chg = out["change"].values
+    # was False (no change) before: now NaN in every derived output
+    assert np.isnan(chg[nodata]).all() and np.isnan(out["magnitude"].values[nodata]).all()
+    other = out["direction"] if method == "cva" else out["difference"]
+    assert np.isnan(other.values[nodata]).all()
+    assert chg.dtype == np.float32 and (chg[:2, :2] == 1).all() and (chg[~nodata].sum() == 4)
 
 
 def test_errors(scene):

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from eoai.errors import InputError, MissingDimensionError, TimeAxisError
+from eoai.errors import DataSkippedWarning, InputError, MissingDimensionError, TimeAxisError
 from eoai.timeseries import _bfast
 from eoai.timeseries._bfast_reference import bfastmonitor_pixel
 from eoai.timeseries._mosum_critvals import mosum_critval, simulate_mosum_critvals
@@ -59,7 +59,7 @@ def _obs_error(out, da, truth):
     """Break date error in valid observations for detected true breaks."""
     valid = truth["valid"]
     nvalid_before = np.cumsum(valid, axis=-1) - valid  # valid obs strictly before each date
-    sel = truth["has_break"] & out["break"].values
+    sel = truth["has_break"] & (out["break"].values == 1)
     times = da["time"].values
     est_idx = np.searchsorted(times, out["break_date"].values[sel])
     iy, ix = np.nonzero(sel)
@@ -73,7 +73,7 @@ def test_detection_false_alarm_and_dates(cube_truth, history):
     da, truth = cube_truth
     out = detect_breaks(da, MONITOR, history=history)
     assert (out["status"].values == 0).all()
-    brk = out["break"].values
+    brk = out["break"].values == 1
     detection = brk[truth["has_break"]].mean()
     false_alarm = brk[~truth["has_break"]].mean()
     assert detection >= 0.95, detection
@@ -95,7 +95,7 @@ def test_asymptotic_scaling_with_trend_is_oversized(cube_truth):
     """bfastmonitor's plain scaling with a trend: far more false alarms than the level (why 'exact')."""
     da, truth = cube_truth
     out = detect_breaks(da, MONITOR, history="all", standardize="asymptotic")
-    fa = out["break"].values[~truth["has_break"]].mean()
+    fa = (out["break"].values == 1)[~truth["has_break"]].mean()
     assert fa > 0.08
     assert out.attrs["eoai:standardize"] == "asymptotic"
 
@@ -255,9 +255,9 @@ def test_roc_cuts_disturbed_history():
     assert (start >= pd.Timestamp("2016-10-01")).all() and (
         start < pd.Timestamp("2017-06-01")
     ).all()
-    assert out["break"].values.mean() <= 0.5
+    assert (out["break"].values == 1).mean() <= 0.5
     # with the whole history the model is wrong and breaks everywhere
-    assert detect_breaks(da, "2020-06-01", history="all")["break"].values.mean() >= 0.9
+    assert (detect_breaks(da, "2020-06-01", history="all")["break"].values == 1).mean() >= 0.9
     # a fixed history date gives that start
     fixed = detect_breaks(da, "2020-06-01", history="2018-01-01")
     assert (fixed["history_start"].values >= np.datetime64("2018-01-01")).all()
@@ -272,11 +272,21 @@ def test_flags_for_pixels_without_enough_data():
     y[1, : int(np.searchsorted(t, np.datetime64("2020-06-01"))) - 5] = np.nan  # 5 history obs
     y[2, t >= "2020-06-01"] = np.nan  # nothing to monitor
     da = xr.DataArray(y.T.reshape(t.size, 2, 2), dims=("time", "y", "x"), coords={"time": t})
-    out = detect_breaks(da, "2020-06-01")
+    with pytest.warns(DataSkippedWarning) as rec:
+        out = detect_breaks(da, "2020-06-01")
+    msgs = [str(w.message) for w in rec if issubclass(w.category, DataSkippedWarning)]
+    assert msgs == [
+        "detect_breaks: 3 of 4 pixels were not monitored and are NaN/NaT in break, break_date, "
+        "detection_date and magnitude (1 no valid observations, 1 history too short, "
+        "1 no observation in monitoring period); see the status variable"
+    ], msgs
     assert out["status"].values.ravel().tolist() == [1, 2, 3, 0]
+    assert np.isnat(out["break_date"].values.ravel()[:3]).all()
     assert out["n_valid"].values.ravel().tolist()[:1] == [0]
     assert np.isnan(out["magnitude"].values.ravel()[:3]).all()
-    assert not out["break"].values.ravel()[:3].any()
+    # not monitored is no answer, never "no break" (it was False before)
+    assert np.isnan(out["break"].values.ravel()[:3]).all()
+    assert out["break"].values.ravel()[3] in (0.0, 1.0)
     assert "history_too_short" in out["status"].attrs["flag_meanings"]
 
 
@@ -330,7 +340,7 @@ def test_synthetic_cube_clear_cuts():
     monitored = ~np.isnat(bd) & (bd > np.datetime64("2019-01-01"))
     stable = np.isnat(bd)
     assert monitored.sum() > 100 and stable.sum() > 100
-    assert out["break"].values[monitored].mean() >= 0.95
+    assert (out["break"].values == 1)[monitored].mean() >= 0.95
     err = np.abs(out["break_date"].values[monitored] - bd[monitored]) / np.timedelta64(1, "D")
     assert np.nanmedian(err) == 0
     assert np.nanmean(err <= 10) >= 0.9  # within one acquisition

@@ -17,6 +17,7 @@ from scipy.signal import savgol_filter
 from eoai.errors import (
     DataSkippedWarning,
     EoaiWarning,
+    ExtrapolationWarning,
     InputError,
     LargeChunkWarning,
     MissingDimensionError,
@@ -303,8 +304,20 @@ def test_freq_dates_and_max_gap():
     out = gapfill(da, "linear", freq="10D")
     np.testing.assert_array_equal(out.time.values, pd.date_range(T0, periods=7, freq="10D").values)
     np.testing.assert_allclose(out.values, [0, 1, 2, 3, 4, 5, 6])
-    gap = gapfill(da, "linear", freq="10D", max_gap="30D")
+    # the values max_gap leaves NaN are counted once (they were silent before)
+    msg = r"gapfill\(linear\): 3 of 7 output values are farther than max_gap=30 days"
+    with pytest.warns(DataSkippedWarning, match=msg):
+        gap = gapfill(da, "linear", freq="10D", max_gap="30D")
     np.testing.assert_allclose(gap.values, [0, 1, np.nan, np.nan, np.nan, 5, 6])
+    lazy = da.expand_dims(x=4).chunk({"x": 1})  # 4 chunks: one warning, the totals
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        gapfill(lazy, "whittaker", lam=10.0, freq="10D", max_gap="30D").compute()
+    msgs = [str(w.message) for w in rec if issubclass(w.category, DataSkippedWarning)]
+    assert msgs == [
+        "gapfill(whittaker): 12 of 28 output values are farther than max_gap=30 days from a "
+        "valid observation and were left NaN"
+    ], msgs
     # output dates beyond the last observation: farther than max_gap from it -> NaN
     d = gapfill(da, "linear", dates=T0 + pd.to_timedelta([62, 70, 100], unit="D"), max_gap=20)
     np.testing.assert_allclose(d.values, [6.0, 6.0, np.nan])
@@ -326,9 +339,10 @@ def test_metadata_and_dataset_every_variable():
         {"ndvi": da, "qa": (da > 0.5).fillna(0).astype("uint8"), "dem": da.isel(time=0, drop=True)},
         attrs={"title": "t"},
     )
-    out = gapfill(ds, "whittaker", lam=1e3, freq="10D")
-    assert set(out.data_vars) == {"ndvi", "qa", "dem"}
-    assert out.ndvi.dtype == np.float32 and out.qa.dtype == np.float32
+    with pytest.warns(DataSkippedWarning, match=r"class/mask variable\(s\) \['qa'\] were left out"):
+        out = gapfill(ds, "whittaker", lam=1e3, freq="10D")
+    assert set(out.data_vars) == {"ndvi", "dem"}  # qa was interpolated into fractions before
+    assert out.ndvi.dtype == np.float32
     xr.testing.assert_identical(out.dem, ds.dem)
     assert out.ndvi.sizes["time"] == 37 and "spatial_ref" in out.coords
     assert out.ndvi.attrs["units"] == "1" and out.ndvi.attrs["eoai:method"] == "gapfill:whittaker"
@@ -497,3 +511,115 @@ def test_output_dates_seconds_from_an_acquisition_share_its_grid_point():
     ref = gapfill(da, "whittaker", lam=1e3)
     np.testing.assert_allclose(got.values, ref.values, rtol=1e-12)
     assert np.isfinite(got.values).all()
+
+
+# ------------------------------------------------------------------------------------------
+# no silent wrong result: nodata codes, class/mask variables, extrapolation (issue #16)
+# ------------------------------------------------------------------------------------------
+def _dn_series(seed=0, n_pix=60, missing=0.35):
+    t = pd.date_range("2020-01-01", "2020-12-31", freq="5D")
+    rng = np.random.default_rng(seed)
+    doy = np.asarray(t.day_of_year, float)
+    truth = 1000 + 3000 * np.sin(np.pi * doy / 366)
+    dn = np.round(truth[:, None] + rng.normal(0, 50, (t.size, n_pix))).astype("uint16")
+    gone = rng.random(dn.shape) < missing
+    return t, dn, gone
+
+
+@pytest.mark.parametrize(
+    "declare",
+    ["attrs:nodata", "attrs:_FillValue", "attrs:missing_value", "encoding:_FillValue", "rio",
+     "scale_offset"],
+)  # fmt: skip
+def test_integer_nodata_becomes_nan_before_filling(declare):
+    t, dn, gone = _dn_series()
+    code = 65535 if declare == "attrs:_FillValue" else 0
+    dn[gone] = code
+    da = xr.DataArray(dn, dims=("time", "pixel"), coords={"time": t}, name="red")
+    scale, offset = (1e-4, -0.1) if declare == "scale_offset" else (1.0, 0.0)
+    if declare == "rio":
+        pytest.importorskip("rioxarray")  # registers .rio
+        da = da.rio.write_nodata(code)
+        assert da.rio.nodata == code
+    elif declare == "scale_offset":
+        da.attrs.update(_FillValue=code, scale_factor=scale, add_offset=offset)
+    else:
+        where, key = declare.split(":")
+        getattr(da, where)[key] = code
+    # the truth: the same series as float with NaN at the nodata codes
+    ref = xr.DataArray(np.where(gone, np.nan, dn * scale + offset), dims=da.dims,
+                       coords={"time": t}, name="red")  # fmt: skip
+    for lazy in (False, True):
+        got = gapfill(da.chunk({"pixel": 20}) if lazy else da, "linear", freq="10D")
+        want = gapfill(ref, "linear", freq="10D")
+        # within 0.001 DN; interpolating the codes as observations (the old behaviour) was off
+        # by about 1000 DN
+        np.testing.assert_allclose(got.values, want.values, rtol=1e-5, atol=1e-3 * scale)
+    assert got.dtype == np.float32 and np.isnan(got.attrs["nodata"])
+    assert not {"_FillValue", "scale_factor", "add_offset"} & set(got.attrs)
+    decoded = json.loads(got.attrs["eoai:parameters"])["decoded"]
+    assert decoded["nodata"] == [float(code)]
+
+
+def test_integer_without_declared_nodata_is_refused():
+    t, dn, _ = _dn_series()
+    da = xr.DataArray(dn, dims=("time", "pixel"), coords={"time": t}, name="red")
+    with pytest.raises(InputError, match=r"uint16 and declares no nodata.*attrs\['nodata'\] = 0"):
+        gapfill(da, "linear")
+    # an explicit float conversion says "every value is an observation"
+    assert not np.isnan(gapfill(da.astype("float32"), "linear").values).any()
+
+
+def test_duplicate_dates_merge_values_not_nodata_codes():
+    t = pd.to_datetime(["2020-01-01", "2020-01-11", "2020-01-11", "2020-01-21"])
+    da = xr.DataArray(np.array([100, 0, 300, 500], "uint16"), dims="time", coords={"time": t},
+                      attrs={"nodata": 0})  # fmt: skip
+    with pytest.warns(DataSkippedWarning, match="1 duplicate date"):
+        out = gapfill(da, "linear")
+    assert out.values.tolist() == [100.0, 300.0, 500.0]  # not (0 + 300) / 2
+
+
+def test_dataset_leaves_out_class_and_mask_variables_with_one_warning():
+    t, dn, gone = _dn_series(n_pix=10)
+    dims = ("time", "pixel")
+    ds = xr.Dataset(
+        {
+            "red": xr.DataArray(np.where(gone, np.nan, dn), dims=dims),
+            "SCL": xr.DataArray(np.full(dn.shape, 4, "uint8"), dims=dims),
+            "cls": xr.DataArray(np.zeros(dn.shape, "uint8"), dims=dims,
+                                attrs={"flag_values": [0, 1], "flag_meanings": "a b"}),
+            "bits": xr.DataArray(np.zeros(dn.shape, "uint16"), dims=dims,
+                                 attrs={"flag_masks": [1, 2], "nodata": 0}),
+            "m": xr.DataArray(np.zeros(dn.shape, "uint8"), dims=dims,
+                              attrs={"eoai:mask_kind": "scl"}),
+            "dem": xr.DataArray(np.zeros(10), dims="pixel", attrs={"flag_values": [0]}),
+        },
+        coords={"time": t},
+    )  # fmt: skip
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        out = gapfill(ds.chunk({"pixel": 5}), "linear", freq="10D")
+    msgs = [str(w.message) for w in rec if issubclass(w.category, DataSkippedWarning)]
+    assert len(msgs) == 1 and "4 class/mask variable(s) ['SCL', 'cls', 'bits', 'm']" in msgs[0]
+    assert set(out.data_vars) == {"red", "dem"}  # dem has no time: kept unchanged
+
+
+def test_dates_far_outside_the_series_warn_and_max_gap_bounds_them():
+    t = pd.date_range("2020-01-01", "2020-12-31", freq="5D")
+    da = xr.DataArray(np.linspace(0.0, 1.0, t.size), dims="time", coords={"time": t})
+    last = t[-1]
+    dates = pd.DatetimeIndex([t[10], last + pd.Timedelta("10D"), last + pd.Timedelta("60D"),
+                              last + pd.DateOffset(years=8)])  # fmt: skip
+    for method, kw in (("linear", {}), ("whittaker", {"lam": 10.0}), ("harmonic", {})):
+        with pytest.warns(ExtrapolationWarning, match=r"3 of 4 output dates lie outside") as rec:
+            free = gapfill(da, method, dates=dates, **kw)
+        assert "pass max_gap" in str(rec[0].message)
+        assert np.isfinite(free.values).all()  # extrapolated: flagged, not hidden
+        with pytest.warns(ExtrapolationWarning, match=r"2 of them are farther than max_gap=30"):
+            bounded = gapfill(da, method, dates=dates, max_gap="30D", **kw)
+        assert np.isfinite(bounded.values[:2]).all() and np.isnan(bounded.values[2:]).all()
+    np.testing.assert_allclose(free.values[0], da.values[10], atol=0.05)
+    # inside the series: no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ExtrapolationWarning)
+        gapfill(da, "linear", dates=t[::3])
