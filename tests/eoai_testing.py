@@ -56,3 +56,39 @@ def eilers_case(shared_data, name):
     w = {None: None, "binary": w01, "random": wrand}[weights]
     ref = np.loadtxt(folder / "output" / f"{name}.csv")
     return y, x if use_x else None, w, order, ref
+
+
+#: Bytes a chunk task may add to a graph when the model is not inside it (a pickled task of eoai's
+#: graphs is a few hundred bytes); far smaller than any model the graph tests use.
+TASK_ALLOWANCE = 2048
+
+
+def pickled_tasks(result) -> list[int]:
+    """Sizes of the tasks of ``result``'s graph pickled one by one, as the scheduler ships them."""
+    import cloudpickle
+
+    return [len(cloudpickle.dumps(task)) for task in dict(result.__dask_graph__()).values()]
+
+
+def assert_model_enters_once(few, many, model) -> None:
+    """``model`` is one key of each graph and the graph of ``many`` chunks is not bigger per task.
+
+    ``few`` and ``many`` are the same lazy result over few and many chunks. Exactly one task holds
+    the model (a task larger than half the pickled model), and the tasks pickled one by one grow by
+    at most :data:`TASK_ALLOWANCE` bytes per extra task, whereas a model copied into every chunk
+    task adds its whole size per chunk.
+    """
+    import pickle
+
+    model_bytes = len(pickle.dumps(model))
+    assert model_bytes > 20 * TASK_ALLOWANCE, f"the model ({model_bytes} B) is too small to tell"
+    a, b = pickled_tasks(few), pickled_tasks(many)
+    assert len(b) > len(a)
+    for sizes in (a, b):
+        holders = [s for s in sizes if s > model_bytes / 2]
+        assert len(holders) == 1, f"{len(holders)} tasks hold the {model_bytes} B model"
+    growth = sum(b) - sum(a)
+    assert growth < (len(b) - len(a)) * TASK_ALLOWANCE, (
+        f"{len(a)} -> {len(b)} tasks grew the pickled tasks by {growth} B "
+        f"(model {model_bytes} B)"
+    )
