@@ -59,9 +59,7 @@ def make_forest(n_samples: int, n_trees: int, n_classes: int, seed: int = 0):
 
     rng = np.random.default_rng(seed)
     X = rng.random((n_samples, len(FEATURES)), dtype="float32")
-    samples = pd.DataFrame(X, columns=FEATURES).assign(
-        label=rng.integers(0, n_classes, n_samples)
-    )
+    samples = pd.DataFrame(X, columns=FEATURES).assign(label=rng.integers(0, n_classes, n_samples))
     return eoai.ml.fit(samples, "rf", n_estimators=n_trees, n_jobs=1)
 
 

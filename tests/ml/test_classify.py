@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import pickle
+import warnings
+
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
+from eoai_testing import assert_model_enters_once
 
 import eoai
 import eoai.ml
@@ -153,6 +159,90 @@ def test_classify_under_distributed_processes(synthetic, trained):
     ) as cluster, distributed.Client(cluster) as client:  # fmt: skip
         result = client.compute(eoai.ml.classify(cube, model)["class"]).result()
     np.testing.assert_array_equal(result.values, expected)
+
+
+def _random_cube(side: int, chunk: int, dates=("2021-05-01", "2021-06-01"), bands=("a", "b")):
+    """Lazy cube of uniform random bands (dask-generated: its graph holds no pixel data)."""
+    import dask.array as da
+
+    rng = da.random.default_rng(0)
+    shape, chunks = (len(dates), side, side), (-1, chunk, chunk)
+    return xr.Dataset(
+        {b: (("time", "y", "x"), rng.random(shape, chunks=chunks, dtype="float32")) for b in bands},
+        coords={
+            "time": pd.to_datetime(list(dates)),
+            "y": np.arange(side, dtype="float64")[::-1] * 10,
+            "x": np.arange(side, dtype="float64") * 10,
+        },
+    )
+
+
+def _random_forest(n_samples, n_classes, features, **params):
+    """A forest made big by deep trees: random labels grow about one leaf per sample."""
+    rng = np.random.default_rng(0)
+    X = rng.random((n_samples, len(features)), dtype="float32")
+    samples = pd.DataFrame(X, columns=features).assign(label=rng.integers(0, n_classes, n_samples))
+    return eoai.ml.fit(samples, "rf", n_jobs=1, **params)
+
+
+FEATURES = [f"{b}_{d}" for b in ("a", "b") for d in ("2021-05-01", "2021-06-01")]
+
+
+def test_the_forest_enters_the_graph_once():
+    """4 or 64 chunks: one key holds the forest; chunk tasks do not carry their own copy."""
+    model = _random_forest(3000, 4, FEATURES, n_estimators=10)
+    few, many = (
+        eoai.ml.classify(_random_cube(64, chunk), model, probabilities=True)
+        for chunk in (32, 8)
+    )  # fmt: skip
+    assert few["class"].data.npartitions == 4 and many["class"].data.npartitions == 64
+    assert_model_enters_once(few["class"], many["class"], model)
+    assert_model_enters_once(few["probability"], many["probability"], model)
+    # n_jobs gives a copy of the model with the estimator's n_jobs set: still one key
+    assert_model_enters_once(
+        eoai.ml.classify(_random_cube(64, 32), model, n_jobs=2)["class"],
+        eoai.ml.classify(_random_cube(64, 8), model, n_jobs=2)["class"],
+        model,
+    )
+    # and the key delivers the forest: the lazy map equals the forest applied in memory
+    X = eoai.ml.features.feature_array(_random_cube(64, 8), FEATURES).values.reshape(-1, 4)
+    expected = model.estimator.predict_proba(X).reshape(64, 64, -1).transpose(2, 0, 1)
+    np.testing.assert_allclose(many["probability"].values, expected, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_a_150_mb_forest_on_a_small_local_cluster():
+    """A >= 150 MB forest maps 1024 x 1024 px on 2 workers of 1.5 GiB without a large graph."""
+    distributed = pytest.importorskip("distributed")
+    model = _random_forest(120_000, 64, FEATURES, n_estimators=2)
+    assert len(pickle.dumps(model)) >= 150e6
+    cube = _random_cube(1024, 256)
+    expected = eoai.ml.classify(cube, model, n_jobs=1)["class"].compute(
+        scheduler="threads", num_workers=2
+    )
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logging.getLogger("distributed").addHandler(handler)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with (
+                distributed.LocalCluster(
+                    n_workers=2, threads_per_worker=1, memory_limit="1.5GiB", processes=True,
+                    dashboard_address=None, host="127.0.0.1",
+                ) as cluster,
+                distributed.Client(cluster) as client,
+            ):  # fmt: skip
+                out = eoai.ml.classify(cube, model, n_jobs=1)["class"]
+                result = client.compute(out).result(timeout=600)
+    finally:
+        logging.getLogger("distributed").removeHandler(handler)
+    messages = [str(w.message) for w in caught] + [r.getMessage() for r in records]
+    assert not [m for m in messages if "large graph" in m], messages
+    assert not [m for m in messages if "Restarting worker" in m or "KilledWorker" in m], messages
+    np.testing.assert_array_equal(result.values, expected.values)
+    assert len(np.unique(expected.values)) > 32  # a real map of the 64 classes, not a constant
 
 
 class SmoothPatchModel(ClassifierModel):
