@@ -181,6 +181,12 @@ def classify(
         The cube lacks features of the model (the message lists missing and extra features), or
         the object is not a model.
 
+    Notes
+    -----
+    The model is one key of the graph, read by every chunk task (:func:`eoai._graph.graph_constant`).
+    When a ``dask.distributed`` client is the active scheduler, ``classify`` scatters the model to
+    its workers right away (once, however many chunks), and the result is computed on that client.
+
     Examples
     --------
     >>> import numpy as np, pandas as pd, xarray as xr
