@@ -10,9 +10,10 @@ by the object inside each task):
 - no ``distributed`` client in use: ``dask.delayed(obj)`` named by its content token (the graph holds
   the object once; the same model gives the same key, so graphs stay deterministic);
 - a ``distributed`` client is the scheduler dask would use now: the object is scattered to the
-  workers once (``client.scatter``, broadcast) and the graph holds only its future, so the graph sent
-  to the scheduler stays small (no "Sending large graph" warning) and each worker receives the
-  model once. Such a graph is computed on that client (the local schedulers do not know its keys).
+  cluster once (``client.scatter``) and the graph holds only its future, so the graph sent to the
+  scheduler stays small (no "Sending large graph" warning) and each worker fetches the model once,
+  when its first task needs it (measured faster than broadcasting it to every worker up front).
+  Such a graph is computed on that client (the local schedulers do not know its keys).
 
 ``distributed`` is never imported here, no cluster is started and the scheduler is not changed.
 
@@ -80,7 +81,7 @@ def graph_constant(obj: Any, prefix: str | None = None) -> Any:
     dask.delayed.Delayed or distributed.Future
         A ``Delayed`` holding ``obj`` under a key named by its content token, or, when a
         ``distributed`` client is the active scheduler (:func:`active_client`), the future of
-        ``obj`` scattered to all workers under that key. Dask passes ``obj`` itself to the task.
+        ``obj`` scattered to the cluster under that key. Dask passes ``obj`` itself to the task.
 
     Examples
     --------
@@ -96,5 +97,5 @@ def graph_constant(obj: Any, prefix: str | None = None) -> Any:
     key = f"{name}-{tokenize(obj)}"
     client = active_client()
     if client is not None:
-        return client.scatter({key: obj}, broadcast=True)[key]
+        return client.scatter({key: obj})[key]
     return dask.delayed(obj, name=key, traverse=False)

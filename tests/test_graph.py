@@ -76,7 +76,7 @@ def test_scattered_once_with_a_client_and_not_under_another_scheduler():
     x = da.ones((16, 16), chunks=4)
     with (
         distributed.LocalCluster(
-            n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None,
+            n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0",
         ) as cluster,
         distributed.Client(cluster) as client,
     ):  # fmt: skip

@@ -243,7 +243,7 @@ def test_a_150_mb_forest_on_a_small_local_cluster():
             with (
                 distributed.LocalCluster(
                     n_workers=2, threads_per_worker=1, memory_limit="1.5GiB", processes=True,
-                    dashboard_address=None, host="127.0.0.1",
+                    dashboard_address=":0", host="127.0.0.1",
                 ) as cluster,
                 distributed.Client(cluster) as client,
             ):  # fmt: skip
