@@ -56,3 +56,44 @@ def eilers_case(shared_data, name):
     w = {None: None, "binary": w01, "random": wrand}[weights]
     ref = np.loadtxt(folder / "output" / f"{name}.csv")
     return y, x if use_x else None, w, order, ref
+
+
+#: Bytes a chunk task may add to a graph when the model is not inside it (a pickled task of eoai's
+#: graphs is a few hundred bytes); far smaller than any model the graph tests use.
+TASK_ALLOWANCE = 2048
+
+
+def pickled_tasks(result, skip=None) -> list[int]:
+    """Sizes of the tasks of ``result``'s graph pickled one by one, as the scheduler ships them.
+
+    ``skip``: a dask collection (e.g. the input cube) whose own tasks are left out.
+    """
+    import cloudpickle
+
+    left_out = set(dict(skip.__dask_graph__())) if skip is not None else set()
+    graph = dict(result.__dask_graph__())
+    return [len(cloudpickle.dumps(t)) for k, t in graph.items() if k not in left_out]
+
+
+def assert_model_enters_once(few, many, model, inputs=(None, None)) -> None:
+    """``model`` is one key of each graph and the graph of ``many`` chunks is not bigger per task.
+
+    ``few`` and ``many`` are the same lazy result over few and many chunks; ``inputs`` the two
+    input collections, whose tasks (pixel data) are left out. Exactly one task holds the model (a
+    task larger than half the pickled model), and the tasks pickled one by one grow by at most
+    :data:`TASK_ALLOWANCE` bytes per extra task, whereas a model copied into every chunk task adds
+    its whole size per chunk.
+    """
+    import pickle
+
+    model_bytes = len(pickle.dumps(model))
+    assert model_bytes > 20 * TASK_ALLOWANCE, f"the model ({model_bytes} B) is too small to tell"
+    a, b = pickled_tasks(few, inputs[0]), pickled_tasks(many, inputs[1])
+    assert len(b) > len(a)
+    for sizes in (a, b):
+        holders = [s for s in sizes if s > model_bytes / 2]
+        assert len(holders) == 1, f"{len(holders)} tasks hold the {model_bytes} B model"
+    growth = sum(b) - sum(a)
+    assert growth < (len(b) - len(a)) * TASK_ALLOWANCE, (
+        f"{len(a)} -> {len(b)} tasks grew the pickled tasks by {growth} B (model {model_bytes} B)"
+    )

@@ -14,7 +14,7 @@ Any object with these members is a *pixel classifier* (:class:`PixelClassifier`)
 :class:`ClassifierModel` implements the bookkeeping (codes, names, colours, ``predict``); the
 scikit-learn wrapper (:class:`eoai.ml.forest.SklearnModel`) and the torch models of
 :mod:`eoai.ml.deep` subclass it and implement ``predict_proba``. Models must pickle, because dask
-sends them to the workers.
+sends them to the workers (once per worker: the model is one graph key, see :mod:`eoai._graph`).
 
 Examples
 --------

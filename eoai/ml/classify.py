@@ -2,8 +2,10 @@
 
 Reached as ``cube.eoai.classify(model)``. The cube is stacked into ``(y, x, feature)`` (features in
 one chunk, see :mod:`eoai.ml.features`) and the model is applied chunk by chunk with
-``xr.apply_ufunc(..., dask="parallelized")``; nothing is computed until the result is. The model
-travels to the dask workers by pickling, so this runs on a ``dask.distributed`` cluster too.
+``dask.array.blockwise`` (one task per spatial chunk); nothing is computed until the result is. The
+model enters the graph once, as one key that every chunk task reads (:mod:`eoai._graph`): with a
+``dask.distributed`` client it is scattered to the workers once, so a large forest does not travel
+with each task and the graph sent to the scheduler stays small.
 
 Models with spatial context (patch models of :mod:`eoai.ml.deep`) declare ``halo`` (pixels) and
 ``predict_proba_image(block)`` (``(y, x, feature)`` -> ``(y, x, class)``); they are applied with
@@ -179,6 +181,12 @@ def classify(
         The cube lacks features of the model (the message lists missing and extra features), or
         the object is not a model.
 
+    Notes
+    -----
+    The model is one key of the graph, read by every chunk task (:func:`eoai._graph.graph_constant`).
+    When a ``dask.distributed`` client is the active scheduler, ``classify`` scatters the model to
+    its workers right away (once, however many chunks), and the result is computed on that client.
+
     Examples
     --------
     >>> import numpy as np, pandas as pd, xarray as xr
@@ -305,19 +313,42 @@ def _pixel_proba(cube: Any, model: Any, run_model: Any, n_classes: int) -> xr.Da
         ds = ds.chunk({"time": -1})
     inputs = [ds[v].transpose(..., "y", "x") for v in keep_vars]
     return xr.apply_ufunc(
-        _predict_stacked,
+        _stacked_proba,
         *inputs,
         input_core_dims=[["time"] if "time" in v.dims else [] for v in inputs],
         output_core_dims=[["class"]],
-        dask="parallelized",
-        output_dtypes=[np.float32],
-        dask_gufunc_kwargs={"output_sizes": {"class": n_classes}},
+        dask="allowed",
         kwargs={
             "order": order, "model": run_model, "allow_nan": bool(model.allow_nan),
             "n_classes": n_classes,
         },
         keep_attrs="drop_conflicts",  # keeps the attrs of spatial_ref (the CRS)
     ).transpose("y", "x", "class").drop_attrs(deep=False)  # fmt: skip
+
+
+def _stacked_proba(
+    *arrays: Any, order: np.ndarray | None, model: Any, allow_nan: bool, n_classes: int
+) -> Any:
+    """(y, x, time) / (y, x) arrays -> (y, x, class): numpy at once, dask one task per chunk.
+
+    On dask the model is one graph key (:func:`eoai._graph.graph_constant`) that every chunk task
+    reads, instead of a copy inside each task.
+    """
+    import dask.array as da
+
+    kw = {"order": order, "allow_nan": allow_nan, "n_classes": n_classes}
+    if not any(isinstance(a, da.Array) for a in arrays):
+        return _predict_stacked(*arrays, model=model, **kw)
+    from .._graph import graph_constant
+
+    args: list[Any] = []
+    for i, a in enumerate(arrays):
+        args += [da.asarray(a), ("y", "x", f"t{i}") if np.ndim(a) == 3 else ("y", "x")]
+    return da.blockwise(
+        _predict_stacked, ("y", "x", "class"), *args, new_axes={"class": n_classes},
+        concatenate=True, dtype=np.float32, meta=np.empty((0, 0, 0), np.float32),
+        model=graph_constant(model), **kw,
+    )  # fmt: skip
 
 
 def _spatial_proba(feats: xr.DataArray, model: Any, halo: int, n_classes: int) -> xr.DataArray:
@@ -343,9 +374,12 @@ def _spatial_proba(feats: xr.DataArray, model: Any, halo: int, n_classes: int) -
         data, depth={0: halo, 1: halo, 2: 0}, boundary={0: "reflect", 1: "reflect", 2: "none"}
     )
     chunks = (data.chunks[0], data.chunks[1], (n_classes,))
+    from .._graph import graph_constant
+
     proba = padded.map_blocks(
-        _predict_image, model=model, halo=halo, n_classes=n_classes, chunks=chunks, dtype=np.float32
-    )
+        _predict_image, model=graph_constant(model), halo=halo, n_classes=n_classes,
+        chunks=chunks, dtype=np.float32, meta=np.empty((0, 0, 0), np.float32),
+    )  # fmt: skip
     coords = {k: v for k, v in feats.coords.items() if "feature" not in v.dims}
     out = xr.DataArray(proba, dims=("y", "x", "class"), coords=coords)
     if not hasattr(feats.data, "dask"):

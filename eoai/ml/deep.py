@@ -23,6 +23,8 @@ sidecar with :func:`save_network` (or :func:`eoai.ml.save_model`) and loaded wit
 
 Inference runs batched on the model's device (``"auto"``: CUDA when present) inside each dask block,
 under ``torch.no_grad`` in eval mode, with torch's own thread setting (``torch.set_num_threads``).
+The model is one key of the dask graph that every block reads (:mod:`eoai._graph`), scattered once
+to the workers of a ``dask.distributed`` client, never copied into each block's task.
 
 Examples
 --------

@@ -244,7 +244,8 @@ def superres(
     pixels of every date in ``train_time`` into memory (one model for all those dates), shows a
     progress bar and uses the GPU when there is one (``device="auto"``); the same ``seed`` gives
     the same model. Inference is lazy and tiled (:mod:`eoai.superres.tiling`): dask in, dask out,
-    each date sharpened on its own.
+    each date sharpened on its own; the network is one key of the graph that every tile reads
+    (scattered once to the workers when a ``dask.distributed`` client is the active scheduler).
 
     ``method="bicubic"`` / ``"lanczos"`` are the interpolation baselines (lazy, no training).
 

@@ -4,6 +4,8 @@ Each tile is read with a halo of ``depth >= receptive radius`` pixels on every s
 the image edges, ``boundary="reflect"``), the network runs on the padded tile, and the halo is
 cropped. Because no output pixel inside the crop sees the tile edge, the tiled result equals the
 whole-image result (up to float rounding) and there are no seams: this is the "cropped" blending.
+The runner enters the graph once, as one key read by every tile task (:mod:`eoai._graph`; with a
+``dask.distributed`` client it is scattered to the workers once).
 
 A *runner* is any picklable callable ``runner(guide, low_rep) -> out`` on numpy arrays
 ``(N, ng, H, W)`` / ``(N, nl, H, W)`` returning ``(N, nl, H, W)``; :class:`TorchRunner` wraps a
@@ -137,7 +139,8 @@ def predict(
     Parameters
     ----------
     runner : callable
-        ``runner(guide, low_rep) -> out`` on numpy tiles (see module docstring).
+        ``runner(guide, low_rep) -> out`` on numpy tiles (see module docstring); one graph key
+        shared by all tiles (:func:`eoai._graph.graph_constant`).
     stack : dask.array.Array
         Guide then coarse bands; one chunk along the channel axis (rechunked if not).
     n_guide : int
@@ -182,6 +185,8 @@ def predict(
         np.zeros(n_guide, np.float32) if guide_fill is None else np.asarray(guide_fill, np.float32)
     )
     lfill = np.zeros(nl, np.float32) if low_fill is None else np.asarray(low_fill, np.float32)
+    from .._graph import graph_constant
+
     return da.map_overlap(
         _predict_block,
         stack,
@@ -191,7 +196,7 @@ def predict(
         chunks=out_chunks,
         dtype=np.float32,
         meta=np.array((), dtype=np.float32),
-        runner=runner,
+        runner=graph_constant(runner),  # one key shared by every tile, not a copy per task
         n_guide=n_guide,
         halo=depth,
         upscale=upscale,

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import pickle
+import warnings
+
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
+from eoai_testing import assert_model_enters_once
 
 import eoai
 import eoai.ml
@@ -153,6 +159,104 @@ def test_classify_under_distributed_processes(synthetic, trained):
     ) as cluster, distributed.Client(cluster) as client:  # fmt: skip
         result = client.compute(eoai.ml.classify(cube, model)["class"]).result()
     np.testing.assert_array_equal(result.values, expected)
+
+
+def _random_cube(side: int, chunk: int, *, holes: bool = False) -> xr.Dataset:
+    """Lazy cube of 2 uniform random bands x 2 dates (dask-generated: no pixel data in the graph).
+
+    ``holes``: NaN (nodata) except one 32 x 32 block in 4, in every chunk.
+    """
+    import dask.array as da
+
+    rng = da.random.default_rng(0)
+    dates, shape, chunks = ("2021-05-01", "2021-06-01"), (2, side, side), (-1, chunk, chunk)
+    bands = {b: rng.random(shape, chunks=chunks, dtype="float32") for b in ("a", "b")}
+    if holes:
+        i = da.arange(side, chunks=chunk) // 32
+        keep = (i[:, None] + i[None, :]) % 4 == 0
+        bands = {b: da.where(keep, v, np.float32(np.nan)) for b, v in bands.items()}
+    return xr.Dataset(
+        {b: (("time", "y", "x"), v) for b, v in bands.items()},
+        coords={
+            "time": pd.to_datetime(list(dates)),
+            "y": np.arange(side, dtype="float64")[::-1] * 10,
+            "x": np.arange(side, dtype="float64") * 10,
+        },
+    )
+
+
+def _random_forest(n_samples, n_classes, features, **params):
+    """A forest made big by deep trees: random labels grow about one leaf per sample."""
+    rng = np.random.default_rng(0)
+    X = rng.random((n_samples, len(features)), dtype="float32")
+    samples = pd.DataFrame(X, columns=features).assign(label=rng.integers(0, n_classes, n_samples))
+    return eoai.ml.fit(samples, "rf", n_jobs=1, **params)
+
+
+FEATURES = [f"{b}_{d}" for b in ("a", "b") for d in ("2021-05-01", "2021-06-01")]
+
+
+def test_the_forest_enters_the_graph_once():
+    """4 or 64 chunks: one key holds the forest; chunk tasks do not carry their own copy."""
+    model = _random_forest(3000, 4, FEATURES, n_estimators=10)
+    few, many = (
+        eoai.ml.classify(_random_cube(64, chunk), model, probabilities=True)
+        for chunk in (32, 8)
+    )  # fmt: skip
+    assert few["class"].data.npartitions == 4 and many["class"].data.npartitions == 64
+    assert_model_enters_once(few["class"], many["class"], model)
+    assert_model_enters_once(few["probability"], many["probability"], model)
+    # n_jobs gives a copy of the model with the estimator's n_jobs set: still one key
+    assert_model_enters_once(
+        eoai.ml.classify(_random_cube(64, 32), model, n_jobs=2)["class"],
+        eoai.ml.classify(_random_cube(64, 8), model, n_jobs=2)["class"],
+        model,
+    )
+    # and the key delivers the forest: the lazy map equals the forest applied in memory
+    X = eoai.ml.features.feature_array(_random_cube(64, 8), FEATURES).values.reshape(-1, 4)
+    expected = model.estimator.predict_proba(X).reshape(64, 64, -1).transpose(2, 0, 1)
+    np.testing.assert_allclose(many["probability"].values, expected, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_a_150_mb_forest_on_a_small_local_cluster():
+    """A >= 150 MB forest maps 1024 x 1024 px on 2 workers of 1.5 GiB without a large graph.
+
+    Before, each of the 16 chunk tasks carried the forest (a 151 MiB graph, workers paused at
+    their memory limit, no result in 300 s). Three quarters of the cube are nodata (skipped by the
+    forest) to keep the predictions short; every chunk task still needs the model.
+    """
+    distributed = pytest.importorskip("distributed")
+    model = _random_forest(120_000, 64, FEATURES, n_estimators=2)
+    assert len(pickle.dumps(model)) >= 150e6
+    cube = _random_cube(1024, 256, holes=True)
+    expected = eoai.ml.classify(cube, model, n_jobs=1)["class"].compute(
+        scheduler="threads", num_workers=2
+    )
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logging.getLogger("distributed").addHandler(handler)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with (
+                distributed.LocalCluster(
+                    n_workers=2, threads_per_worker=1, memory_limit="1.5GiB", processes=True,
+                    dashboard_address=":0", host="127.0.0.1",
+                ) as cluster,
+                distributed.Client(cluster) as client,
+            ):  # fmt: skip
+                out = eoai.ml.classify(cube, model, n_jobs=1)["class"]
+                result = client.compute(out).result(timeout=600)
+    finally:
+        logging.getLogger("distributed").removeHandler(handler)
+    messages = [str(w.message) for w in caught] + [r.getMessage() for r in records]
+    assert not [m for m in messages if "large graph" in m], messages
+    assert not [m for m in messages if "Restarting worker" in m or "KilledWorker" in m], messages
+    np.testing.assert_array_equal(result.values, expected.values)
+    assert (expected.values == 255).mean() == 0.75  # the holes are nodata ...
+    assert len(np.unique(expected.values)) > 32  # ... the rest a map of the 64 classes
 
 
 class SmoothPatchModel(ClassifierModel):

@@ -10,6 +10,8 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
+from eoai_testing import assert_model_enters_once
 
 torch = pytest.importorskip("torch")
 
@@ -225,3 +227,30 @@ def test_model_pickles_for_dask_workers(tempcnn):
     X = samples[model.features].to_numpy("float32")[:50]
     clone = pickle.loads(pickle.dumps(model))
     np.testing.assert_array_equal(clone.predict_proba(X), model.predict_proba(X))
+
+
+@pytest.mark.parametrize("arch", ["tempcnn", "ltae"])
+def test_the_network_enters_the_graph_once(arch):
+    """4 or 64 chunks: one key holds the network, chunk tasks do not carry their own copy."""
+    dates = pd.date_range("2021-03-01", periods=4, freq="30D")
+    rng = np.random.default_rng(0)
+    feats = [f"{b}_{d:%Y-%m-%d}" for b in ("red", "nir") for d in dates]
+    X = rng.random((200, len(feats)), dtype="float32")
+    samples = pd.DataFrame(X, columns=feats).assign(label=np.repeat([1, 2], 100))
+    model = eoai.ml.fit(samples, arch, epochs=1, progress=False)  # default (full-size) network
+
+    def cube(chunk):
+        data = rng.random((4, 32, 32), dtype="float32")
+        coords = {"time": dates, "y": np.arange(32.0)[::-1], "x": np.arange(32.0)}
+        ds = xr.Dataset({b: (("time", "y", "x"), data) for b in ("red", "nir")}, coords=coords)
+        return ds.chunk({"time": -1, "y": chunk, "x": chunk})
+
+    few, many = (eoai.ml.classify(cube(c), model, probabilities=True) for c in (16, 4))
+    assert many["class"].data.npartitions == 64
+    assert_model_enters_once(few["class"], many["class"], model)
+    # the key delivers the network: the lazy map equals the model applied in memory
+    c = cube(4)
+    flat = eoai.ml.features.feature_array(c, model.features).values.reshape(-1, len(feats))
+    expected = model.predict_proba(flat).reshape(32, 32, 2).transpose(2, 0, 1)
+    lazy = eoai.ml.classify(c, model, probabilities=True)["probability"].values
+    np.testing.assert_allclose(lazy, expected, atol=1e-5)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import xarray as xr
+from eoai_testing import assert_model_enters_once
 
 torch = pytest.importorskip("torch")
 
@@ -68,6 +70,20 @@ def test_tiled_equals_whole_image_no_seams(scene, unet):
     h = unet.halo
     np.testing.assert_allclose(tiled[:, h:-h, h:-h], ref[:, h:-h, h:-h], atol=2e-5)
     assert np.abs(tiled - ref).max() > 1e-3  # ... and differs at the border (reflect padding)
+
+
+def test_the_unet_enters_the_graph_once(scene, unet):
+    """Spatial (map_overlap) inference over 4 or 64 tiles: one key holds the U-Net."""
+    cube, _, _ = scene
+    big = xr.concat([xr.concat([cube] * 3, "x")] * 3, "y")  # 288 x 288: 8 tiles of 36 >= halo
+    big = big.assign_coords(y=np.arange(288.0)[::-1] * 10, x=np.arange(288.0) * 10)
+    assert unet.halo <= 36
+    cubes = [big.chunk({"time": -1, "y": c, "x": c}) for c in (144, 36)]
+    few, many = (eoai.ml.classify(c, unet, probabilities=True) for c in cubes)
+    assert few["class"].data.npartitions == 4 and many["class"].data.npartitions == 64
+    assert_model_enters_once(few["class"], many["class"], unet, inputs=cubes)
+    whole = eoai.ml.classify(big, unet, probabilities=True)["probability"].values
+    np.testing.assert_allclose(many["probability"].values, whole, atol=2e-5)
 
 
 def test_a_short_halo_shows_seams(scene, unet):

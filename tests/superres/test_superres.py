@@ -252,3 +252,26 @@ def test_nan_pixels_stay_nan_and_train_time(slovenia, slovenia_weights):
     # training on one date chosen by label works with NaN present (patches with NaN skipped)
     first = superres(cube, steps=5, train_time=[cube.time.values[1]], **SMALL)
     assert json.loads(first.attrs["eoai:params"])["train_time"].startswith("[")
+
+
+def test_the_network_enters_the_graph_once(slovenia, tmp_path):
+    """Tiled inference over 4 or 64 tiles: one key holds the runner (network), not every tile."""
+    import torch
+    from eoai_testing import assert_model_enters_once
+
+    from eoai.superres.bands import BANDS_10M, BANDS_20M
+    from eoai.superres.net import DSen2Net
+    from eoai.superres.weights import load_weights, save_weights
+
+    torch.manual_seed(0)
+    net = DSen2Net(len(BANDS_20M), len(BANDS_10M), features=32, blocks=2)
+    torch.nn.init.normal_(net.tail.weight, std=0.01)  # not the bicubic start: the net acts
+    path = save_weights(net, tmp_path / "w.pt", bands=list(BANDS_20M), guide=list(BANDS_10M))
+    one = slovenia.isel(time=[0])
+    cubes = [one.chunk({"time": 1, "y": c, "x": c}) for c in (51, 13)]
+    few, many = (superres(c, weights=path, threads=1) for c in cubes)
+    assert few.rededge1.data.npartitions == 4 and many.rededge1.data.npartitions == 64
+    runner, _ = load_weights(path, threads=1)
+    assert_model_enters_once(few.rededge1, many.rededge1, runner, inputs=cubes)
+    whole = superres(one, weights=path, threads=1)  # numpy in: one tile
+    np.testing.assert_allclose(many.to_array().values, whole.to_array().values, atol=1e-4)
