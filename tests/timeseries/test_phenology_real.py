@@ -124,8 +124,10 @@ def test_flagship_sample_meadows_get_their_2016_season():
     meadow = lulc == 3  # grassland
     assert meadow.sum() > 1500
     b, a = before.sos.notnull().values, after.sos.notnull().values
-    # measured: 66 % -> 91 % of the pixels, 33 % -> 99 % of the grassland
-    assert b.mean() < 0.7 and a.mean() > 0.9, (b.mean(), a.mean())
+    # measured with the V-curve smoother: 66 % -> 91 % of the pixels, 33 % -> 99 % of the grassland;
+    # with today's default Whittaker (GCV 2e3-2e4 days, smoother): 37 % -> 82 % of the pixels,
+    # 16 % -> 99 % of the grassland (forest 42 % -> 77 %: its weak evergreen season is flattened)
+    assert b.mean() < 0.7 and a.mean() > 0.8, (b.mean(), a.mean())
     assert b[meadow].mean() < 0.4 and a[meadow].mean() > 0.95, (b[meadow].mean(), a[meadow].mean())
     # why: the meadows stay green until late autumn; their minimum is in January-February, after the
     # calendar window: the seasons recovered end after 31 December or just before it
