@@ -34,6 +34,7 @@ _METHODS: dict[str, str] = {
     "explore": "eoai.viz.maps:explore",
     "plot_series": "eoai.viz.plots:plot_series",
     "quicklook": "eoai.viz.plots:quicklook",
+    "write": "eoai.io.write:write",
 }
 
 

@@ -87,3 +87,15 @@ class LargeChunkWarning(EoaiWarning):
 
 class FewSamplesWarning(EoaiWarning):
     """A class has fewer training samples (or groups) than advisable; the message gives the counts."""
+
+
+class WriteError(EoaiError, ValueError):
+    """An object cannot be written where or how it was asked (format, dims, target path)."""
+
+
+class TargetExistsError(WriteError, FileExistsError):
+    """The target of a write exists already; the message names it (pass ``overwrite=True``)."""
+
+
+class ResumeMismatchError(WriteError):
+    """An interrupted write at the same path came from another computation; nothing was overwritten."""
