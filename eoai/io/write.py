@@ -91,12 +91,12 @@ _KEEP_ENCODING = ("_FillValue", "dtype", "units", "calendar")
 
 def _plain(value: Any) -> Any:
     """numpy scalars / arrays / dates -> plain Python (for JSON)."""
+    if isinstance(value, (_dt.datetime, _dt.date, np.datetime64)):
+        return str(np.datetime_as_string(np.datetime64(value)))
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
         return [_plain(v) for v in value.tolist()]
-    if isinstance(value, (_dt.datetime, _dt.date, np.datetime64)):
-        return str(np.datetime_as_string(np.datetime64(value)))
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set)):
