@@ -140,9 +140,13 @@ def serialisable_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
             out[str(key)] = _json(v)
         elif isinstance(v, (str, int, float)):
             out[str(key)] = v
-        elif isinstance(v, list) and v and (
-            all(isinstance(i, (int, float)) and not isinstance(i, bool) for i in v)
-            or all(isinstance(i, str) for i in v)
+        elif (
+            isinstance(v, list)
+            and v
+            and (
+                all(isinstance(i, (int, float)) and not isinstance(i, bool) for i in v)
+                or all(isinstance(i, str) for i in v)
+            )
         ):
             out[str(key)] = v
         else:
@@ -402,9 +406,12 @@ def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
     a, b = json.dumps(old, sort_keys=True), json.dumps(new, sort_keys=True)
     if a == b:
         return []
-    short = (lambda s: s if len(s) <= 80 else s[:77] + "...")  # noqa: E731
     what = "the dask graph (inputs or parameters) differs" if prefix.endswith(".token") else ""
-    return [f"{prefix}: {short(a)} before, {short(b)} now{' -- ' + what if what else ''}"]
+    return [f"{prefix}: {_short(a)} before, {_short(b)} now{' -- ' + what if what else ''}"]
+
+
+def _short(s: str) -> str:
+    return s if len(s) <= 80 else s[:77] + "..."
 
 
 # ------------------------------------------------------------------------------------------------
@@ -559,9 +566,7 @@ def _date_labels(times: np.ndarray) -> list[str]:
     days = [str(np.datetime_as_string(np.datetime64(t, "D"))) for t in times]
     if len(set(days)) == len(days):
         return days
-    return [
-        str(np.datetime_as_string(np.datetime64(t, "s"))).replace(":", "") for t in times
-    ]
+    return [str(np.datetime_as_string(np.datetime64(t, "s"))).replace(":", "") for t in times]
 
 
 def _cog_outputs(
@@ -613,7 +618,11 @@ def _legend(var: xr.DataArray) -> dict[int, tuple[str, str]]:
 def _nodata(var: xr.DataArray, dtype: np.dtype) -> float | int | None:
     if dtype.kind == "f":
         return float("nan")
-    for source in (var.attrs.get("nodata"), var.attrs.get("_FillValue"), var.encoding.get("_FillValue")):
+    for source in (
+        var.attrs.get("nodata"),
+        var.attrs.get("_FillValue"),
+        var.encoding.get("_FillValue"),
+    ):
         if source is not None and not (isinstance(source, float) and math.isnan(source)):
             return int(source)
     return None
@@ -622,7 +631,7 @@ def _nodata(var: xr.DataArray, dtype: np.dtype) -> float | int | None:
 def _qml(legend: dict[int, tuple[str, str]], nodata: int | None) -> str:
     entries = "\n".join(
         f"        <paletteEntry value={quoteattr(str(v))} color={quoteattr(c)} "
-        f"label={quoteattr(n)} alpha=\"255\"/>"
+        f'label={quoteattr(n)} alpha="255"/>'
         for v, (n, c) in sorted(legend.items())
     )
     nd = "" if nodata is None else f' nodataValue="{nodata}"'
@@ -748,7 +757,9 @@ def _finalise_cog(
     made = [cog_tmp]
     if legend is not None:
         (tmp_dir / (out.name + ".aux.xml")).write_text(_aux_xml(legend, var), encoding="utf-8")
-        (tmp_dir / (Path(out.name).stem + ".qml")).write_text(_qml(legend, nodata), encoding="utf-8")
+        (tmp_dir / (Path(out.name).stem + ".qml")).write_text(
+            _qml(legend, nodata), encoding="utf-8"
+        )
         made += [tmp_dir / (out.name + ".aux.xml"), tmp_dir / (Path(out.name).stem + ".qml")]
     return made
 
@@ -882,7 +893,9 @@ def write(
         single = target.suffix.lower() in _COG_SUFFIXES
         outputs = _cog_outputs(ds, target, single, spatial)
         folder = target.parent if single else target
-        partial = target.with_name(target.name + ".partial") if single else folder / ".eoai-write.partial"
+        partial = (
+            target.with_name(target.name + ".partial") if single else folder / ".eoai-write.partial"
+        )
         finals = [folder / o.name for o in outputs]
     else:
         folder = target.parent
@@ -979,4 +992,3 @@ def write(
         sidecars.extend(made_side)
     shutil.rmtree(partial)
     return WriteReport(finals, fmt, len(regions), computed, resumed, sidecars)
-

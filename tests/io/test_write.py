@@ -66,7 +66,9 @@ def ndvi():
 def zarr_digest(store: Path) -> dict[str, str]:
     """sha256 of every array's values and attrs, and of the group attrs (the ledger is no array)."""
     group = zarr.open_group(str(store), mode="r")
-    out = {"attrs": hashlib.sha256(json.dumps(dict(group.attrs), sort_keys=True).encode()).hexdigest()}
+    out = {
+        "attrs": hashlib.sha256(json.dumps(dict(group.attrs), sort_keys=True).encode()).hexdigest()
+    }
     for name, arr in sorted(group.arrays()):
         values = np.ascontiguousarray(arr[...])
         out[name] = hashlib.sha256(values.tobytes() + str(values.dtype).encode()).hexdigest()
@@ -163,7 +165,9 @@ def test_class_map_cog_for_qgis(tmp_path, classes):
     tif = tmp_path / "classes.tif"
     assert report.paths == [tif] and report.computed == report.regions == 4
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "classes.qml", "classes.tif", "classes.tif.aux.xml",
+        "classes.qml",
+        "classes.tif",
+        "classes.tif.aux.xml",
     ]  # fmt: skip (no .partial left)
     legend = dict(zip(classes["class"].attrs["flag_values"],
                       zip(classes["class"].attrs["class_names"], classes["class"].attrs["colours"],
@@ -177,7 +181,9 @@ def test_class_map_cog_for_qgis(tmp_path, classes):
         assert src.overviews(1) == [2]
         cmap = src.colormap(1)
         for value, (_, colour) in legend.items():
-            assert "#%02x%02x%02x" % cmap[value][:3] == colour and cmap[value][3] == 255
+            assert (
+                "#{:02x}{:02x}{:02x}".format(*cmap[value][:3]) == colour and cmap[value][3] == 255
+            )
         assert cmap[255][3] == 0  # nodata transparent
         assert src.descriptions == ("class",)
         tags = src.tags(1)
@@ -278,9 +284,12 @@ def test_numpy_input_is_cut_into_blocks(tmp_path, classes):
 def test_distributed_cluster_equals_threaded(tmp_path, classes):
     distributed = pytest.importorskip("distributed")
     eoai.write(classes, tmp_path / "threads.zarr", progress=False)
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
-    ) as cluster, distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         with dask.config.set(scheduler=None):
             report = eoai.write(classes, tmp_path / "cluster.zarr", progress=False)
         assert sum(client.nthreads().values()) == 2
