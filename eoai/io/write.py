@@ -54,7 +54,8 @@ import os
 import shutil
 import sys
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import product
 from pathlib import Path
@@ -341,7 +342,10 @@ def _region_subset(ds: xr.Dataset, region: dict[str, tuple[int, int]]) -> xr.Dat
     sub = ds[keep]
     dims = {d for v in keep for d in ds[v].dims}
     sub = sub.isel({d: slice(*region[d]) for d in dims})
-    return sub.drop_vars(list(sub.coords))
+    # numpy coordinates were written with the metadata; dask-backed ones go with their regions
+    return sub.drop_vars(
+        [c for c in sub.coords if not hasattr(sub[c].data, "dask") or c in sub.dims]
+    )
 
 
 def _digest(values: np.ndarray) -> str:
@@ -487,12 +491,12 @@ def _run_batch(delayeds: list[Any], client: Any, progress: Any) -> None:
 # ------------------------------------------------------------------------------------------------
 
 
-def _zarr_quiet():
-    ctx = warnings.catch_warnings()
-    ctx.__enter__()
-    warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata.*")
-    warnings.filterwarnings("ignore", category=UserWarning, module="zarr.*")
-    return ctx
+@contextmanager
+def _zarr_quiet() -> Iterator[None]:
+    """Silence zarr's notice that consolidated metadata is not in the Zarr v3 spec (yet)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata.*")
+        yield
 
 
 def _stage(
@@ -511,11 +515,8 @@ def _stage(
 
     done = set(ledger["done"])
     if ledger.get("state") == "init":
-        ctx = _zarr_quiet()
-        try:
+        with _zarr_quiet():
             ds.to_zarr(store, mode="w", compute=False, consolidated=False)
-        finally:
-            ctx.__exit__(None, None, None)
         ledger["state"] = "regions"
         done = set()
         ledger["done"] = []
@@ -526,8 +527,7 @@ def _stage(
         for start in range(0, len(todo), batch_size):
             batch = todo[start : start + batch_size]
             delayeds, ids = [], []
-            ctx = _zarr_quiet()
-            try:
+            with _zarr_quiet():
                 for i in batch:
                     region = regions[i]
                     sub = _region_subset(ds, region)
@@ -542,8 +542,6 @@ def _stage(
                     ids.append(i)
                 if delayeds:
                     _run_batch(delayeds, client, progress)
-            finally:
-                ctx.__exit__(None, None, None)
             computed += len(batch)
             ledger["done"] = sorted(set(ledger["done"]) | set(batch))
             _write_json_atomic(ledger_path, ledger)
@@ -575,6 +573,12 @@ def _cog_outputs(
     names = list(ds.data_vars)
     outs = []
     for var in names:
+        if not set(spatial) <= set(ds[var].dims):
+            raise WriteError(
+                f"variable {var!r} has dims {ds[var].dims}, without both {spatial[0]!r} and "
+                f"{spatial[1]!r}, so it is no raster: drop it (.drop_vars({var!r})) to write the "
+                "others as COGs, or write everything to Zarr (a path ending in .zarr)"
+            )
         extra = [d for d in ds[var].dims if d not in spatial]
         if extra and extra != ["time"]:
             other = [d for d in extra if d != "time"]
@@ -704,7 +708,9 @@ def _finalise_cog(
     import rasterio.shutil
     from rasterio.windows import Window
 
-    staged = xr.open_zarr(stage, consolidated=False, mask_and_scale=False, decode_times=False)
+    staged = xr.open_zarr(
+        stage, consolidated=False, mask_and_scale=False, decode_times=False, chunks=None
+    )  # lazily indexed numpy, no dask: reading a strip never goes through a cluster
     arr = staged[var]
     if time_index is not None:
         arr = arr.isel(time=time_index)
@@ -727,8 +733,11 @@ def _finalise_cog(
         profile["nodata"] = nodata
     legend = _legend(template) if is_class else None
     with rasterio.open(tmp_tif, "w", **profile) as dst:
-        for y0 in range(0, ny, block):  # strips of whole tiles: each tile written once
-            y1 = min(ny, y0 + block)
+        stage_chunks = staged[var].encoding.get("chunks")
+        chunk_y = int(stage_chunks[staged[var].dims.index(spatial[0])]) if stage_chunks else block
+        step = block * max(1, math.ceil(chunk_y / block))
+        for y0 in range(0, ny, step):  # strips of whole tiles (and whole stage chunks)
+            y1 = min(ny, y0 + step)
             values = np.asarray(arr.isel({spatial[0]: slice(y0, y1)}).values).astype(dtype)
             dst.write(values, 1, window=Window(0, y0, nx, y1 - y0))
         dst.set_band_description(1, var)
@@ -903,6 +912,12 @@ def write(
         finals = [target]
 
     prepared = _prepare(ds, int(chunks), spatial)
+    if fmt == "cog":  # stage one date per Zarr chunk: each COG then reads only its own date
+        for var in prepared.data_vars.values():
+            if "time" in var.dims:
+                var.encoding["chunks"] = tuple(
+                    1 if d == "time" else prepared.chunks[d][0] for d in var.dims
+                )
     regions = _plan_regions(prepared)
     options = {
         "compress": compress, "level": level, "blocksize": int(blocksize),
@@ -910,11 +925,7 @@ def write(
     } if fmt == "cog" else {}  # fmt: skip
     fp = _fingerprint(prepared, gbox, fmt, options)
 
-    ledger = _read_ledger(partial) if partial.exists() else None
-    if partial.exists() and (ledger is None or not resume):
-        shutil.rmtree(partial)  # our own temporary folder: unreadable ledger or resume=False
-        ledger = None
-    resumed = ledger is not None
+    ledger = _read_ledger(partial) if (partial.exists() and resume) else None
     if ledger is not None:
         diffs = _differences(ledger.get("fingerprint"), fp)
         if diffs or ledger.get("regions_total") != len(regions):
@@ -933,6 +944,9 @@ def write(
             f"{names} exist{'s' if len(existing) == 1 else ''} already: pass overwrite=True to "
             "replace, or choose another path"
         )
+    if ledger is None and partial.exists():
+        shutil.rmtree(partial)  # our own temporary folder: unreadable ledger, or resume=False
+    resumed = ledger is not None
 
     if ledger is None:
         partial.mkdir(parents=True, exist_ok=False)
@@ -956,11 +970,8 @@ def write(
     if fmt == "zarr":
         import zarr
 
-        ctx = _zarr_quiet()
-        try:
+        with _zarr_quiet():
             zarr.consolidate_metadata(str(store))
-        finally:
-            ctx.__exit__(None, None, None)
         if target.exists():  # overwrite=True (checked above)
             old = target.with_name(target.name + ".replaced")
             if old.exists():
@@ -981,6 +992,9 @@ def write(
                 store, out.var, out.time_index, dict(prepared[out.var].attrs),
                 dict(prepared[out.var].encoding), gbox, spatial, partial, final, options,
             )  # fmt: skip
+            for stale in (final.with_name(final.name + ".aux.xml"), final.with_suffix(".qml")):
+                if stale.exists() and stale.name not in {m.name for m in made}:
+                    stale.unlink()  # overwrite=True: sidecars of the replaced file
             for extra in made[1:]:  # sidecars first: the .tif appearing marks completion
                 os.replace(extra, folder / extra.name)
             os.replace(made[0], final)

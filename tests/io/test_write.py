@@ -272,6 +272,27 @@ def test_zarr_region_by_region_crs_cf_consolidated(tmp_path, classes, count_comp
     assert back.sizes == {"y": 32, "x": 32}
 
 
+def test_zarr_mixed_dims_each_region_writes_its_own_part(tmp_path, ndvi, classes):
+    """(time, y, x) in 3 date chunks, (y, x), (time,) and a dask (y, x) coordinate together."""
+    ds = xr.Dataset(
+        {
+            "ndvi": ndvi.chunk({"time": 1}),
+            "class": classes["class"],
+            "valid": ndvi.notnull().mean(["y", "x"]),
+        }
+    ).assign_coords(weight=classes["confidence"])
+    report = eoai.write(ds, tmp_path / "mixed.zarr", batch_size=5, progress=False)
+    assert report.regions == 3 * 2 * 2 and report.computed == 12
+    back = xr.open_zarr(tmp_path / "mixed.zarr", mask_and_scale=False)
+    np.testing.assert_array_equal(back["ndvi"].values, ds["ndvi"].values)
+    np.testing.assert_array_equal(back["class"].values, ds["class"].values)
+    np.testing.assert_array_equal(back["valid"].values, ds["valid"].values)
+    np.testing.assert_array_equal(back["weight"].values, ds["weight"].values)
+    assert "weight" in back.coords and back["ndvi"].encoding["chunks"] == (1, 16, 16)
+    with pytest.raises(WriteError, match=r"'valid'.*drop_vars\('valid'\)"):
+        eoai.write(ds, tmp_path / "mixed", progress=False)
+
+
 def test_numpy_input_is_cut_into_blocks(tmp_path, classes):
     conf = classes["confidence"].compute()
     report = eoai.write(conf, tmp_path / "conf.zarr", chunks=16, progress=False)
@@ -281,6 +302,7 @@ def test_numpy_input_is_cut_into_blocks(tmp_path, classes):
     np.testing.assert_array_equal(back["confidence"].values, conf.values)
 
 
+@pytest.mark.slow
 def test_distributed_cluster_equals_threaded(tmp_path, classes):
     distributed = pytest.importorskip("distributed")
     eoai.write(classes, tmp_path / "threads.zarr", progress=False)
@@ -345,6 +367,7 @@ def _chunk_files(store: Path) -> dict[str, int]:
     }
 
 
+@pytest.mark.slow
 def test_zarr_resume_after_sigkill_equals_uninterrupted(tmp_path):
     n = 48  # 9 regions of 16 x 16
     target = tmp_path / "killed.zarr"
@@ -365,6 +388,7 @@ def test_zarr_resume_after_sigkill_equals_uninterrupted(tmp_path):
     assert not target.with_name(target.name + ".partial").exists()
 
 
+@pytest.mark.slow
 def test_cog_resume_after_sigkill_equals_uninterrupted(tmp_path):
     n = 48
     target = tmp_path / "killed.tif"
@@ -421,7 +445,13 @@ def test_resume_of_another_computation_is_refused_and_nothing_overwritten(tmp_pa
     assert (partial / "ledger.json").read_bytes() == ledger_bytes
     assert _chunk_files(partial / "stage.zarr") == files
     assert not target.exists()
-    # resume=False starts again; the same computation resumes
+    # an existing target is refused before the interrupted write is discarded
+    (tmp_path / "conf.zarr").mkdir()
+    with pytest.raises(TargetExistsError):
+        eoai.write(conf, target, resume=False, progress=False)
+    assert (partial / "ledger.json").read_bytes() == ledger_bytes
+    (tmp_path / "conf.zarr").rmdir()
+    # resume=False starts again
     report = eoai.write(_failing(conf, 99), target, resume=False, progress=False)
     assert not report.resumed and report.computed == 4
 
@@ -439,6 +469,13 @@ def test_existing_target_needs_overwrite(tmp_path, classes):
     with rasterio.open(tmp_path / "c.tif") as src:
         np.testing.assert_allclose(src.read(1), (classes["confidence"] * 2).values)
     assert not list(tmp_path.glob("*.partial")) and not list(tmp_path.glob("*.replaced"))
+    # a class map replaced by a continuous layer leaves no stale style or category names
+    eoai.write(classes["class"], tmp_path / "m.tif", progress=False)
+    assert (tmp_path / "m.qml").exists() and (tmp_path / "m.tif.aux.xml").exists()
+    eoai.write(classes["confidence"], tmp_path / "m.tif", overwrite=True, progress=False)
+    assert not (tmp_path / "m.qml").exists() and not (tmp_path / "m.tif.aux.xml").exists()
+    with rasterio.open(tmp_path / "m.tif") as src:
+        assert src.dtypes[0] == "float32" and src.descriptions == ("confidence",)
 
 
 # --------------------------------------------------------------------------------------------
