@@ -255,7 +255,9 @@ def _geobox(ds: xr.Dataset) -> Any:
     import odc.geo.xr  # noqa: F401  (registers .odc)
 
     try:
-        gbox = ds.odc.geobox
+        with warnings.catch_warnings():  # odc-geo's own use of affine's deprecated `*`
+            warnings.filterwarnings("ignore", "Use `@` matmul", PendingDeprecationWarning)
+            gbox = ds.odc.geobox
     except Exception:  # noqa: BLE001  (odc-geo raises various errors for odd coordinates)
         gbox = None
     if gbox is None or getattr(gbox, "crs", None) is None:
@@ -271,11 +273,10 @@ def _regular_chunks(chunks: tuple[int, ...]) -> bool:
     return len(chunks) <= 1 or (len(set(chunks[:-1])) == 1 and chunks[-1] <= chunks[0])
 
 
-def _prepare(ds: xr.Dataset, chunks: int, spatial: tuple[str, str]) -> xr.Dataset:
+def _prepare(ds: xr.Dataset, gbox: Any, chunks: int, spatial: tuple[str, str]) -> xr.Dataset:
     """Lazy: crs coordinate, CF grid_mapping, regular unified dask chunks, safe attrs/encoding."""
     if not ds.data_vars:
         raise InputError("this Dataset has no data variables to write")
-    gbox = _geobox(ds)
     import odc.geo.xr  # noqa: F401
 
     if "spatial_ref" not in ds.coords:
@@ -911,7 +912,7 @@ def write(
         partial = target.with_name(target.name + ".partial")
         finals = [target]
 
-    prepared = _prepare(ds, int(chunks), spatial)
+    prepared = _prepare(ds, gbox, int(chunks), spatial)
     if fmt == "cog":  # stage one date per Zarr chunk: each COG then reads only its own date
         for var in prepared.data_vars.values():
             if "time" in var.dims:
