@@ -306,7 +306,7 @@ def test_numpy_input_is_cut_into_blocks(tmp_path, classes):
 
 
 @pytest.mark.slow
-def test_distributed_cluster_equals_threaded(tmp_path, classes):
+def test_distributed_cluster_equals_threaded(tmp_path, classes, capfd):
     distributed = pytest.importorskip("distributed")
     eoai.write(classes, tmp_path / "threads.zarr", progress=False)
     with (
@@ -316,7 +316,9 @@ def test_distributed_cluster_equals_threaded(tmp_path, classes):
         distributed.Client(cluster) as client,
     ):
         with dask.config.set(scheduler=None):
-            report = eoai.write(classes, tmp_path / "cluster.zarr", progress=False)
+            capfd.readouterr()
+            report = eoai.write(classes, tmp_path / "cluster.zarr", batch_size=2, progress=True)
+            assert "4/4" in capfd.readouterr().err  # the bar follows the cluster's regions
         assert sum(client.nthreads().values()) == 2
     assert report.computed == 4
     assert zarr_digest(tmp_path / "cluster.zarr") == zarr_digest(tmp_path / "threads.zarr")
