@@ -554,3 +554,29 @@ def test_errors_say_what_and_how(tmp_path, classes):
     for cls in (WriteError, TargetExistsError, ResumeMismatchError):
         assert issubclass(cls, EoaiError)
     assert not list(tmp_path.iterdir())  # errors are raised before anything is written
+
+
+@pytest.mark.slow
+def test_progress_is_off_in_a_real_papermill_kernel(tmp_path, monkeypatch):
+    """In a kernel run by papermill, papermill is not imported: allow_stdin=False decides."""
+    nbformat = pytest.importorskip("nbformat")
+    pm = pytest.importorskip("papermill")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            "import sys, json\n"
+            "from eoai import _progress\n"
+            "print(json.dumps({'in_kernel': _progress.in_notebook_kernel(), "
+            "'papermill_imported': 'papermill' in sys.modules, "
+            "'batch': _progress.is_batch_run(), 'enabled': _progress.enabled(None)}))"
+        )
+    ]
+    src, out = tmp_path / "probe.ipynb", tmp_path / "out.ipynb"
+    nbformat.write(nb, src)
+    paths = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(paths))  # the kernel imports this eoai
+    monkeypatch.delenv("EOAI_PROGRESS", raising=False)
+    pm.execute_notebook(str(src), str(out), kernel_name="python3", progress_bar=False)
+    text = "".join(o.get("text", "") for o in nbformat.read(out, as_version=4).cells[0].outputs)
+    seen = json.loads(text.strip().splitlines()[-1])
+    assert seen == {"in_kernel": True, "papermill_imported": False, "batch": True, "enabled": False}
