@@ -969,11 +969,16 @@ def write(
 
     sidecars: list[Path] = []
     if fmt == "zarr":
+        if target.name in finalised and target.exists() and not store.exists():
+            shutil.rmtree(partial)  # killed after the rename: the store is complete
+            return WriteReport([target], fmt, len(regions), computed, resumed)
         import zarr
 
         with _zarr_quiet():
             zarr.consolidate_metadata(str(store))
-        if target.exists():  # overwrite=True (checked above)
+        ledger["finalised"] = [target.name]  # from here on, target is ours to (re)place
+        _write_json_atomic(partial / LEDGER, ledger)
+        if target.exists():  # overwrite=True (checked above), or a rename interrupted
             old = target.with_name(target.name + ".replaced")
             if old.exists():
                 shutil.rmtree(old) if old.is_dir() else old.unlink()

@@ -248,8 +248,12 @@ def test_phenology_cogs_skip_date_variables_and_zarr_keeps_them(tmp_path):
 
 
 def test_zarr_region_by_region_crs_cf_consolidated(tmp_path, classes, count_computes):
+    before = {v: (dict(classes[v].attrs), dict(classes[v].encoding)) for v in classes.variables}
     with count_computes() as counter:
         report = eoai.write(classes, tmp_path / "c.zarr", batch_size=3, progress=False)
+    assert {v: (dict(classes[v].attrs), dict(classes[v].encoding)) for v in classes.variables} == (
+        before
+    )  # the user's object is left as it was
     assert report.regions == 4 and report.computed == 4
     assert counter.count == 2  # one dask computation per batch of 3 regions, nothing loaded whole
     assert not (tmp_path / "c.zarr.partial").exists()
@@ -580,3 +584,31 @@ def test_progress_is_off_in_a_real_papermill_kernel(tmp_path, monkeypatch):
     text = "".join(o.get("text", "") for o in nbformat.read(out, as_version=4).cells[0].outputs)
     seen = json.loads(text.strip().splitlines()[-1])
     assert seen == {"in_kernel": True, "papermill_imported": False, "batch": True, "enabled": False}
+
+
+@pytest.mark.parametrize("name", ["late.zarr", "late.tif"])
+def test_killed_after_the_rename_resumes_to_nothing(tmp_path, classes, monkeypatch, name):
+    """An interruption between the final rename and the removal of .partial is harmless."""
+    import eoai.io.write as writer
+
+    target = tmp_path / name
+    real_rmtree = writer.shutil.rmtree
+
+    def interrupted(path, *args, **kwargs):
+        if str(path).endswith(".partial"):
+            raise KeyboardInterrupt("simulated kill after the rename")
+        return real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(writer.shutil, "rmtree", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        eoai.write(classes["class"], target, progress=False)
+    monkeypatch.setattr(writer.shutil, "rmtree", real_rmtree)
+    assert target.exists() and target.with_name(name + ".partial").exists()
+    report = eoai.write(classes["class"], target, progress=False)
+    assert report.resumed and report.computed == 0 and report.paths == [target]
+    assert not target.with_name(name + ".partial").exists()
+    if name.endswith(".zarr"):
+        raw = xr.open_zarr(target, mask_and_scale=False)["class"].values
+    else:
+        raw = rasterio.open(target).read(1)
+    np.testing.assert_array_equal(raw, classes["class"].values)
