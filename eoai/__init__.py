@@ -5,6 +5,8 @@
 use). Public entry points:
 
 - :func:`eoai.search` and :func:`eoai.load`: STAC search and lazy loading with cloud masks;
+- :func:`eoai.write`: COGs for QGIS (class maps with colours and a ``.qml``) or Zarr, region by
+  region and resumable after a crash;
 - :mod:`eoai.datasets`: the embedded real sample and synthetic cubes with known truth;
 - ``obj.eoai.<method>``: indices, gap-filling, phenology, classification, super-resolution,
   change detection, maps and plots.
@@ -25,10 +27,14 @@ from . import errors
 
 __version__ = "0.1.0"
 
-_LAZY_FUNCTIONS = {"search": "eoai.io.catalog", "load": "eoai.io.loading"}
+_LAZY_FUNCTIONS = {
+    "search": "eoai.io.catalog",
+    "load": "eoai.io.loading",
+    "write": "eoai.io.write",
+}
 _LAZY_MODULES = {"datasets", "io", "indices", "timeseries", "ml", "superres", "viz", "reports"}
 
-__all__ = ["errors", "search", "load", *sorted(_LAZY_MODULES), "__version__"]
+__all__ = ["errors", "search", "load", "write", *sorted(_LAZY_MODULES), "__version__"]
 
 
 def __getattr__(name: str) -> Any:

@@ -34,6 +34,7 @@ _METHODS: dict[str, str] = {
     "explore": "eoai.viz.maps:explore",
     "plot_series": "eoai.viz.plots:plot_series",
     "quicklook": "eoai.viz.plots:quicklook",
+    "write": "eoai.io.write:write",
 }
 
 
@@ -50,7 +51,9 @@ def _delegate(name: str):
 
     method.__name__ = name
     method.__qualname__ = f"EoaiAccessor.{name}"
-    method.__doc__ = f"Call :func:`{module}.{func}` on this object (see its docstring for parameters)."
+    method.__doc__ = (
+        f"Call :func:`{module}.{func}` on this object (see its docstring for parameters)."
+    )
     return method
 
 

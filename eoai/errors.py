@@ -91,3 +91,15 @@ class FewSamplesWarning(EoaiWarning):
 
 class ExtrapolationWarning(EoaiWarning):
     """Output values were extrapolated beyond the observations; the message gives the count."""
+
+
+class WriteError(EoaiError, ValueError):
+    """An object cannot be written where or how it was asked (format, dims, target path)."""
+
+
+class TargetExistsError(WriteError, FileExistsError):
+    """The target of a write exists already; the message names it (pass ``overwrite=True``)."""
+
+
+class ResumeMismatchError(WriteError):
+    """An interrupted write at the same path came from another computation; nothing was overwritten."""

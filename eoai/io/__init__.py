@@ -7,7 +7,8 @@ Submodules load on first use (``import eoai`` stays light):
 - :mod:`eoai.io.masks`: :class:`~eoai.io.masks.MaskSpec`, :func:`mask`, :func:`valid_fraction`
   (Sentinel-2 SCL, THEIA/MAJA CLM, Landsat C2 QA_PIXEL);
 - :mod:`eoai.io.bands`: common names <-> asset keys;
-- :mod:`eoai.io.presets`: Earth Search, Planetary Computer, CDSE, THEIA; per-collection scaling.
+- :mod:`eoai.io.presets`: Earth Search, Planetary Computer, CDSE, THEIA; per-collection scaling;
+- :mod:`eoai.io.write`: :func:`write` (COG / Zarr, region by region, resumable).
 
 Examples
 --------
@@ -21,13 +22,14 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-_SUBMODULES = {"catalog", "loading", "masks", "bands", "presets"}
+_SUBMODULES = {"catalog", "loading", "masks", "bands", "presets", "write"}
 _FUNCTIONS = {
     "search": "catalog",
     "load": "loading",
     "mask": "masks",
     "valid_fraction": "masks",
     "MaskSpec": "masks",
+    "write": "write",
 }
 
 __all__ = sorted(_SUBMODULES | set(_FUNCTIONS))
