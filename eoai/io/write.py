@@ -82,7 +82,16 @@ STAGE = "stage.zarr"
 _COG_SUFFIXES = {".tif", ".tiff"}
 _ZARR_SUFFIXES = {".zarr"}
 _FORMATS = {"cog": "cog", "geotiff": "cog", "gtiff": "cog", "tif": "cog", "zarr": "zarr"}
-_KEEP_ENCODING = ("_FillValue", "dtype", "units", "calendar")
+
+
+def _kept_encoding(var: xr.Variable) -> dict[str, Any]:
+    """Encoding that survives a write: values are stored as they are in memory (no packing)."""
+    enc = var.encoding
+    if var.dtype.kind in "iub":  # e.g. the nodata code of a class map
+        return {k: enc[k] for k in ("_FillValue",) if k in enc}
+    if var.dtype.kind in "mM":
+        return {k: enc[k] for k in ("units", "calendar") if k in enc}
+    return {}  # floats: NaN is the fill value; a source's int16 + scale_factor packing is dropped
 
 
 # ------------------------------------------------------------------------------------------------
@@ -295,8 +304,7 @@ def _prepare(ds: xr.Dataset, gbox: Any, chunks: int, spatial: tuple[str, str]) -
         ds = ds.chunk(fix)
     for name in list(ds.variables):
         var = ds.variables[name]
-        enc = {k: v for k, v in var.encoding.items() if k in _KEEP_ENCODING}
-        var.encoding = enc
+        var.encoding = _kept_encoding(var)
         attrs = serialisable_attrs(var.attrs)
         if name in ds.data_vars:
             attrs.setdefault("grid_mapping", crs_name)
@@ -828,7 +836,8 @@ def write(
     compress, level
         COG compression (``deflate``, ``zstd``, ``lzw``, ``none``) and its level.
     blocksize
-        COG tile size (a multiple of 16); overviews halve the size until one tile covers the image.
+        COG tile size (a multiple of 16; GDAL advises >= 128 and logs a notice below that);
+        overviews halve the size until one tile covers the image.
     resampling
         Overview resampling of continuous COGs (``average``, ``bilinear``, ...); class maps and
         integers always use ``nearest``.

@@ -22,6 +22,7 @@ import xarray as xr
 import zarr
 
 import eoai
+import eoai.viz.colours
 from eoai.errors import (
     CRSError,
     DataSkippedWarning,
@@ -612,3 +613,36 @@ def test_killed_after_the_rename_resumes_to_nothing(tmp_path, classes, monkeypat
     else:
         raw = rasterio.open(target).read(1)
     np.testing.assert_array_equal(raw, classes["class"].values)
+
+
+def test_real_slovenia_reference_and_ndvi(tmp_path, shared_data):
+    """The eo-learn Slovenia patch (EPSG:32633, 101 x 100 px): LULC class map and NDVI dates."""
+    ds = xr.open_dataset(shared_data / "eolearn_slovenia" / "eolearn_testpatch.nc")
+    lulc = ds["LULC"]
+    report = lulc.eoai.write(tmp_path / "lulc.tif", blocksize=32, progress=False)
+    meanings = lulc.attrs["flag_meanings"].split()
+    with rasterio.open(report.path) as src:
+        assert src.crs.to_epsg() == 32633 and src.transform == ds.odc.geobox.affine
+        assert (src.width, src.height) == (100, 101) and src.dtypes[0] == "uint16"
+        assert src.nodata is None  # 0 is the class "no_data", not a GDAL nodata
+        np.testing.assert_array_equal(src.read(1), lulc.values)
+        cmap = src.colormap(1)
+        legend = eoai.viz.colours.class_legend(lulc)
+        assert {v: "#{:02x}{:02x}{:02x}".format(*cmap[v][:3]) for v in legend} == {
+            v: c for v, (_, c) in legend.items()
+        }
+    assert_cog_layout(report.path)
+    cats = ET.parse(tmp_path / "lulc.tif.aux.xml").findall(".//Category")
+    assert [c.text for c in cats] == meanings
+    labels = [e.get("label") for e in ET.parse(tmp_path / "lulc.qml").iter("paletteEntry")]
+    assert labels == meanings
+    ndvi = ds["NDVI"].isel(time_all=slice(0, 2)).rename(time_all="time").chunk({"y": 64, "x": 64})
+    report = ndvi.eoai.write(tmp_path / "ndvi", blocksize=32, progress=False)
+    assert [p.name for p in report.paths] == ["NDVI_2015-07-11.tif", "NDVI_2015-07-31.tif"]
+    with rasterio.open(report.paths[1]) as src:  # the source's int16 + scale_factor is undone
+        assert src.dtypes[0] == "float32" and np.isnan(src.nodata)
+        np.testing.assert_array_equal(src.read(1), ndvi.isel(time=1).values)
+    ndvi.eoai.write(tmp_path / "ndvi.zarr", progress=False)
+    back = xr.open_zarr(tmp_path / "ndvi.zarr")["NDVI"]
+    assert back.dtype == "float32" and np.nanmax(back.values) > 0.5
+    np.testing.assert_array_equal(back.values, ndvi.values)
