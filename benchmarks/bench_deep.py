@@ -169,8 +169,8 @@ def slovenia(args: argparse.Namespace) -> None:
     labels = labels[labels["LULC_ID"] > 0]
     filled = gapfill(ndvi, "linear")
     runs = {
-        "tempcnn (linear gap-filled)": (filled, "tempcnn", dict(epochs=40)),
-        "ltae (raw, clouds NaN)": (ndvi, "ltae", dict(epochs=40, date_dropout=0.2)),
+        "tempcnn (linear gap-filled)": (filled, "tempcnn", {}),  # the defaults of fit_network
+        "ltae (raw, clouds NaN)": (ndvi, "ltae", {}),
         "rf (raw, clouds NaN)": (ndvi, "rf", dict(n_estimators=100, n_jobs=args.threads)),
     }
     if args.quick:

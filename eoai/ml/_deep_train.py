@@ -178,7 +178,9 @@ def train(
     train_t = torch.as_tensor(train_idx)
     history: list[dict[str, float]] = []
     best, best_state, best_epoch, stale = math.inf, None, -1, 0
-    averaging = int(average_last) > 0 and not len(val_idx)
+    # at most the last quarter of the epochs: early weights would spoil the mean of a short run
+    average_last = min(int(average_last), max(1, epochs // 4))
+    averaging = average_last > 0 and not len(val_idx)
     avg_state: dict[str, Any] | None = None
     n_avg = 0
 
@@ -223,7 +225,7 @@ def train(
             eb = eval_batch_size or max(batch_size, 1024)
             rec.update(_evaluate(take, val_idx, eb, forward, loss_fn, device, net))
         history.append(rec)
-        if averaging and epoch >= epochs - int(average_last):
+        if averaging and epoch >= epochs - average_last:
             avg_state, n_avg = _accumulate(avg_state, net.state_dict(), n_avg)
         bar.set_postfix({k: round(v, 4) for k, v in rec.items() if k != "epoch"})
         score = rec.get("val_loss", rec["loss"])
@@ -242,7 +244,7 @@ def train(
     for rec in history:
         rec["best"] = rec["epoch"] == best_epoch + 1
         if averaging:
-            rec["averaged"] = rec["epoch"] > epochs - int(average_last)
+            rec["averaged"] = rec["epoch"] > epochs - average_last
     net.eval()
     return history
 

@@ -534,22 +534,22 @@ def fit_network(
     model: Any = "tempcnn",
     *,
     features: Sequence[str] | None = None,
-    epochs: int = 50,
+    epochs: int = 40,
     batch_size: int = 256,
     lr: float = 1e-3,
     weight_decay: float = 1e-2,
     class_weight: str | Mapping[Any, float] | None = None,
-    val_fraction: float = 0.2,
+    val_fraction: float = 0.0,
     patience: int | None = 10,
     seed: int | None = 0,
     device: Any = "auto",
     amp: bool | None = None,
     progress: bool = True,
-    date_dropout: float = 0.0,
-    noise: float = 0.0,
-    shift: int = 0,
-    label_smoothing: float = 0.0,
-    average_last: int = 0,
+    date_dropout: float = 0.2,
+    noise: float = 0.05,
+    shift: int = 1,
+    label_smoothing: float = 0.1,
+    average_last: int = 10,
     scaling: str = "standard",
     ensemble: int = 1,
     reference_date: Any = None,
@@ -609,8 +609,8 @@ def fit_network(
         Label smoothing of the cross-entropy (0 = none).
     average_last
         Without a validation split (``val_fraction=0``), the final weights are the mean of the
-        weights after each of the last ``average_last`` epochs (checkpoint averaging); 0 keeps
-        the last epoch's weights.
+        weights after each of the last ``average_last`` epochs, at most a quarter of ``epochs``
+        (checkpoint averaging); 0 keeps the last epoch's weights.
     scaling
         Per-band input normalisation from the training set: ``"standard"`` (mean, standard
         deviation) or ``"robust"`` (median, interquartile range / 1.349), stored with the model.
