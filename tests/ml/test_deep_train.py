@@ -149,3 +149,17 @@ def test_training_argument_errors(table):
                 dict(label_smoothing=1.0), dict(scaling="minmax")):  # fmt: skip
         with pytest.raises(InputError):
             fit_network(table, "tempcnn", **SMALL_CNN, **bad)
+
+
+def test_defaults_depend_on_the_architecture(table):
+    from eoai.ml.deep import TRAINING_DEFAULTS
+
+    lt = fit_network(table, "ltae", **dict(SMALL_LTAE, epochs=None))
+    assert lt.metadata["n_validation"] == 0 and len(lt.metadata["history"]) == 40
+    assert sum(r["averaged"] for r in lt.metadata["history"]) == 10
+    p = lt.metadata["parameters"]
+    assert {k: p[k] for k in TRAINING_DEFAULTS["ltae"]} == TRAINING_DEFAULTS["ltae"]
+    cnn = fit_network(table, "tempcnn", **SMALL_CNN)  # early stopping on a grouped split
+    assert cnn.metadata["n_validation"] > 0 and cnn.metadata["parameters"]["noise"] == 0.0
+    # an explicit value wins over the architecture's default
+    assert fit_network(table, "ltae", val_fraction=0.25, **SMALL_LTAE).metadata["n_validation"] > 0
