@@ -527,7 +527,7 @@ def _make_net(model: Any, *, kind: str, n_classes: int, **shape: int) -> tuple[A
 TRAINING_DEFAULTS: dict[str, dict[str, Any]] = {
     "ltae": dict(epochs=40, val_fraction=0.0, date_dropout=0.2, noise=0.05, shift=1,
                  label_smoothing=0.1, average_last=10),
-    "tempcnn": dict(epochs=50, val_fraction=0.2, date_dropout=0.0, noise=0.0, shift=0,
+    "tempcnn": dict(epochs=40, val_fraction=0.2, date_dropout=0.0, noise=0.0, shift=0,
                     label_smoothing=0.0, average_last=0),
     "custom": dict(epochs=50, val_fraction=0.2, date_dropout=0.0, noise=0.0, shift=0,
                    label_smoothing=0.0, average_last=0),
@@ -596,8 +596,9 @@ def fit_network(
         ``epochs``, ``val_fraction``, ``date_dropout``, ``noise``, ``shift``, ``label_smoothing``
         and ``average_last`` left ``None`` take the architecture's value in
         :data:`TRAINING_DEFAULTS` (L-TAE: 40 epochs on every sample, date dropout 0.2, noise
-        0.05, shift 1, label smoothing 0.1, mean of the last 10 epochs; TempCNN and custom
-        modules: 50 epochs, early stopping on a 0.2 validation split, no augmentation).
+        0.05, shift 1, label smoothing 0.1, mean of the last 10 epochs; TempCNN: 40
+        epochs, custom modules: 50, both with early stopping on a 0.2 validation split and no
+        augmentation).
     epochs, batch_size, lr, weight_decay
         Training length, batch size, peak learning rate of the one-cycle schedule, AdamW decay.
     class_weight
