@@ -138,6 +138,8 @@ def train(
     epoch_indices: Callable[[int], np.ndarray] | None = None,
     eval_batch_size: int | None = None,
     desc: str = "training",
+    label_smoothing: float = 0.0,
+    average_last: int = 0,
 ) -> list[dict[str, float]]:
     """Train ``net`` in place on tensors ``x``/``y`` (rows ``train_idx``); keep the best weights.
 
@@ -163,6 +165,7 @@ def train(
     loss_fn = nn.CrossEntropyLoss(
         weight=None if weights is None else torch.as_tensor(weights, device=device),
         ignore_index=IGNORE,
+        label_smoothing=float(label_smoothing),
     )
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
     steps = max(1, n_train // batch_size + (n_train % batch_size > 1))
@@ -175,6 +178,11 @@ def train(
     train_t = torch.as_tensor(train_idx)
     history: list[dict[str, float]] = []
     best, best_state, best_epoch, stale = math.inf, None, -1, 0
+    # at most the last quarter of the epochs: early weights would spoil the mean of a short run
+    average_last = min(int(average_last), max(1, epochs // 4))
+    averaging = average_last > 0 and not len(val_idx)
+    avg_state: dict[str, Any] | None = None
+    n_avg = 0
 
     def forward(xb: Any) -> Any:
         with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
@@ -217,6 +225,8 @@ def train(
             eb = eval_batch_size or max(batch_size, 1024)
             rec.update(_evaluate(take, val_idx, eb, forward, loss_fn, device, net))
         history.append(rec)
+        if averaging and epoch >= epochs - average_last:
+            avg_state, n_avg = _accumulate(avg_state, net.state_dict(), n_avg)
         bar.set_postfix({k: round(v, 4) for k, v in rec.items() if k != "epoch"})
         score = rec.get("val_loss", rec["loss"])
         if score < best - 1e-6:
@@ -229,10 +239,28 @@ def train(
     bar.close()
     if best_state is not None and len(val_idx):
         net.load_state_dict(best_state)
+    if averaging and avg_state is not None:
+        net.load_state_dict(avg_state)
     for rec in history:
         rec["best"] = rec["epoch"] == best_epoch + 1
+        if averaging:
+            rec["averaged"] = rec["epoch"] > epochs - average_last
     net.eval()
     return history
+
+
+def _accumulate(
+    mean: dict[str, Any] | None, state: Mapping[str, Any], n: int
+) -> tuple[dict[str, Any], int]:
+    """Running mean of floating-point tensors of ``state`` (others: the latest value)."""
+    if mean is None:
+        return {k: v.detach().clone() for k, v in state.items()}, 1
+    for k, v in state.items():
+        if v.is_floating_point():
+            mean[k] += (v.detach() - mean[k]) / (n + 1)
+        else:
+            mean[k] = v.detach().clone()
+    return mean, n + 1
 
 
 def _evaluate(take, idx, batch_size, forward, loss_fn, device, net) -> dict[str, float]:

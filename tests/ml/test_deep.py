@@ -159,7 +159,8 @@ def test_validation_split_is_grouped_and_stops_early(tempcnn):
     # a linear model with a learning rate of 1e-12 never lowers the validation loss (no batch norm
     # statistics move either): training stops `patience` epochs after the first one
     net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(250, 6))
-    m = fit_network(samples.iloc[::4], net, epochs=20, lr=1e-12, patience=2, progress=False)
+    m = fit_network(samples.iloc[::4], net, epochs=20, lr=1e-12, patience=2, val_fraction=0.2,
+                    progress=False)  # fmt: skip
     hist = m.metadata["history"]
     assert len(hist) == 3 and hist[0]["best"] and "val_accuracy" in hist[0]
 

@@ -2,7 +2,9 @@
 
 - :class:`~eoai.ml.models.tempcnn.TempCNN` — pixel time series, Pelletier et al. (2019);
 - :class:`~eoai.ml.models.ltae.LTAE` — pixel time series with acquisition days, Garnot & Landrieu (2020);
-- :class:`~eoai.ml.models.unet.UNet` — patch segmentation, Ronneberger et al. (2015).
+- :class:`~eoai.ml.models.unet.UNet` — patch segmentation, Ronneberger et al. (2015);
+- :class:`~eoai.ml.models.ensemble.Ensemble` / :class:`~eoai.ml.models.ensemble.GridEnsemble` — the
+  mean probability of several of these (e.g. one architecture trained from several seeds).
 
 ``build_model(name, **config)`` creates one from its JSON-serialisable config, which is how saved
 models are rebuilt before their ``state_dict`` is loaded. Importing this package imports torch.
@@ -12,13 +14,28 @@ from __future__ import annotations
 
 from typing import Any
 
+from .ensemble import Ensemble, GridEnsemble
 from .ltae import LTAE
 from .tempcnn import TempCNN
 from .unet import UNet
 
-ARCHITECTURES = {"tempcnn": TempCNN, "ltae": LTAE, "unet": UNet}
+ARCHITECTURES = {
+    "tempcnn": TempCNN,
+    "ltae": LTAE,
+    "unet": UNet,
+    "ensemble": Ensemble,
+    "grid_ensemble": GridEnsemble,
+}
 
-__all__ = ["ARCHITECTURES", "LTAE", "TempCNN", "UNet", "build_model"]
+__all__ = [
+    "ARCHITECTURES",
+    "LTAE",
+    "Ensemble",
+    "GridEnsemble",
+    "TempCNN",
+    "UNet",
+    "build_model",
+]
 
 
 def build_model(name: str, **config: Any):

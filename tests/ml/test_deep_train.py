@@ -1,0 +1,165 @@
+"""eoai.ml.deep training mechanics: augmentation, checkpoint averaging, scaling, seed ensembles.
+
+Small synthetic tables and tiny networks (one torch thread): each model trains in well under a second.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from eoai.errors import InputError  # noqa: E402
+from eoai.ml.deep import _augmentation, _band_scaling, fit_network, load_network, save_network  # noqa: E402
+from eoai.ml.models import Ensemble, GridEnsemble  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+SMALL_CNN = dict(hidden=8, dense=16, epochs=4, batch_size=32, progress=False)
+SMALL_LTAE = dict(d_model=16, n_head=4, d_k=4, mlp=(16,), encoder=(), epochs=4, batch_size=32,
+                  progress=False)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def table() -> pd.DataFrame:
+    """Two classes of 2-band series on 10 dates (a bump early vs late), 12 groups per class."""
+    rng = np.random.default_rng(0)
+    t = np.arange(10)
+    early = np.exp(-((t - 3) ** 2) / 4)
+    late = np.exp(-((t - 6) ** 2) / 4)
+    rows = []
+    for curve in (early, late):
+        base = np.stack([curve, 0.5 * curve + 0.2], -1)  # (time, band)
+        rows.append(base[None] + rng.normal(0, 0.05, (120, 10, 2)))
+    x = np.concatenate(rows)
+    dates = pd.date_range("2021-03-01", periods=10, freq="10D").strftime("%Y-%m-%d")
+    cols = [f"{b}_{d}" for d in dates for b in ("red", "nir")]
+    df = pd.DataFrame(x.reshape(len(x), -1), columns=cols)
+    return df.assign(label=np.repeat([1, 2], 120), group=np.arange(240) // 10)
+
+
+def _state(model) -> dict:
+    return {k: v.clone() for k, v in model.net.state_dict().items()}
+
+
+def _same(a: dict, b: dict) -> bool:
+    return all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_shift_noise_and_date_dropout_are_applied():
+    x = torch.arange(2 * 6 * 1, dtype=torch.float32).view(2, 6, 1)
+    y = torch.tensor([0, 1])
+    gen = torch.Generator().manual_seed(0)
+    assert _augmentation(date_dropout=0.0, noise=0.0, shift=0) is None
+    shifted, yy = _augmentation(date_dropout=0.0, noise=0.0, shift=2)(x, y, gen)
+    assert torch.equal(yy, y)
+    for row, src in zip(shifted[..., 0], x[..., 0], strict=True):
+        # a shifted copy of the series with the edge dates repeated: its values are the series'
+        # values, in order, and the differences of consecutive dates are 0 or 1
+        assert set(row.tolist()) <= set(src.tolist())
+        assert set(torch.diff(row).tolist()) <= {0.0, 1.0}
+    ks = set()
+    for _ in range(50):
+        s, _ = _augmentation(date_dropout=0.0, noise=0.0, shift=2)(x, y, gen)
+        ks.add(int(s[0, 3, 0] - x[0, 3, 0]))
+    assert ks == {-2, -1, 0, 1, 2}  # every shift in [-2, 2] occurs
+    noisy, _ = _augmentation(date_dropout=0.0, noise=0.5, shift=0)(x, y, gen)
+    assert 0.3 < float((noisy - x).std()) < 0.8
+    z = torch.zeros(200, 8, 3)
+    hidden, _ = _augmentation(date_dropout=0.5, noise=0.0, shift=0)(z, y, gen)
+    share = float(torch.isnan(hidden[..., 0]).float().mean())
+    assert 0.4 < share < 0.6
+    assert (~torch.isnan(hidden[..., 0])).any(1).all()  # never every date of a series
+    assert torch.equal(torch.isnan(hidden).any(-1), torch.isnan(hidden).all(-1))  # whole dates
+
+
+def test_robust_scaling_ignores_outliers():
+    rng = np.random.default_rng(1)
+    x = rng.normal(5.0, 2.0, (4000, 3, 1))
+    x[:40] = 1e6  # 1 % wild values
+    centre, scale = _band_scaling(x, "robust")
+    assert abs(centre[0] - 5.0) < 0.15 and abs(scale[0] - 2.0) < 0.15
+    mean, std = _band_scaling(x, "standard")
+    assert mean[0] > 1e3 and std[0] > 1e4
+
+
+def test_robust_scaling_is_stored_with_the_model(table):
+    m = fit_network(table, "tempcnn", scaling="robust", val_fraction=0.25, **SMALL_CNN)
+    feats = table[m.features].to_numpy("float32")
+    assert m.metadata["parameters"]["scaling"] == "robust"
+    n_tr = m.metadata["n_train"]
+    assert n_tr < len(table)  # the median of the training rows, not of the whole table
+    assert np.all(np.abs(m.mean - np.median(feats.reshape(len(feats), 10, 2), (0, 1))) < 0.1)
+
+
+def test_checkpoint_averaging(table):
+    # average_last=0 keeps the last epoch; 1 averages that one only, so gives the same weights
+    kw = dict(SMALL_CNN, val_fraction=0, seed=3, epochs=12)
+    last = _state(fit_network(table, "tempcnn", average_last=0, **kw))
+    one = fit_network(table, "tempcnn", average_last=1, **kw)
+    assert _same(last, _state(one))  # the mean of one checkpoint is the last one
+    three = fit_network(table, "tempcnn", average_last=3, **kw)
+    assert not _same(last, _state(three))
+    assert [r["averaged"] for r in three.metadata["history"]] == [False] * 9 + [True] * 3
+    capped = fit_network(table, "tempcnn", average_last=10, **kw)  # a quarter of 12 epochs: 3
+    assert _same(_state(three), _state(capped))
+    # with a validation split the best epoch is kept instead, and averaging is not used
+    val = fit_network(table, "tempcnn", average_last=3, **dict(kw, val_fraction=0.25))
+    assert "averaged" not in val.metadata["history"][0]
+
+
+@pytest.mark.parametrize("arch, kw", [("tempcnn", SMALL_CNN), ("ltae", SMALL_LTAE)])
+def test_ensemble_averages_the_members(table, arch, kw, tmp_path):
+    x = table.filter(regex="_").to_numpy("float32")
+    kw = dict(kw, val_fraction=0)  # no split: member k is then the model of seed + k alone
+    ens = fit_network(table, arch, ensemble=3, seed=5, noise=0.05, shift=1, **kw)
+    assert isinstance(ens.net, GridEnsemble if arch == "tempcnn" else Ensemble)
+    assert ens.uses_days == (arch == "ltae") and ens.allow_nan == (arch == "ltae")
+    assert len(ens.metadata["history"]) == 3
+    members = [fit_network(table, arch, seed=s, noise=0.05, shift=1, **kw) for s in (5, 6, 7)]
+    for got, single in zip(ens.net.members, members, strict=True):
+        assert _same(got.state_dict(), single.net.state_dict())
+    mean = np.mean([m.predict_proba(x) for m in members], axis=0)
+    assert np.allclose(ens.predict_proba(x), mean, atol=1e-5)
+    assert not np.allclose(members[0].predict_proba(x), mean, atol=1e-3)
+    # reproducible with the seed, and saved / loaded like the other architectures
+    again = fit_network(table, arch, ensemble=3, seed=5, noise=0.05, shift=1, **kw)
+    assert _same(_state(ens), _state(again))
+    save_network(ens, tmp_path / "ens.pt")
+    back = load_network(tmp_path / "ens.pt", device="cpu")
+    assert back.architecture == ens.architecture
+    assert np.allclose(back.predict_proba(x), ens.predict_proba(x), atol=1e-6)
+
+
+def test_augmented_training_is_deterministic_with_a_seed(table):
+    kw = dict(SMALL_LTAE, noise=0.1, shift=2, date_dropout=0.2, label_smoothing=0.1)
+    a = _state(fit_network(table, "ltae", seed=1, **kw))
+    b = _state(fit_network(table, "ltae", seed=1, **kw))
+    c = _state(fit_network(table, "ltae", seed=2, **kw))
+    assert _same(a, b) and not _same(a, c)
+    off = dict(noise=0.0, shift=0, date_dropout=0.0, label_smoothing=0.0)
+    plain = _state(fit_network(table, "ltae", seed=1, **SMALL_LTAE, **off))
+    assert not _same(a, plain)  # the augmentation changed the training
+
+
+def test_training_argument_errors(table):
+    for bad in (dict(noise=-1), dict(shift=-1), dict(average_last=-2), dict(ensemble=0),
+                dict(label_smoothing=1.0), dict(scaling="minmax")):  # fmt: skip
+        with pytest.raises(InputError):
+            fit_network(table, "tempcnn", **SMALL_CNN, **bad)
+
+
+def test_defaults_depend_on_the_architecture(table):
+    from eoai.ml.deep import TRAINING_DEFAULTS
+
+    lt = fit_network(table, "ltae", **dict(SMALL_LTAE, epochs=None))
+    assert lt.metadata["n_validation"] == 0 and len(lt.metadata["history"]) == 40
+    assert sum(r["averaged"] for r in lt.metadata["history"]) == 10
+    p = lt.metadata["parameters"]
+    assert {k: p[k] for k in TRAINING_DEFAULTS["ltae"]} == TRAINING_DEFAULTS["ltae"]
+    cnn = fit_network(table, "tempcnn", **SMALL_CNN)  # early stopping on a grouped split
+    assert cnn.metadata["n_validation"] > 0 and cnn.metadata["parameters"]["noise"] == 0.0
+    # an explicit value wins over the architecture's default
+    assert fit_network(table, "ltae", val_fraction=0.25, **SMALL_LTAE).metadata["n_validation"] > 0
