@@ -14,6 +14,27 @@ import pytest
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (test servers listen on the loopback interface only)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop_process(proc, timeout: float = 20) -> None:
+    """Terminate a test server's process, killing it if it has not exited after ``timeout`` s."""
+    import subprocess
+
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def skip_or_fail(reason: str) -> None:
     """Skip a test that needs a system service, but fail in CI where .ci/run installs it."""
     if IN_CI:

@@ -6,7 +6,6 @@ import io
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ from pathlib import Path
 import nbformat
 import numpy as np
 import pytest
-from eoai_testing import skip_or_fail
+from eoai_testing import free_port, skip_or_fail, stop_process
 from PIL import Image
 
 pytestmark = pytest.mark.browser
@@ -25,12 +24,6 @@ NOTEBOOK_CODE = """import eoai
 ndvi = eoai.load(eoai.datasets.sample_catalog(), collections=["slovenia-ndvi"], bands=["ndvi"], chunks={})["ndvi"]
 m = ndvi.eoai.explore(time="2016-08-04")
 m"""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -45,7 +38,7 @@ def jupyterlab(tmp_path):
         "language": "python",
     }
     nbformat.write(nb, tmp_path / "map.ipynb")
-    port, token = _free_port(), secrets.token_hex(16)
+    port, token = free_port(), secrets.token_hex(16)
     env = dict(
         os.environ,
         JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
@@ -79,11 +72,7 @@ def jupyterlab(tmp_path):
         urllib.request.urlopen(req, timeout=60)
         yield base, token
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc, timeout=20)
 
 
 def test_map_widget_renders_in_jupyterlab(browser, jupyterlab, artifacts):

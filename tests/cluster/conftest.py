@@ -7,7 +7,6 @@ until its API answers, yields ``(address, password)`` and stops the server after
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -17,15 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from eoai_testing import skip_or_fail
+from eoai_testing import free_port, skip_or_fail, stop_process
 
 PASSWORD = "eoai-test"
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -43,7 +36,7 @@ def dask_gateway(tmp_path_factory) -> Iterator[tuple[str, str]]:
             "dask-gateway-server is not installed (pip install dask-gateway-server[local])"
         )
     tmp = tmp_path_factory.mktemp("gateway")
-    public, private = _free_port(), _free_port()
+    public, private = free_port(), free_port()
     dask_cli = Path(sys.executable).parent / "dask"
     (tmp / "config.py").write_text(
         f"""
@@ -84,9 +77,5 @@ c.UnsafeLocalBackend.worker_start_timeout = 180
     try:
         yield url, PASSWORD
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc, timeout=20)
         log.close()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -21,13 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from eoai_testing import skip_or_fail
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from eoai_testing import free_port, skip_or_fail, stop_process
 
 
 def _rustac() -> str | None:
@@ -63,7 +56,7 @@ def rustac_api(shared_data, tmp_path_factory) -> Iterator[str]:
     items = _absolute_items(src)
     assert len(items) == 10
     (tmp / "items.json").write_text(json.dumps({"type": "FeatureCollection", "features": items}))
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = open(tmp / "rustac.log", "w")  # noqa: SIM115 (closed below)
     proc = subprocess.Popen(
@@ -88,10 +81,5 @@ def rustac_api(shared_data, tmp_path_factory) -> Iterator[str]:
             time.sleep(0.2)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, timeout=10)
         log.close()
