@@ -71,7 +71,7 @@ def fit_segmentation(
     seed: int | None = 0,
     device: Any = "auto",
     amp: bool | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
     class_names: Sequence[str] | Mapping[Any, str] | None = None,
     colours: Sequence[str] | Mapping[Any, str] | None = None,
     halo: int | None = None,

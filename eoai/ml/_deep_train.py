@@ -132,7 +132,7 @@ def train(
     patience: int | None,
     device: Any,
     amp: bool,
-    progress: bool,
+    progress: bool | None,
     augment: Callable[[Any, Any, Any], tuple[Any, Any]] | None = None,
     take: Callable[[Any], tuple[Any, Any]] | None = None,
     epoch_indices: Callable[[int], np.ndarray] | None = None,
@@ -190,7 +190,9 @@ def train(
 
     from tqdm.auto import tqdm
 
-    bar = tqdm(range(epochs), desc=desc, disable=not progress, leave=False, unit="epoch")
+    from eoai._progress import enabled
+
+    bar = tqdm(range(epochs), desc=desc, disable=not enabled(progress), leave=False, unit="epoch")
     for epoch in bar:
         net.train()
         rows = train_t if epoch_indices is None else torch.as_tensor(epoch_indices(epoch))

@@ -562,7 +562,7 @@ def fit_network(
     seed: int | None = 0,
     device: Any = "auto",
     amp: bool | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
     date_dropout: float | None = None,
     noise: float | None = None,
     shift: int | None = None,
@@ -619,7 +619,7 @@ def fit_network(
     amp
         Mixed precision (float16 autocast): ``None`` = on CUDA only; ignored (with a warning) on CPU.
     progress
-        Show a tqdm bar with the loss and accuracy of each epoch.
+        Show a tqdm bar with the loss and accuracy of each epoch; ``None`` (default): on in an interactive Jupyter / IPython session, off in scripts and papermill runs (``EOAI_PROGRESS=0/1`` overrides).
     date_dropout
         Augmentation for NaN-aware networks (L-TAE): each observation of a training series is
         hidden (set NaN) with this probability, which makes the model robust to other clouds and

@@ -225,7 +225,7 @@ def superres(
     train_size: int | None = 1024,
     tile_size: int = 512,
     save_weights: str | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
     threads: int | None = None,
 ) -> xr.Dataset:
     """Super-resolve Sentinel-2 bands: 20 m bands to 10 m guided by the 10 m bands (or 10 -> 5 m).
@@ -284,8 +284,8 @@ def superres(
         Largest tile side for inference (chunks larger than this are split).
     save_weights : str or Path, optional
         Write the trained network there (reload it with ``weights=``).
-    progress : bool
-        Show the training progress bar.
+    progress : bool, optional
+        Show the training progress bar; ``None`` (default): on in an interactive Jupyter / IPython session, off in scripts and papermill runs (``EOAI_PROGRESS=0/1`` overrides).
     threads : int, optional
         torch CPU threads for training and for each inference tile (default: torch's setting).
         On a machine shared with other work (or with several dask threads), ``threads=1`` avoids

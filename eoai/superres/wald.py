@@ -269,7 +269,7 @@ def train(
     lr: float = 1e-3,
     seed: int = 0,
     device: str | None = "auto",
-    progress: bool = True,
+    progress: bool | None = None,
     threads: int | None = None,
 ):
     """Train a :class:`~eoai.superres.net.DSen2Net` on the image itself by Wald's protocol.
@@ -291,8 +291,8 @@ def train(
         Seed of weights initialisation and patch sampling: same seed, same model (on one device).
     device : str
         ``"auto"`` (GPU when present), ``"cpu"``, ``"cuda"``...
-    progress : bool
-        Show a tqdm progress bar.
+    progress : bool, optional
+        Show a tqdm progress bar; ``None`` (default): on in an interactive Jupyter / IPython session, off in scripts and papermill runs (``EOAI_PROGRESS=0/1`` overrides).
     threads : int, optional
         CPU threads for torch during training (default: torch's setting). On a machine shared
         with other work, 1 can be many times faster than several spinning threads.
@@ -372,6 +372,9 @@ def train(
         scale = net.low_std.view(1, -1, 1, 1)
         losses = []
         bar = range(steps)
+        from eoai._progress import enabled
+
+        progress = enabled(progress)
         if progress:
             from tqdm.auto import tqdm
 
