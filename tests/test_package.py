@@ -12,8 +12,20 @@ import xarray as xr
 import eoai
 from eoai import accessors, errors
 
-HEAVY = ["torch", "sklearn", "ipyleaflet", "hvplot", "holoviews", "bokeh", "papermill", "odc.stac",
-         "pystac_client", "geopandas", "rasterio", "matplotlib"]
+HEAVY = [
+    "torch",
+    "sklearn",
+    "ipyleaflet",
+    "hvplot",
+    "holoviews",
+    "bokeh",
+    "papermill",
+    "odc.stac",
+    "pystac_client",
+    "geopandas",
+    "rasterio",
+    "matplotlib",
+]
 
 
 def test_import_is_light():
