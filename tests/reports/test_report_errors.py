@@ -9,8 +9,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import nbformat
 import pytest
+from report_fixtures import make_notebook
 
 from eoai.cli import main
 from eoai.errors import InputError
@@ -18,16 +18,7 @@ from eoai.reports import notebook_parameters, run_report
 
 
 def _notebook(path, params="quick = True  # fast\nbbox: list | None = None\nyear = 2016"):
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(params), nbformat.v4.new_code_cell("print(quick)")]
-    nb.cells[0].metadata["tags"] = ["parameters"]
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nbformat.write(nb, path)
-    return path
+    return make_notebook(path, [params, "print(quick)"])
 
 
 @pytest.mark.parametrize(

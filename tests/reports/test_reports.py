@@ -9,6 +9,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from report_fixtures import make_notebook
 
 from eoai.cli import main
 from eoai.errors import InputError, ReportError
@@ -17,20 +18,6 @@ from eoai.reports.html import network_urls
 from eoai.reports.run import parse_value
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def make_notebook(path: Path, cells: list[str], tag_first: bool = True) -> Path:
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(src) for src in cells]
-    if tag_first:
-        nb.cells[0].metadata["tags"] = ["parameters"]
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nbformat.write(nb, path)
-    return path
 
 
 def test_parse_value():
