@@ -67,13 +67,19 @@ def netcdf_value(value: Any) -> Any:
     --------
     >>> netcdf_value(False), netcdf_value(["a", "b"]), netcdf_value([1, "a"]), netcdf_value(())
     (0, ['a', 'b'], '[1, "a"]', '[]')
+    >>> netcdf_value(np.datetime64("2021-05-01"))
+    '2021-05-01T00:00:00'
     """
     if isinstance(value, bool | np.bool_):
         return int(value)
     if isinstance(value, str) or _is_number(value):
         if isinstance(value, complex | np.complexfloating):
             return str(value)
-        return value
+        # numpy scalars as Python numbers: Zarr's JSON refuses e.g. np.uint16
+        return value.item() if isinstance(value, np.generic) else value
+    if isinstance(value, np.datetime64 | _dt.datetime | _dt.date):
+        date = _plain(value)
+        return "NaT" if date is None else date  # an ISO 8601 string, not a JSON-quoted one
     if isinstance(value, np.ndarray) and value.ndim == 0:
         return netcdf_value(value.item())
     if isinstance(value, list | tuple | np.ndarray) and len(value) > 0:
@@ -84,6 +90,7 @@ def netcdf_value(value: Any) -> Any:
             return [str(v) for v in items]
         if all(_is_number(v) and not isinstance(v, complex) for v in items):
             kinds = {isinstance(v, float | np.floating) for v in items}
+            items = [v.item() if isinstance(v, np.generic) else v for v in items]
             return [float(v) for v in items] if len(kinds) > 1 else items
     return to_json(value)
 

@@ -47,7 +47,6 @@ Examples
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import math
 import os
@@ -65,6 +64,7 @@ from xml.sax.saxutils import quoteattr
 import numpy as np
 import xarray as xr
 
+from .._attrs import _plain, netcdf_attrs, to_json
 from ..errors import (
     CRSError,
     DataSkippedWarning,
@@ -99,32 +99,13 @@ def _kept_encoding(var: xr.Variable) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------
 
 
-def _plain(value: Any) -> Any:
-    """numpy scalars / arrays / dates -> plain Python (for JSON)."""
-    if isinstance(value, (_dt.datetime, _dt.date, np.datetime64)):
-        return str(np.datetime_as_string(np.datetime64(value)))
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return [_plain(v) for v in value.tolist()]
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set)):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _json(value: Any) -> str:
-    return json.dumps(_plain(value), default=str, ensure_ascii=False)
-
-
 def serialisable_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of ``attrs`` that both netCDF and Zarr accept.
+    """A copy of ``attrs`` that both netCDF and Zarr accept: :func:`eoai._attrs.netcdf_attrs`.
 
-    Kept as they are: strings, ints, floats (NaN included), and non-empty lists/arrays whose items
-    are all numbers (not bools) or all strings. Everything else -- dicts, ``None``, bools, mixed or
-    nested lists, empty lists, other objects -- becomes a JSON string (``json.loads`` gives it back;
-    dates become ISO strings, unknown objects their ``str``). numpy scalars become Python numbers.
+    The one convention of the package (the same as every eoai output's own attributes): strings,
+    numbers (NaN included) and non-empty lists of one kind are kept; booleans become 0/1; dicts,
+    ``None``, mixed, nested or empty lists and other objects become JSON strings (``json.loads``
+    gives them back); dates become ISO 8601 strings.
 
     Parameters
     ----------
@@ -141,27 +122,9 @@ def serialisable_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
     >>> import numpy as np
     >>> serialisable_attrs({"a": {"k": 1}, "b": None, "c": True, "d": [1, "x"], "e": [1, 2],
     ...                     "f": np.float32(0.5), "g": ["crop", "forest"], "h": "text"})
-    {'a': '{"k": 1}', 'b': 'null', 'c': 'true', 'd': '[1, "x"]', 'e': [1, 2], 'f': 0.5, 'g': ['crop', 'forest'], 'h': 'text'}
+    {'a': '{"k": 1}', 'b': 'null', 'c': 1, 'd': '[1, "x"]', 'e': [1, 2], 'f': 0.5, 'g': ['crop', 'forest'], 'h': 'text'}
     """
-    out: dict[str, Any] = {}
-    for key, value in attrs.items():
-        v = _plain(value)
-        if isinstance(v, bool) or v is None:
-            out[str(key)] = _json(v)
-        elif isinstance(v, (str, int, float)):
-            out[str(key)] = v
-        elif (
-            isinstance(v, list)
-            and v
-            and (
-                all(isinstance(i, (int, float)) and not isinstance(i, bool) for i in v)
-                or all(isinstance(i, str) for i in v)
-            )
-        ):
-            out[str(key)] = v
-        else:
-            out[str(key)] = _json(v)
-    return out
+    return netcdf_attrs(attrs)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -750,7 +713,7 @@ def _finalise_cog(
             values = np.asarray(arr.isel({spatial[0]: slice(y0, y1)}).values).astype(dtype)
             dst.write(values, 1, window=Window(0, y0, nx, y1 - y0))
         dst.set_band_description(1, var)
-        tags = {k: (v if isinstance(v, str) else _json(v)) for k, v in attrs.items()}
+        tags = {k: (v if isinstance(v, str) else to_json(v)) for k, v in attrs.items()}
         tags.pop("grid_mapping", None)
         dst.update_tags(1, **tags)
         if legend is not None and dtype.itemsize <= 2:
