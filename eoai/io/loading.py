@@ -633,7 +633,6 @@ def load(
                 raise NoOverlapError(_no_overlap_message(kept, bbox, geometry))
             kept = inside
         items = kept
-    items = _sign_if_needed(items, preset_obj)
     items, n_without = _sentinel1.check_polarisations(items, bands)
     if n_without:
         warnings.warn(
@@ -644,16 +643,21 @@ def load(
             stacklevel=2,
         )
 
+    # Sentinel-1 units (and GRD geometry) checked before signing, which needs the network
+    s1_attrs = _sentinel1.band_units(
+        items, _plan_bands(items, bands, _find_mask(items, mask)[1])[1], units
+    )
+    if units is not None and not s1_attrs:
+        raise InputError(
+            f"units={units!r} is for Sentinel-1 polarisation bands (vv, vh, hh, hv), and none "
+            "is loaded here; leave units out"
+        )
+    items = _sign_if_needed(items, preset_obj)
+
     # bands -> asset keys, per collection (collections can name the same band differently,
     # or hold different bands: each collection loads the asked bands it has)
     spec, mask_key = _find_mask(items, mask)
     plans, band_map = _plan_bands(items, bands, mask_key)
-    s1_attrs = _sentinel1.band_units(items, band_map, units)
-    if units is not None and not s1_attrs:
-        raise InputError(
-            f"units={units!r} is for Sentinel-1 polarisation bands (vv, vh, hh, hv), and none "
-            f"is loaded here (bands {', '.join(band_map)}); leave units out"
-        )
     mask_var = spec.kind if spec is not None else None
     if mask_var is not None and mask_var in band_map and band_map[mask_var] != mask_key:
         mask_var = f"{mask_var}_mask"

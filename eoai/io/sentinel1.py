@@ -447,12 +447,17 @@ def asset_units(item: Any, key: str) -> str | None:
 
 
 def _map_projected(item: Any, key: str) -> bool:
+    """False for GRD in radar geometry: a known GRD collection (whose ``proj:transform``, when
+    stactools writes one, is the footprint's bounding box, not the pixels' geometry), or GRD
+    items without ``proj:transform``."""
+    coll = SENTINEL1_COLLECTIONS.get(str(item.collection_id or "").lower())
+    if coll is not None:
+        return coll.map_projected
     asset = item.assets.get(key)
     fields = {**item.properties, **(asset.extra_fields if asset is not None else {})}
-    if "proj:transform" in fields or "proj:shape" in fields:
+    if "proj:transform" in fields:
         return True
-    coll = SENTINEL1_COLLECTIONS.get(str(item.collection_id or "").lower())
-    return coll is None or coll.map_projected
+    return str(item.properties.get("sar:product_type", "")).upper() != "GRD"
 
 
 def band_units(
@@ -486,7 +491,7 @@ def band_units(
                 if k in it.assets and not _map_projected(it, k):
                     raise InputError(
                         f"item {it.id} ({it.collection_id}) is Sentinel-1 GRD in radar geometry "
-                        "(no proj:transform; ground range with GCPs), which cannot be placed on "
+                        "(ground range with GCPs, not map-projected), which cannot be placed on "
                         "a map grid: load radiometrically terrain-corrected data instead (e.g. "
                         "preset 'planetary-computer-s1-rtc', collection sentinel-1-rtc) or "
                         "terrain-correct the GRD first (SNAP, pyroSAR)"

@@ -163,6 +163,7 @@ def _filter_da(
         if not float(looks) > 0:
             raise InputError(f"looks must be > 0 (the ENL), got {looks!r}")
         kw["looks"] = float(looks)
+        params = {**params, "looks": float(looks)}
     else:
         kw.pop("looks", None)
     if method != "enhanced_lee":
