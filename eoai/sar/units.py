@@ -254,7 +254,7 @@ def to_db(
     Examples
     --------
     >>> import numpy as np, xarray as xr
-    >>> to_db(xr.DataArray(np.array([0.01, 0.0]), dims="x"), units="linear").values.tolist()
+    >>> to_db(xr.DataArray(np.array([0.01, np.nan]), dims="x"), units="linear").values.tolist()
     [-20.0, nan]
     """
     return convert_units(obj, "dB", units=units, nodata=nodata)

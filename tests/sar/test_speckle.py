@@ -50,12 +50,15 @@ def test_enl_and_mean_follow_theory(one_date):
     raw = enl(one_date.values[HOMOG])
     assert 3.8 < raw < 5.0  # the simulated speckle has L looks
     out = {
-        m: speckle_filter(one_date, m, window=7).values for m in ("boxcar", "lee", "enhanced_lee")
+        m: speckle_filter(one_date, m, window=7).values
+        for m in ("boxcar", "lee", "refined_lee", "enhanced_lee")
     }
     n_l = 49 * L
     assert 0.8 * n_l < enl(out["boxcar"][HOMOG]) < 1.3 * n_l
     assert 10 * L < enl(out["lee"][HOMOG]) < enl(out["boxcar"][HOMOG])
     assert 10 * L < enl(out["enhanced_lee"][HOMOG]) < 1.3 * n_l
+    # refined Lee: half windows of 28 px, so fewer looks than Lee, still well above L
+    assert 10 * L < enl(out["refined_lee"][HOMOG]) < 0.8 * enl(out["lee"][HOMOG])
     for m, v in out.items():  # mean preserved within 2 % in every region
         for region in (HOMOG, (slice(6, 90), slice(54, 90)), (slice(70, 90), slice(3, 18))):
             truth = one_date.values[region].mean()
@@ -64,6 +67,7 @@ def test_enl_and_mean_follow_theory(one_date):
     rmse = {m: float(np.sqrt(np.mean((v[EDGE] - TRUTH[EDGE]) ** 2))) for m, v in out.items()}
     assert rmse["lee"] < 0.85 * rmse["boxcar"]
     assert rmse["enhanced_lee"] < 0.9 * rmse["boxcar"]
+    assert rmse["refined_lee"] < 0.75 * rmse["boxcar"] and rmse["refined_lee"] < rmse["lee"]
 
 
 def test_quegan_enl_grows_with_dates():
@@ -83,7 +87,7 @@ def test_quegan_enl_grows_with_dates():
     assert enl(few.values[0][HOMOG]) < 0.5 * gains[0]
 
 
-@pytest.mark.parametrize("method", ["lee", "enhanced_lee", "boxcar", "quegan"])
+@pytest.mark.parametrize("method", ["lee", "refined_lee", "enhanced_lee", "boxcar", "quegan"])
 def test_numpy_and_dask_equal_and_chunk_borders_invisible(method):
     cube = xr.DataArray(speckled(3, seed=1), dims=("time", "y", "x"), attrs={"units": "linear"})
     cube = cube.assign_coords(time=np.arange(3).astype("datetime64[D]"))
@@ -111,7 +115,7 @@ def test_nan_stays_nan_and_none_is_added(one_date):
     x = one_date.copy()
     x.values[30:34, 30:34] = np.nan
     x.values[0, :] = np.nan
-    for m in ("lee", "enhanced_lee", "boxcar"):
+    for m in ("lee", "refined_lee", "enhanced_lee", "boxcar"):
         out = speckle_filter(x, m).values
         np.testing.assert_array_equal(np.isnan(out), np.isnan(x.values))
 
@@ -135,6 +139,8 @@ def test_errors():
         speckle_filter(x, "lee")
     with pytest.raises(InputError, match="odd integer"):
         speckle_filter(x, "boxcar", window=4)
+    with pytest.raises(InputError, match="7 x 7"):
+        speckle_filter(x, "refined_lee", window=5, looks=L)
     with pytest.raises(InputError, match="unknown speckle filter"):
         speckle_filter(x, "frost")
     with pytest.raises(MissingDimensionError, match="'time' dimension"):
@@ -147,6 +153,7 @@ def test_errors():
         speckle_filter(xr.Dataset({"ndvi": (("y", "x"), np.ones((4, 4)))}), "boxcar")
 
 
+@pytest.mark.slow
 def test_real_patches_enl_rises(shared_data):
     """BigEarthNet-S1 and SSL4EO-S12 patches (dB): ENL of their most homogeneous 16 x 16 block."""
     items = bigearthnet_items(shared_data, "dB") + ssl4eo_items(shared_data, "dB")
