@@ -109,27 +109,53 @@ def _enhanced_lee(p: np.ndarray, h: int, looks: float, damping: float = 1.0) -> 
     return m * w + p * (1.0 - w)
 
 
-# the 8 edge-aligned half windows of the refined Lee filter (offsets within 7 x 7, centre line
-# included): dx<=0, dx>=0, dy<=0, dy>=0, dx-dy>=0, dx-dy<=0, dx+dy<=0, dx+dy>=0 (28 px each)
-_HALF = [
-    lambda dy, dx: dx <= 0,
-    lambda dy, dx: dx >= 0,
-    lambda dy, dx: dy <= 0,
-    lambda dy, dx: dy >= 0,
-    lambda dy, dx: dx - dy >= 0,
-    lambda dy, dx: dx - dy <= 0,
-    lambda dy, dx: dx + dy <= 0,
-    lambda dy, dx: dx + dy >= 0,
-]
-_HALF_OFFSETS = [
-    [(dy, dx) for dy in range(-3, 4) for dx in range(-3, 4) if keep(dy, dx)] for keep in _HALF
-]
-
-
 def _shifted(a: np.ndarray, dy: int, dx: int, h: int) -> np.ndarray:
     """``a`` (padded by ``h``) seen from offset (dy, dx): the unpadded shape."""
     ny, nx = a.shape[-2] - 2 * h, a.shape[-1] - 2 * h
     return a[..., h + dy : h + dy + ny, h + dx : h + dx + nx]
+
+
+#: the 8 edge-aligned half windows of the refined Lee filter within 7 x 7 (centre line included,
+#: 28 px each), as (side, length of the row segment at row offset dy, rows kept):
+#: dx<=0, dx>=0, dy<=0, dy>=0, dx>=dy, dx<=dy, dx<=-dy, dx>=-dy
+_HALVES = (
+    ("left", lambda dy: 4, range(-3, 4)),
+    ("right", lambda dy: 4, range(-3, 4)),
+    ("left", lambda dy: 7, range(-3, 1)),
+    ("left", lambda dy: 7, range(0, 4)),
+    ("right", lambda dy: 4 - dy, range(-3, 4)),
+    ("left", lambda dy: 4 + dy, range(-3, 4)),
+    ("left", lambda dy: 4 - dy, range(-3, 4)),
+    ("right", lambda dy: 4 + dy, range(-3, 4)),
+)
+
+
+def _select_half_sums(a: np.ndarray, sel: np.ndarray) -> np.ndarray:
+    """Per pixel, the sum of ``a`` over the half window ``sel`` (0-7) of its 7 x 7 window.
+
+    Row segments anchored at the window's left / right side are built incrementally (7 adds
+    each), then summed over the rows of each half window, always in the same order.
+    """
+    h = 3
+    pad = [(0, 0)] * (a.ndim - 2) + [(h, h), (h, h)]
+    ap = np.pad(a, pad)
+    ny, nx = a.shape[-2:]
+    segs: dict[str, list[np.ndarray]] = {"left": [ap[..., :, 0:nx].copy()],
+                                         "right": [ap[..., :, 6 : 6 + nx].copy()]}  # fmt: skip
+    for k in range(1, 7):
+        segs["left"].append(segs["left"][-1] + ap[..., :, k : k + nx])
+        segs["right"].append(segs["right"][-1] + ap[..., :, 6 - k : 6 - k + nx])
+    out = np.zeros(a.shape)
+    for k, (side, length, rows) in enumerate(_HALVES):
+        where = sel == k
+        if not where.any():
+            continue
+        acc = None
+        for dy in rows:
+            part = segs[side][length(dy) - 1][..., h + dy : h + dy + ny, :]
+            acc = part.copy() if acc is None else acc.__iadd__(part)
+        out = np.where(where, acc, out)
+    return out
 
 
 def _refined_lee(p: np.ndarray, h: int, looks: float, **_: Any) -> np.ndarray:
@@ -158,27 +184,10 @@ def _refined_lee(p: np.ndarray, h: int, looks: float, **_: Any) -> np.ndarray:
         better = grad > best
         sel = np.where(better, side, sel).astype(np.int8)
         best = np.where(better, grad, best)
-    zp = np.pad(z, [(0, 0)] * (p.ndim - 2) + [(h, h), (h, h)])
-    vp = np.pad(valid.astype(np.float64), [(0, 0)] * (p.ndim - 2) + [(h, h), (h, h)])
-    m = np.zeros(p.shape)
-    v = np.zeros(p.shape)
-    for k, offsets in enumerate(_HALF_OFFSETS):
-        where = sel == k
-        if not where.any():
-            continue
-        n = np.zeros(p.shape)
-        s1 = np.zeros(p.shape)
-        s2 = np.zeros(p.shape)
-        for dy, dx in offsets:
-            zz = _shifted(zp, dy, dx, h)
-            n += _shifted(vp, dy, dx, h)
-            s1 += zz
-            s2 += zz * zz
-        with np.errstate(divide="ignore", invalid="ignore"):
-            mk = s1 / n
-            vk = np.maximum(s2 / n - mk * mk, 0.0)
-        m = np.where(where, mk, m)
-        v = np.where(where, vk, v)
+    n = _select_half_sums(valid.astype(np.float64), sel)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        m = _select_half_sums(z, sel) / n
+        v = np.maximum(_select_half_sums(z * z, sel) / n - m * m, 0.0)
     cu2 = 1.0 / looks
     with np.errstate(divide="ignore", invalid="ignore"):
         k = np.clip((v - m * m * cu2) / ((1.0 + cu2) * v), 0.0, 1.0)
