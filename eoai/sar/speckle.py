@@ -15,6 +15,8 @@ Methods (``speckle_filter(obj, method=...)``), each over a square ``window`` of 
 - ``"quegan"``: Quegan & Yu (2001) multi-temporal filter over the ``time`` dimension:
   ``J_t = E[I_t] / T * sum_i I_i / E[I_i]`` with ``E`` the local mean of each date; the speckle
   of uncorrelated dates averages out (ENL up to ``T L``) while each date keeps its own mean level.
+  All dates of a pixel must be in one chunk: a cube chunked in time is rechunked to one time chunk
+  and spatial chunks of at most 2**24 values (64 MiB of float32), smaller as the dates grow.
 
 Units: the filters average intensities, so they work in **linear power**. Input in dB (or
 amplitude) is converted to power inside each chunk, filtered, and converted back to its unit
@@ -57,6 +59,7 @@ __all__ = ["speckle_filter", "METHODS"]
 #: speckle filter methods; ``quegan`` is multi-temporal (needs a ``time`` dimension)
 METHODS = ("lee", "refined_lee", "enhanced_lee", "boxcar", "quegan")
 _SPATIAL = (("y", "x"), ("latitude", "longitude"), ("lat", "lon"))
+_QUEGAN_ELEMENTS = 2**24  # values per chunk once the dates are in one chunk (64 MiB of float32)
 
 
 # -- numpy kernels (the last two axes are y, x) -----------------------------------------------
@@ -291,7 +294,12 @@ def _filter_da(
         import dask.array as dsa
 
         if method == "quegan" and len(data.chunks[0]) > 1:  # every date of a pixel in one chunk
-            data = data.rechunk({0: -1})
+            # ... in chunks of at most ~_QUEGAN_ELEMENTS values (the kernel holds a few float64
+            # temporaries of a chunk's size): fewer pixels per chunk as the dates grow
+            lead_size = int(np.prod(data.shape[:-2]))
+            side = max(4 * h + 1, int(np.sqrt(_QUEGAN_ELEMENTS / max(lead_size, 1))))
+            spatial = {ax: min(side, max(data.chunks[ax])) for ax in (data.ndim - 2, data.ndim - 1)}
+            data = data.rechunk({0: -1, **spatial})
         ax = data.ndim
         depth = {i: 0 for i in range(ax)}
         depth.update({ax - 2: h, ax - 1: h})

@@ -176,3 +176,13 @@ def test_real_patches_enl_rises(shared_data):
         holed.values[0, 40:50, 40:50] = np.nan
         res = speckle_filter(holed, "enhanced_lee").values
         np.testing.assert_array_equal(np.isnan(res), np.isnan(holed.values))
+
+
+def test_quegan_rechunks_time_into_bounded_chunks():
+    import dask.array as dsa
+
+    data = dsa.ones((60, 4096, 4096), chunks=(1, 2048, 2048), dtype=np.float32)
+    cube = xr.DataArray(data, dims=("time", "y", "x"), attrs={"units": "linear"})
+    out = speckle_filter(cube, "quegan")  # lazy: nothing computed
+    assert out.data.chunksize[0] == 60 and np.prod(out.data.chunksize) <= 2**24
+    assert out.data.chunksize[1] >= 13  # still more than the halo
