@@ -8,7 +8,9 @@ Methods (``speckle_filter(obj, method=...)``), each over a square ``window`` of 
   ``Cu² = 1 / L`` the squared speckle coefficient of variation for ``L`` looks (ENL);
 - ``"refined_lee"``: Lee (1981): the Lee weighting with the statistics of the half of a 7 x 7
   window on the pixel's side of the strongest edge (4 directions found on 3 x 3 sub-window means,
-  8 half windows of 28 pixels): edges and lines stay sharp, homogeneous areas get fewer looks;
+  8 half windows of 28 pixels): edges and lines stay sharp, homogeneous areas get fewer looks,
+  and on textured real scenes the mean power drops by a few percent (~6 % on the BigEarthNet /
+  SSL4EO patches: the side chosen follows the centre's own speckle; benchmarks/README.md);
 - ``"enhanced_lee"``: Lopes et al. (1990): the local mean where the local coefficient of variation
   ``Ci <= Cu``, the pixel itself where ``Ci >= Cmax = sqrt(1 + 2 / L)`` (point targets, edges),
   in between ``m w + z (1 - w)`` with ``w = exp(-damping (Ci - Cu) / (Cmax - Ci))``;

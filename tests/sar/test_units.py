@@ -124,3 +124,24 @@ def test_pyrosar_nodata_minus_99_loaded_as_nan(shared_data, tmp_path):
     # the raw -99 values given with nodata= are NaN too (no load in between)
     raw = xr.DataArray(data, dims=("y", "x"), attrs={"units": "dB"})
     assert np.isnan(from_db(raw, nodata=-99).values).sum() == 200
+
+
+def test_outputs_write_to_netcdf_and_zarr(tmp_path):
+    from eoai.sar import speckle_filter
+
+    rng = np.random.default_rng(0)
+    cube = xr.Dataset(
+        {p: (("time", "y", "x"), rng.gamma(4.4, 0.01, (2, 12, 12)), {"units": "linear"})
+         for p in ("vv", "vh")},
+        coords={"time": np.array(["2020-01-01", "2020-01-13"], dtype="datetime64[ns]")},
+    )  # fmt: skip
+    for i, out in enumerate((to_db(cube), speckle_filter(to_db(cube), "lee", looks=4.4))):
+        out.to_netcdf(tmp_path / f"o{i}.nc", engine="h5netcdf")
+        out.to_zarr(tmp_path / f"o{i}.zarr")
+        back = xr.open_dataset(tmp_path / f"o{i}.nc", engine="h5netcdf")
+        np.testing.assert_allclose(back.vv.values, out.vv.values)
+        assert (
+            back.vv.attrs["units"] == "dB"
+            and back.vv.attrs["eoai:method"] == out.vv.attrs["eoai:method"]
+        )
+        back.close()
