@@ -562,7 +562,10 @@ def _s1_hint(items: list[Any], s1: dict[str, Any]) -> str:
     from .sentinel1 import polarisation_summary
 
     def values(prop: str) -> str:
-        return ", ".join(sorted({str(i.properties.get(prop)) for i in items}))
+        found = {i.properties.get(prop) for i in items}
+        return ", ".join(
+            str(v) for v in sorted(found, key=lambda v: (not isinstance(v, int), str(v)))
+        )
 
     return (
         f" Before the Sentinel-1 filters the items had polarisations {polarisation_summary(items)}"

@@ -474,6 +474,12 @@ def band_units(
     s1 = [it for it in items if is_sentinel1(it)]
     if isinstance(units, dict):
         given = {str(k): normalise_units(v, f"units[{k!r}]") for k, v in units.items()}
+        unknown = sorted(set(given) - set(band_map))
+        if unknown:
+            raise InputError(
+                f"units={units!r} names band(s) {unknown} that are not loaded (bands: "
+                f"{', '.join(band_map)}); key units= by the names in bands=[...]"
+            )
     elif units is not None:
         given = {name: normalise_units(units) for name in band_map}
     else:

@@ -90,6 +90,10 @@ def test_units_per_collection(pc_rtc, pc_rtc_old, pc_grd, stactools_grd, aws_rtc
     assert attrs["vv"]["units"] == "linear" and attrs["vh"]["eoai:looks"] == 4.4
     assert "gamma0" in attrs["vv"]["long_name"]
     assert band_units(pc_rtc, {"vv": "vv"}, units="dB")["vv"]["units"] == "dB"  # override
+    with pytest.raises(InputError, match=r"names band\(s\) \['hh'\]"):
+        band_units(pc_rtc, {"vv": "vv"}, units={"hh": "dB"})
+    with pytest.raises(InputError, match="not a backscatter unit"):
+        band_units(pc_rtc, {"vv": "vv"}, units="kelvin")
     # GRD is in radar geometry: refused with a pointer to the RTC collection
     for grd in (pc_grd, stactools_grd):
         pol = "vv" if any("vv" in i.assets for i in grd) else "hh"
