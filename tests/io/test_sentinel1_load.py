@@ -9,7 +9,7 @@ import rasterio
 from s1_local import BEN, SSL4EO, bigearthnet_items, pyrosar_item, ssl4eo_items
 
 import eoai
-from eoai.errors import InputError, UnknownBandError
+from eoai.errors import DataSkippedWarning, InputError, UnknownBandError
 from eoai.indices import index
 from eoai.sar import from_db, speckle_filter
 
@@ -61,3 +61,32 @@ def test_pyrosar_scene_and_missing_polarisation(shared_data):
     assert float(from_db(cube.vv).min()) > 0
     with pytest.raises(UnknownBandError, match=r"VH are not in these Sentinel-1 items.*VV \(1"):
         eoai.load([item], ["vv", "vh"])
+
+
+def test_static_catalog_on_disk(shared_data, tmp_path):
+    """The same items written as a static STAC catalog: search and load by path, S1 filters."""
+    import pystac
+
+    catalog = pystac.Catalog("s1-local", "real Sentinel-1 GeoTIFFs of shared/data")
+    for item in ssl4eo_items(shared_data, unit="dB") + [pyrosar_item(shared_data)]:
+        catalog.add_item(item)
+    catalog.normalize_and_save(str(tmp_path / "stac"), pystac.CatalogType.SELF_CONTAINED)
+    path = tmp_path / "stac" / "catalog.json"
+    asc = eoai.search(path, orbit_state="ascending")
+    assert sorted(i.id for i in asc) == sorted(
+        [
+            "S1A__IW___A_20150309T173017",
+            "S1A_IW_GRDH_1SDV_20200903T131212_20200903T131237_034195_03F8F5_AC1C",
+        ]
+    )
+    # the pyroSAR scene has no sat:relative_orbit: left out, and said so
+    with pytest.warns(DataSkippedWarning, match="1 without sat:relative_orbit"):
+        found = eoai.search(path, polarizations="VH", relative_orbit=107)
+    assert [i.id for i in found] == [
+        "S1A_IW_GRDH_1SDV_20200607T010800_20200607T010825_032904_03CFBA_D457"
+    ]
+    with pytest.warns(DataSkippedWarning, match="sat:relative_orbit"):
+        cube = eoai.load(path, ["vh"], relative_orbit=107)
+    assert cube.vh.attrs["units"] == "dB" and [str(t)[:10] for t in cube.time.values] == [
+        "2020-06-07"
+    ]
