@@ -35,6 +35,9 @@ _METHODS: dict[str, str] = {
     "plot_series": "eoai.viz.plots:plot_series",
     "quicklook": "eoai.viz.plots:quicklook",
     "write": "eoai.io.write:write",
+    "speckle_filter": "eoai.sar.speckle:speckle_filter",
+    "to_db": "eoai.sar.units:to_db",
+    "from_db": "eoai.sar.units:from_db",
 }
 
 

@@ -28,6 +28,24 @@ take the catalogue defaults unless passed as keyword arguments. Kernel indices (
 kernel ``exp(-(a - b)^2 / (2 sigma^2))`` with ``sigma = 0.5 (a + b)`` per pixel unless ``sigma=`` is
 given (so kNDVI = tanh(NDVI^2)). Division by zero gives NaN, not inf.
 
+SAR indices (Sentinel-1 ``vv`` / ``vh`` / ``hh`` / ``hv`` variables, :mod:`eoai.io.sentinel1`):
+
+========  ==============================  ============================  ===========
+name      formula                         meaning                       computed in
+========  ==============================  ============================  ===========
+VHVVR     VH / VV                         cross-pol ratio               linear
+DpRVIVV   4 VH / (VV + VH)                dual-pol radar vegetation     linear
+          (also ``RVI`` on a cube with    index (RVI_SAR)
+          vv/vh and no red / rededge2)
+VHVVD     VH - VV                         cross-pol difference          dB
+                                          (VH_dB - VV_dB)
+========  ==============================  ============================  ===========
+
+(and NDPolI, VDDPI, VVVHR, VVVHD, VVVHS, DPDD, DpRVIHH, RFDI...). Each band's unit is read from
+its ``attrs["units"]`` (or ``units=``): bands in dB are converted to linear power for the
+ratios and RVI (averaging or dividing dB values is wrong), linear bands to dB for the
+differences, lazily; a band of unknown unit raises an InputError asking for ``units=``.
+
 Examples
 --------
 >>> import numpy as np, xarray as xr
@@ -80,7 +98,12 @@ SYMBOL_VARIABLES: dict[str, tuple[str, ...]] = {
 }
 
 #: Names accepted besides the catalogue's own, and what they mean there.
-ALIASES: dict[str, str] = {"NDRE": "NDREI", "BSI": "BI"}
+ALIASES: dict[str, str] = {"NDRE": "NDREI", "BSI": "BI", "RVI_SAR": "DpRVIVV"}
+
+#: Unit of the backscatter bands each SAR index is computed in; the other radar indices of the
+#: catalogue (ratios, RVI, normalised differences, sums, products) need linear power.
+SAR_INDEX_UNITS: dict[str, str] = {"VHVVD": "dB", "VVVHD": "dB"}
+_RADAR_SYMBOLS = ("VV", "VH", "HH", "HV")
 
 #: The indices most users need; all of them are in the catalogue (see :func:`list_indices`).
 COMMON_INDICES: tuple[str, ...] = (
@@ -260,6 +283,7 @@ def index(
     name: str | Sequence[str],
     *,
     bands: Mapping[str, str] | None = None,
+    units: str | Mapping[str, str] | None = None,
     **params: float,
 ) -> xr.DataArray | xr.Dataset:
     """Compute a spectral index (or several) from the bands of a cube, lazily.
@@ -273,6 +297,9 @@ def index(
         Index name, any case (``"ndvi"``, ``"EVI"``, ``"NDRE"``...), or a list of names.
     bands
         Optional mapping catalogue symbol -> variable (``{"N": "nir08"}``).
+    units
+        SAR indices only: unit of the backscatter bands (``"linear"``, ``"dB"``,
+        ``"amplitude"``, or ``{"vv": "dB", ...}``) when their ``attrs["units"]`` lacks it.
     **params
         Constants of the formula (``L=0.5`` for SAVI, ``g``, ``C1``, ``C2``, ``sigma`` for kernel
         indices...), overriding the catalogue defaults.
@@ -310,7 +337,9 @@ def index(
         names = list(name)
         if not names:
             raise InputError("name must be an index name or a non-empty list of names")
-        out = xr.Dataset({n.lower(): _index(data, n, bands, params, strict=False) for n in names})
+        out = xr.Dataset(
+            {n.lower(): _index(data, n, bands, params, strict=False, units=units) for n in names}
+        )
         unused = set(params) - {
             k for v in out.data_vars.values() for k in json.loads(v.attrs["eoai:parameters"])
         }
@@ -318,14 +347,48 @@ def index(
             raise InputError(f"none of the indices {names} uses parameter(s) {sorted(unused)}")
         out.attrs["eoai:method"] = "index"
         return out
-    return _index(data, name, bands, params, strict=True)
+    return _index(data, name, bands, params, strict=True, units=units)
+
+
+def _sar_band(band: xr.DataArray, var: str, key: str, units: Any) -> tuple[xr.DataArray, str]:
+    """A backscatter band in the unit index ``key`` is computed in, and its original unit."""
+    from .sar.units import backscatter_units
+
+    given = units.get(var) if isinstance(units, Mapping) else units
+    try:
+        src = backscatter_units(band, given, f"index {key}")
+    except InputError as err:
+        raise InputError(
+            f"{err}; SAR index {key} is computed in "
+            f"{SAR_INDEX_UNITS.get(key, 'linear')} power: index(ds, {key!r}, units='dB') says "
+            "the bands are in dB"
+        ) from None
+    need = SAR_INDEX_UNITS.get(key, "linear")
+    if src == need:
+        return band, src
+    power = band
+    if src == "dB":
+        power = 10.0 ** (band / 10.0)
+    elif src == "amplitude":
+        power = band * band
+    if need == "dB":
+        power = 10.0 * np.log10(power.where(power > 0))
+    return power, src
 
 
 def _index(
-    data: xr.Dataset, name: str, bands: Mapping[str, str] | None, params: dict, strict: bool
+    data: xr.Dataset,
+    name: str,
+    bands: Mapping[str, str] | None,
+    params: dict,
+    strict: bool,
+    units: Any = None,
 ) -> xr.DataArray:
     indices, constants, symbols = _catalogue()
     key = _resolve_name(name)
+    have_vars = {str(v) for v in data.data_vars}
+    if key == "RVI" and {"vv", "vh"} <= have_vars and not {"red", "rededge2"} <= have_vars:
+        key = "DpRVIVV"  # RVI of a Sentinel-1 cube: the dual-pol radar vegetation index
     spec = indices[key]
     mapping = dict(bands or {})
     for sym, var in mapping.items():
@@ -345,11 +408,14 @@ def _index(
         )
 
     env: dict[str, Any] = {}
+    sar_units: dict[str, str] = {}
     for ident, (kind, value) in plan.items():
         if kind == "band":
             band = data[value]
             if not np.issubdtype(band.dtype, np.floating):
                 band = band.astype(np.float32)
+            if ident in _RADAR_SYMBOLS:
+                band, sar_units[value] = _sar_band(band, value, key, units)
             env[ident] = band
         elif kind == "const":
             env[ident] = float(value)
@@ -376,4 +442,9 @@ def _index(
         "eoai:parameters": to_json(used),
         "reference": spec.reference,
     }
+    if sar_units:
+        need = SAR_INDEX_UNITS.get(key, "linear")
+        result.attrs["eoai:input_units"] = to_json(sar_units)
+        result.attrs["eoai:computed_in"] = need
+        result.attrs["units"] = "dB" if need == "dB" else "1"
     return result

@@ -8,6 +8,7 @@ Submodules load on first use (``import eoai`` stays light):
   (Sentinel-2 SCL, THEIA/MAJA CLM, Landsat C2 QA_PIXEL);
 - :mod:`eoai.io.bands`: common names <-> asset keys;
 - :mod:`eoai.io.presets`: Earth Search, Planetary Computer, CDSE, THEIA; per-collection scaling;
+- :mod:`eoai.io.sentinel1`: Sentinel-1 collections, units, orbit / mode / polarisation filters;
 - :mod:`eoai.io.write`: :func:`write` (COG / Zarr, region by region, resumable).
 
 Examples
@@ -22,7 +23,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-_SUBMODULES = {"catalog", "loading", "masks", "bands", "presets", "write"}
+_SUBMODULES = {"catalog", "loading", "masks", "bands", "presets", "sentinel1", "write"}
 _FUNCTIONS = {
     "search": "catalog",
     "load": "loading",

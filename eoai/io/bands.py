@@ -2,7 +2,8 @@
 
 Catalogs name the same band differently: Earth Search v1 uses common names as asset keys (``red``),
 Earth Search v0 and Planetary Computer use band ids (``B04``), the Copernicus Data Space adds the
-resolution (``B04_10m``), Landsat Collection 2 uses ``red`` or ``SR_B4``. :func:`resolve_bands`
+resolution (``B04_10m``), Landsat Collection 2 uses ``red`` or ``SR_B4``; Sentinel-1 polarisations are ``vv`` (Planetary
+Computer, Earth Search), ``vv-rtc`` (early Planetary Computer RTC items), ``VV`` or ``gamma0_vv``. :func:`resolve_bands`
 accepts any of these spellings and returns the asset key of each requested band.
 
 Resolution order for a requested name ``n`` (first match wins):
@@ -78,6 +79,15 @@ THEIA_BANDS: dict[str, str] = {
     "CLM_R2": "clm20",
 }
 
+#: Sentinel-1 asset keys -> polarisation names (``vv``, ``vh``, ``hh``, ``hv``): Planetary Computer
+#: ``sentinel-1-rtc`` (``vv``; ``vv-rtc`` in its early items), ``sentinel-1-grd``, Earth Search
+#: (``vv``), the Copernicus Data Space (``VV``) and the AWS RTC "indigo" tiles (``gamma0_vv``).
+SENTINEL1_BANDS: dict[str, str] = {
+    f"{prefix}{pol.upper()}{suffix}": pol
+    for pol in ("vv", "vh", "hh", "hv")
+    for prefix, suffix in (("", ""), ("", "-RTC"), ("GAMMA0_", ""), ("SIGMA0_", ""))
+}
+
 _SKIP_ROLES = {"thumbnail", "overview", "metadata", "visual", "tiles"}
 _RES_SUFFIX = re.compile(r"^(?P<band>.+?)(_\d+m)$", re.IGNORECASE)
 _PREFIXES = ("FRE_", "SRE_")
@@ -99,6 +109,8 @@ def common_name(asset_key: str) -> str | None:
     --------
     >>> common_name("SR_B5"), common_name("FRE_B8"), common_name("ndvi")
     ('nir08', 'nir', None)
+    >>> common_name("vv-rtc"), common_name("gamma0_vh"), common_name("HH")
+    ('vv', 'vh', 'hh')
     """
     key = asset_key
     m = _RES_SUFFIX.match(key)
@@ -108,7 +120,7 @@ def common_name(asset_key: str) -> str | None:
         if key.upper().startswith(prefix):
             key = key[len(prefix) :]
     up = key.upper()
-    for table in (SENTINEL2_BANDS, LANDSAT_C2_BANDS, THEIA_BANDS):
+    for table in (SENTINEL2_BANDS, LANDSAT_C2_BANDS, THEIA_BANDS, SENTINEL1_BANDS):
         if up in table:
             return table[up]
     if re.fullmatch(r"B0?\d|B1[0-2]", up):  # B2 -> B02 (THEIA spelling of S2 ids)

@@ -26,7 +26,7 @@ from ..errors import (
     InputError,
 )
 from . import _http
-from .presets import PRESETS, Preset, get_preset
+from .presets import Preset, get_preset, preset_names
 
 
 def _check_bbox(bbox: Any) -> tuple[float, float, float, float] | None:
@@ -205,11 +205,17 @@ def filter_items(
     max_cloud_cover: float | None = None,
     ids: Sequence[str] | None = None,
     max_items: int | None = None,
+    orbit_state: str | None = None,
+    relative_orbit: int | Sequence[int] | None = None,
+    instrument_mode: str | Sequence[str] | None = None,
+    polarizations: str | Sequence[str] | None = None,
 ) -> list[Any]:
     """Filter pystac items client-side, as a STAC API search would.
 
     Items without ``eo:cloud_cover`` are left out when ``max_cloud_cover`` is given (as a CQL2
-    comparison with a missing property would), with a :class:`~eoai.errors.DataSkippedWarning`.
+    comparison with a missing property would), with a :class:`~eoai.errors.DataSkippedWarning`;
+    the same for the Sentinel-1 filters ``orbit_state``, ``relative_orbit``,
+    ``instrument_mode``, ``polarizations`` (:func:`eoai.io.sentinel1.filter_sentinel1`).
 
     Examples
     --------
@@ -227,6 +233,11 @@ def filter_items(
     if bbox is not None:
         box = shapely.geometry.box(*bbox)
         region = box if region is None else region.intersection(box)
+    from .sentinel1 import check_s1_filters, filter_sentinel1
+
+    s1 = check_s1_filters(orbit_state, relative_orbit, instrument_mode, polarizations)
+    if s1:
+        items = filter_sentinel1(items, **s1)
     colls = _as_list(collections)
     idset = set(_as_list(ids) or [])
     out, no_cc = [], 0
@@ -365,6 +376,10 @@ def search(
     retries: int = _http.DEFAULT_RETRIES,
     query: dict | None = None,
     filter: dict | None = None,
+    orbit_state: str | None = None,
+    relative_orbit: int | Sequence[int] | None = None,
+    instrument_mode: str | Sequence[str] | None = None,
+    polarizations: str | Sequence[str] | None = None,
 ):
     """Search a STAC API or a static catalog for items.
 
@@ -404,7 +419,19 @@ def search(
         Retries per HTTP request (connection errors, timeouts, 429 and 5xx), with backoff.
     query, filter : dict, optional
         Passed to the API as is (STAC *query* / CQL2-JSON *filter*), combined with
-        ``max_cloud_cover``.
+        ``max_cloud_cover`` and the Sentinel-1 filters.
+    orbit_state : {"ascending", "descending"}, optional
+        Sentinel-1 orbit direction (``sat:orbit_state``).
+    relative_orbit : int or list of int, optional
+        Sentinel-1 relative orbit(s) (``sat:relative_orbit``, 1-175): one track.
+    instrument_mode : str or list of str, optional
+        ``"IW"``, ``"EW"``, ``"SM"``, ``"WV"`` (``sar:instrument_mode``).
+    polarizations : str or list of str, optional
+        Keep items whose ``sar:polarizations`` hold all of these (``["VV", "VH"]``).
+        The Sentinel-1 filters go to the API like ``max_cloud_cover`` (polarisations, a list
+        property, are always checked client-side) and are applied client-side in every case
+        (:mod:`eoai.io.sentinel1`); items lacking the property are left out with a
+        :class:`~eoai.errors.DataSkippedWarning`.
 
     Returns
     -------
@@ -443,14 +470,17 @@ def search(
         raise InputError(f"limit must be >= 1, got {limit}")
     if max_items is not None and int(max_items) < 1:
         raise InputError(f"max_items must be >= 1, got {max_items}")
-    if isinstance(source, str) and source.lower() in PRESETS and not Path(source).exists():
+    from .sentinel1 import check_s1_filters
+
+    s1 = check_s1_filters(orbit_state, relative_orbit, instrument_mode, polarizations)
+    if isinstance(source, str) and source.lower() in preset_names() and not Path(source).exists():
         preset, source = source, None
     preset_obj = get_preset(preset)
     if source is None:
         if preset_obj is None:
             raise InputError(
                 "search needs a source (STAC API URL, static catalog path, items) or a preset "
-                f"({', '.join(PRESETS)})"
+                f"({', '.join(preset_names())})"
             )
         source = preset_obj.url
     query_text = dict(
@@ -460,6 +490,7 @@ def search(
         datetime=datetime,
         max_cloud_cover=max_cloud_cover,
         ids=ids,
+        **s1,
     )
     static_kw = dict(
         collections=collections,
@@ -469,6 +500,7 @@ def search(
         max_cloud_cover=max_cloud_cover,
         ids=ids,
         max_items=max_items,
+        **s1,
     )
 
     items = _items_source(source)
@@ -501,6 +533,7 @@ def search(
                 max_items=max_items,
                 query=query,
                 filter=filter,
+                s1=s1,
             )
             static_kw.update(collections=None, bbox=None, geometry=None, datetime=None, ids=None)
         else:
@@ -511,6 +544,7 @@ def search(
             f"no item found in {_describe_query(where, **query_text)}. Widen the bbox or the "
             "datetime range, raise max_cloud_cover, or check the collection names"
             + _collections_hint(items)
+            + _s1_hint(items, s1)
         )
     return pystac.ItemCollection(found, clone_items=False)
 
@@ -522,8 +556,35 @@ def _collections_hint(items: list[Any]) -> str:
     return f" (collections present: {', '.join(colls)})."
 
 
+def _s1_hint(items: list[Any], s1: dict[str, Any]) -> str:
+    if not s1 or not items:
+        return ""
+    from .sentinel1 import polarisation_summary
+
+    def values(prop: str) -> str:
+        found = {i.properties.get(prop) for i in items}
+        return ", ".join(
+            str(v) for v in sorted(found, key=lambda v: (not isinstance(v, int), str(v)))
+        )
+
+    return (
+        f" Before the Sentinel-1 filters the items had polarisations {polarisation_summary(items)}"
+        f"; sat:orbit_state {values('sat:orbit_state')}; sat:relative_orbit "
+        f"{values('sat:relative_orbit')}; sar:instrument_mode {values('sar:instrument_mode')}."
+    )
+
+
 def _search_api(
-    url: str, preset: Preset | None, *, timeout, retries, max_cloud_cover, query, filter, **kw
+    url: str,
+    preset: Preset | None,
+    *,
+    timeout,
+    retries,
+    max_cloud_cover,
+    query,
+    filter,
+    s1=None,
+    **kw,
 ) -> list[Any]:
     import requests
     from pystac_client import Client
@@ -546,6 +607,18 @@ def _search_api(
             elif client.conforms_to(ConformanceClasses.QUERY):
                 query = dict(query or {})
                 query["eo:cloud_cover"] = {"lte": float(max_cloud_cover)}
+        if s1:  # Sentinel-1 scalar filters server-side when possible (re-checked client-side)
+            from .sentinel1 import cql2_conditions, query_conditions
+
+            if client.conforms_to(ConformanceClasses.FILTER):
+                conds = cql2_conditions(s1)
+                if filter is not None:
+                    conds = [filter, *conds]
+                if conds:
+                    filter = conds[0] if len(conds) == 1 else {"op": "and", "args": conds}
+                    kw["filter_lang"] = "cql2-json"
+            elif client.conforms_to(ConformanceClasses.QUERY):
+                query = {**(query or {}), **query_conditions(s1)} or None
         if filter is not None:
             kw["filter"] = filter
         if query is not None:

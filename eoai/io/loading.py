@@ -32,10 +32,11 @@ from ..errors import (
     UnknownBandError,
 )
 from . import catalog as _catalog
+from . import sentinel1 as _sentinel1
 from .bands import available_bands, resolve_bands
 from .masks import KINDS, MaskSpec, as_spec, valid_fraction
 from .masks import mask as apply_mask
-from .presets import MASK_BANDS, PRESETS, Preset, band_scaling, get_preset
+from .presets import MASK_BANDS, Preset, band_scaling, get_preset, preset_names
 
 _GROUPBY = ("time", "solar_day", "id")
 DEFAULT_CHUNKS = {"time": 1, "x": 2048, "y": 2048}
@@ -48,7 +49,7 @@ def _is_static_path(source: Any) -> bool:
     text = str(source)
     if "://" in text:
         return text.startswith("file://")
-    return Path(text).exists() or text.endswith(".json") or text.lower() not in PRESETS
+    return Path(text).exists() or text.endswith(".json") or text.lower() not in preset_names()
 
 
 def _is_local(href: str) -> bool:
@@ -490,6 +491,7 @@ def load(
     min_valid_fraction: float | None = None,
     preset: str | Preset | None = None,
     geobox: Any = None,
+    units: str | dict[str, str] | None = None,
     **search_kw: Any,
 ) -> xr.Dataset:
     """Load STAC items lazily into a float32 reflectance cube ``Dataset(time, y, x)``.
@@ -540,9 +542,18 @@ def load(
     geobox : odc.geo.GeoBox or xarray object, optional
         Load onto exactly this pixel grid (or the grid of a cube: ``geobox=other_cube``), e.g.
         to align two collections; overrides ``resolution``/``crs`` and the crop of ``bbox``.
+    units : {"linear", "dB", "amplitude"} or dict, optional
+        Unit of the Sentinel-1 polarisation bands (``vv``, ``vh``, ``hh``, ``hv``), or one per
+        band (``{"vv": "dB"}``), recorded in each band's ``attrs["units"]``. Default: the
+        asset's ``raster:bands`` ``unit``, else the collection's (``sentinel-1-rtc``: linear
+        gamma0; GRD: amplitude; :mod:`eoai.io.sentinel1`); a Sentinel-1 band whose unit cannot
+        be determined is an InputError asking for ``units=``. Items lacking an asked
+        polarisation are left out (a DataSkippedWarning gives their count); when none has it,
+        an UnknownBandError lists the polarisations present.
     **search_kw
         More :func:`eoai.search` arguments (``max_cloud_cover``, ``ids``, ``limit``,
-        ``max_items``, ``timeout``, ``retries``...).
+        ``max_items``, ``timeout``, ``retries``, the Sentinel-1 filters ``orbit_state``,
+        ``relative_orbit``, ``instrument_mode``, ``polarizations``...).
 
     Returns
     -------
@@ -593,7 +604,15 @@ def load(
     if items is None:
         items = list(_catalog.search(source, preset=preset_obj, **filters, **search_kw))
     else:
-        allowed = {"max_cloud_cover", "ids", "max_items"}
+        allowed = {
+            "max_cloud_cover",
+            "ids",
+            "max_items",
+            "orbit_state",
+            "relative_orbit",
+            "instrument_mode",
+            "polarizations",
+        }
         unknown = set(search_kw) - allowed - {"limit", "timeout", "retries"}
         if unknown:
             raise InputError(f"unknown argument(s) for load: {', '.join(sorted(unknown))}")
@@ -614,6 +633,25 @@ def load(
                 raise NoOverlapError(_no_overlap_message(kept, bbox, geometry))
             kept = inside
         items = kept
+    items, n_without = _sentinel1.check_polarisations(items, bands)
+    if n_without:
+        warnings.warn(
+            f"{n_without} Sentinel-1 item(s) left out: they lack an asked polarisation "
+            f"({', '.join(map(str, [bands] if isinstance(bands, str) else bands))}); "
+            "search with polarizations=[...] to select them beforehand",
+            DataSkippedWarning,
+            stacklevel=2,
+        )
+
+    # Sentinel-1 units (and GRD geometry) checked before signing, which needs the network
+    s1_attrs = _sentinel1.band_units(
+        items, _plan_bands(items, bands, _find_mask(items, mask)[1])[1], units
+    )
+    if units is not None and not s1_attrs:
+        raise InputError(
+            f"units={units!r} is for Sentinel-1 polarisation bands (vv, vh, hh, hv), and none "
+            "is loaded here; leave units out"
+        )
     items = _sign_if_needed(items, preset_obj)
 
     # bands -> asset keys, per collection (collections can name the same band differently,
@@ -735,6 +773,9 @@ def load(
         attrs["eoai:min_valid_fraction"] = float(min_valid_fraction)
     if spec is not None and not keep_mask and user_mask_var is None:
         ds = ds.drop_vars(mask_var)
+    for name, extra in s1_attrs.items():  # units of the Sentinel-1 bands
+        if name in ds.data_vars:
+            ds[name].attrs.update(extra)
     ds.attrs = netcdf_attrs(attrs)  # storable in netCDF and Zarr (resolution=(10, 10)...)
     return ds
 

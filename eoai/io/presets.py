@@ -13,6 +13,11 @@ name                      STAC API                                              
                                                                                       theia
 ========================  ==========================================================  ==============
 
+Sentinel-1 presets (same APIs, Sentinel-1 collections; units, asset keys and filters in
+:mod:`eoai.io.sentinel1`): ``planetary-computer-s1-rtc`` (``sentinel-1-rtc``, linear gamma0),
+``planetary-computer-s1-grd``, ``earth-search-s1-grd`` and ``cdse-s1-grd`` (``sentinel-1-grd``,
+amplitude DN in radar geometry: searchable, not loadable onto a map grid).
+
 - **Planetary Computer** asset URLs need a SAS token: with the ``planetary-computer`` package
   installed, items are signed (``planetary_computer.sign_inplace``) when searched and again right
   before loading; without it, loading fails with HTTP 403 and eoai says to install it.
@@ -157,6 +162,41 @@ PRESETS: dict[str, Preset] = {
     ),
 }
 
+#: Sentinel-1 presets: the same APIs, Sentinel-1 collections (units, asset keys per collection:
+#: :mod:`eoai.io.sentinel1`). :func:`get_preset` knows them as it knows :data:`PRESETS`.
+SENTINEL1_PRESETS: dict[str, Preset] = {
+    "planetary-computer-s1-rtc": Preset(
+        "planetary-computer-s1-rtc",
+        "https://planetarycomputer.microsoft.com/api/stac/v1",
+        ("sentinel-1-rtc",),
+        sign=True,
+        description="Planetary Computer Sentinel-1 RTC: gamma0, linear power, UTM 10 m, assets "
+        "vv/vh/hh/hv (vv-rtc... in early items); signed URLs.",
+    ),
+    "planetary-computer-s1-grd": Preset(
+        "planetary-computer-s1-grd",
+        "https://planetarycomputer.microsoft.com/api/stac/v1",
+        ("sentinel-1-grd",),
+        sign=True,
+        description="Planetary Computer Sentinel-1 GRD: amplitude DN in radar geometry "
+        "(search only: terrain-correct before loading).",
+    ),
+    "earth-search-s1-grd": Preset(
+        "earth-search-s1-grd",
+        "https://earth-search.aws.element84.com/v1",
+        ("sentinel-1-grd",),
+        description="Earth Search Sentinel-1 GRD (stactools-sentinel1 layout, requester-pays "
+        "S3): amplitude DN in radar geometry (search only).",
+    ),
+    "cdse-s1-grd": Preset(
+        "cdse-s1-grd",
+        "https://stac.dataspace.copernicus.eu/v1",
+        ("sentinel-1-grd",),
+        description="Copernicus Data Space Sentinel-1 GRD (assets on the eodata S3 endpoint): "
+        "amplitude DN in radar geometry (search only).",
+    ),
+}
+
 
 def get_preset(name: str | Preset | None) -> Preset | None:
     """Look up a preset by name (``None`` gives ``None``).
@@ -178,11 +218,25 @@ def get_preset(name: str | Preset | None) -> Preset | None:
         "earthsearch": "earth-search",
         "pc": "planetary-computer",
         "mpc": "planetary-computer",
+        "pc-s1-rtc": "planetary-computer-s1-rtc",
+        "pc-s1-grd": "planetary-computer-s1-grd",
     }
     key = aliases.get(key, key)
-    if key not in PRESETS:
-        raise InputError(f"unknown preset {name!r}; use one of {', '.join(PRESETS)}")
-    return PRESETS[key]
+    known = {**PRESETS, **SENTINEL1_PRESETS}
+    if key not in known:
+        raise InputError(f"unknown preset {name!r}; use one of {', '.join(known)}")
+    return known[key]
+
+
+def preset_names() -> list[str]:
+    """Names of every preset (:data:`PRESETS` and :data:`SENTINEL1_PRESETS`).
+
+    Examples
+    --------
+    >>> "planetary-computer-s1-rtc" in preset_names()
+    True
+    """
+    return [*PRESETS, *SENTINEL1_PRESETS]
 
 
 _BASELINE_RE = re.compile(r"_N(\d{2})(\d{2})_")
@@ -274,5 +328,7 @@ def check_preset_name(preset: Any) -> None:
     >>> check_preset_name("earth-search")
     """
     if preset is not None and not isinstance(preset, str | Preset):
-        raise InputError(f"preset must be a name ({', '.join(PRESETS)}) or None, got {preset!r}")
+        raise InputError(
+            f"preset must be a name ({', '.join(preset_names())}) or None, got {preset!r}"
+        )
     get_preset(preset)
