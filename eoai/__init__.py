@@ -32,7 +32,17 @@ _LAZY_FUNCTIONS = {
     "load": "eoai.io.loading",
     "write": "eoai.io.write",
 }
-_LAZY_MODULES = {"datasets", "io", "indices", "timeseries", "ml", "superres", "viz", "reports"}
+_LAZY_MODULES = {
+    "datasets",
+    "io",
+    "indices",
+    "timeseries",
+    "ml",
+    "superres",
+    "viz",
+    "reports",
+    "sar",
+}
 
 __all__ = ["errors", "search", "load", "write", *sorted(_LAZY_MODULES), "__version__"]
 

@@ -24,6 +24,7 @@ import xarray as xr
 from .._attrs import netcdf_attrs
 from .._crs import check_crs
 from ..errors import (
+    CatalogUnreachableError,
     CRSError,
     DataSkippedWarning,
     EmptySearchError,
@@ -103,7 +104,14 @@ def _sign_if_needed(items: list[Any], preset: Preset | None) -> list[Any]:
             stacklevel=3,
         )
         return items
-    return [planetary_computer.sign(it) for it in items]
+    try:
+        return [planetary_computer.sign(it) for it in items]
+    except OSError as err:  # requests' ConnectionError / Timeout are OSErrors
+        raise CatalogUnreachableError(
+            f"could not sign the Planetary Computer asset URLs ({type(err).__name__}: {err}): the "
+            "token service https://planetarycomputer.microsoft.com/api/sas is unreachable; check "
+            "the network or proxy, or set PC_SDK_SUBSCRIPTION_KEY, then retry"
+        ) from err
 
 
 def _find_mask(items: Sequence[Any], mask: Any) -> tuple[MaskSpec | None, str | None]:

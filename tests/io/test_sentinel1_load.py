@@ -90,3 +90,22 @@ def test_static_catalog_on_disk(shared_data, tmp_path):
     assert cube.vh.attrs["units"] == "dB" and [str(t)[:10] for t in cube.time.values] == [
         "2020-06-07"
     ]
+
+
+def test_unreachable_signing_service_is_an_eoai_error(monkeypatch):
+    """planetary_computer.sign failing offline raises CatalogUnreachableError, not requests'."""
+    pc = pytest.importorskip("planetary_computer")
+    import pystac
+    import requests
+
+    from eoai.errors import CatalogUnreachableError
+    from eoai.io.loading import _sign_if_needed
+
+    def offline(item):
+        raise requests.ConnectionError("Max retries exceeded with url: /api/sas/v1/token")
+
+    monkeypatch.setattr(pc, "sign", offline)
+    item = pystac.Item("a", None, None, pystac.utils.str_to_datetime("2021-01-01"), {})
+    item.add_asset("vv", pystac.Asset("https://x.blob.core.windows.net/c/vv.tif"))
+    with pytest.raises(CatalogUnreachableError, match="could not sign.*PC_SDK_SUBSCRIPTION_KEY"):
+        _sign_if_needed([item], None)
