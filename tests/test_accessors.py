@@ -122,6 +122,26 @@ def test_help_method_is_deprecated_and_points_at_the_new_way(capsys):
     assert capsys.readouterr().out.strip() == gapfill.__doc__.strip()
 
 
+def test_ipython_question_mark_shows_the_function():
+    """What ``ds.eoai.gapfill?`` prints: the function's file, bound signature and docstring."""
+    pytest.importorskip("IPython")
+    from IPython.core.oinspect import Inspector
+
+    from eoai.timeseries import gapfill as module
+
+    try:
+        inspector = Inspector(theme_name="nocolor")  # IPython >= 9
+    except TypeError:  # pragma: no cover - IPython 8
+        inspector = Inspector()
+    info = inspector.info(_cube().to_dataset().eoai.gapfill)
+    assert info["type_name"] == "function"
+    assert info["file"] == module.__file__
+    assert (
+        info["definition"].replace("\n", "").replace(" ", "").startswith("(method:'str'='linear'")
+    )
+    assert info["docstring"] == inspect.cleandoc(module.gapfill.__doc__)
+
+
 @pytest.mark.slow
 def test_ipython_completes_the_functions_keywords():
     """Jupyter's completer (IPython with Jedi, its default) and IPython's own keyword matcher
