@@ -145,7 +145,9 @@ class EoaiAccessor:
         # none (the descriptors are set in a loop) and falls back to __getattr__'s annotation; a
         # callable there lets it use the runtime object's inspect.signature for keywords.
         if name in _METHODS:
-            wanted = _ACCEPTS[name]
+            wanted = _ACCEPTS.get(name, self._kind)
+            if wanted == self._kind:  # added to _METHODS after this module was imported
+                return _bind(_target(name), self._obj, name, self._kind)
             raise AttributeError(
                 f"{name} takes a {wanted}, not a {self._kind}: {_CONVERT[wanted]}, "
                 f"then call .eoai.{name}(...) on that"

@@ -208,3 +208,10 @@ def test_user_stacklevel_skips_every_eoai_frame():
     assert _skipped.user_stacklevel() == 1  # called here, outside eoai: warn's own caller
     assert ns["inner"]() == 2  # inner (eoai) -> this test
     assert accessors._bind(ns["inner"], None, "inner", "Dataset")() == 3  # via the accessor
+
+
+def test_a_method_added_to_the_table_later_works(monkeypatch):
+    monkeypatch.setitem(accessors._METHODS, "_late", "eoai.indices:index")
+    ds = xr.Dataset({"red": ("x", [0.1, 0.2]), "nir": ("x", [0.5, 0.4])})
+    assert ds.eoai._late.__wrapped__ is eoai.indices.index
+    xr.testing.assert_identical(ds.eoai._late("ndvi"), ds.eoai.index("ndvi"))
