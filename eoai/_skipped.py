@@ -28,6 +28,7 @@ while ``"ignore"``, ``"error"`` and ``"once"`` filters keep working.
 from __future__ import annotations
 
 import contextvars
+import os
 import sys
 import threading
 import uuid
@@ -41,7 +42,7 @@ import xarray as xr
 
 from eoai.errors import DataSkippedWarning
 
-__all__ = ["SkippedCall", "count", "flush", "warn_at_user", "TOPIC"]
+__all__ = ["SkippedCall", "count", "flush", "warn_at_user", "user_stacklevel", "TOPIC"]
 
 TOPIC = "eoai-skipped"
 
@@ -329,12 +330,34 @@ def warn_at_user(text: str, category: type[Warning] = DataSkippedWarning) -> Non
     warnings.warn_explicit(text, category, filename, lineno, module=module)
 
 
+#: Files under this folder are eoai's own frames, which warnings never point at.
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _in_eoai(frame: Any) -> bool:
+    return frame.f_code.co_filename.startswith(_PACKAGE_DIR)
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` that makes a ``warnings.warn`` in the calling function point at the
+    first frame outside the eoai package (the user's line), whether the user called the public
+    function directly, through the ``.eoai`` accessor, or through other eoai functions.
+
+    Use as ``warnings.warn(text, Category, stacklevel=user_stacklevel())``.
+    """
+    frame = sys._getframe(1)  # the function that calls warnings.warn: stacklevel 1
+    level = 1
+    while frame is not None and _in_eoai(frame):
+        frame = frame.f_back
+        level += 1
+    return level
+
+
 def _user_frame() -> tuple[str, int, str]:
     """File, line and module of the first caller outside eoai (where the warning points)."""
     frame = sys._getframe(1)
     while frame is not None:
-        name = frame.f_globals.get("__name__", "")
-        if not (name == "eoai" or name.startswith("eoai.")):
-            return frame.f_code.co_filename, frame.f_lineno, name
+        if not _in_eoai(frame):
+            return frame.f_code.co_filename, frame.f_lineno, frame.f_globals.get("__name__", "")
         frame = frame.f_back
     return "<eoai>", 0, "eoai"

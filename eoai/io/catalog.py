@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .._skipped import user_stacklevel
 from ..errors import (
     CatalogError,
     CatalogUnreachableError,
@@ -271,7 +272,7 @@ def filter_items(
             f"{no_cc} item(s) left out: they have no eo:cloud_cover property and max_cloud_cover="
             f"{max_cloud_cover} was asked",
             DataSkippedWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
     return out
 

@@ -23,6 +23,7 @@ import xarray as xr
 
 from .._attrs import netcdf_attrs
 from .._crs import check_crs
+from .._skipped import user_stacklevel
 from ..errors import (
     CatalogUnreachableError,
     CRSError,
@@ -101,7 +102,7 @@ def _sign_if_needed(items: list[Any], preset: Preset | None) -> list[Any]:
         warnings.warn(
             "these Planetary Computer items need signed URLs: pip install planetary-computer "
             "(reads will fail with HTTP 403 otherwise)",
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
         return items
     try:
@@ -774,7 +775,7 @@ def load(
                 f"{dropped} of {keep.size} date(s) dropped: valid fraction below "
                 f"min_valid_fraction={min_valid_fraction} ({dates})",
                 DataSkippedWarning,
-                stacklevel=2,
+                stacklevel=user_stacklevel(),
             )
         ds = ds.isel(time=np.flatnonzero(keep))
         ds = ds.assign_coords(valid_fraction=("time", frac.values[keep]))

@@ -65,6 +65,7 @@ import numpy as np
 import xarray as xr
 
 from .._attrs import _plain, netcdf_attrs, to_json
+from .._skipped import user_stacklevel
 from ..errors import (
     CRSError,
     DataSkippedWarning,
@@ -869,7 +870,7 @@ def write(
                 "(datetime64 is no pixel type); their *_doy variables hold the same dates as day "
                 "of year, and a .zarr path keeps them all",
                 DataSkippedWarning,
-                stacklevel=2,
+                stacklevel=user_stacklevel(),
             )
             ds = ds.drop_vars(dates)
         single = target.suffix.lower() in _COG_SUFFIXES

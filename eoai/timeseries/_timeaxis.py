@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from eoai._skipped import user_stacklevel
 from eoai.errors import (
     DataSkippedWarning,
     EoaiWarning,
@@ -65,7 +66,7 @@ def check_time(
             warnings.warn(
                 f"{func}: the {dim!r} axis was not sorted; it was sorted (sortby) before processing",
                 EoaiWarning,
-                stacklevel=3,
+                stacklevel=user_stacklevel(),
             )
             obj = obj.sortby(dim)
             idx = pd.DatetimeIndex(obj[dim].values)
@@ -75,7 +76,7 @@ def check_time(
                 f"{func}: {n_dup} duplicate date(s) on {dim!r} were merged with the mean of their "
                 "valid values (e.g. two orbits or tiles of one day)",
                 DataSkippedWarning,
-                stacklevel=3,
+                stacklevel=user_stacklevel(),
             )
             attrs = obj.attrs
             obj = obj.groupby(dim).mean(skipna=True, keep_attrs=True)
@@ -128,7 +129,7 @@ def single_time_chunk(da: xr.DataArray, dim: str, func: str) -> xr.DataArray:
             f"rechunked too (now {new_bytes / 2**20:.0f} MiB per chunk). Load with "
             f"chunks={{{dim!r}: -1, 'x': 512, 'y': 512}} to avoid this rechunk.",
             LargeChunkWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
         return new
     return da.chunk({dim: -1})

@@ -123,7 +123,7 @@ def _single_time_chunk(da: xr.DataArray) -> xr.DataArray:
 def _keep_spatial_meta(out: xr.Dataset, src: xr.DataArray | xr.Dataset) -> xr.Dataset:
     """Carry the CRS coordinate ``spatial_ref`` (and odc-geo's grid mapping) to the output."""
     for name in ("spatial_ref", "crs"):
-        if name in src.coords and name not in out.coords:
+        if name in src.coords:  # also when apply_ufunc(keep_attrs=False) kept it without its attrs
             out = out.assign_coords({name: src.coords[name]})
     for var in out.data_vars:
         gm = src.attrs.get("grid_mapping") or src.encoding.get("grid_mapping")

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .._skipped import user_stacklevel
 from ..errors import CRSError, DataSkippedWarning, InputError, MissingDimensionError
 from . import colours
 
@@ -69,7 +70,7 @@ class _Layer:
                     f"layer {self.name!r} has no valid pixel{when} (all masked, e.g. clouds), so "
                     "its overlay is empty: choose another date (time=... or the slider)",
                     DataSkippedWarning,
-                    stacklevel=2,
+                    stacklevel=user_stacklevel(),
                 )
             self.cache[key] = colours.png_data_url(rgba)
         return self.cache[key]
