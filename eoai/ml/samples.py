@@ -398,30 +398,54 @@ def extract(
     return table
 
 
-def sample_features(samples: pd.DataFrame, features: Sequence[str] | None = None) -> list[str]:
+def sample_features(
+    samples: pd.DataFrame, features: Sequence[str] | None = None, target: str = "label"
+) -> list[str]:
     """The feature columns of a sample table: ``features``, ``attrs['eoai:features']`` or the rest.
+
+    Parameters
+    ----------
+    samples
+        Sample table (from :func:`extract`, or any DataFrame with a target column).
+    features
+        Feature columns (default: ``attrs['eoai:features']``, else every column but ``label``,
+        ``group``, ``x``, ``y`` and ``target``).
+    target
+        The column to predict (class labels or a continuous quantity); it must be present and is
+        never a feature.
 
     Examples
     --------
     >>> import pandas as pd
     >>> sample_features(pd.DataFrame({"a": [1.0], "label": [1], "group": [0], "x": [0.0], "y": [0.0]}))
     ['a']
+    >>> sample_features(pd.DataFrame({"a": [1.0], "lfmc": [80.0]}), target="lfmc")
+    ['a']
     """
     if not isinstance(samples, pd.DataFrame):
         raise InputError(
             f"samples must be a pandas DataFrame (from eoai.ml.extract), got {type(samples).__name__}"
         )
+    if not isinstance(target, str):
+        raise InputError(f"target must be a column name, got {type(target).__name__}")
+    if target not in samples.columns:
+        if target == "label":
+            raise InputError(
+                "the samples have no 'label' column; make them with eoai.ml.extract, name the "
+                "class column 'label', or pass target= the column to predict"
+            )
+        raise InputError(
+            f"the samples have no target column {target!r}; pass target= one of "
+            f"{[str(c) for c in samples.columns if c not in ('group', 'x', 'y')][:20]}"
+        )
     if features is None:
         features = samples.attrs.get("eoai:features") or [
-            c for c in samples.columns if c not in RESERVED
+            c for c in samples.columns if c not in RESERVED and c != target
         ]
     features = [str(f) for f in features]
     missing = [f for f in features if f not in samples.columns]
     if missing:
         raise InputError(f"the samples lack the feature columns {missing}")
-    if "label" not in samples.columns:
-        raise InputError(
-            "the samples have no 'label' column; make them with eoai.ml.extract or name the "
-            "class column 'label'"
-        )
+    if target in features:
+        raise InputError(f"the target column {target!r} is also a feature; drop it from features=")
     return features
