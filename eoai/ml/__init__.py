@@ -10,6 +10,7 @@ The same functions serve random forests (scikit-learn) and the deep-learning mod
   (``cube.eoai.predict``: lazy map with tree-quantile intervals), :func:`assess_regression`
   (RMSE, MAE, bias, R²), :func:`plot_regression`;
 - spatial folds: :func:`spatial_blocks`, :func:`spatial_clusters` (``cross_validate(group=...)``);
+- :func:`select_samples`: per-class / per-polygon sample selection (OTB / iota2 strategies);
 - :func:`assess`, :func:`area_estimates` (Olofsson et al. 2014), :func:`plot_confusion_matrix`;
 - :func:`save_model`, :func:`load_model` (skops, or pickle with ``trusted=True``);
 - :func:`majority_filter`, :func:`sieve`;
@@ -39,6 +40,7 @@ _FUNCTIONS = {
     "fit": "eoai.ml.train",
     "cross_validate": "eoai.ml.train",
     "infer_task": "eoai.ml.train",
+    "select_samples": "eoai.ml.selection",
     "spatial_blocks": "eoai.ml.folds",
     "spatial_clusters": "eoai.ml.folds",
     "predict": "eoai.ml.classify",
