@@ -239,6 +239,10 @@ def test_spatial_blocks_and_clusters():
     df = pd.DataFrame({"x": x, "y": y, "group": [0, 0, 1, 2, 3]})
     assert eoai.ml.spatial_blocks(df, 100).tolist() == [0, 0, 1, 2, 0]
     assert eoai.ml.spatial_blocks(df, 1000).nunique() == 1
+    # a polygon is kept whole, in the block of its centroid; group=None cuts it
+    cut = pd.DataFrame({"x": [5.0, 95.0, 105.0, 195.0], "y": [5.0] * 4, "group": [0, 0, 0, 1]})
+    assert eoai.ml.spatial_blocks(cut, 100).tolist() == [0, 0, 0, 1]
+    assert eoai.ml.spatial_blocks(cut, 100, group=None).tolist() == [0, 0, 1, 1]
     df.attrs["eoai:cube"] = {"resolution": [10.0, -10.0]}
     np.testing.assert_array_equal(
         eoai.ml.spatial_blocks(df, 10, units="pixels"), eoai.ml.spatial_blocks(df, 100)
