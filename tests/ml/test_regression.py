@@ -302,5 +302,7 @@ def test_assess_regression_rasters_vectors_groups_and_plot(synthetic, field):
         eoai.ml.assess_regression([1.0, 2, 3, 4], [1.0, 2, 3])
     with pytest.raises(InputError, match="not on the grid"):
         eoai.ml.assess_regression(pred, ref.isel(x=slice(1, None)))
+    with pytest.raises(InputError, match="assess it with eoai.ml.assess_regression"):
+        eoai.ml.assess(pred, ref)
     with pytest.raises(InputError, match="expected a RegressionAssessment"):
         eoai.ml.plot_regression(raster.summary())
