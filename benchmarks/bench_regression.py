@@ -90,17 +90,26 @@ def fuel(args: argparse.Namespace) -> None:
                   f"bias {a.bias:+.2f} R2 {a.r2:.3f}; fit {secs:.1f} s{extra}", flush=True)  # fmt: skip
 
 
+SEEDS = [0]
+
+
 def _cv_row(label, samples, folds, model_kw, target="label", **kw):
+    """Cross-validate with each seed of SEEDS (fold assignment and forest); print mean and range."""
     import eoai.ml
 
     t0 = time.perf_counter()
-    cv = eoai.ml.cross_validate(samples, "rf", k=5, target=target, **model_kw, **kw)
-    secs = time.perf_counter() - t0
-    if target == "label":
-        score = f"OA {cv.overall_accuracy:.3f} kappa {cv.kappa:.3f}"
-    else:
-        score = f"RMSE {cv.rmse:.4f} R2 {cv.r2:.3f}"
-    print(f"  {label:<34} {folds:<26} {score} ({secs:.0f} s)", flush=True)
+    scores = []
+    for seed in SEEDS:
+        cv = eoai.ml.cross_validate(
+            samples, "rf", k=5, target=target, random_state=seed, **model_kw, **kw
+        )
+        scores.append((cv.overall_accuracy, cv.kappa) if target == "label" else (cv.rmse, cv.r2))
+    secs = (time.perf_counter() - t0) / len(SEEDS)
+    a, b = np.array(scores).T
+    names = ("OA", "kappa") if target == "label" else ("RMSE", "R2")
+    spread = f" [{a.min():.3f}-{a.max():.3f}]" if len(SEEDS) > 1 else ""
+    score = f"{names[0]} {a.mean():.4f}{spread} {names[1]} {b.mean():.3f}"
+    print(f"  {label:<34} {folds:<26} {score} ({secs:.0f} s per seed)", flush=True)
 
 
 def _fold_kinds(samples, block_m: float, n_clusters: int):
@@ -115,13 +124,19 @@ def _fold_kinds(samples, block_m: float, n_clusters: int):
 
 
 def folds(args: argparse.Namespace) -> None:
+    n = args.threads
+    if args.only != "synthetic":
+        _slovenia_folds(n)
+    if args.only != "slovenia":
+        _synthetic_folds(n)
+
+
+def _slovenia_folds(n: int) -> None:
     import geopandas as gpd
     import xarray as xr
 
-    import eoai.datasets
-    import eoai.ml
+    import eoai.ml  # noqa: F401  (the .eoai accessor)
 
-    n = args.threads
     ds = xr.open_dataset(SLOVENIA / "eolearn_testpatch.nc")
     ndvi = ds["NDVI"].where(ds["CLM"] == 0).rename(time_all="time").rename("ndvi")
     ndvi = ndvi.chunk({"time": -1, "y": 64, "x": 64})
@@ -137,6 +152,13 @@ def folds(args: argparse.Namespace) -> None:
     for fold_name, group in kinds.items():
         _cv_row("rf 100 trees, classes", samples, fold_name,
                 dict(n_estimators=100, n_jobs=n), group=group)  # fmt: skip
+
+
+def _synthetic_folds(n: int) -> None:
+    import geopandas as gpd
+
+    import eoai.datasets
+    import eoai.ml  # noqa: F401
 
     cube, truth = eoai.datasets.synthetic_cube(
         shape=(96, 96), freq="15D", breaks=False, seed=5, parcel_size=80,
@@ -175,7 +197,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("what", nargs="?", default="fuel", choices=["fuel", "folds"])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seeds", type=int, default=1, help="folds: seeds 0..N-1, mean and range")
+    parser.add_argument("--only", choices=["slovenia", "synthetic"], help="folds: one data set")
     args = parser.parse_args()
+    SEEDS[:] = list(range(args.seeds))
     import os
 
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average "
