@@ -320,10 +320,13 @@ class SklearnRegressor(RegressorModel):
 
     @property
     def has_interval(self) -> bool:
-        """Whether the model is a forest of trees (per-tree predictions give intervals)."""
-        return hasattr(self.estimator, "estimators_") and all(
-            hasattr(t, "tree_") for t in np.ravel(self.estimator.estimators_)[:1]
-        )
+        """Whether the model is a random / extra-trees forest (per-tree predictions give intervals).
+
+        Boosted trees are not: each fits the residuals of the previous ones.
+        """
+        from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
+
+        return isinstance(self.estimator, (RandomForestRegressor, ExtraTreesRegressor))
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Predicted values ``(n,)`` (float32) of ``X`` ``(n, n_features)``."""

@@ -168,6 +168,10 @@ def test_gradient_boosting_fit_predict_save_load(tmp_path):
     assert eoai.ml.predict(cube, model)["prediction"].item() == pytest.approx(1.5, abs=0.2)
     with pytest.raises(ModelError, match="no prediction interval"):
         eoai.ml.predict(cube, model, interval=0.9)
+    from sklearn.ensemble import GradientBoostingRegressor
+
+    boosted = eoai.ml.fit(df, GradientBoostingRegressor(n_estimators=5), target="y")
+    assert not boosted.has_interval  # its trees fit residuals: their spread is no interval
     del t
 
 
