@@ -236,7 +236,9 @@ def extract(
     all_touched
         Take every pixel a polygon touches, not only those whose centre is inside.
     min_samples
-        Warn (:class:`FewSamplesWarning`, with counts) for classes with fewer samples.
+        Warn (:class:`FewSamplesWarning`, with counts) for classes with fewer samples (for a
+        continuous ``label``, see :func:`eoai.ml.train.infer_task`: when the whole table is
+        smaller).
     drop_empty
         Drop samples whose features are all NaN (warned with a count).
     random_state
@@ -381,9 +383,21 @@ def extract(
     if len(table) == 0:
         raise NoOverlapError("the labels fall on the cube but every sampled pixel is NaN")
 
+    from .train import infer_task
+
+    continuous = infer_task(table["label"]) == "regression"
     counts = table.groupby("label").size()
     groups = table.groupby("label")["group"].nunique()
     few = counts[(counts < min_samples) | (groups < 2)]
+    if continuous:  # a continuous target (regression) has no classes to count
+        few = few.iloc[:0]
+        if len(table) < min_samples:
+            warnings.warn(
+                f"only {len(table)} samples of the continuous target {label!r} (fewer than "
+                f"{min_samples}); the model will be poor",
+                FewSamplesWarning,
+                stacklevel=2,
+            )
     if len(few):
         detail = ", ".join(f"{k}: {counts[k]} pixels in {groups[k]} groups" for k in few.index)
         warnings.warn(

@@ -18,7 +18,7 @@ from eoai_testing import assert_model_enters_once
 
 import eoai
 import eoai.ml
-from eoai.errors import DataSkippedWarning, InputError, ModelError
+from eoai.errors import DataSkippedWarning, FewSamplesWarning, InputError, ModelError
 
 FUEL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "presto" / "data"
 FUEL = FUEL / "fuel_moisture" / "npy"
@@ -310,3 +310,14 @@ def test_assess_regression_rasters_vectors_groups_and_plot(synthetic, field):
         eoai.ml.assess(pred, ref)
     with pytest.raises(InputError, match="expected a RegressionAssessment"):
         eoai.ml.plot_regression(raster.summary())
+
+
+def test_extract_a_continuous_label_without_class_warnings(synthetic):
+    cube, _, parcels = synthetic
+    labels = parcels.assign(cover=np.linspace(0.05, 0.95, len(parcels)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FewSamplesWarning)  # no "classes with few samples" per value
+        samples = eoai.ml.extract(cube, labels, label="cover", max_per_polygon=3)
+    assert samples["label"].nunique() == len(parcels)
+    model = eoai.ml.fit(samples, n_estimators=5, n_jobs=1)  # the label column is the target
+    assert model.metadata["task"] == "regression" and model.metadata["label_column"] == "cover"
