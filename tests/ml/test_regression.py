@@ -42,13 +42,13 @@ def fuel_samples() -> tuple[pd.DataFrame, np.ndarray]:
 def test_fuel_moisture_rmse_matches_the_scikit_learn_reference(tmp_path):
     """Raw 54 features, train split -> RMSE on the test split within 2 % of 25.20.
 
-    The reference is a 300-tree scikit-learn forest (max_features=1.0); 100 trees keep the test
-    fast and land within 1 % of it for seeds 0 and 1 (25.44, 25.13).
+    The reference is a 300-tree scikit-learn forest (max_features=1.0). 50 trees keep the test
+    within the CI budget: seed 0 gives 25.51 (seeds 0-3: 25.09-25.69; 100 trees: 25.44, 25.13).
     """
     samples, is_test = fuel_samples()
     train, test = samples[~is_test], samples[is_test]
     model = eoai.ml.fit(
-        train, "rf", target="lfmc", units="%", n_estimators=100, max_features=1.0, n_jobs=2
+        train, "rf", target="lfmc", units="%", n_estimators=50, max_features=1.0, n_jobs=2
     )
     assert len(model.features) == 54 and "lfmc" not in model.features
     assert "group" not in model.features
