@@ -420,12 +420,10 @@ def cross_validate(
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
         raise InputError(f"k must be an int, got {k!r}")
     feats = sample_features(samples, features, target)
-    samples = samples.reset_index(drop=True)
     if k < 2:
         raise InputError(f"k must be >= 2, got {k}")
-    if isinstance(group, pd.Series):
-        group = group.to_numpy()  # the index was checked against the samples' before the reset
-    groups, group_name = _fold_groups(samples, group)
+    groups, group_name = _fold_groups(samples, group)  # checks a Series' index against samples'
+    samples = samples.reset_index(drop=True)
     labels = samples[target]
     if labels.isna().any():
         raise InputError(

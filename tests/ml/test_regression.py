@@ -273,6 +273,9 @@ def test_spatial_blocks_and_clusters():
     blocks = eoai.ml.spatial_blocks(big, 500)
     cv = eoai.ml.cross_validate(big, k=3, group=blocks, features=["y"], n_estimators=5, n_jobs=1)
     assert cv.extra["predictions"].groupby("group")["fold"].nunique().max() == 1
+    with pytest.raises(InputError, match="not on the index of the samples"):
+        eoai.ml.cross_validate(big, group=blocks.sample(frac=1, random_state=0).reset_index(drop=True)
+                               .set_axis(big.index[::-1]), features=["y"])  # fmt: skip
     with pytest.raises(InputError, match="one id per sample"):
         eoai.ml.cross_validate(big, group=blocks.to_numpy()[:10], features=["y"])
 
