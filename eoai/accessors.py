@@ -48,6 +48,7 @@ _METHODS: dict[str, str] = {
     "change": "eoai.timeseries.change:change",
     "extract": "eoai.ml.samples:extract",
     "classify": "eoai.ml.classify:classify",
+    "predict": "eoai.ml.classify:predict",
     "superres": "eoai.superres.api:superres",
     "explore": "eoai.viz.maps:explore",
     "plot_series": "eoai.viz.plots:plot_series",

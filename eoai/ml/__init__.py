@@ -6,6 +6,11 @@ The same functions serve random forests (scikit-learn) and the deep-learning mod
 - :func:`extract` (``cube.eoai.extract``): pixels under labelled points/polygons -> tidy table;
 - :func:`fit`, :func:`cross_validate` (stratified k-fold grouped by polygon);
 - :func:`classify` (``cube.eoai.classify``): lazy class map, probabilities, confidence, uncertainty;
+- regression (:mod:`eoai.ml.regress`): :func:`fit` with a continuous ``target``, :func:`predict`
+  (``cube.eoai.predict``: lazy map with tree-quantile intervals), :func:`assess_regression`
+  (RMSE, MAE, bias, R²), :func:`plot_regression`;
+- spatial folds: :func:`spatial_blocks`, :func:`spatial_clusters` (``cross_validate(group=...)``);
+- :func:`select_samples`: per-class / per-polygon sample selection (OTB / iota2 strategies);
 - :func:`assess`, :func:`area_estimates` (Olofsson et al. 2014), :func:`plot_confusion_matrix`;
 - :func:`save_model`, :func:`load_model` (skops, or pickle with ``trusted=True``);
 - :func:`majority_filter`, :func:`sieve`;
@@ -34,6 +39,15 @@ _FUNCTIONS = {
     "extract": "eoai.ml.samples",
     "fit": "eoai.ml.train",
     "cross_validate": "eoai.ml.train",
+    "infer_task": "eoai.ml.train",
+    "select_samples": "eoai.ml.selection",
+    "spatial_blocks": "eoai.ml.folds",
+    "spatial_clusters": "eoai.ml.folds",
+    "predict": "eoai.ml.classify",
+    "assess_regression": "eoai.ml.regression_metrics",
+    "plot_regression": "eoai.ml.regression_metrics",
+    "RegressorModel": "eoai.ml.regress",
+    "SklearnRegressor": "eoai.ml.regress",
     "assess": "eoai.ml.metrics",
     "area_estimates": "eoai.ml.metrics",
     "plot_confusion_matrix": "eoai.ml.metrics",

@@ -1,6 +1,7 @@
 """Lazy classification of a cube with a trained model: class map, probabilities, confidence, uncertainty.
 
-Reached as ``cube.eoai.classify(model)``. The cube is stacked into ``(y, x, feature)`` (features in
+Reached as ``cube.eoai.classify(model)``; :func:`predict` (``cube.eoai.predict(model)``) maps a
+continuous quantity with a regression model through the same chunked kernels. The cube is stacked into ``(y, x, feature)`` (features in
 one chunk, see :mod:`eoai.ml.features`) and the model is applied chunk by chunk with
 ``dask.array.blockwise`` (one task per spatial chunk); nothing is computed until the result is. The
 model enters the graph once, as one key that every chunk task reads (:mod:`eoai._graph`): with a
@@ -118,7 +119,11 @@ def _with_n_jobs(model: Any, n_jobs: int | None) -> Any:
         return model
     est = model.estimator
     if "n_jobs" not in est.get_params():
-        return model
+        if not hasattr(model, "n_jobs_predict"):  # OpenMP models (gradient boosting)
+            return model
+        new = copy.copy(model)
+        new.n_jobs_predict = n_jobs
+        return new
     new = copy.copy(model)
     new.estimator = copy.copy(est)
     new.estimator.set_params(n_jobs=n_jobs)
@@ -199,6 +204,13 @@ def classify(
     >>> classify(cube, model)["class"].values.tolist()
     [[1, 2], [255, 1]]
     """
+    from .regress import PixelRegressor
+
+    if isinstance(model, PixelRegressor) and not isinstance(model, PixelClassifier):
+        raise ModelError(
+            f"{model!r} is a regression model (it predicts {model.target!r}, not classes): map "
+            "it with cube.eoai.predict(model) (eoai.ml.predict)"
+        )
     if not isinstance(model, PixelClassifier):
         raise ModelError(
             f"{type(model).__name__} is not an eoai model: train one with eoai.ml.fit(samples) "
@@ -276,6 +288,154 @@ def classify(
                 "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
                 "n_features": len(model.features),
                 "classes": [str(c) for c in model.classes],
+                **{
+                    k: v
+                    for k, v in model.metadata.items()
+                    if k in ("method", "estimator", "label_column")
+                },
+            }
+        ),
+    }
+    return out
+
+
+class _RegressionOutputs:
+    """A regressor seen as ``predict_proba``: ``(n, 1)`` values or ``(n, 3)`` mean, lower, upper.
+
+    Lets :func:`predict` reuse the chunked kernels of :func:`classify` (one fused task per spatial
+    chunk, the model one graph key, the same NaN rules).
+    """
+
+    def __init__(self, model: Any, interval: float | None) -> None:
+        self.model = model
+        self.interval = interval
+        self.features = model.features
+        self.allow_nan = bool(model.allow_nan)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        if self.interval is None:
+            out = np.asarray(self.model.predict(X), dtype="float32").reshape(-1, 1)
+        else:
+            out = np.stack(self.model.predict_interval(X, self.interval), axis=1)
+        if out.shape[0] != X.shape[0]:
+            raise ModelError(
+                f"{type(self.model).__name__}.predict returned {out.shape[0]} values for "
+                f"{X.shape[0]} pixels"
+            )
+        return out.astype("float32", copy=False)
+
+
+def predict(
+    cube: xr.Dataset | xr.DataArray,
+    model: Any,
+    *,
+    interval: float | None = None,
+    n_jobs: int | None = None,
+) -> xr.Dataset:
+    """Map a continuous quantity with a trained regression model, lazily and chunk by chunk.
+
+    Parameters
+    ----------
+    cube
+        Dataset/DataArray ``(time, y, x)`` / ``(y, x)`` with (at least) the model's features (same
+        bands and dates; extra ones are ignored). Dask-backed gives a lazy result.
+    model
+        A regression model from :func:`eoai.ml.fit` (continuous target) or
+        :func:`eoai.ml.load_model`, or any object following
+        :class:`eoai.ml.regress.PixelRegressor`.
+    interval
+        Central share of the trees' predictions to report as ``lower`` / ``upper`` (e.g. 0.9:
+        their 5 % and 95 % quantiles), for forests (``"rf"``, ``"et"``); ``None``: no interval.
+        It measures how much the trees disagree, and is narrower than a prediction interval of
+        the target (see :mod:`eoai.ml.regress`).
+    n_jobs
+        Threads of the model inside each chunk (forest ``n_jobs``, OpenMP threads of gradient
+        boosting); default the model's. With many dask threads, ``n_jobs=1`` avoids
+        oversubscription. The tree-by-tree loop of ``interval`` runs on one thread per chunk.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``prediction`` (y, x) float32 (attrs ``long_name`` = the target, ``units``), with
+        ``interval``: ``lower`` and ``upper``; NaN where the pixel has no data (all features NaN;
+        any NaN for models that do not accept NaN); CRS and coordinates of the cube;
+        ``attrs["eoai:method"]``, ``"eoai:parameters"``, ``"eoai:model"``.
+
+    Raises
+    ------
+    eoai.errors.ModelError
+        The model is a classifier or not a model, it gives no interval, or the cube lacks
+        features of the model (the message lists missing and extra features).
+    eoai.errors.InputError
+        ``interval`` is not in (0, 1).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, xarray as xr
+    >>> import eoai.ml
+    >>> t = pd.to_datetime(["2021-05-01"])
+    >>> cube = xr.Dataset({"ndvi": (("time", "y", "x"), np.array([[[0.1, 0.9], [np.nan, 0.5]]]))},
+    ...                   coords={"time": t, "y": [1.0, 0.0], "x": [0.0, 1.0]})
+    >>> samples = pd.DataFrame({"ndvi_2021-05-01": np.linspace(0, 1, 21)})
+    >>> samples["cover"] = samples["ndvi_2021-05-01"] * 100
+    >>> model = eoai.ml.fit(samples, target="cover", units="%", n_estimators=20, n_jobs=1)
+    >>> out = predict(cube, model, interval=0.8)
+    >>> np.round(out["prediction"].values, -1).tolist()
+    [[10.0, 90.0], [nan, 50.0]]
+    >>> out["prediction"].attrs["units"], sorted(out.data_vars)
+    ('%', ['lower', 'prediction', 'upper'])
+    """
+    from .regress import PixelRegressor
+
+    if isinstance(model, PixelClassifier):
+        raise ModelError(
+            f"{model!r} is a classifier: map its classes with cube.eoai.classify(model); "
+            "predict is for regression models (eoai.ml.fit with a continuous target)"
+        )
+    if not isinstance(model, PixelRegressor):
+        raise ModelError(
+            f"{type(model).__name__} is not an eoai regression model: train one with "
+            "eoai.ml.fit(samples, target=...) on a continuous target (a raw scikit-learn "
+            "estimator lacks the feature names)"
+        )
+    if interval is not None:
+        if isinstance(interval, bool) or not isinstance(interval, (int, float)):
+            raise InputError(f"interval must be a number in (0, 1) or None, got {interval!r}")
+        if not 0 < interval < 1:
+            raise InputError(f"interval must be in (0, 1) (e.g. 0.9), got {interval}")
+        if not getattr(model, "has_interval", False) or not hasattr(model, "predict_interval"):
+            raise ModelError(
+                f"{model!r} gives no prediction interval (only forests do: model='rf' or 'et'); "
+                "predict without interval="
+            )
+    if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, int)):
+        raise InputError(f"n_jobs must be an int or None, got {n_jobs!r}")
+    run_model = _RegressionOutputs(_with_n_jobs(model, n_jobs), interval)
+    n_out = 1 if interval is None else 3
+    values = _pixel_proba(cube, model, run_model, n_out)
+    target = str(model.target)
+    units = str(getattr(model, "units", "") or "")
+    out = xr.Dataset()
+    names = ["prediction"] if interval is None else ["prediction", "lower", "upper"]
+    for i, name in enumerate(names):
+        var = values.isel({"class": i}, drop=True).transpose("y", "x")
+        long = target if name == "prediction" else (
+            f"{'lower' if name == 'lower' else 'upper'} bound of the central {interval:g} of "
+            f"the trees' predictions of {target}"
+        )  # fmt: skip
+        var.attrs = {"long_name": long, "units": units}
+        var.encoding["_FillValue"] = np.float32(np.nan)
+        out[name] = var
+    params = {"interval": interval, "n_jobs": n_jobs}
+    out.attrs = {
+        "eoai:method": "eoai.ml.predict",
+        "eoai:parameters": json.dumps(params),
+        "eoai:model": json.dumps(
+            {
+                "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
+                "n_features": len(model.features),
+                "target": target,
+                "units": units,
                 **{
                     k: v
                     for k, v in model.metadata.items()

@@ -51,7 +51,7 @@ def make_estimator(
     random_state: int | None = 0,
     **params: Any,
 ) -> Any:
-    """An unfitted scikit-learn estimator for ``model`` (``"rf"`` or an estimator, cloned).
+    """An unfitted scikit-learn classifier for ``model`` (``"rf"``, ``"et"``, ``"gbt"`` or an estimator, cloned).
 
     ``class_weight``, ``n_jobs`` and ``random_state`` are set when the estimator has them.
 
@@ -72,10 +72,16 @@ def make_estimator(
             from sklearn.ensemble import ExtraTreesClassifier
 
             est = ExtraTreesClassifier(n_estimators=params.pop("n_estimators", 200))
+        elif key in {"gbt", "gb", "hgb", "gradientboosting", "gradient_boosting"}:
+            from sklearn.ensemble import HistGradientBoostingClassifier
+
+            est = HistGradientBoostingClassifier()
+            n_jobs = None  # OpenMP threads: eoai.ml.fit limits them while fitting
         else:
             raise InputError(
-                f"unknown model {model!r}: use 'rf' (random forest), 'et' (extra trees), "
-                "a scikit-learn estimator, or a deep-learning model name of eoai.ml.deep"
+                f"unknown model {model!r}: use 'rf' (random forest), 'et' (extra trees), 'gbt' "
+                "(gradient boosting), a scikit-learn estimator, or a deep-learning model name of "
+                "eoai.ml.deep"
             )
     elif hasattr(model, "fit") and hasattr(model, "predict_proba"):
         est = clone(model)

@@ -421,6 +421,11 @@ def assess(
     (0.75, [0.5, 1.0])
     """
     if isinstance(class_map, xr.Dataset):
+        if "class" not in class_map and "prediction" in class_map:
+            raise InputError(
+                "this is a map of a continuous quantity (eoai.ml.predict): assess it with "
+                "eoai.ml.assess_regression(prediction, reference) (RMSE, MAE, bias, R²)"
+            )
         if "class" not in class_map:
             raise InputError("the Dataset has no 'class' variable; pass the class map DataArray")
         class_map = class_map["class"]

@@ -145,8 +145,9 @@ def save_model(model: Any, path: str | Path) -> Path:
     PosixPath('rf.skops')
     """
     from .base import ClassifierModel
+    from .regress import RegressorModel
 
-    if not isinstance(model, ClassifierModel):
+    if not isinstance(model, (ClassifierModel, RegressorModel)):
         raise ModelError(
             f"save_model needs an eoai model (from eoai.ml.fit), got {type(model).__name__}"
         )
@@ -196,7 +197,7 @@ def load_model(path: str | Path, trusted: bool = False) -> Any:
 
     Returns
     -------
-    eoai.ml.base.ClassifierModel
+    eoai.ml.base.ClassifierModel or eoai.ml.regress.SklearnRegressor
 
     Raises
     ------
@@ -235,8 +236,10 @@ def load_sklearn(path: Path, description: dict[str, Any], *, trusted: bool = Fal
     """
     from .forest import SklearnModel
 
+    regression = description.get("task") == "regression"
     fmt = description.get("format")
-    missing = [k for k in ("features", "classes") if k not in description]
+    needed = ("features", "target") if regression else ("features", "classes")
+    missing = [k for k in needed if k not in description]
     if missing:
         raise InputError(
             f"the metadata file {sidecar_path(path)} lacks {', '.join(map(repr, missing))}: it "
@@ -277,6 +280,8 @@ def load_sklearn(path: Path, description: dict[str, Any], *, trusted: bool = Fal
             f"unknown stored format {fmt!r} in {sidecar_path(path)} (eoai writes 'skops' or "
             "'pickle'); restore the file or save the model again with eoai.ml.save_model"
         )
+    if regression:
+        return _regressor_from(estimator, path, description)
     if not hasattr(estimator, "predict_proba"):
         raise ModelError(
             f"{path} holds a {type(estimator).__name__}, not a scikit-learn classifier; restore "
@@ -294,3 +299,27 @@ def load_sklearn(path: Path, description: dict[str, Any], *, trusted: bool = Fal
             f"{path} and its metadata disagree on the classes: {model.classes} vs {description.get('classes')}"
         )
     return model
+
+
+def _regressor_from(estimator: Any, path: Path, description: dict[str, Any]) -> Any:
+    """The :class:`eoai.ml.regress.SklearnRegressor` of a loaded estimator, checked."""
+    from .regress import SklearnRegressor, is_regressor_estimator
+
+    if not is_regressor_estimator(estimator):
+        raise ModelError(
+            f"{path} holds a {type(estimator).__name__}, not the scikit-learn regressor its "
+            "metadata describes; restore the file or save the model again with eoai.ml.save_model"
+        )
+    n_in = getattr(estimator, "n_features_in_", None)
+    if n_in != len(description["features"]):
+        raise ModelError(
+            f"{path} and its metadata disagree on the features: the estimator takes {n_in}, the "
+            f"metadata names {len(description['features'])}; restore both files or save again"
+        )
+    return SklearnRegressor(
+        estimator,
+        description["features"],
+        str(description["target"]),
+        units=str(description.get("units", "")),
+        metadata=description.get("metadata", {}),
+    )

@@ -236,7 +236,9 @@ def extract(
     all_touched
         Take every pixel a polygon touches, not only those whose centre is inside.
     min_samples
-        Warn (:class:`FewSamplesWarning`, with counts) for classes with fewer samples.
+        Warn (:class:`FewSamplesWarning`, with counts) for classes with fewer samples (for a
+        continuous ``label``, see :func:`eoai.ml.train.infer_task`: when the whole table is
+        smaller).
     drop_empty
         Drop samples whose features are all NaN (warned with a count).
     random_state
@@ -381,9 +383,21 @@ def extract(
     if len(table) == 0:
         raise NoOverlapError("the labels fall on the cube but every sampled pixel is NaN")
 
+    from .train import infer_task
+
+    continuous = infer_task(table["label"]) == "regression"
     counts = table.groupby("label").size()
     groups = table.groupby("label")["group"].nunique()
     few = counts[(counts < min_samples) | (groups < 2)]
+    if continuous:  # a continuous target (regression) has no classes to count
+        few = few.iloc[:0]
+        if len(table) < min_samples:
+            warnings.warn(
+                f"only {len(table)} samples of the continuous target {label!r} (fewer than "
+                f"{min_samples}); the model will be poor",
+                FewSamplesWarning,
+                stacklevel=2,
+            )
     if len(few):
         detail = ", ".join(f"{k}: {counts[k]} pixels in {groups[k]} groups" for k in few.index)
         warnings.warn(
@@ -398,30 +412,54 @@ def extract(
     return table
 
 
-def sample_features(samples: pd.DataFrame, features: Sequence[str] | None = None) -> list[str]:
+def sample_features(
+    samples: pd.DataFrame, features: Sequence[str] | None = None, target: str = "label"
+) -> list[str]:
     """The feature columns of a sample table: ``features``, ``attrs['eoai:features']`` or the rest.
+
+    Parameters
+    ----------
+    samples
+        Sample table (from :func:`extract`, or any DataFrame with a target column).
+    features
+        Feature columns (default: ``attrs['eoai:features']``, else every column but ``label``,
+        ``group``, ``x``, ``y`` and ``target``).
+    target
+        The column to predict (class labels or a continuous quantity); it must be present and is
+        never a feature.
 
     Examples
     --------
     >>> import pandas as pd
     >>> sample_features(pd.DataFrame({"a": [1.0], "label": [1], "group": [0], "x": [0.0], "y": [0.0]}))
     ['a']
+    >>> sample_features(pd.DataFrame({"a": [1.0], "lfmc": [80.0]}), target="lfmc")
+    ['a']
     """
     if not isinstance(samples, pd.DataFrame):
         raise InputError(
             f"samples must be a pandas DataFrame (from eoai.ml.extract), got {type(samples).__name__}"
         )
+    if not isinstance(target, str):
+        raise InputError(f"target must be a column name, got {type(target).__name__}")
+    if target not in samples.columns:
+        if target == "label":
+            raise InputError(
+                "the samples have no 'label' column; make them with eoai.ml.extract, name the "
+                "class column 'label', or pass target= the column to predict"
+            )
+        raise InputError(
+            f"the samples have no target column {target!r}; pass target= one of "
+            f"{[str(c) for c in samples.columns if c not in ('group', 'x', 'y')][:20]}"
+        )
     if features is None:
         features = samples.attrs.get("eoai:features") or [
-            c for c in samples.columns if c not in RESERVED
+            c for c in samples.columns if c not in RESERVED and c != target
         ]
     features = [str(f) for f in features]
     missing = [f for f in features if f not in samples.columns]
     if missing:
         raise InputError(f"the samples lack the feature columns {missing}")
-    if "label" not in samples.columns:
-        raise InputError(
-            "the samples have no 'label' column; make them with eoai.ml.extract or name the "
-            "class column 'label'"
-        )
+    if target in features:
+        raise InputError(f"the target column {target!r} is also a feature; drop it from features=")
     return features

@@ -20,7 +20,7 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -28,6 +28,9 @@ import pandas as pd
 from ..errors import InputError, ModelError
 from .base import ClassifierModel
 from .samples import sample_features
+
+if TYPE_CHECKING:
+    from .regress import RegressorModel
 
 DEEP_MODELS = {"tempcnn", "ltae", "unet", "fusion"}
 
@@ -48,9 +51,12 @@ def fit(
     random_state: int | None = 0,
     class_names: Sequence[str] | Mapping[Any, str] | None = None,
     colours: Sequence[str] | Mapping[Any, str] | None = None,
+    target: str = "label",
+    task: str | None = None,
+    units: str = "",
     **params: Any,
-) -> ClassifierModel:
-    """Train a classifier on a sample table from :func:`eoai.ml.samples.extract`.
+) -> ClassifierModel | RegressorModel:
+    """Train a classifier or a regressor on a sample table from :func:`eoai.ml.samples.extract`.
 
     Parameters
     ----------
@@ -58,9 +64,10 @@ def fit(
         Table with feature columns, ``label`` (and ``group``); ``attrs["eoai:features"]`` names
         the features when present.
     model
-        ``"rf"`` (random forest, 200 trees), ``"et"`` (extra trees), any scikit-learn classifier
-        (cloned), or a deep-learning model (``"tempcnn"``, ``"ltae"``, a ``torch.nn.Module``:
-        handled by ``eoai.ml.deep``).
+        ``"rf"`` (random forest, 200 trees), ``"et"`` (extra trees), ``"gbt"`` (histogram
+        gradient boosting), any scikit-learn classifier or regressor (cloned), or a deep-learning
+        classifier (``"tempcnn"``, ``"ltae"``, a ``torch.nn.Module``: handled by ``eoai.ml.deep``).
+        A name gives a classifier or a regressor according to ``task``.
     features
         Feature columns to use (default: all features of the table).
     class_weight
@@ -71,14 +78,31 @@ def fit(
         Seed: a fixed seed gives the same model.
     class_names, colours
         Readable names and ``#rrggbb`` colours per class (lists in class order, or mappings).
+    target
+        Column to predict (default ``label``, the class column of :func:`eoai.ml.extract`); it is
+        never a feature.
+    task
+        ``"classification"``, ``"regression"`` or ``None``: inferred from the target, see
+        :func:`infer_task` (float values -> regression, unless they are a few whole numbers;
+        integers, strings, booleans -> classification). Pass ``task="regression"`` for a
+        continuous target stored as integers.
+    units
+        Units of a regression target (e.g. ``"%"``), carried to the predicted map.
     **params
         Estimator parameters (e.g. ``n_estimators=500``, ``max_features="sqrt"``).
 
     Returns
     -------
-    ClassifierModel
-        With ``features``, ``classes``, ``codes``, ``class_names``, ``colours`` and ``metadata``
-        (training cube, label column, sample counts, parameters).
+    ClassifierModel or eoai.ml.regress.SklearnRegressor
+        A classifier with ``features``, ``classes``, ``codes``, ``class_names``, ``colours`` and
+        ``metadata`` (training cube, label column, sample counts, parameters); or, for a
+        continuous target, a regressor with ``features``, ``target``, ``units`` and ``metadata``.
+
+    Raises
+    ------
+    eoai.errors.InputError
+        The target column is absent or has missing values, a classifier is given a continuous
+        target or a regressor class labels, or the features have NaN the model cannot take.
 
     Examples
     --------
@@ -86,17 +110,35 @@ def fit(
     >>> df = pd.DataFrame({"b": [0.1, 0.2, 0.8, 0.9], "label": ["bare", "bare", "crop", "crop"]})
     >>> fit(df, n_estimators=10, n_jobs=1).class_names
     ['bare', 'crop']
+    >>> df["cover"] = [0.05, 0.1, 0.7, 0.85]
+    >>> fit(df, "gbt", target="cover", units="1", min_samples_leaf=1).target
+    'cover'
     """
-    feats = sample_features(samples, features)
-    labels = samples["label"]
+    feats = sample_features(samples, features, target)
+    labels = samples[target]
     if labels.isna().any():
-        raise InputError(f"{int(labels.isna().sum())} samples have no label; drop them first")
+        raise InputError(
+            f"{int(labels.isna().sum())} samples have no {target!r} value; drop them first"
+        )
+    task = _resolve_task(labels, model, task)
+    if task == "regression":
+        return _fit_regression(
+            samples, model, feats=feats, target=target, units=units, class_weight=class_weight,
+            class_names=class_names, colours=colours, n_jobs=n_jobs, random_state=random_state,
+            **params,
+        )  # fmt: skip
+    if units:
+        raise InputError("units= is for a regression target; class labels have no units")
+    if target != "label":
+        samples = samples.drop(columns=["label"], errors="ignore").rename(columns={target: "label"})
+        labels = samples["label"]
     if labels.nunique() < 2:
         raise InputError(
             f"training needs at least 2 classes, the samples have {sorted(labels.unique())}"
         )
     metadata = {
-        "label_column": samples.attrs.get("eoai:label", "label"),
+        "task": "classification",
+        "label_column": samples.attrs.get("eoai:label", "label") if target == "label" else target,
         "training_cube": samples.attrs.get("eoai:cube", {}),
         "n_samples": int(len(samples)),
         "samples_per_class": {
@@ -133,9 +175,143 @@ def fit(
     y = labels.to_numpy()
     if y.dtype == object and all(isinstance(v, (int, np.integer)) for v in y):
         y = y.astype("int64")
-    est.fit(X, y)
+    from .regress import _threads
+
+    with _threads(n_jobs if "n_jobs" not in est.get_params() else None):
+        est.fit(X, y)
     metadata["method"] = f"eoai.ml.fit({type(est).__name__})"
     return SklearnModel(est, feats, class_names=class_names, colours=colours, metadata=metadata)
+
+
+TASKS = ("classification", "regression")
+#: float targets holding at most this many distinct whole numbers are taken as class codes
+MAX_FLOAT_CLASSES = 50
+
+
+def infer_task(values: Any) -> str:
+    """``"regression"`` or ``"classification"`` for the values of a target column.
+
+    Floats are continuous unless they are at most 50 distinct whole numbers (class codes read as
+    floats, e.g. from a file with missing values); integers, booleans, strings and categories are
+    class labels.
+
+    Examples
+    --------
+    >>> infer_task([12.5, 80.0, 101.25]), infer_task([1.0, 2.0, 2.0]), infer_task(["a", "b"])
+    ('regression', 'classification', 'classification')
+    """
+    s = pd.Series(values) if not isinstance(values, pd.Series) else values
+    if pd.api.types.is_bool_dtype(s) or not pd.api.types.is_numeric_dtype(s):
+        return "classification"
+    if pd.api.types.is_float_dtype(s):
+        v = s.dropna().to_numpy(dtype="float64")
+        if v.size and (not np.isfinite(v).all() or not np.array_equal(v, np.round(v))):
+            return "regression"
+        return "classification" if pd.unique(v).size <= MAX_FLOAT_CLASSES else "regression"
+    return "classification"
+
+
+def _example(labels: pd.Series) -> Any:
+    value = labels.iloc[0]
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _resolve_task(labels: pd.Series, model: Any, task: str | None) -> str:
+    """The task of ``fit``: given, or inferred from the target; checked against the model."""
+    if task is not None and task not in TASKS:
+        raise InputError(f"task must be one of {TASKS} or None, got {task!r}")
+    numeric = pd.api.types.is_numeric_dtype(labels) and not pd.api.types.is_bool_dtype(labels)
+    explicit = not isinstance(model, str) and not _is_deep(model)
+    if explicit and hasattr(model, "fit"):
+        from .regress import is_regressor_estimator
+
+        est_task = "regression" if is_regressor_estimator(model) else "classification"
+        if task is not None and task != est_task:
+            raise InputError(
+                f"task={task!r} but {type(model).__name__} is a scikit-learn "
+                f"{'regressor' if est_task == 'regression' else 'classifier'}; pass a "
+                f"{'classifier' if task == 'classification' else 'regressor'} or drop task="
+            )
+        if task is None and est_task == "classification" and infer_task(labels) == "regression":
+            raise InputError(
+                f"{type(model).__name__} is a classifier but the target {labels.name!r} is "
+                f"continuous ({labels.nunique()} distinct float values, e.g. "
+                f"{_example(labels)!r}); pass a regressor (model='rf', 'gbt' or e.g. "
+                "RandomForestRegressor()), or class labels"
+            )
+        task = est_task
+    if task is None:
+        task = infer_task(labels)
+    if task == "regression":
+        if not numeric:
+            raise InputError(
+                f"a regression needs a numeric target, but {labels.name!r} holds "
+                f"{labels.dtype} values (e.g. {_example(labels)!r}); these are class labels: "
+                "use a classifier (task='classification' or drop task=)"
+            )
+        if _is_deep(model):
+            raise InputError(
+                f"the target {labels.name!r} is continuous, but the deep-learning models of "
+                "eoai.ml.deep are classifiers; use model='rf' or 'gbt' for a regression"
+            )
+        v = labels.to_numpy(dtype="float64")
+        if not np.isfinite(v).all():
+            raise InputError(
+                f"{int((~np.isfinite(v)).sum())} values of the target {labels.name!r} are "
+                "infinite; drop those samples"
+            )
+        if np.unique(v).size < 2:
+            raise InputError(f"the target {labels.name!r} is constant ({v[0]}): nothing to learn")
+    elif pd.api.types.is_float_dtype(labels) and infer_task(labels) == "regression":
+        raise InputError(
+            f"the target {labels.name!r} is continuous ({labels.nunique()} distinct float values, "
+            f"e.g. {_example(labels)!r}) but a classifier was asked for (task='classification'); "
+            "drop task= (or pass task='regression') to train a regressor, or bin the values "
+            "into classes first"
+        )
+    return task
+
+
+def _fit_regression(
+    samples: pd.DataFrame,
+    model: Any,
+    *,
+    feats: list[str],
+    target: str,
+    units: str,
+    class_weight: Any,
+    class_names: Any,
+    colours: Any,
+    n_jobs: int | None,
+    random_state: int | None,
+    **params: Any,
+) -> Any:
+    for name, value in (("class_weight", class_weight), ("class_names", class_names),
+                        ("colours", colours)):  # fmt: skip
+        if value is not None:
+            raise InputError(
+                f"{name}= is for classes, but the target {target!r} is continuous (a regression); "
+                f"drop {name}="
+            )
+    from .regress import fit_regressor
+
+    y = samples[target].to_numpy(dtype="float64")
+    metadata = {
+        "task": "regression",
+        "label_column": samples.attrs.get("eoai:label", target) if target == "label" else target,
+        "target": target,
+        "units": units,
+        "training_cube": samples.attrs.get("eoai:cube", {}),
+        "n_samples": int(len(samples)),
+        "target_range": [float(y.min()), float(y.max())],
+        "target_mean": float(y.mean()),
+    }
+    if "group" in samples.columns:
+        metadata["n_groups"] = int(samples["group"].nunique())
+    return fit_regressor(
+        samples, model, features=feats, target=target, units=units, n_jobs=n_jobs,
+        random_state=random_state, metadata=metadata, **params,
+    )  # fmt: skip
 
 
 def _allows_nan(est: Any) -> bool:
@@ -144,41 +320,89 @@ def _allows_nan(est: Any) -> bool:
     return estimator_allows_nan(est)
 
 
+def _fold_groups(samples: pd.DataFrame, group: Any) -> tuple[np.ndarray | None, str | None]:
+    """Group ids of the folds: a column, an array / Series of ids (spatial blocks...), or None."""
+    if group is None:
+        return None, None
+    if isinstance(group, str):
+        if group not in samples.columns:
+            raise InputError(
+                f"the samples have no group column {group!r}; pass group=None to split pixels "
+                "independently (optimistic), group=eoai.ml.spatial_blocks(samples, size) for "
+                "spatial blocks, or add a column of polygon ids"
+            )
+        values, name = samples[group].to_numpy(), group
+    else:
+        if isinstance(group, pd.Series):
+            if len(group) == len(samples) and not group.index.equals(samples.index):
+                raise InputError(
+                    "the group Series is not on the index of the samples; build it from the "
+                    "same table (e.g. eoai.ml.spatial_blocks(samples, size))"
+                )
+            name = str(group.name) if group.name is not None else "group"
+        else:
+            name = "group"
+        values = np.asarray(group)
+        if values.ndim != 1 or len(values) != len(samples):
+            raise InputError(
+                f"group must be a column name, None, or one id per sample ({len(samples)}), got "
+                f"an array of shape {values.shape}"
+            )
+    if pd.isna(values).any():
+        raise InputError(f"{int(pd.isna(values).sum())} samples have no group id; drop them first")
+    return values, name
+
+
 def cross_validate(
     samples: pd.DataFrame,
     model: str | Any = "rf",
     *,
     k: int = 5,
-    group: str | None = "group",
+    group: str | Any | None = "group",
     features: Sequence[str] | None = None,
     random_state: int | None = 0,
+    target: str = "label",
+    task: str | None = None,
+    by: str | None = None,
     **fit_kw: Any,
 ) -> Any:
-    """Stratified k-fold cross-validation grouped by polygon, with the pooled confusion matrix.
+    """K-fold cross-validation grouped by polygon (or spatial block): pooled confusion or errors.
+
+    Classes: stratified k-fold grouped by ``group``, the confusion matrices of the folds pooled.
+    Continuous targets (regression, see :func:`fit`): k-fold grouped by ``group``, RMSE, MAE,
+    bias and R² of the pooled out-of-fold predictions.
 
     Parameters
     ----------
     samples
         Sample table (see :func:`fit`).
     model
-        As for :func:`fit` (also deep-learning models).
+        As for :func:`fit` (also deep-learning classifiers).
     k
         Number of folds.
     group
-        Column of group ids (polygons): a group is never in both the training and the test folds.
-        ``None`` splits pixels independently (optimistic: neighbouring pixels are correlated).
+        Column of group ids (default ``group``: the polygons of :func:`eoai.ml.extract`), or one
+        id per sample (e.g. :func:`eoai.ml.spatial_blocks`, :func:`eoai.ml.spatial_clusters`):
+        a group is never in both the training and the test folds. ``None`` splits pixels
+        independently (optimistic: neighbouring pixels are correlated).
     features
         Feature columns (default all).
     random_state
         Seed of the fold assignment and of the models.
+    target, task
+        The column to predict and the task, as for :func:`fit`.
+    by
+        Regression: a column of the samples (e.g. a land-cover class, a site) to break the
+        scores down by (``by_group`` of the result).
     **fit_kw
-        Passed to :func:`fit` (``n_jobs``, ``class_weight``, ``n_estimators``...).
+        Passed to :func:`fit` (``n_jobs``, ``class_weight``, ``n_estimators``, ``units``...).
 
     Returns
     -------
-    eoai.ml.metrics.Assessment
-        Pooled over the folds; ``extra["folds"]`` holds per-fold overall accuracy and kappa,
-        ``extra["predictions"]`` the out-of-fold prediction and fold of every sample.
+    eoai.ml.metrics.Assessment or eoai.ml.regression_metrics.RegressionAssessment
+        Pooled over the folds; ``extra["folds"]`` holds per-fold scores (overall accuracy and
+        kappa; or RMSE, MAE, bias, R²), ``extra["predictions"]`` the out-of-fold prediction and
+        fold of every sample.
 
     Examples
     --------
@@ -188,26 +412,45 @@ def cross_validate(
     >>> df["label"], df["group"] = np.repeat([1, 2], 60), np.arange(120) // 6
     >>> cross_validate(df, k=4, n_estimators=20, n_jobs=1).overall_accuracy
     1.0
+    >>> df["height"] = 2.0 * df["b"] + rng.normal(0, 0.1, 120)
+    >>> cv = cross_validate(df, k=4, target="height", n_estimators=20, n_jobs=1)
+    >>> bool(cv.rmse < 0.5), cv.extra["folds"].shape[0]
+    (True, 4)
     """
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+        raise InputError(f"k must be an int, got {k!r}")
+    feats = sample_features(samples, features, target)
+    if k < 2:
+        raise InputError(f"k must be >= 2, got {k}")
+    groups, group_name = _fold_groups(samples, group)  # checks a Series' index against samples'
+    samples = samples.reset_index(drop=True)
+    labels = samples[target]
+    if labels.isna().any():
+        raise InputError(
+            f"{int(labels.isna().sum())} samples have no {target!r} value; drop them first"
+        )
+    task = _resolve_task(labels, model, task)
+    if by is not None and task != "regression":
+        raise InputError("by= breaks regression scores down; for classes see Assessment.per_class")
+    if by is not None and by not in samples.columns:
+        raise InputError(f"the samples have no column {by!r} to break the scores down by")
+    if groups is not None:
+        n_groups = pd.Series(groups).nunique()
+        if n_groups < k:
+            raise InputError(
+                f"{n_groups} groups cannot make {k} folds; lower k or use smaller blocks"
+            )
+    if task == "regression":
+        return _cross_validate_regression(
+            samples, model, k=k, groups=groups, group_name=group_name, feats=feats,
+            random_state=random_state, target=target, by=by, **fit_kw,
+        )  # fmt: skip
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
     from .metrics import Assessment, confusion_from_labels, scores_from_confusion
 
-    feats = sample_features(samples, features)
-    samples = samples.reset_index(drop=True)
-    y = samples["label"].to_numpy()
-    if k < 2:
-        raise InputError(f"k must be >= 2, got {k}")
-    if group is not None:
-        if group not in samples.columns:
-            raise InputError(
-                f"the samples have no group column {group!r}; pass group=None to split pixels "
-                "independently (optimistic) or add a column of polygon ids"
-            )
-        groups = samples[group].to_numpy()
-        n_groups = pd.Series(groups).nunique()
-        if n_groups < k:
-            raise InputError(f"{n_groups} groups cannot make {k} folds; lower k")
+    y = labels.to_numpy()
+    if groups is not None:
         splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=random_state)
         splits = splitter.split(np.zeros(len(y)), y, groups)
     else:
@@ -219,7 +462,10 @@ def cross_validate(
     folds = []
     names: dict[Any, str] = {}
     for i, (train, test) in enumerate(splits):
-        m = fit(samples.iloc[train], model, features=feats, random_state=random_state, **fit_kw)
+        m = fit(
+            samples.iloc[train], model, features=feats, random_state=random_state,
+            target=target, task="classification", **fit_kw,
+        )  # fmt: skip
         names.update(dict(zip(m.classes, m.class_names, strict=True)))
         p = m.predict(samples.iloc[test][feats].to_numpy(dtype="float32"))
         pred[test] = p
@@ -229,19 +475,83 @@ def cross_validate(
         folds.append(
             {
                 "fold": i, "n_train": len(train), "n_test": len(test), "overall_accuracy": oa,
-                "kappa": kappa, "test_groups": int(pd.Series(samples[group].to_numpy()[test]).nunique()) if group else None,
+                "kappa": kappa,
+                "test_groups": int(pd.Series(groups[test]).nunique()) if groups is not None else None,
             }
         )  # fmt: skip
     confusion = confusion_from_labels(pred, y, classes)
     oa, kappa, per_class = scores_from_confusion(confusion)
     predictions = pd.DataFrame({"label": y, "predicted": pred, "fold": fold_of})
-    if group is not None:
-        predictions["group"] = samples[group].to_numpy()
+    if groups is not None:
+        predictions["group"] = groups
     return Assessment(
         confusion=confusion,
         overall_accuracy=oa,
         kappa=kappa,
         per_class=per_class,
         class_names=names,
-        extra={"folds": pd.DataFrame(folds), "predictions": predictions, "k": k, "group": group},
+        extra={
+            "folds": pd.DataFrame(folds),
+            "predictions": predictions,
+            "k": k,
+            "group": group_name,
+        },
     )
+
+
+def _cross_validate_regression(
+    samples: pd.DataFrame,
+    model: Any,
+    *,
+    k: int,
+    groups: np.ndarray | None,
+    group_name: str | None,
+    feats: list[str],
+    random_state: int | None,
+    target: str,
+    by: str | None,
+    **fit_kw: Any,
+) -> Any:
+    from sklearn.model_selection import GroupKFold, KFold
+
+    from .regression_metrics import RegressionAssessment, _by_group, regression_scores
+
+    y = samples[target].to_numpy(dtype="float64")
+    if groups is not None:
+        splits = GroupKFold(n_splits=k, shuffle=True, random_state=random_state).split(
+            np.zeros(len(y)), y, groups
+        )
+    else:
+        splits = KFold(n_splits=k, shuffle=True, random_state=random_state).split(np.zeros(len(y)))
+    pred = np.full(len(y), np.nan)
+    fold_of = np.full(len(y), -1, dtype=int)
+    folds = []
+    units = str(fit_kw.get("units", ""))
+    for i, (train, test) in enumerate(splits):
+        m = fit(
+            samples.iloc[train], model, features=feats, random_state=random_state,
+            target=target, task="regression", **fit_kw,
+        )  # fmt: skip
+        p = m.predict(samples.iloc[test][feats].to_numpy(dtype="float32"))
+        pred[test] = p
+        fold_of[test] = i
+        folds.append(
+            {
+                "fold": i, "n_train": len(train), "n_test": len(test),
+                **{key: v for key, v in regression_scores(p, y[test]).items() if key != "n"},
+                "test_groups": int(pd.Series(groups[test]).nunique()) if groups is not None else None,
+            }
+        )  # fmt: skip
+    scores = regression_scores(pred, y)
+    predictions = pd.DataFrame({"label": y, "predicted": pred, "fold": fold_of})
+    if groups is not None:
+        predictions["group"] = groups
+    table = None
+    if by is not None:
+        predictions[by] = samples[by].to_numpy()
+        table = _by_group(pred, y, samples[by].to_numpy())
+        table.index.name = by
+    return RegressionAssessment(
+        **scores, units=units, by_group=table, predicted=pred, reference=y,
+        extra={"folds": pd.DataFrame(folds), "predictions": predictions, "k": k, "group": group_name},
+    )  # fmt: skip
