@@ -649,7 +649,7 @@ def load(
             f"({', '.join(map(str, [bands] if isinstance(bands, str) else bands))}); "
             "search with polarizations=[...] to select them beforehand",
             DataSkippedWarning,
-            stacklevel=2,
+            stacklevel=user_stacklevel(),
         )
 
     # Sentinel-1 units (and GRD geometry) checked before signing, which needs the network

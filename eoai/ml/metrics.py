@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .._skipped import user_stacklevel
 from ..errors import DataSkippedWarning, InputError
 
 
@@ -179,7 +180,7 @@ def area_estimates(
             "their accuracy is unknown and their area counts as if their samples were all correct "
             "-- sample every map class",
             DataSkippedWarning,
-            stacklevel=2,
+            stacklevel=user_stacklevel(),
         )
     return AreaEstimate(
         table=table,
@@ -466,7 +467,7 @@ def assess(
         warnings.warn(
             f"{outside} samples have a class outside {list(classes)} and were not counted",
             DataSkippedWarning,
-            stacklevel=2,
+            stacklevel=user_stacklevel(),
         )
     oa, kappa, per_class = scores_from_confusion(confusion)
     area = None
@@ -513,7 +514,7 @@ def _pixel_area(class_map: xr.DataArray, unit: str) -> float:
         warnings.warn(
             "the class map has no projected CRS, so areas are given in pixels",
             DataSkippedWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
         return 1.0
 
@@ -580,7 +581,7 @@ def _values_at_labels(class_map: xr.DataArray, reference: Any, label: str, nodat
         warnings.warn(
             f"{int((~ok).sum())} reference samples fall on nodata pixels of the map and were not counted",
             DataSkippedWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
     return m[ok].astype("int64"), table["label"].to_numpy()[ok]
 

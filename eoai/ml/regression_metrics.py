@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .._skipped import user_stacklevel
 from ..errors import DataSkippedWarning, InputError
 
 SCORES = ("n", "rmse", "mae", "bias", "r2", "r")
@@ -214,7 +215,7 @@ def assess_regression(
             f"{int((~ok).sum())} of {ok.size} pairs have no predicted or no reference value "
             "(NaN) and were not counted",
             DataSkippedWarning,
-            stacklevel=2,
+            stacklevel=user_stacklevel(),
         )
     scores = regression_scores(p, r)
     table = _by_group(p[ok], r[ok], groups[ok]) if groups is not None else None

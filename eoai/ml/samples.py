@@ -23,6 +23,7 @@ import pandas as pd
 import xarray as xr
 
 from .._crs import check_crs
+from .._skipped import user_stacklevel
 from ..errors import (
     CRSError,
     DataSkippedWarning,
@@ -105,7 +106,7 @@ def _clean_geometries(gdf: Any) -> Any:
         warnings.warn(
             f"{int(empty.sum())} of {len(gdf)} label geometries are empty or missing and were skipped",
             DataSkippedWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
         gdf = gdf[~empty]
     invalid = ~gdf.geometry.is_valid
@@ -114,7 +115,7 @@ def _clean_geometries(gdf: Any) -> Any:
             f"{int(invalid.sum())} invalid label geometries (e.g. self-intersecting) were repaired "
             "with shapely.make_valid",
             EoaiWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
         gdf = gdf.copy()
         gdf.loc[invalid, gdf.geometry.name] = shapely.make_valid(gdf.geometry[invalid].values)
@@ -160,7 +161,7 @@ def _pixel_indices(
                 f"{overlap} pixels are covered by more than one label polygon; each was given to "
                 "the last polygon that covers it",
                 EoaiWarning,
-                stacklevel=3,
+                stacklevel=user_stacklevel(),
             )
         r, c = np.nonzero(burned >= 0)
         rows.append(r)
@@ -311,7 +312,7 @@ def extract(
         warnings.warn(
             f"{int(nolabel.sum())} label geometries have no {label!r} value and were skipped",
             DataSkippedWarning,
-            stacklevel=2,
+            stacklevel=user_stacklevel(),
         )
         gdf = gdf[~nolabel]
     gdf = _clean_geometries(gdf)
@@ -336,7 +337,7 @@ def extract(
             f"{int((~hit).sum())} of {len(gdf)} labels cover no pixel of the cube (outside it, or "
             "polygons smaller than a pixel: try all_touched=True) and were skipped",
             DataSkippedWarning,
-            stacklevel=2,
+            stacklevel=user_stacklevel(),
         )
 
     if max_per_polygon is not None:
@@ -377,7 +378,7 @@ def extract(
                 f"{int(empty.sum())} of {len(table)} sampled pixels have no valid value in any "
                 "feature (NaN everywhere, e.g. outside the data or always cloudy) and were skipped",
                 DataSkippedWarning,
-                stacklevel=2,
+                stacklevel=user_stacklevel(),
             )
             table = table[~empty].reset_index(drop=True)
     if len(table) == 0:
@@ -396,15 +397,23 @@ def extract(
                 f"only {len(table)} samples of the continuous target {label!r} (fewer than "
                 f"{min_samples}); the model will be poor",
                 FewSamplesWarning,
-                stacklevel=2,
+                stacklevel=user_stacklevel(),
             )
     if len(few):
-        detail = ", ".join(f"{k}: {counts[k]} pixels in {groups[k]} groups" for k in few.index)
+
+        def _n(count: int, what: str) -> str:
+            return f"{count} {what}{'' if count == 1 else 's'}"
+
+        detail = ", ".join(
+            f"class {k!r}: {_n(int(counts[k]), 'pixel')} in {_n(int(groups[k]), 'polygon')}"
+            for k in few.index
+        )
+        need = f"fewer than {min_samples} pixels or " if min_samples > 1 else ""
         warnings.warn(
-            f"classes with few samples (fewer than {min_samples} pixels or a single group): "
-            f"{detail}. The model will be poor for them and grouped cross-validation cannot test them.",
+            f"classes with few samples ({need}a single polygon): {detail}. The model will be poor "
+            "for them and grouped cross-validation cannot test them: add labelled polygons.",
             FewSamplesWarning,
-            stacklevel=2,
+            stacklevel=user_stacklevel(),
         )
     table.attrs["eoai:features"] = feats
     table.attrs["eoai:label"] = label

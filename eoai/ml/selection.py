@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._skipped import user_stacklevel
 from ..errors import FewSamplesWarning, InputError
 
 STRATEGIES = ("smallest", "constant", "byclass", "percent", "total", "all")
@@ -209,7 +210,7 @@ def select_samples(
         warnings.warn(
             f"classes with fewer samples than asked for kept all of theirs ({detail})",
             FewSamplesWarning,
-            stacklevel=2,
+            stacklevel=user_stacklevel(),
         )
     chosen = []
     for i in range(len(classes)):

@@ -43,7 +43,7 @@ def test_polygons_exact_pixels_and_values(grid):
         geometry=[box(500000, 5000080, 500030, 5000100), box(500100, 5000000, 500120, 5000020)],
         crs="EPSG:32633",
     )
-    with pytest.warns(FewSamplesWarning, match="crop: 6 pixels in 1 groups"):
+    with pytest.warns(FewSamplesWarning, match="class .crop.: 6 pixels in 1 polygon"):
         df = eoai.ml.extract(grid, labels, group="field")
     assert list(df.columns) == [
         "red_2021-05-01",
