@@ -35,6 +35,7 @@ _METHODS: dict[str, str] = {
     "plot_series": "eoai.viz.plots:plot_series",
     "quicklook": "eoai.viz.plots:quicklook",
     "write": "eoai.io.write:write",
+    "embed": "eoai.ml.presto:embed",
 }
 
 
