@@ -251,6 +251,7 @@ def test_pipeline_equals_hand_built_series(model):
 # --- 3. lazy embeddings of the embedded sample cube -------------------------------------------
 
 
+@pytest.mark.slow
 def test_embed_sample_cube_lazy(model, sample_cube, sample_embedding, count_computes):
     cube, hole = sample_cube
     with count_computes() as counter:
@@ -285,23 +286,24 @@ def test_model_enters_graph_once(model, sample_cube):
     assert sizes[1] - sizes[0] < weights / 4  # ... once, not once per chunk
 
 
+@pytest.mark.slow
 def test_embeddings_feed_extract_fit_classify(sample_embedding):
     emb, values, _ = sample_embedding
-    feats = emb.copy(data=values).chunk({"y": 20, "x": 20}).to_dataset("embedding")
+    feats = emb.copy(data=values).to_dataset("embedding")
     labels = eoai.datasets.sample_labels()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataSkippedWarning)  # labels outside the crop
         warnings.simplefilter("ignore", eoai.errors.FewSamplesWarning)
-        samples = feats.eoai.extract(labels, label="class")
+        samples = feats.eoai.extract(labels, label="class", max_per_polygon=15)
     assert list(samples.columns[:2]) == ["presto_000", "presto_001"]
     assert {"forest", "grassland"} <= set(samples["label"])
-    rf = eoai.ml.fit(samples, n_estimators=30, n_jobs=1)
-    out = feats.eoai.classify(rf, uncertainty=None, confidence=False)
+    rf = eoai.ml.fit(samples, n_estimators=10, n_jobs=1)
+    out = feats.chunk({"y": 20, "x": 20}).eoai.classify(rf, uncertainty=None, confidence=False)
     assert out["class"].chunks is not None
     cls = out["class"].values
-    _, hole = (None, np.isnan(values[0]))
+    hole = np.isnan(values[0])
     assert (cls[hole] == 255).all() and set(np.unique(cls[~hole])) <= set(rf.codes)
     # grouped cross-validation on embeddings beats the majority class
-    cv = eoai.ml.cross_validate(samples, k=3, n_estimators=30, n_jobs=1)
+    cv = eoai.ml.cross_validate(samples, k=3, n_estimators=10, n_jobs=1)
     majority = samples["label"].value_counts(normalize=True).max()
     assert cv.overall_accuracy > majority

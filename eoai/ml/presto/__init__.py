@@ -13,6 +13,8 @@ outputs) with:
   a file without a card needs ``card=`` explicitly;
 - :func:`embed` (``cube.eoai.embed(model)``): lazy ``(embedding, y, x)`` from a ``(time, y, x)``
   cube, monthly composites made by eoai, the model one key of the dask graph;
+- :func:`fit_presto_head` / :func:`save_head`: a linear or MLP head on frozen embeddings
+  (classification heads are eoai classifiers: ``cube.eoai.classify`` maps them);
 - :func:`normalise`: the authors' 18 raw channels -> the 17 normalised inputs (for their arrays).
 
 Examples
@@ -35,6 +37,8 @@ _LAZY = {
     "save_encoder": "eoai.ml.presto.model",
     "PrestoModel": "eoai.ml.presto.model",
     "PrestoEncoder": "eoai.ml.presto.encoder",
+    "fit_presto_head": "eoai.ml.presto.head",
+    "save_head": "eoai.ml.presto.head",
 }
 
 __all__ = sorted(["PRESTO_CARD", "RAW_BANDS", "InputBand", "ModelCard", "normalise", *_LAZY])
