@@ -82,7 +82,7 @@ def main() -> None:
     t0 = time.perf_counter()
     ridge = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13), cv=5))
     ridge.fit(emb[~test], y[~test])
-    print(f"  ridge (RidgeCV)           RMSE {rmse(ridge.predict(emb[test]), y[test]):7.3f}  "
+    print(f"  ridge (RidgeCV)                  RMSE {rmse(ridge.predict(emb[test]), y[test]):7.3f}  "
           f"{time.perf_counter() - t0:5.1f} s")  # fmt: skip
     print(
         f"  predict the train mean    RMSE {rmse(np.full(test.sum(), y[~test].mean()), y[test]):7.3f}"
@@ -92,7 +92,7 @@ def main() -> None:
             t0 = time.perf_counter()
             head = presto.fit_presto_head(emb[~test], y[~test], task="regression", hidden=hidden)
             kind = "linear" if not hidden else f"MLP ({hidden} hidden)"
-            print(f"  fit_presto_head {kind:<10}RMSE {rmse(head.predict(emb[test]), y[test]):7.3f}  "
+            print(f"  fit_presto_head {kind:<16} RMSE {rmse(head.predict(emb[test]), y[test]):7.3f}  "
                   f"{time.perf_counter() - t0:5.1f} s, {head.metadata['epochs']} epochs")  # fmt: skip
 
 

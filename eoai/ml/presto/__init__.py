@@ -1,8 +1,8 @@
 """Presto, a pretrained encoder of pixel time series, in eoai: embeddings as features.
 
 Presto (Tseng et al. 2023, "Lightweight, Pre-trained Transformers for Remote Sensing Timeseries",
-arXiv:2304.14065; weights and reference code nasaharvest/presto, MIT licence, Copyright (c) 2023
-NASA Harvest, see NOTICE) turns a monthly series of Sentinel-1, Sentinel-2, ERA5, SRTM and Dynamic
+arXiv:2304.14065; weights and reference code nasaharvest/presto, MIT licence, Copyright (c) 2024
+Presto Authors, see NOTICE) turns a monthly series of Sentinel-1, Sentinel-2, ERA5, SRTM and Dynamic
 World values of one pixel, with its lat/lon, into a 128-d embedding. This package is eoai's own
 torch implementation of the encoder (it loads the published weights and reproduces the authors'
 outputs) with:

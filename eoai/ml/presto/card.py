@@ -227,7 +227,7 @@ PRESTO_CARD = ModelCard(
         "Tseng et al. 2023, Lightweight, Pre-trained Transformers for Remote Sensing Timeseries, "
         "arXiv:2304.14065; weights github.com/nasaharvest/presto @13173d0 data/default_model.pt"
     ),
-    licence="MIT (Copyright (c) 2023 NASA Harvest)",
+    licence="MIT (Copyright (c) 2024 Presto Authors)",
     bands=(
         _b("vv", "VV", "S1", "dB (sigma0)", 25, 25, optional=True),
         _b("vh", "VH", "S1", "dB (sigma0)", 25, 25, optional=True),

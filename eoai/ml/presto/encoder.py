@@ -2,7 +2,7 @@
 
 Tseng, Cartuyvels, Zvonkov, Purohit, Rolnick, Kerner (2023), "Lightweight, Pre-trained Transformers
 for Remote Sensing Timeseries", arXiv:2304.14065. Weights and reference code: nasaharvest/presto
-(MIT licence, Copyright (c) 2023 NASA Harvest; see the NOTICE file of eoai). The module names and
+(MIT licence, Copyright (c) 2024 Presto Authors; see the NOTICE file of eoai). The module names and
 tensor shapes follow the published ``default_model.pt`` (``encoder.*`` keys), so its weights load
 without renaming.
 
