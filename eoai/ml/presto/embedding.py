@@ -33,6 +33,7 @@ import xarray as xr
 from ... import _skipped
 from ..._provenance import provenance
 from ...errors import CRSError, InputError, MissingDimensionError, ModelError, TimeAxisError
+from ...timeseries._nodata import to_float_with_nan
 from .card import ModelCard, ndvi_of_normalised
 from .model import PrestoModel, load_encoder
 
@@ -51,11 +52,13 @@ def _s1_names(card: ModelCard) -> list[str]:
     return [b.name for b in card.bands if b.group == "S1"]
 
 
-def _scaling_of(var: xr.DataArray, scaling: str) -> str:
-    """'reflectance' or 'dn' for one Sentinel-2 variable, from the argument or its attrs/dtype."""
+def _scaling_of(var: xr.DataArray, info: dict, scaling: str) -> str:
+    """'reflectance' or 'dn' for one Sentinel-2 variable (before decoding, and what decoding did)."""
     if scaling != "auto":
         return scaling
-    if "scale_factor_applied" in var.attrs:
+    if float(info.get("scale_factor", 1.0)) != 1.0:  # CF packing of DN just decoded
+        return "reflectance"
+    if "scale_factor_applied" in var.attrs:  # eoai.load: DN * scale + offset
         return "reflectance" if float(var.attrs["scale_factor_applied"]) != 1.0 else "dn"
     if np.issubdtype(var.dtype, np.integer):
         return "dn"
@@ -403,12 +406,17 @@ def embed(
 
     layout: list[tuple[str, str, bool]] = []
     s2, s1 = set(_s2_names(card)), set(_s1_names(card))
-    for name, var in arrays.items():
+    for name, var in list(arrays.items()):
         band = next((b for b in card.bands if b.name == name), None)
-        how = (
-            _scaling_of(var, scaling) if name in s2
-            else _s1_units_of(var, s1_units) if name in s1 else "as-is"
-        )  # fmt: skip
+        info: dict = {}
+        if name != DW_VAR:  # declared nodata -> NaN, CF packing applied; integers need a nodata
+            arrays[name], info = to_float_with_nan(var, "embed")
+        if name in s2:
+            how = _scaling_of(var, info, scaling)
+        elif name in s1:
+            how = _s1_units_of(var, s1_units)
+        else:
+            how = "as-is"
         layout.append((name, how, "time" in var.dims and (band is None or band.temporal)))
 
     lazy = any(getattr(v.data, "dask", None) is not None for v in arrays.values())
