@@ -312,3 +312,28 @@ def test_embeddings_feed_extract_fit_classify(sample_embedding):
     flat = values.reshape(128, -1).T
     want = np.asarray(rf.codes)[np.argmax(rf.predict_proba(flat[~hole.ravel()]), axis=1)]
     np.testing.assert_array_equal(cls[~hole], want)
+
+
+# --- 5. fine-tuning ----------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_finetune_changes_encoder_not_encodings(model, presto_dir, tmp_path):
+    npy = presto_dir / "data" / "fuel_moisture" / "npy"
+    sel = slice(0, 80)
+    raw = np.load(npy / "s1_s2_era5_srtm.npy")[sel]
+    y = np.load(npy / "target.npy")[sel]
+    kw = {k: np.load(npy / f"{k}.npy")[sel] for k in ("latlon", "month", "dynamic_world")}
+    x = presto.normalise(raw)
+    before = model.weights_hash()
+    new, head = presto.finetune_presto(model, x, y, epochs=2, patience=5, batch_size=32, **kw)
+    assert model.weights_hash() == before  # the pretrained model is left as it was
+    assert new.card == model.card and new.weights_hash() != before
+    assert torch.equal(new.encoder.pos_embed, model.encoder.pos_embed)
+    assert torch.equal(new.encoder.month_embed.weight, model.encoder.month_embed.weight)
+    hist = head.metadata["history"]
+    assert len(hist) == 2 and hist[1]["train_loss"] < hist[0]["train_loss"]
+    assert head.metadata["best_validation_loss"] == min(h["validation_loss"] for h in hist)
+    again = presto.load_encoder(presto.save_encoder(new, tmp_path / "ft.pt"))
+    np.testing.assert_allclose(again.embed_arrays(x[:4], **{k: v[:4] for k, v in kw.items()}),
+                               new.embed_arrays(x[:4], **{k: v[:4] for k, v in kw.items()}), atol=1e-6)  # fmt: skip

@@ -15,6 +15,7 @@ outputs) with:
   cube, monthly composites made by eoai, the model one key of the dask graph;
 - :func:`fit_presto_head` / :func:`save_head`: a linear or MLP head on frozen embeddings
   (classification heads are eoai classifiers: ``cube.eoai.classify`` maps them);
+- :func:`finetune_presto`: the encoder and a linear head trained together (a new PrestoModel);
 - :func:`normalise`: the authors' 18 raw channels -> the 17 normalised inputs (for their arrays).
 
 Examples
@@ -39,6 +40,7 @@ _LAZY = {
     "PrestoEncoder": "eoai.ml.presto.encoder",
     "fit_presto_head": "eoai.ml.presto.head",
     "save_head": "eoai.ml.presto.head",
+    "finetune_presto": "eoai.ml.presto.finetune",
 }
 
 __all__ = sorted(["PRESTO_CARD", "RAW_BANDS", "InputBand", "ModelCard", "normalise", *_LAZY])
