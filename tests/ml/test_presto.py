@@ -337,3 +337,32 @@ def test_finetune_changes_encoder_not_encodings(model, presto_dir, tmp_path):
     again = presto.load_encoder(presto.save_encoder(new, tmp_path / "ft.pt"))
     np.testing.assert_allclose(again.embed_arrays(x[:4], **{k: v[:4] for k, v in kw.items()}),
                                new.embed_arrays(x[:4], **{k: v[:4] for k, v in kw.items()}), atol=1e-6)  # fmt: skip
+
+
+def test_dynamic_world_and_static_inputs(model):
+    """dynamic_world: most frequent valid class per month (NaN / 9 missing); SRTM static (y, x)."""
+    dates = ["2021-05-03", "2021-05-10", "2021-05-25", "2021-06-02"]
+    cube = _tiny_cube(dates)
+    dw = np.full((4, 2, 3), np.nan, "float32")
+    dw[:3, 0, 0] = [2, 2, 5]  # May -> 2; June missing -> 9
+    cube["dynamic_world"] = (("time", "y", "x"), dw)
+    cube["elevation"] = (("y", "x"), np.full((2, 3), 400.0, "float32"))
+    cube["slope"] = (("y", "x"), np.full((2, 3), 5.0, "float32"))
+    got = presto.embed(cube, model).values[:, 0, 0]
+    x = np.zeros((1, 2, 17), "float32")
+    mask = np.ones((1, 2, 17), bool)
+    for j, b in enumerate(PRESTO_CARD.bands):
+        if b.name in S2:
+            x[..., j], mask[..., j] = (0.1 if b.name == "red" else 0.2), False
+    x[..., 14], x[..., 15], mask[..., 14:16] = 400 / 2000, 5 / 50, False
+    x[..., 16], mask[..., 16] = (0.2 - 0.1) / (0.2 + 0.1), False
+    from pyproj import Transformer
+
+    lon, lat = Transformer.from_crs("EPSG:32633", "EPSG:4326", always_xy=True).transform(
+        4.65e5, 5.08e6
+    )
+    kw = dict(latlon=np.array([[lat, lon]]), month=np.array([[4, 5]]))
+    want = model.embed_arrays(x, mask, dynamic_world=np.array([[2, 9]]), **kw)
+    np.testing.assert_allclose(got, want[0], atol=1e-5)
+    without = model.embed_arrays(x, mask, dynamic_world=np.array([[9, 9]]), **kw)
+    assert np.abs(without[0] - got).max() > 1e-3  # the Dynamic World token counts
