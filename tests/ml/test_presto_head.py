@@ -73,6 +73,15 @@ def test_regression_head_and_nan_rows(tmp_path):
     np.testing.assert_allclose(again.predict(X[4:10]), lin.predict(X[4:10]), rtol=1e-6)
 
 
+def test_feature_subset():
+    df = _table(n=60, dim=6)
+    head = fit_presto_head(df, features=["presto_000", "presto_001"], epochs=5, batch_size=60)
+    assert head.features == ["presto_000", "presto_001"]
+    assert head.predict_proba(df[head.features].to_numpy()).shape == (60, 2)
+    with pytest.raises(InputError, match="lacks the feature column"):
+        fit_presto_head(df, features=["presto_999"])
+
+
 def test_head_errors():
     with pytest.raises(InputError, match="task must be one of"):
         fit_presto_head(np.zeros((20, 4)), np.zeros(20), task="ranking")

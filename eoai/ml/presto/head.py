@@ -172,12 +172,23 @@ class PrestoRegressorHead(_HeadMixin):
         return f"<PrestoRegressorHead: {len(self.features)} features, hidden {self.hidden}>"
 
 
-def _inputs(embeddings: Any, target: Any) -> tuple[np.ndarray, np.ndarray, list[str], Any]:
+def _inputs(
+    embeddings: Any, target: Any, features: Any = None
+) -> tuple[np.ndarray, np.ndarray, list[str], Any]:
     """(X, y, feature names, groups or None) from a sample table or arrays."""
     if isinstance(embeddings, pd.DataFrame):
         df = embeddings
-        feats = list(
-            df.attrs.get("eoai:features") or [c for c in df.columns if str(c).startswith("presto_")]
+        if features is not None:
+            missing = [f for f in features if f not in df.columns]
+            if missing:
+                raise InputError(f"the table lacks the feature column(s) {missing[:5]}")
+        feats = (
+            list(features)
+            if features is not None
+            else list(
+                df.attrs.get("eoai:features")
+                or [c for c in df.columns if str(c).startswith("presto_")]
+            )
         )
         if not feats:
             raise InputError(
@@ -206,6 +217,7 @@ def fit_presto_head(
     target: Any = None,
     *,
     task: str = "classification",
+    features: Any = None,
     hidden: int = 0,
     epochs: int = 500,
     lr: float | None = None,
@@ -229,6 +241,8 @@ def fit_presto_head(
     task
         ``"classification"`` (cross-entropy; returns a ClassifierModel) or ``"regression"`` (MSE
         on the standardised target).
+    features
+        Feature columns of a table (default ``attrs["eoai:features"]``, else ``presto_*``).
     hidden
         Width of the hidden layer (GELU); 0 for a linear head.
     epochs, lr, weight_decay, batch_size
@@ -264,7 +278,7 @@ def fit_presto_head(
 
     if task not in TASKS:
         raise InputError(f"task must be one of {TASKS}, got {task!r}")
-    X, y, feats, groups = _inputs(embeddings, target)
+    X, y, feats, groups = _inputs(embeddings, target, features)
     if len(y) != len(X):
         raise InputError(f"{len(y)} target values for {len(X)} rows")
     bad = np.isnan(X).any(axis=1) | pd.isna(y)
