@@ -57,6 +57,7 @@ _METHODS: dict[str, str] = {
     "speckle_filter": "eoai.sar.speckle:speckle_filter",
     "to_db": "eoai.sar.units:to_db",
     "from_db": "eoai.sar.units:from_db",
+    "embed": "eoai.ml.presto:embed",
 }
 
 # method name -> the one type it accepts ("Dataset" or "DataArray"); a method not listed here
@@ -64,6 +65,7 @@ _METHODS: dict[str, str] = {
 _ACCEPTS: dict[str, str] = {
     "superres": "Dataset",
     "quicklook": "Dataset",
+    "embed": "Dataset",
 }
 
 _CONVERT = {

@@ -1,0 +1,91 @@
+"""Heads on frozen Presto embeddings: training, classification maps, save / load."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+import eoai.ml
+from eoai.errors import DataSkippedWarning, InputError
+
+torch = pytest.importorskip("torch")
+head_mod = pytest.importorskip("eoai.ml.presto.head")
+fit_presto_head, save_head = head_mod.fit_presto_head, head_mod.save_head
+
+
+def _table(n=300, dim=16, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, dim)).astype("float32")
+    df = pd.DataFrame(X, columns=[f"presto_{i:03d}" for i in range(dim)])
+    df["label"] = np.where(X[:, 0] + 0.5 * X[:, 1] > 0, "forest", "grassland")
+    df["group"] = np.arange(n) // 5
+    df.attrs["eoai:features"] = list(df.columns[:dim])
+    return df
+
+
+def test_classification_head_is_an_eoai_classifier(tmp_path):
+    df = _table()
+    head = fit_presto_head(df.iloc[:200], epochs=100, batch_size=200, lr=0.05)
+    test = df.iloc[200:]
+    acc = (head.predict(test[head.features].to_numpy()) == test["label"].to_numpy()).mean()
+    assert acc > 0.9  # a linear boundary, learnt by a linear head
+    assert head.classes == ["forest", "grassland"] and head.metadata["n_validation"] == 30
+    # a class map from an embedding cube, like any eoai classifier
+    cube = xr.Dataset(
+        {c: (("y", "x"), test[c].to_numpy()[:100].reshape(10, 10)) for c in head.features},
+        coords={"y": np.arange(10.0), "x": np.arange(10.0)},
+    )
+    out = eoai.ml.classify(cube.chunk({"y": 5}), head, uncertainty=None)
+    expected = np.asarray(head.codes)[
+        np.argmax(head.predict_proba(test[head.features].to_numpy()[:100]), 1)
+    ]
+    np.testing.assert_array_equal(out["class"].values.ravel(), expected)
+    path = save_head(head, tmp_path / "head.pt")
+    meta = json.loads((tmp_path / "head.pt.json").read_text())
+    assert (
+        meta["loader"] == "eoai.ml.presto.head:load_saved"
+        and meta["head"]["task"] == "classification"
+    )
+    again = eoai.ml.load_model(path)
+    np.testing.assert_allclose(again.predict_proba(test[head.features].to_numpy()),
+                               head.predict_proba(test[head.features].to_numpy()), atol=1e-6)  # fmt: skip
+
+
+def test_regression_head_and_nan_rows(tmp_path):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(240, 8)).astype("float32")
+    y = 40 + 10 * X[:, 0] - 5 * X[:, 2]
+    X[:4] = np.nan  # pixels without data
+    with pytest.warns(DataSkippedWarning, match="4 of 240 rows have NaN embeddings"):
+        lin = fit_presto_head(X, y, task="regression", epochs=150, lr=0.05, batch_size=256)
+    with pytest.warns(DataSkippedWarning):
+        mlp = fit_presto_head(
+            X, y, task="regression", hidden=32, epochs=150, lr=0.01, batch_size=256
+        )
+    for head in (lin, mlp):
+        rmse = np.sqrt(np.mean((head.predict(X[4:]) - y[4:]) ** 2))
+        assert rmse < 0.1 * y.std()
+    again = eoai.ml.load_model(save_head(lin, tmp_path / "reg.pt"))
+    np.testing.assert_allclose(again.predict(X[4:10]), lin.predict(X[4:10]), rtol=1e-6)
+
+
+def test_feature_subset():
+    df = _table(n=60, dim=6)
+    head = fit_presto_head(df, features=["presto_000", "presto_001"], epochs=5, batch_size=60)
+    assert head.features == ["presto_000", "presto_001"]
+    assert head.predict_proba(df[head.features].to_numpy()).shape == (60, 2)
+    with pytest.raises(InputError, match="lacks the feature column"):
+        fit_presto_head(df, features=["presto_999"])
+
+
+def test_head_errors():
+    with pytest.raises(InputError, match="task must be one of"):
+        fit_presto_head(np.zeros((20, 4)), np.zeros(20), task="ranking")
+    with pytest.raises(InputError, match="no embedding columns"):
+        fit_presto_head(pd.DataFrame({"a": [1.0], "label": [1]}))
+    with pytest.raises(InputError, match="regression target must be numeric"):
+        fit_presto_head(np.zeros((20, 4)), ["a"] * 20, task="regression")
