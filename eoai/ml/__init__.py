@@ -57,6 +57,8 @@ _FUNCTIONS = {
     "sieve": "eoai.ml.postprocess",
     "feature_names": "eoai.ml.features",
     "fit_network": "eoai.ml.deep",
+    "embed": "eoai.ml.presto",
+    "fit_presto_head": "eoai.ml.presto",
     "fit_segmentation": "eoai.ml.deep",
     "save_network": "eoai.ml.deep",
     "load_network": "eoai.ml.deep",

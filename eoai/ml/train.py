@@ -66,7 +66,10 @@ def fit(
     model
         ``"rf"`` (random forest, 200 trees), ``"et"`` (extra trees), ``"gbt"`` (histogram
         gradient boosting), any scikit-learn classifier or regressor (cloned), or a deep-learning
-        classifier (``"tempcnn"``, ``"ltae"``, a ``torch.nn.Module``: handled by ``eoai.ml.deep``).
+        classifier (``"tempcnn"``, ``"ltae"``, a ``torch.nn.Module``: handled by ``eoai.ml.deep``),
+        or ``"presto"``: a linear head (``hidden=`` > 0: one hidden layer) on frozen Presto
+        embeddings (the samples extracted from ``cube.eoai.embed(...)``; see
+        :func:`eoai.ml.presto.fit_presto_head` for its parameters), for either task.
         A name gives a classifier or a regressor according to ``task``.
     features
         Feature columns to use (default: all features of the table).
@@ -120,6 +123,24 @@ def fit(
         raise InputError(
             f"{int(labels.isna().sum())} samples have no {target!r} value; drop them first"
         )
+    if isinstance(model, str) and model.lower() == "presto":  # a head on Presto embeddings
+        from .presto.head import fit_presto_head
+
+        task = task or infer_task(labels)
+        if task not in TASKS:
+            raise InputError(f"task must be one of {TASKS} or None, got {task!r}")
+        if task == "regression" and (class_names is not None or colours is not None):
+            raise InputError("class_names= / colours= are for class labels, not a regression")
+        if class_weight is not None:
+            raise InputError("class_weight= is not supported by the Presto head: leave it out")
+        head = fit_presto_head(
+            samples, target, task=task, features=feats, random_state=random_state,
+            **({"class_names": class_names, "colours": colours} if task == "classification" else {}),
+            **params,
+        )  # fmt: skip
+        if units and task == "regression":
+            head.metadata["units"] = units
+        return head
     task = _resolve_task(labels, model, task)
     if task == "regression":
         return _fit_regression(

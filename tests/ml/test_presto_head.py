@@ -89,3 +89,19 @@ def test_head_errors():
         fit_presto_head(pd.DataFrame({"a": [1.0], "label": [1]}))
     with pytest.raises(InputError, match="regression target must be numeric"):
         fit_presto_head(np.zeros((20, 4)), ["a"] * 20, task="regression")
+
+
+def test_fit_model_presto_is_the_head_for_both_tasks():
+    """eoai.ml.fit(samples, "presto") trains the head; the task follows the target."""
+    df = _table()
+    head = eoai.ml.fit(df.iloc[:200], "presto", epochs=100, batch_size=200, lr=0.05)
+    assert isinstance(head, head_mod.PrestoClassifierHead)
+    test = df.iloc[200:]
+    assert (head.predict(test[head.features].to_numpy()) == test["label"].to_numpy()).mean() > 0.9
+    df["cover"] = 2.0 * df["presto_000"] + 0.5
+    reg = eoai.ml.fit(df, "presto", target="cover", units="%", epochs=100, batch_size=300, lr=0.05)
+    assert isinstance(reg, head_mod.PrestoRegressorHead) and reg.metadata["units"] == "%"
+    pred = reg.predict(df[reg.features].to_numpy())
+    assert np.sqrt(np.mean((pred - df["cover"].to_numpy()) ** 2)) < 0.3  # std of cover is 2
+    with pytest.raises(InputError, match="class_weight"):
+        eoai.ml.fit(df, "presto", class_weight="balanced")
