@@ -403,15 +403,18 @@ def _warn_extrapolation(spec: dict) -> None:
     """One ExtrapolationWarning when output dates lie outside the input dates (``dates=``)."""
     x_in, x_out, gap = spec["x_in"], spec["x_out"], spec["max_gap"]
     dist = np.maximum(x_in[0] - x_out, x_out - x_in[-1])  # > 0 outside the input dates
-    outside = dist > 0
+    # a day or more outside: a regular grid starting at midnight of the first observation's day
+    # (an observation at 10:00) is not an extrapolation worth a warning
+    outside = dist >= 1.0
     n_out = int(outside.sum())
     if not n_out:
         return
     t_in = spec["t_in"]
     head = (
         f"gapfill({spec['method']}): {n_out} of {x_out.size} output dates lie outside the input "
-        f"dates ({t_in[0].date()} to {t_in[-1].date()}; {int((x_out < x_in[0]).sum())} before, "
-        f"{int((x_out > x_in[-1]).sum())} after, up to {float(dist.max()):.0f} days away)"
+        f"dates ({t_in[0].date()} to {t_in[-1].date()}; "
+        f"{int((x_out <= x_in[0] - 1.0).sum())} before, {int((x_out >= x_in[-1] + 1.0).sum())} "
+        f"after, up to {float(dist.max()):.0f} days away)"
     )
     if math.isinf(gap):
         tail = (

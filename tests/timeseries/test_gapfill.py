@@ -623,3 +623,5 @@ def test_dates_far_outside_the_series_warn_and_max_gap_bounds_them():
     with warnings.catch_warnings():
         warnings.simplefilter("error", ExtrapolationWarning)
         gapfill(da, "linear", dates=t[::3])
+        # observations at 10:00 and a daily grid at midnight: hours, not an extrapolation
+        gapfill(da.assign_coords(time=t + pd.Timedelta("10h")), "linear", freq="5D")
