@@ -344,6 +344,8 @@ def superres(
         raise InputError(
             f"unknown mode {mode!r}; use '20m' (20 m bands -> 10 m) or 'x2' (10 m -> 5 m)"
         )
+    if isinstance(blur, str) and blur not in ("auto", "mtf"):
+        raise InputError(f"unknown blur {blur!r}; use 'auto', 'mtf' or a std in pixels")
     y, x = _spatial_dims(cube)
     tdim = "time" if "time" in cube.dims else None
     runner = meta = None
