@@ -213,9 +213,10 @@ def superres(
     weights: str | None = None,
     *,
     mode: str = "20m",
-    steps: int = 1500,
-    features: int = 48,
-    blocks: int = 4,
+    blur: str | float | Sequence[float] = "auto",
+    steps: int | None = None,
+    features: int | None = None,
+    blocks: int | None = None,
     batch_size: int = 16,
     patch_size: int = 32,
     lr: float = 1e-3,
@@ -269,11 +270,20 @@ def superres(
         mode and normalisation are checked; no training then.
     mode : {"20m", "x2"}
         20 m -> 10 m guided, or 10 m -> 5 m single-image.
+    blur : "auto", "mtf", float or sequence of float
+        Blur (Gaussian std, fine pixels) of the degradation that makes the training pair.
+        ``"auto"`` (default) measures it on the cube: each band's std whose blurred, block-averaged
+        guide predicts the band best (:func:`eoai.superres.wald.estimate_blur`), so that a scene
+        sharper or blurrier than the sensor model is not over- or under-sharpened; ``mode="x2"``
+        has no guide and uses the MTF. ``"mtf"``: each band's MTF-matched std (the behaviour
+        before eoai issue #16). A number, or one per band: that std.
     steps, features, blocks, batch_size, patch_size, lr, seed : optional
-        Training settings (:func:`eoai.superres.wald.train`). The defaults (1500 steps of 16
-        patches of 32 x 32, 48 features, 4 residual blocks) reach half the bicubic RMSE on the
-        real scenes of ``benchmarks/bench_superres.py``; they take about 10 minutes on 2 busy CPU
-        cores, seconds on a GPU. Fewer steps train faster and sharpen less.
+        Training settings (:func:`eoai.superres.wald.train`). ``steps`` / ``features`` /
+        ``blocks`` default by device (:func:`eoai.superres.wald.training_defaults`): on a GPU 1500
+        steps, 48 features, 4 residual blocks (half the bicubic RMSE on the real scenes of
+        ``benchmarks/bench_superres.py``, seconds); on a CPU 400 steps, 32 features, 3 blocks,
+        several times faster for some accuracy (measured in ``benchmarks/README.md``). Patches:
+        16 of 32 x 32 per step.
     device : str
         ``"auto"`` (GPU when present), ``"cpu"``, ``"cuda"``, for training and inference.
     train_time : int, list, slice or date(s), optional
@@ -343,6 +353,8 @@ def superres(
         raise InputError(
             f"unknown mode {mode!r}; use '20m' (20 m bands -> 10 m) or 'x2' (10 m -> 5 m)"
         )
+    if isinstance(blur, str) and blur not in ("auto", "mtf"):
+        raise InputError(f"unknown blur {blur!r}; use 'auto', 'mtf' or a std in pixels")
     y, x = _spatial_dims(cube)
     tdim = "time" if "time" in cube.dims else None
     runner = meta = None
@@ -385,6 +397,7 @@ def superres(
                 bands,
                 guide,
                 replicated=(mode == "20m"),
+                blur=blur,
                 features=features,
                 blocks=blocks,
                 steps=steps,
@@ -406,9 +419,10 @@ def superres(
                 )
             runner = TorchRunner(net, device, threads)
             params.update(
-                steps=steps,
-                features=features,
-                blocks=blocks,
+                blur=blur if isinstance(blur, str) else np.asarray(blur).tolist(),
+                steps=info["steps"],
+                features=info["features"],
+                blocks=info["blocks"],
                 batch_size=batch_size,
                 patch_size=patch_size,
                 lr=lr,

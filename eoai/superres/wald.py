@@ -33,12 +33,13 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Sequence
 from contextlib import contextmanager
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import EoaiWarning, InputError
 from .bands import gaussian_sigma
 
 #: Smallest side, in pixels of the training target grid, that can be trained on.
@@ -83,8 +84,13 @@ def gaussian_blur(arr: np.ndarray, sigmas: Sequence[float]) -> np.ndarray:
     return out
 
 
-def degrade(arr: np.ndarray, names: Sequence[str | None], factor: int = 2) -> np.ndarray:
-    """Sensor-like degradation of ``(..., C, H, W)``: MTF-matched Gaussian blur then block mean.
+def degrade(
+    arr: np.ndarray,
+    names: Sequence[str | None],
+    factor: int = 2,
+    sigma: float | Sequence[float] | None = None,
+) -> np.ndarray:
+    """Sensor-like degradation of ``(..., C, H, W)``: Gaussian blur then block mean.
 
     Parameters
     ----------
@@ -94,6 +100,9 @@ def degrade(arr: np.ndarray, names: Sequence[str | None], factor: int = 2) -> np
         Band of each channel (its MTF sets the blur).
     factor : int
         Reduction factor.
+    sigma : float or sequence of float, optional
+        Gaussian std in pixels of ``arr`` (one for all channels or one per channel); default
+        each band's MTF-matched std (:func:`eoai.superres.bands.gaussian_sigma`).
 
     Returns
     -------
@@ -104,9 +113,21 @@ def degrade(arr: np.ndarray, names: Sequence[str | None], factor: int = 2) -> np
     --------
     >>> degrade(np.full((1, 8, 8), 0.5), ["B05"]).tolist()[0][0]
     [0.5, 0.5, 0.5, 0.5]
+    >>> degrade(np.eye(4)[None], [None], sigma=0).tolist()
+    [[[0.5, 0.0], [0.0, 0.5]]]
     """
-    sig = [gaussian_sigma(n, factor) for n in names]
+    sig = _sigmas(sigma, names, factor)
     return block_mean(gaussian_blur(arr, sig), factor).astype(np.float32)
+
+
+def _sigmas(sigma, names, factor: int = 2) -> list[float]:
+    """Per-channel Gaussian std: ``sigma`` (scalar or sequence) or the bands' MTF-matched std."""
+    if sigma is None:
+        return [gaussian_sigma(n, factor) for n in names]
+    sig = np.broadcast_to(np.asarray(sigma, dtype=np.float64), (len(names),))
+    if not np.all(np.isfinite(sig)) or np.any(sig < 0):
+        raise InputError(f"blur sigma must be finite and >= 0 (pixels), got {np.asarray(sigma)}")
+    return [float(v) for v in sig]
 
 
 def block_phase(arr: np.ndarray) -> tuple[tuple[int, int], float]:
@@ -162,6 +183,26 @@ def resolve_device(device: str | None = "auto") -> str:
     return str(device)
 
 
+#: Training settings on a GPU (and with ``device="cuda"``): 1500 steps, 48 features, 4 blocks.
+FULL_TRAINING = {"steps": 1500, "features": 48, "blocks": 4}
+#: Faster training settings on a CPU (measured in benchmarks/README.md, "Super-resolution").
+CPU_TRAINING = {"steps": 400, "features": 32, "blocks": 3}
+
+
+def training_defaults(device: str | None = "auto") -> dict:
+    """Default ``steps``, ``features`` and ``blocks`` of the self-supervised training on a device.
+
+    Examples
+    --------
+    >>> training_defaults("cpu")
+    {'steps': 400, 'features': 32, 'blocks': 3}
+    >>> training_defaults("cuda:0")["steps"]
+    1500
+    """
+    dev = resolve_device(device)
+    return dict(CPU_TRAINING if dev == "cpu" else FULL_TRAINING)
+
+
 def _valid_positions(valid: np.ndarray, patch: int) -> np.ndarray:
     """``(K, 3)`` (t, y, x) top-left corners of fully valid ``patch x patch`` windows."""
     t, h, w = valid.shape
@@ -182,6 +223,8 @@ def prepare_training(
     low_names: Sequence[str | None],
     guide_names: Sequence[str | None] = (),
     replicated: bool = True,
+    sigma: float | Sequence[float] | None = None,
+    guide_sigma: float | Sequence[float] | None = None,
 ) -> dict:
     """Build the Wald training pair one scale down from the input image.
 
@@ -196,6 +239,9 @@ def prepare_training(
         Band names (set the MTF blur).
     replicated : bool
         Whether ``low`` is replicated 2 x 2 (then its native image is recovered at its phase).
+    sigma, guide_sigma : float or sequence of float, optional
+        Gaussian std (pixels of the grid degraded) of the training degradation of ``low`` and
+        of ``guide`` (one value or one per band); default each band's MTF-matched std.
 
     Returns
     -------
@@ -219,7 +265,8 @@ def prepare_training(
         target = block_mean(low, 2)
         g = None
         if guide is not None:
-            g = degrade(np.asarray(guide, dtype=np.float32)[..., py:, px:], guide_names, 2)
+            g = np.asarray(guide, dtype=np.float32)[..., py:, px:]
+            g = degrade(g, guide_names, 2, guide_sigma)
     else:
         (py, px), frac = (0, 0), 0.0
         target = low
@@ -227,7 +274,7 @@ def prepare_training(
     h = target.shape[-2] // 2 * 2
     w = target.shape[-1] // 2 * 2
     target = target[..., :h, :w]
-    coarse = degrade(target, low_names, 2)
+    coarse = degrade(target, low_names, 2, sigma)
     low_rep = np.repeat(np.repeat(coarse, 2, axis=-2), 2, axis=-1)
     if g is not None:
         g = g[..., :h, :w]
@@ -238,6 +285,148 @@ def prepare_training(
         "phase": (py, px),
         "replicated_fraction": frac,
     }
+
+
+#: Gaussian stds (fine pixels) tried by :func:`estimate_blur`, refined between grid points.
+BLUR_GRID = tuple(round(0.1 * i, 1) for i in range(26))
+
+
+def estimate_blur(
+    coarse: np.ndarray,
+    guide: np.ndarray,
+    grid: Sequence[float] = BLUR_GRID,
+) -> dict:
+    """Estimate each coarse band's blur from the fine guide bands (the scene's MTF, measured).
+
+    For each candidate std ``s`` the fine guide bands are blurred by a Gaussian of std ``s``
+    (fine pixels) and averaged over 2 x 2 blocks; each coarse band is regressed (least squares,
+    per date, with an intercept) on those degraded guide bands. The ``s`` with the smallest
+    residual, refined by a parabola through its neighbours, is the blur that relates the coarse
+    band to the fine grid: where the coarse bands are sharper than the sensor model assumes,
+    the estimate is smaller than the MTF-matched std, and training with it keeps the network
+    from over-sharpening. The spectral relation between the bands need not be linear for this:
+    a mismatch of bands adds a residual that changes little with ``s``, a mismatch of blur adds
+    the high frequencies that the degraded guide has and the coarse band has not (or the
+    reverse).
+
+    Parameters
+    ----------
+    coarse : numpy.ndarray
+        ``(T, nl, h, w)`` native coarse bands.
+    guide : numpy.ndarray
+        ``(T, ng, 2h, 2w)`` fine guide bands aligned with the coarse blocks (NaN allowed).
+    grid : sequence of float
+        Candidate stds in fine pixels (increasing).
+
+    Returns
+    -------
+    dict
+        ``sigma`` (nl,) estimated std per coarse band, ``grid`` and ``residual`` (len(grid), nl)
+        RMS residual of the regression.
+
+    Raises
+    ------
+    eoai.errors.InputError
+        If the shapes do not match or fewer than 100 pixels are valid in every band (pixels
+        with NaN in any band are left out).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> from scipy.ndimage import gaussian_filter
+    >>> fine = gaussian_filter(rng.random((1, 1, 128, 128)), (0, 0, 1.2, 1.2))
+    >>> coarse = degrade(fine, [None], sigma=0.8)
+    >>> round(float(estimate_blur(coarse, fine)["sigma"][0]), 1)
+    0.8
+    """
+    coarse = np.asarray(coarse, dtype=np.float32)
+    guide = np.asarray(guide, dtype=np.float32)
+    if coarse.ndim != 4 or guide.ndim != 4 or coarse.shape[0] != guide.shape[0]:
+        raise InputError(
+            f"estimate_blur needs (T, bands, h, w) coarse and (T, bands, 2h, 2w) guide arrays, "
+            f"got {coarse.shape} and {guide.shape}"
+        )
+    h = min(coarse.shape[-2], guide.shape[-2] // 2)
+    w = min(coarse.shape[-1], guide.shape[-1] // 2)
+    if min(h, w) < 8:
+        raise InputError(f"estimate_blur needs at least 8 x 8 coarse pixels, got {h} x {w}")
+    coarse = coarse[..., :h, :w]
+    guide = guide[..., : 2 * h, : 2 * w]
+    grid = np.asarray(grid, dtype=np.float64)
+    nl = coarse.shape[1]
+    res = np.zeros((len(grid), nl))
+    # one mask for every candidate: pixels valid in all bands once blurred by the widest kernel
+    # (NaN spreads over the kernel), so that the residuals of all stds cover the same pixels
+    widest = degrade(guide, [None] * guide.shape[1], 2, float(np.max(grid)))
+    ok = np.all(np.isfinite(widest), axis=1) & np.all(np.isfinite(coarse), axis=1)
+    ok = ok.reshape(ok.shape[0], -1)
+    n_valid = int(ok.sum())
+    if n_valid < 100:
+        raise InputError(
+            f"estimate_blur: only {n_valid} pixels are valid in every band (NaN / clouds); at "
+            "least 100 are needed: pass a clearer area or dates, or blur='mtf'"
+        )
+    for i, s in enumerate(grid):
+        d = degrade(guide, [None] * guide.shape[1], 2, float(s))
+        for t in range(coarse.shape[0]):
+            if ok[t].sum() < 10:
+                continue
+            x = d[t].reshape(d.shape[1], -1)
+            y = coarse[t].reshape(nl, -1)
+            xc = x[:, ok[t]].astype(np.float64)
+            xc -= xc.mean(1, keepdims=True)
+            yc = y[:, ok[t]].astype(np.float64)
+            yc -= yc.mean(1, keepdims=True)
+            xy = xc @ yc.T
+            coef = np.linalg.lstsq(xc @ xc.T, xy, rcond=None)[0]
+            res[i] += np.maximum((yc * yc).sum(1) - (coef * xy).sum(0), 0.0)
+    counts = n_valid
+    res = np.sqrt(res / counts)
+    sigma = np.empty(nl)
+    for b in range(nl):
+        k = int(np.argmin(res[:, b]))
+        sigma[b] = grid[k]
+        if 0 < k < len(grid) - 1:
+            y0, y1, y2 = res[k - 1, b], res[k, b], res[k + 1, b]
+            den = y0 - 2 * y1 + y2
+            if den > 0:
+                step = 0.5 * (grid[k + 1] - grid[k - 1])
+                sigma[b] = grid[k] + float(np.clip(0.5 * (y0 - y2) / den, -0.5, 0.5)) * step
+    return {"sigma": sigma, "grid": grid, "residual": res}
+
+
+def _training_blur(blur, low, guide, low_names, replicated):
+    """``(sigma, guide_sigma, info)`` of the training degradation for :func:`train`'s ``blur``."""
+    if isinstance(blur, str):
+        if blur not in ("auto", "mtf"):
+            raise InputError(f"unknown blur {blur!r}; use 'auto', 'mtf' or a std in pixels")
+        if blur == "mtf" or guide is None:
+            sig = [gaussian_sigma(n, 2) for n in low_names]
+            return None, None, {"blur": "mtf", "blur_sigma": [round(v, 4) for v in sig]}
+        low = np.asarray(low, dtype=np.float32)
+        guide = np.asarray(guide, dtype=np.float32)
+        (py, px), _ = block_phase(low) if replicated else ((0, 0), 0.0)
+        coarse = block_mean(low[..., py:, px:], 2) if replicated else low
+        try:
+            est = estimate_blur(coarse, guide[..., py:, px:])
+        except InputError as err:
+            warnings.warn(
+                f"could not measure the scene's blur ({err}); training with the MTF-assumed blur",
+                EoaiWarning,
+                stacklevel=3,
+            )
+            sig = [gaussian_sigma(n, 2) for n in low_names]
+            return None, None, {"blur": "mtf", "blur_sigma": [round(v, 4) for v in sig]}
+        sig = est["sigma"]
+        gsig = float(np.median(sig))
+        info = {
+            "blur": "estimated",
+            "blur_sigma": [round(float(v), 4) for v in sig],
+            "guide_blur_sigma": round(gsig, 4),
+        }
+        return sig, gsig, info
+    sig = _sigmas(blur, low_names)
+    return sig, float(np.median(sig)), {"blur": "given", "blur_sigma": sig}
 
 
 @contextmanager
@@ -261,9 +450,10 @@ def train(
     guide_names: Sequence[str | None] = (),
     *,
     replicated: bool = True,
-    features: int = 48,
-    blocks: int = 4,
-    steps: int = 1500,
+    blur: str | float | Sequence[float] = "auto",
+    features: int | None = None,
+    blocks: int | None = None,
+    steps: int | None = None,
     batch_size: int = 16,
     patch_size: int = 32,
     lr: float = 1e-3,
@@ -278,10 +468,20 @@ def train(
     ----------
     low, guide, low_names, guide_names, replicated
         As for :func:`prepare_training`.
-    features, blocks : int
+    blur : "auto", "mtf", float or sequence of float
+        Gaussian std (fine pixels) of the degradation that makes the training pair one scale
+        down. ``"auto"`` (default): measured on the image by :func:`estimate_blur` (each coarse
+        band against the guide; the guide degraded with their median), so that a scene sharper
+        or blurrier than the sensor model is trained for its own blur; without a guide (x2 mode)
+        the MTF-matched stds. ``"mtf"``: each band's MTF-matched std
+        (:func:`eoai.superres.bands.gaussian_sigma`). A number (or one per band): that std.
+    features, blocks : int, optional
         Network width and number of residual blocks.
-    steps : int
+    steps : int, optional
         Optimisation steps (Adam, cosine learning-rate decay, L1 loss as in DSen2).
+        Defaults of ``steps``, ``features`` and ``blocks`` depend on the device
+        (:func:`training_defaults`): :data:`FULL_TRAINING` on a GPU, the faster
+        :data:`CPU_TRAINING` on a CPU.
     batch_size, patch_size : int
         Random patches (with flips and 90 degree rotations) per step, side in pixels of the
         training grid; the patch is shrunk to fit small images.
@@ -327,7 +527,15 @@ def train(
 
     with _torch_threads(threads):
         t0 = time.perf_counter()
-        pair = prepare_training(low, guide, low_names, guide_names, replicated=replicated)
+        dev = resolve_device(device)
+        defaults = training_defaults(dev)
+        steps = defaults["steps"] if steps is None else int(steps)
+        features = defaults["features"] if features is None else int(features)
+        blocks = defaults["blocks"] if blocks is None else int(blocks)
+        sig, gsig, blur_info = _training_blur(blur, low, guide, low_names, replicated)
+        pair = prepare_training(
+            low, guide, low_names, guide_names, replicated=replicated, sigma=sig, guide_sigma=gsig
+        )
         target, low_rep, g = pair["target"], pair["low_rep"], pair["guide"]
         th, tw = target.shape[-2:]
         if min(th, tw) < MIN_TRAIN_SIDE:
@@ -350,7 +558,6 @@ def train(
             )
         low_mean = np.nanmean(target, axis=(0, 2, 3))
         low_std = np.nanstd(target, axis=(0, 2, 3))
-        dev = resolve_device(device)
         rng = np.random.default_rng(seed)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -422,11 +629,12 @@ def train(
             "train_pixels": int(valid.sum()),
             "loss_first": float(np.mean(losses[:n])) if losses else float("nan"),
             "loss_last": float(np.mean(losses[-n:])) if losses else float("nan"),
+            **blur_info,
         }
         return net, info
 
 
-def simulate(cube, bands=None, guide=None, mode: str = "20m"):
+def simulate(cube, bands=None, guide=None, mode: str = "20m", sigma: float | None = None):
     """Wald-protocol test pair from a real cube: the cube one scale down, and its truth.
 
     For ``mode="20m"``: the 10 m ``guide`` bands are degraded to 20 m and the 20 m ``bands``
@@ -444,6 +652,10 @@ def simulate(cube, bands=None, guide=None, mode: str = "20m"):
         Defaults as in :func:`eoai.superres.superres`.
     mode : {"20m", "x2"}
         Which task to simulate.
+    sigma : float, optional
+        Gaussian std of the degradation in pixels of the grid being degraded (the same for
+        every band), to simulate a scene sharper or blurrier than the MTF; default each band's
+        MTF-matched std (:func:`eoai.superres.bands.gaussian_sigma`).
 
     Returns
     -------
@@ -475,10 +687,12 @@ def simulate(cube, bands=None, guide=None, mode: str = "20m"):
         return a if tdim else a[None]
 
     if mode == "20m":
-        pair = prepare_training(arr(bands), arr(guide), bands, guide, replicated=True)
+        pair = prepare_training(
+            arr(bands), arr(guide), bands, guide, replicated=True, sigma=sigma, guide_sigma=sigma
+        )
         py, px = pair["phase"]
     else:
-        pair = prepare_training(arr(bands), None, bands, (), replicated=False)
+        pair = prepare_training(arr(bands), None, bands, (), replicated=False, sigma=sigma)
         # one more scale down: low_rep is on the 10 m grid; keep its 20 m pixels
         py = px = 0
     h, w = pair["target"].shape[-2:]
