@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from .._skipped import user_stacklevel
 from ..errors import EoaiWarning, InputError, MissingDimensionError, ModelError, UnknownBandError
 from .bands import BANDS_10M, BANDS_20M, band_id, find_bands
 
@@ -415,7 +416,7 @@ def superres(
                     "constant: these bands do not look nearest-resampled from 20 m; the result "
                     "assumes they are (eoai.load's default)",
                     EoaiWarning,
-                    stacklevel=2,
+                    stacklevel=user_stacklevel(),
                 )
             runner = TorchRunner(net, device, threads)
             params.update(

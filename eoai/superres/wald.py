@@ -39,6 +39,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from .._skipped import user_stacklevel
 from ..errors import EoaiWarning, InputError
 from .bands import gaussian_sigma
 
@@ -413,7 +414,7 @@ def _training_blur(blur, low, guide, low_names, replicated):
             warnings.warn(
                 f"could not measure the scene's blur ({err}); training with the MTF-assumed blur",
                 EoaiWarning,
-                stacklevel=3,
+                stacklevel=user_stacklevel(),
             )
             sig = [gaussian_sigma(n, 2) for n in low_names]
             return None, None, {"blur": "mtf", "blur_sigma": [round(v, 4) for v in sig]}
