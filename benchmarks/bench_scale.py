@@ -202,12 +202,14 @@ def _write(obj, path: Path, progress: bool = False) -> None:
 def run_full(client, cube, model, out: Path, kill_after: float | None = None) -> dict:
     """The whole pipeline written to Zarr; optionally SIGKILL one worker ``kill_after`` s in."""
     _, pheno, classes, _ = pipeline(cube, model)
-    killed = {}
+    killed: dict = {}
+    finished = threading.Event()
     if kill_after is not None:
         pids = client.run(os.getpid)
 
         def killer() -> None:
-            time.sleep(kill_after)
+            if finished.wait(kill_after):  # the run ended first: nothing to kill
+                return
             addr, pid = sorted(pids.items())[0]
             os.kill(pid, signal.SIGKILL)
             killed.update(addr=addr, pid=pid, at=kill_after)
@@ -220,7 +222,10 @@ def run_full(client, cube, model, out: Path, kill_after: float | None = None) ->
     t0 = time.perf_counter()
     with MemoryWatch(client) as mem:
         _write(maps, out / "maps.zarr")
+    finished.set()
     wall = time.perf_counter() - t0
+    if kill_after is not None and not killed:
+        print(f"warning: the run ended ({wall:.0f} s) before the kill at {kill_after:.0f} s")
     return {"wall_s": wall, "peak_rss": dict(mem.peak), "killed": killed,
             "digest": {"maps.zarr": digest(out / "maps.zarr")}}  # fmt: skip
 
@@ -328,7 +333,12 @@ def main() -> None:
     parser.add_argument("--kill-after", type=float, default=None,
                         help="seconds into the killed run (default: a third of the first run)")  # fmt: skip
     parser.add_argument("--out", default=None, help="folder for the stores (default: a temp dir)")
+    parser.add_argument("--killed-only", metavar="DIGEST", default=None,
+                        help="only the run with a killed worker (--kill-after seconds in), its "
+                        "digest compared with DIGEST, that of an uninterrupted run")  # fmt: skip
     args = parser.parse_args()
+    if args.killed_only and not args.kill_after:
+        parser.error("--killed-only needs --kill-after SECONDS")
 
     import dask
     from dask.distributed import Client, LocalCluster
@@ -354,6 +364,17 @@ def main() -> None:
         tiny = cube.isel(y=slice(0, args.chunk), x=slice(0, 2 * args.chunk))
         _, p_tiny, c_tiny, _ = pipeline(tiny, model)
         client.compute([p_tiny["sos"].isnull().sum().data, c_tiny["class"].sum().data], sync=True)
+        if args.killed_only:
+            run = run_full(client, cube, model, out / "killed", kill_after=args.kill_after)
+            digest_ = run["digest"]["maps.zarr"]
+            print(
+                f"run with a worker killed at {args.kill_after:.0f} s (pid "
+                f"{run['killed'].get('pid')}): {run['wall_s']:.0f} s, peak RSS per worker "
+                + ", ".join(f"{v / 2**20:.0f} MiB" for v in run["peak_rss"].values())
+                + f"; digest {digest_}; equal to the uninterrupted run's: "
+                f"{digest_ == args.killed_only}"
+            )
+            return
         _, pheno, classes, _ = pipeline(cube, model)
         n_tasks, graph_bytes = _graph_stats([pheno, classes])
         print(f"graph: {n_tasks} tasks, {graph_bytes / 2**20:.1f} MiB pickled "
