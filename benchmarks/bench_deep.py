@@ -18,8 +18,14 @@ the real Presto algae-bloom series (S1 + S2 + ERA5 + SRTM, 18 channels x 12 mont
 bloom severity 1-5 as five classes, trained on the authors' train split (777) and tested on their
 test split (345); each model is fitted with seeds 0 ... ``--seeds`` - 1 and the mean is shown.
 
-Run: ``.venv/bin/python benchmarks/bench_deep.py [speed|slovenia|algae] [--quick] [--threads N]
-[--device cpu|cuda] [--seeds N]``.
+``matogrosso`` prints overall accuracy and kappa of the random forest, TempCNN and L-TAE on the real
+MODIS NDVI samples of Mato Grosso (``data/real/sits_matogrosso``: 2115 one-year series x 23
+composites, 9 classes, no NaN, so every model reads the same values) with 5-fold cross-validation
+grouped by location (a location sampled in several years is never in both sets), seed 0; the
+networks with the training defaults before issue #16 (``OLD_DEFAULTS``) and now.
+
+Run: ``.venv/bin/python benchmarks/bench_deep.py [speed|slovenia|algae|matogrosso] [--quick]
+[--threads N] [--device cpu|cuda] [--seeds N] [--k K]``.
 """
 
 from __future__ import annotations
@@ -34,6 +40,14 @@ import numpy as np
 NAMES = {1: "cultivated land", 2: "forest", 3: "grassland", 4: "shrubland", 8: "artificial surface"}
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "eolearn_slovenia"
 ALGAE = DATA.parent / "presto" / "data" / "algae_blooms" / "npy"
+MATOGROSSO = Path(__file__).resolve().parents[1] / "data" / "real" / "sits_matogrosso"
+#: ``eoai.ml.deep.TRAINING_DEFAULTS`` before issue #16 (the "before" rows), plus the batch size.
+OLD_DEFAULTS = {
+    "tempcnn": dict(epochs=40, val_fraction=0.2, date_dropout=0.0, noise=0.0, shift=0,
+                    label_smoothing=0.0, average_last=0, batch_size=256),
+    "ltae": dict(epochs=40, val_fraction=0.0, date_dropout=0.2, noise=0.05, shift=1,
+                 label_smoothing=0.1, average_last=10, batch_size=256),
+}  # fmt: skip
 #: The 18 channels of the Presto series, in order (S1 dB, S2 DN x 1e4, ERA5, SRTM, NDVI).
 ALGAE_BANDS = ["vv", "vh", "b2", "b3", "b4", "b5", "b6", "b7", "b8", "b8a", "b9", "b11", "b12",
                "temperature", "precipitation", "elevation", "slope", "ndvi"]  # fmt: skip
@@ -173,11 +187,16 @@ def slovenia(args: argparse.Namespace) -> None:
     labels = gpd.read_file(DATA / "LULC_polygons.gpkg")
     labels = labels[labels["LULC_ID"] > 0]
     filled = gapfill(ndvi, "linear")
+    rf = dict(n_estimators=100, n_jobs=args.threads)
     runs = {
+        "rf (raw, clouds NaN)": (ndvi, "rf", rf),
+        "rf (linear gap-filled)": (filled, "rf", rf),
         "tempcnn (linear gap-filled)": (filled, "tempcnn", {}),  # the defaults of fit_network
         "ltae (raw, clouds NaN)": (ndvi, "ltae", {}),
-        "rf (raw, clouds NaN)": (ndvi, "rf", dict(n_estimators=100, n_jobs=args.threads)),
     }
+    if args.before:
+        runs["tempcnn (linear gap-filled), before"] = (filled, "tempcnn", OLD_DEFAULTS["tempcnn"])
+        runs["ltae (raw, clouds NaN), before"] = (ndvi, "ltae", OLD_DEFAULTS["ltae"])
     if args.quick:
         runs = {
             k: (s, m, {**kw, "epochs": 5} if m != "rf" else kw) for k, (s, m, kw) in runs.items()
@@ -190,7 +209,7 @@ def slovenia(args: argparse.Namespace) -> None:
         if model != "rf":
             kw = {**kw, "progress": False, "device": args.device}
         t0 = time.perf_counter()
-        cv = eoai.ml.cross_validate(samples, model, k=5, class_names=NAMES, **kw)
+        cv = eoai.ml.cross_validate(samples, model, k=args.k, class_names=NAMES, **kw)
         f1 = " ".join(f"{NAMES[c]}={v:.2f}" for c, v in cv.f1.items())
         print(f"{name}: OA {cv.overall_accuracy:.3f} kappa {cv.kappa:.3f} F1 {f1} "
               f"({len(samples)} samples, {time.perf_counter() - t0:.0f} s)", flush=True)  # fmt: skip
@@ -254,9 +273,60 @@ def algae(args: argparse.Namespace) -> None:
           f"{np.mean(ref == major):.3f})")  # fmt: skip
 
 
+def matogrosso_samples():
+    """The sits Mato Grosso samples as a sample table (one group per location).
+
+    2115 one-year MODIS NDVI series (14 September - 29 August, 23 16-day composites) of 9 classes;
+    the years differ between samples, so the features are named on the nominal grid of 2000/01
+    (the composite dates of a year repeat, and the networks read the position in the season).
+    """
+    import pandas as pd
+
+    d = np.load(MATOGROSSO / "sits_matogrosso_ndvi.npz")
+    x = d["sample_ndvi"].astype("float32")
+    dates = pd.date_range("2000-09-14", periods=x.shape[1], freq="16D").strftime("%Y-%m-%d")
+    samples = pd.DataFrame(x, columns=[f"ndvi_{t}" for t in dates])
+    samples["label"] = d["sample_label"].astype("int64")
+    samples["group"] = np.unique(d["sample_lonlat"], axis=0, return_inverse=True)[1].ravel()
+    names = {i: str(v) for i, v in enumerate(d["labels"])}
+    return samples, names
+
+
+def matogrosso(args: argparse.Namespace) -> None:
+    import torch
+
+    import eoai.ml
+
+    samples, names = matogrosso_samples()
+    runs = {
+        "rf": ("rf", dict(n_estimators=100, n_jobs=args.threads)),
+        "tempcnn, before": ("tempcnn", OLD_DEFAULTS["tempcnn"]),
+        "tempcnn": ("tempcnn", {}),
+        "ltae, before": ("ltae", OLD_DEFAULTS["ltae"]),
+        "ltae": ("ltae", {}),
+    }
+    if args.quick:
+        runs = {k: (m, {**kw, "epochs": 5} if m != "rf" else kw) for k, (m, kw) in runs.items()}
+    print(f"torch threads {torch.get_num_threads()}; Mato Grosso: {len(samples)} series x 23 "
+          f"dates, {samples['group'].nunique()} locations, {args.k}-fold CV grouped by location")  # fmt: skip
+    for name, (model, kw) in runs.items():
+        if model != "rf":
+            kw = {**kw, "progress": False, "device": args.device}
+        t0, c0 = time.perf_counter(), time.process_time()
+        cv = eoai.ml.cross_validate(samples, model, k=args.k, class_names=names, **kw)
+        folds = " ".join(f"{v:.3f}" for v in cv.extra["folds"]["overall_accuracy"])
+        print(f"{name}: OA {cv.overall_accuracy:.3f} kappa {cv.kappa:.3f} (folds {folds}; "
+              f"{time.perf_counter() - t0:.0f} s wall, {time.process_time() - c0:.0f} s CPU)",
+              flush=True)  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("what", nargs="?", default="speed", choices=["speed", "slovenia", "algae"])
+    parser.add_argument(
+        "what", nargs="?", default="speed", choices=["speed", "slovenia", "algae", "matogrosso"]
+    )
+    parser.add_argument("--k", type=int, default=5, help="slovenia, matogrosso: CV folds")
+    parser.add_argument("--before", action="store_true", help="slovenia: also the old defaults")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--threads", type=int, default=2, help="dask threads")
     parser.add_argument("--torch-threads", type=int, default=None)
@@ -267,7 +337,8 @@ def main() -> None:
         import torch
 
         torch.set_num_threads(args.torch_threads)
-    {"speed": speed, "slovenia": slovenia, "algae": algae}[args.what](args)
+    modes = {"speed": speed, "slovenia": slovenia, "algae": algae, "matogrosso": matogrosso}
+    modes[args.what](args)
 
 
 if __name__ == "__main__":
