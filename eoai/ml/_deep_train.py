@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from .._skipped import user_stacklevel
 from ..errors import EoaiWarning, InputError
 
 IGNORE = -100
@@ -294,7 +295,7 @@ def warn_amp_on_cpu(amp: bool | None, device: Any) -> bool:
         warnings.warn(
             f"mixed precision (amp=True) runs on CUDA only; training in float32 on {device}",
             EoaiWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
         return False
     return bool(amp)
