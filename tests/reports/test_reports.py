@@ -100,6 +100,19 @@ def test_demo_writes_an_offline_report(demo_report):
     assert html.count("data-root-id") >= 4
     executed = json.loads((out / "report.ipynb").read_text())
     assert executed["metadata"]["papermill"]["parameters"]["quick"] is True
+    # the whole mission: land cover with its accuracy and areas, change, super-resolution, files
+    text = "".join(
+        "".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", [])
+    )
+    oa = re.search(r"cross-validated overall accuracy (0\.\d+), kappa (0\.\d+)", text)
+    assert oa and 0.6 < float(oa[1]) < 0.9, text[-2000:]  # 0.721 measured (60 trees)
+    assert "adjusted area (ha)" in html and "NDVI change 2016 -> 2017" in text
+    share = float(re.search(r"(\d+\.\d)% of the pixels with data changed", text)[1])
+    assert 0.5 < share < 15  # mean + 2 sd of the magnitude, not Otsu's 30 %
+    assert "sharpened to 10 m (guided network)" in html
+    maps = out / "maps"
+    assert {"land_cover.tif", "land_cover.qml"} <= {p.name for p in maps.iterdir()}
+    assert any(p.name.startswith("ndvi_change") for p in maps.rglob("*.tif"))
     assert "import eoai" not in html.split("<main>", 1)[1]  # code hidden
 
 
