@@ -65,12 +65,12 @@ import numpy as np
 import xarray as xr
 
 from .._attrs import _plain, netcdf_attrs, to_json
+from .._dims import spatial_dims
 from .._skipped import user_stacklevel
 from ..errors import (
     CRSError,
     DataSkippedWarning,
     InputError,
-    MissingDimensionError,
     ResumeMismatchError,
     TargetExistsError,
     WriteError,
@@ -214,14 +214,7 @@ def _as_dataset(obj: Any) -> tuple[xr.Dataset, bool]:
 
 
 def _spatial_dims(ds: xr.Dataset) -> tuple[str, str]:
-    for ydim, xdim in (("y", "x"), ("latitude", "longitude"), ("lat", "lon")):
-        if ydim in ds.dims and xdim in ds.dims:
-            return ydim, xdim
-    raise MissingDimensionError(
-        f"eoai.write needs spatial dims 'y' and 'x' (or latitude/longitude); this object has "
-        f"{list(ds.dims)}: rename them, e.g. .rename({{'row': 'y', 'col': 'x'}}), and give them "
-        "coordinates"
-    )
+    return spatial_dims(ds, "eoai.write")
 
 
 def _geobox(ds: xr.Dataset) -> Any:

@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from .._dims import find_spatial_dims, spatial_dims
 from .._provenance import provenance
 from ..errors import InputError, MissingDimensionError, TimeAxisError
 from .units import _is_backscatter, _nodata_of, backscatter_units, from_power, to_power
@@ -60,7 +61,6 @@ __all__ = ["speckle_filter", "METHODS"]
 
 #: speckle filter methods; ``quegan`` is multi-temporal (needs a ``time`` dimension)
 METHODS = ("lee", "refined_lee", "enhanced_lee", "boxcar", "quegan")
-_SPATIAL = (("y", "x"), ("latitude", "longitude"), ("lat", "lon"))
 _QUEGAN_ELEMENTS = 2**24  # values per chunk once the dates are in one chunk (64 MiB of float32)
 
 
@@ -235,13 +235,7 @@ def _filter_block(x: np.ndarray, method: str, h: int, units: str, nodata: Any, *
 
 # -- xarray / dask ------------------------------------------------------------------------------
 def _spatial_dims(da: xr.DataArray) -> tuple[str, str]:
-    for pair in _SPATIAL:
-        if all(d in da.dims for d in pair):
-            return pair
-    raise MissingDimensionError(
-        f"speckle_filter needs two spatial dimensions (y, x) or (latitude, longitude); "
-        f"{da.name or 'the input'} has dims {da.dims}"
-    )
+    return spatial_dims(da, "speckle_filter")
 
 
 def _filter_da(
@@ -440,7 +434,4 @@ def speckle_filter(
 
 
 def _spatial_dims_or_none(da: xr.DataArray) -> tuple[str, ...]:
-    for pair in _SPATIAL:
-        if all(d in da.dims for d in pair):
-            return pair
-    return ("<no spatial dims>",)
+    return find_spatial_dims(da) or ("<no spatial dims>",)

@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from .._dims import spatial_dims
 from .._skipped import user_stacklevel
-from ..errors import EoaiWarning, InputError, MissingDimensionError, ModelError, UnknownBandError
+from ..errors import EoaiWarning, InputError, ModelError, UnknownBandError
 from .bands import BANDS_10M, BANDS_20M, band_id, find_bands
 
 METHODS = ("guided", "bicubic", "lanczos")
@@ -25,13 +26,7 @@ MODES = ("20m", "x2")
 
 
 def _spatial_dims(cube: xr.Dataset) -> tuple[str, str]:
-    for y, x in (("y", "x"), ("latitude", "longitude"), ("lat", "lon")):
-        if y in cube.dims and x in cube.dims:
-            return y, x
-    raise MissingDimensionError(
-        f"the cube has no spatial dimensions y/x (dims: {dict(cube.sizes)}); "
-        "load it with eoai.load or rename its dimensions to y and x"
-    )
+    return spatial_dims(cube, "superres")
 
 
 def _check_names(cube: xr.Dataset, names: Sequence[str], what: str) -> list[str]:

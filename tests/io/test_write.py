@@ -545,7 +545,7 @@ def test_errors_say_what_and_how(tmp_path, classes):
         eoai.write(conf, tmp_path / "x.tif", format="netcdf")
     with pytest.raises(InputError, match="xarray"):
         eoai.write(np.zeros((2, 2)), tmp_path / "x.tif")
-    with pytest.raises(MissingDimensionError, match="'y' and 'x'"):
+    with pytest.raises(MissingDimensionError, match="eoai.write needs spatial dimensions y and x"):
         eoai.write(conf.rename(x="col"), tmp_path / "x.tif")
     bare = xr.DataArray(np.zeros((4, 4), "float32"), dims=("y", "x"),
                         coords={"y": np.arange(4.0), "x": np.arange(4.0)}, name="v")  # fmt: skip
