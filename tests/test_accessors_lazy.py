@@ -38,6 +38,11 @@ def _ndvi(s):
     return s["ndvi"]["ndvi"]
 
 
+def _power(s):
+    """The sample's nir reflectance as a stand-in linear-power backscatter band ``vv``."""
+    return s["l1c"]["nir"].rename("vv").assign_attrs(units="linear", **{"eoai:looks": 4.4})
+
+
 # method -> (input from the sample, positional args, keyword args); methods that are not
 # array -> array (or need a trained model) are skipped with the reason
 CASES = {
@@ -50,10 +55,16 @@ CASES = {
     "change": (lambda s: s["l1c"][["red", "nir"]], ("2015-07-11", "2015-09-09"), {}),
     # the interpolation baseline: "guided" trains on the cube, the one step that computes
     "superres": (lambda s: s["l1c"].drop_vars("clm"), ("bicubic",), {"bands": ["rededge1"]}),
+    # SAR methods on a stand-in backscatter band (the sample has no Sentinel-1): linear power
+    "to_db": (lambda s: _power(s), (), {}),
+    "from_db": (lambda s: _power(s).eoai.to_db(), (), {}),
+    "speckle_filter": (lambda s: _power(s), ("lee",), {}),
 }
 SKIPPED = {
     "extract": "returns a table of samples, not an array",
     "classify": "needs a trained model (tests/ml/test_classify.py checks its laziness)",
+    "predict": "needs a trained regressor (tests/ml/test_regression.py checks its map)",
+    "embed": "needs the Presto weights (tests/ml/test_presto.py checks its laziness and graph)",
     "explore": "returns a map widget",
     "plot_series": "returns a plot",
     "quicklook": "returns a plot",

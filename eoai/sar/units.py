@@ -170,7 +170,7 @@ def _convert_da(
         kwargs=kw,
         dask="parallelized",
         output_dtypes=[dtype],
-        keep_attrs=False,
+        keep_attrs=True,  # keeps the coordinates' attrs (the CRS of spatial_ref); attrs set below
     )
     attrs = provenance([da.attrs], f"{func}", {"from": src, "to": to, "nodata": nd})
     attrs.pop("_FillValue", None)
