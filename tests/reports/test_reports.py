@@ -112,7 +112,7 @@ def test_demo_writes_an_offline_report(demo_report):
     assert "sharpened to 10 m (guided network)" in html
     maps = out / "maps"
     assert {"land_cover.tif", "land_cover.qml"} <= {p.name for p in maps.iterdir()}
-    assert any(p.name.startswith("ndvi_change") for p in maps.rglob("*.tif"))
+    assert (maps / "ndvi_change" / "magnitude.tif").is_file()  # one COG per variable
     assert "import eoai" not in html.split("<main>", 1)[1]  # code hidden
 
 
