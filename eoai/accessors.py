@@ -17,7 +17,7 @@ Examples
 >>> ds = xr.Dataset({"red": ("x", np.array([0.1, 0.2])), "nir": ("x", np.array([0.5, 0.4]))})
 >>> ds.eoai.index("ndvi").round(3).values.tolist()
 [0.667, 0.333]
->>> list(inspect.signature(ds.eoai.index).parameters)  # index(ds, name, *, bands, **params)
+>>> list(inspect.signature(ds.eoai.index).parameters)  # index(ds, name, *, bands, units, **params)
 ['name', 'bands', 'params']
 >>> ds.eoai.index.__doc__ == eoai.indices.index.__doc__
 True
