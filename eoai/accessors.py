@@ -18,7 +18,7 @@ Examples
 >>> ds.eoai.index("ndvi").round(3).values.tolist()
 [0.667, 0.333]
 >>> list(inspect.signature(ds.eoai.index).parameters)  # index(ds, name, *, bands, units, **params)
-['name', 'bands', 'params']
+['name', 'bands', 'units', 'params']
 >>> ds.eoai.index.__doc__ == eoai.indices.index.__doc__
 True
 >>> hasattr(ds.red.eoai, "quicklook")
