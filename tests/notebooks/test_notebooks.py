@@ -36,11 +36,15 @@ def test_notebook_runs_with_quick_true(path: Path, tmp_path: Path):
     )
     assert "quick" in code[0].source, f"{path.name}: the parameters cell must define quick"
     assert all(not c.get("outputs") for c in code), f"{path.name} has committed outputs"
+    parameters: dict = {"quick": True}
+    names = {line.split("=")[0].strip() for line in code[0].source.splitlines() if "=" in line}
+    for folder in {"maps_folder", "out"} & names:  # outputs go to the test's folder, not the repo
+        parameters[folder] = str(tmp_path / folder)
     try:
         pm.execute_notebook(
             str(path),
             str(tmp_path / path.name),
-            parameters={"quick": True},
+            parameters=parameters,
             cwd=str(path.parent),
             kernel_name="python3",
             progress_bar=False,
