@@ -7,6 +7,9 @@ ambiguous once sub-folders have their own conftest.py, so shared helpers live he
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import dask
 import pytest
@@ -40,6 +43,56 @@ def skip_or_fail(reason: str) -> None:
     if IN_CI:
         pytest.fail(f"{reason} (CI installs it in .ci/run, so this is a real failure)")
     pytest.skip(reason)
+
+
+@contextmanager
+def rustac_server(folder: Path, collection: dict, items: list[dict]) -> Iterator[str]:
+    """Run ``rustac serve`` on 127.0.0.1 over ``collection`` and ``items``; yield its URL.
+
+    Skips (fails in CI) when rustac is not installed; fails when the server exits or does not
+    answer a search within 60 s; stops the server on exit.
+    """
+    import json
+    import shutil
+    import subprocess
+    import sys
+    import time
+    import urllib.error
+    import urllib.request
+
+    local = Path(sys.executable).parent / "rustac"
+    exe = str(local) if local.is_file() else shutil.which("rustac")
+    if exe is None:
+        skip_or_fail("rustac is not installed (pip install rustac)")
+    (folder / "collection.json").write_text(json.dumps(collection))
+    (folder / "items.json").write_text(json.dumps({"type": "FeatureCollection", "features": items}))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = open(folder / "rustac.log", "w")  # noqa: SIM115 (closed below)
+    proc = subprocess.Popen(
+        [exe, "serve", "--addr", f"127.0.0.1:{port}", "collection.json", "items.json"],
+        cwd=folder,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"rustac serve exited: {(folder / 'rustac.log').read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{url}/search?limit=1", timeout=2) as resp:
+                    if json.load(resp).get("features"):
+                        break
+            except (urllib.error.URLError, OSError, ValueError):
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"rustac serve did not answer on {url} within 60 s")
+            time.sleep(0.2)
+        yield url
+    finally:
+        stop_process(proc, timeout=10)
+        log.close()
 
 
 class ComputeCounter:

@@ -10,22 +10,11 @@ page answers, yields its URL and stops the server afterwards.
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from eoai_testing import free_port, skip_or_fail, stop_process
-
-
-def _rustac() -> str | None:
-    local = Path(sys.executable).parent / "rustac"
-    return str(local) if local.is_file() else shutil.which("rustac")
+from eoai_testing import rustac_server
 
 
 def _absolute_items(src: Path) -> list[dict]:
@@ -45,41 +34,10 @@ def _absolute_items(src: Path) -> list[dict]:
 @pytest.fixture(scope="session")
 def rustac_api(shared_data, tmp_path_factory) -> Iterator[str]:
     """URL of a running ``rustac serve`` STAC API holding the 10 earthsearch_l2a items."""
-    exe = _rustac()
-    if exe is None:
-        skip_or_fail("rustac is not installed (pip install rustac)")
     src = shared_data / "earthsearch_l2a" / "sentinel-2-l2a"
-    tmp = tmp_path_factory.mktemp("rustac")
     collection = json.loads((src / "collection.json").read_text())
     collection["links"] = []
-    (tmp / "collection.json").write_text(json.dumps(collection))
     items = _absolute_items(src)
     assert len(items) == 10
-    (tmp / "items.json").write_text(json.dumps({"type": "FeatureCollection", "features": items}))
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = open(tmp / "rustac.log", "w")  # noqa: SIM115 (closed below)
-    proc = subprocess.Popen(
-        [exe, "serve", "--addr", f"127.0.0.1:{port}", "collection.json", "items.json"],
-        cwd=tmp,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"rustac serve exited: {(tmp / 'rustac.log').read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/search?limit=1", timeout=2) as resp:
-                    if json.load(resp).get("features"):
-                        break
-            except (urllib.error.URLError, OSError, ValueError):
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"rustac serve did not answer on {url} within 60 s")
-            time.sleep(0.2)
+    with rustac_server(tmp_path_factory.mktemp("rustac"), collection, items) as url:
         yield url
-    finally:
-        stop_process(proc, timeout=10)
-        log.close()

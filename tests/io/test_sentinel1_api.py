@@ -8,17 +8,11 @@ polarisation filters are applied by eoai on the items the API returns.
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from eoai_testing import free_port, skip_or_fail, stop_process
+from eoai_testing import rustac_server
 from pystac_client import Client
 
 import eoai
@@ -26,11 +20,6 @@ from eoai.errors import EmptySearchError
 
 S1 = Path("sentinel1")
 PCT = S1 / "planetary-computer-tasks/pctasks/task/tests/data-files/items/s1-rtc/2019/12/15/IW"
-
-
-def _rustac() -> str | None:
-    local = Path(sys.executable).parent / "rustac"
-    return str(local) if local.is_file() else shutil.which("rustac")
 
 
 def _rtc_items(shared: Path) -> list[dict]:
@@ -50,10 +39,6 @@ def _rtc_items(shared: Path) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def s1_api(shared_data, tmp_path_factory) -> Iterator[tuple[str, list[dict]]]:
-    exe = _rustac()
-    if exe is None:
-        skip_or_fail("rustac is not installed (pip install rustac)")
-    tmp = tmp_path_factory.mktemp("rustac_s1")
     items = _rtc_items(shared_data)
     collection = {
         "type": "Collection", "stac_version": "1.0.0", "id": "sentinel-1-rtc",
@@ -61,35 +46,8 @@ def s1_api(shared_data, tmp_path_factory) -> Iterator[tuple[str, list[dict]]]:
         "links": [], "extent": {"spatial": {"bbox": [[-180, -90, 180, 90]]},
                                 "temporal": {"interval": [["2014-10-10T00:00:00Z", None]]}},
     }  # fmt: skip
-    (tmp / "collection.json").write_text(json.dumps(collection))
-    (tmp / "items.json").write_text(json.dumps({"type": "FeatureCollection", "features": items}))
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = open(tmp / "rustac.log", "w")  # noqa: SIM115 (closed below)
-    proc = subprocess.Popen(
-        [exe, "serve", "--addr", f"127.0.0.1:{port}", "collection.json", "items.json"],
-        cwd=tmp,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"rustac serve exited: {(tmp / 'rustac.log').read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/search?limit=1", timeout=2) as resp:
-                    if json.load(resp).get("features"):
-                        break
-            except (urllib.error.URLError, OSError, ValueError):
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"rustac serve did not answer on {url} within 60 s")
-            time.sleep(0.2)
+    with rustac_server(tmp_path_factory.mktemp("rustac_s1"), collection, items) as url:
         yield url, items
-    finally:
-        stop_process(proc, timeout=10)
-        log.close()
 
 
 def _ids(items, **props):
