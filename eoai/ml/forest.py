@@ -97,6 +97,12 @@ def make_estimator(
             params.setdefault(key, value)
         elif value is not None and key not in settable and key != "random_state":
             raise InputError(f"{type(est).__name__} has no parameter {key!r}; leave it unset")
+    return set_known_params(est, params)
+
+
+def set_known_params(est: Any, params: dict[str, Any]) -> Any:
+    """``est.set_params(**params)``, with an InputError listing ``est``'s parameters for an unknown one."""
+    settable = est.get_params()
     unknown = set(params) - set(settable)
     if unknown:
         raise InputError(

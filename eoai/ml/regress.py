@@ -162,13 +162,9 @@ def make_regressor(
         params.setdefault("random_state", random_state)
     if n_jobs is not None and "n_jobs" in settable:
         params.setdefault("n_jobs", n_jobs)
-    unknown = set(params) - set(settable)
-    if unknown:
-        raise InputError(
-            f"{type(est).__name__} has no parameter(s) {sorted(unknown)}; "
-            f"its parameters are {sorted(settable)}"
-        )
-    return est.set_params(**params)
+    from .forest import set_known_params
+
+    return set_known_params(est, params)
 
 
 def _threads(n_jobs: int | None) -> Any:
