@@ -8,6 +8,7 @@ use). Public entry points:
 - :func:`eoai.write`: COGs for QGIS (class maps with colours and a ``.qml``) or Zarr, region by
   region and resumable after a crash;
 - :mod:`eoai.datasets`: the embedded real sample and synthetic cubes with known truth;
+- :func:`eoai.set_options`: ``device``, ``threads`` and ``progress`` for a block or the session;
 - ``obj.eoai.<method>``: indices, gap-filling, phenology, classification, super-resolution,
   change detection, maps and plots.
 
@@ -24,6 +25,7 @@ from typing import Any
 
 from . import accessors as _accessors  # noqa: F401  (registers .eoai)
 from . import errors
+from ._options import get_options, set_options
 
 __version__ = "0.1.0"
 
@@ -44,7 +46,16 @@ _LAZY_MODULES = {
     "sar",
 }
 
-__all__ = ["errors", "search", "load", "write", *sorted(_LAZY_MODULES), "__version__"]
+__all__ = [
+    "errors",
+    "get_options",
+    "set_options",
+    "search",
+    "load",
+    "write",
+    *sorted(_LAZY_MODULES),
+    "__version__",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -2,6 +2,7 @@
 
 ``progress=None`` (the default of eoai functions that take it) resolves with :func:`enabled`:
 
+- the ``progress`` option of :func:`eoai.set_options` decides when set;
 - environment variable ``EOAI_PROGRESS`` = ``1``/``0`` decides when set;
 - on in an interactive IPython/Jupyter session;
 - off in papermill / nbclient / ``nbconvert --execute`` runs (their kernels get execute requests
@@ -78,6 +79,10 @@ def enabled(progress: bool | None) -> bool:
     """
     if progress is not None:
         return bool(progress)
+    from ._options import OPTIONS
+
+    if OPTIONS["progress"] is not None:
+        return bool(OPTIONS["progress"])
     env = os.environ.get("EOAI_PROGRESS", "").strip().lower()
     if env in {"1", "true", "yes", "on"}:
         return True

@@ -30,7 +30,7 @@ IGNORE = -100
 
 
 def resolve_device(device: Any = "auto") -> Any:
-    """``"auto"`` -> CUDA when available, else CPU; anything else -> ``torch.device(device)``.
+    """The ``torch.device`` for ``device`` (see :func:`eoai._device.resolve_device`).
 
     Examples
     --------
@@ -39,14 +39,9 @@ def resolve_device(device: Any = "auto") -> Any:
     """
     import torch
 
-    if device is None or (isinstance(device, str) and device == "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise InputError(
-            f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}"
-        ) from err
+    from .._device import resolve_device as _resolve
+
+    return torch.device(_resolve(device))
 
 
 def takes_days(net: Any) -> bool:

@@ -138,7 +138,7 @@ def test_torch_is_lazy_and_dask_equals_numpy(count_computes, method, kw):
 
 def test_device_errors():
     da, _ = _series(n=10)
-    with pytest.raises(InputError, match="device='gpu' is unknown; use 'cpu'"):
+    with pytest.raises(InputError, match="device='gpu' is unknown; use 'auto'"):
         gapfill(da, "linear", device="gpu")
     with pytest.raises(InputError, match="device='cuda:x' is unknown"):
         gapfill(da, "linear", device="cuda:x")
