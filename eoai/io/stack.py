@@ -511,7 +511,9 @@ def stack_sources(
                 continue
             method = _resampling_of(resampling, name, str(vname))
             out, info = _reproject_var(var, str(vname), name, src_gbox, dst, method)
-            out = out.rename({d: n for d, n in zip(out.odc.spatial_dims, (ydim, xdim)) if d != n})
+            out = out.rename(
+                {d: n for d, n in zip(out.odc.spatial_dims, (ydim, xdim), strict=True) if d != n}
+            )
             out_vars[vname] = out.drop_vars([ydim, xdim, "spatial_ref"], errors="ignore")
             how[str(vname)] = info
         child = xr.Dataset(out_vars).assign_coords(grid)
