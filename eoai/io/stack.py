@@ -138,13 +138,16 @@ def _as_source(obj: Any, name: str, static: bool) -> xr.Dataset:
 
 
 def _pixel_area(gbox: Any) -> float:
-    """Area of one pixel in m² (the footprint in its UTM zone over the pixel count)."""
-    ext = gbox.extent
-    try:
-        ext = ext.to_crs("utm")
-    except Exception:  # noqa: BLE001 - polar areas have no UTM zone: keep the CRS's own units
-        pass
-    return float(ext.area) / float(gbox.shape[0] * gbox.shape[1])
+    """Area of one pixel in m² (geographic grids: at the latitude of their centre)."""
+    a = gbox.affine
+    area = abs(a.a * a.e - a.b * a.d)
+    if gbox.crs.geographic:
+        lat = float(gbox.extent.centroid.points[0][1])
+        metres = math.pi / 180 * 6371008.8  # one degree on the mean Earth radius
+        return area * metres * metres * math.cos(math.radians(lat))
+    axes = gbox.crs.proj.axis_info
+    factor = float(axes[0].unit_conversion_factor) if axes else 1.0
+    return area * factor * factor
 
 
 def _footprints(boxes: Mapping[str, Any], crs: Any) -> dict[str, Any]:
