@@ -188,7 +188,7 @@ def _snap(base: Any, region: Any, extent: str) -> Any:
 
     inv = ~base.affine
     pts = np.asarray(region.to_crs(base.crs).exterior.points)
-    col, row = inv * (pts[:, 0], pts[:, 1])
+    col, row = _apply(inv, pts[:, 0], pts[:, 1])
     tol = 1e-3
     if extent == "union":
         c0, c1 = math.floor(col.min() + tol), math.ceil(col.max() - tol)
@@ -201,9 +201,20 @@ def _snap(base: Any, region: Any, extent: str) -> Any:
             "stack_sources: the sources have less than one whole pixel of the grid in common; "
             "load them over the same area, or pass extent='union'"
         )
+    return GeoBox((r1 - r0, c1 - c0), _shifted(base.affine, c0, r0), base.crs)
+
+
+def _apply(aff: Any, x: Any, y: Any) -> tuple[Any, Any]:
+    """``aff`` applied to points (written out: affine 3 deprecates ``*`` for this)."""
+    return aff.a * x + aff.b * y + aff.c, aff.d * x + aff.e * y + aff.f
+
+
+def _shifted(aff: Any, col: int, row: int) -> Any:
+    """The transform of the grid whose pixel (0, 0) is pixel (row, col) of ``aff``'s grid."""
     from affine import Affine
 
-    return GeoBox((r1 - r0, c1 - c0), base.affine * Affine.translation(c0, r0), base.crs)
+    c, f = _apply(aff, col, row)
+    return Affine(aff.a, aff.b, c, aff.d, aff.e, f)
 
 
 def target_geobox(
@@ -291,7 +302,7 @@ def _aligned_window(src: Any, dst: Any) -> tuple[int, int] | None:
     a, b = src.affine, dst.affine
     if not all(math.isclose(getattr(a, k), getattr(b, k), rel_tol=1e-9) for k in "abde"):
         return None
-    col, row = ~a * (b.c, b.f)
+    col, row = _apply(~a, b.c, b.f)
     if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
         return None
     return int(round(row)), int(round(col))

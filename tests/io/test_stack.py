@@ -106,7 +106,7 @@ def test_s2_onto_the_s1_grid_with_its_own_dates(ssl4eo):
     # like= a source name: its grid over the intersection (whole pixels inside both)
     inter = stack_sources({"s1": s1, "s2": s2}, like="s1")
     gi = _gbox(inter)
-    col, row = ~g1.affine * (gi.affine.c, gi.affine.f)
+    col, row = ~g1.affine @ (gi.affine.c, gi.affine.f)
     assert (col, row) == (pytest.approx(4), pytest.approx(3)) and gi.resolution == g1.resolution
     assert not np.isnan(inter["s2"].red.values).any() and gi.shape == (261, 260)
     np.testing.assert_array_equal(inter["s1"].vv.values, s1.vv.values[:, 3:264, 4:264])
@@ -117,7 +117,7 @@ def test_default_grid_is_the_finest_source_over_the_intersection(ssl4eo):
     tree = stack_sources({"s1": s1, "s2": s2})
     g, g2 = _gbox(tree), s2.odc.geobox
     assert g.crs == g2.crs and g.resolution == g2.resolution  # S2's pixels are ~1 % smaller
-    col, row = ~g2.affine * (g.affine.c, g.affine.f)
+    col, row = ~g2.affine @ (g.affine.c, g.affine.f)
     assert col == pytest.approx(round(col)) and row == pytest.approx(round(row))
     r0, c0 = round(row), round(col)
     np.testing.assert_array_equal(  # S2 sliced, not resampled
