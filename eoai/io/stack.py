@@ -39,8 +39,8 @@ Examples
 >>> s1, _ = eoai.datasets.synthetic_cube(shape=(4, 4), start="2021-05-03", end="2021-06-30",
 ...                                      freq="12D", bands=["red"], resolution=20.0, seed=2)
 >>> tree = stack_sources({"s2": s2, "s1": s1[["red"]].rename(red="nir")})
->>> sorted(tree.children), dict(tree["s1"].sizes)
-(['s1', 's2'], {'time': 5, 'y': 8, 'x': 8})
+>>> list(tree.children), tree["s1"].nir.shape, tree["s2"].nir.shape
+(['s2', 's1'], (5, 8, 8), (7, 8, 8))
 """
 
 from __future__ import annotations
@@ -73,14 +73,11 @@ def _check_name(name: Any) -> str:
     if not isinstance(name, str) or not name:
         raise InputError(f"stack_sources: source names must be non-empty strings, got {name!r}")
     bad = [c for c in "./" if c in name]
-    if bad or name.startswith("time"):
+    if bad:
         raise InputError(
             f"stack_sources: source name {name!r} cannot contain {' or '.join(map(repr, bad))} "
-            "or start with 'time' (features are named '<source>.<band>_<date>' and the time "
-            "axis of a source 'time_<source>'); use names such as 's1', 's2', 'dem'"
-            if bad
-            else f"stack_sources: source name {name!r} cannot start with 'time' (the time axis "
-            "of a source is named 'time_<source>' in flattened cubes); use e.g. 's1', 's2'"
+            "(features are named '<source>.<band>_<date>', tree paths '/<source>'); use names "
+            "such as 's1', 's2', 'dem'"
         )
     return name
 
@@ -223,7 +220,7 @@ def target_geobox(
     like: Any = None,
     crs: Any = None,
     resolution: Any = None,
-    extent: str = "intersection",
+    extent: str | None = None,
 ) -> Any:
     """The GeoBox :func:`stack_sources` puts the sources on (see its parameters).
 
@@ -239,14 +236,14 @@ def target_geobox(
 
     from .._crs import check_crs
 
-    if extent not in EXTENTS:
+    if extent is not None and extent not in EXTENTS:
         raise InputError(f"stack_sources: extent must be one of {EXTENTS}, got {extent!r}")
     boxes = {k: _geobox(v, k) for k, v in sources.items()}
     if like is not None and not isinstance(like, str):
-        if crs is not None or resolution is not None:
+        if crs is not None or resolution is not None or extent is not None:
             raise InputError(
-                "stack_sources: like= a grid gives CRS and resolution; pass crs= / resolution= "
-                "only without it (or with like= a source name)"
+                "stack_sources: like= a grid gives CRS, resolution and extent; pass crs= / "
+                "resolution= / extent= only without it (or with like= a source name)"
             )
         if isinstance(like, GeoBox):
             gbox = like
@@ -278,6 +275,7 @@ def target_geobox(
         smallest = min(areas.values())
         base_name = next(k for k, a in areas.items() if a <= smallest * 1.001)
     base = boxes[base_name]
+    extent = extent or "intersection"
     if crs is None and resolution is None:
         return _snap(base, _common_extent(boxes, base.crs, extent), extent)
     out_crs = base.crs if crs is None else check_crs(crs, "stack_sources: crs")
@@ -405,7 +403,7 @@ def stack_sources(
     like: Any = None,
     crs: Any = None,
     resolution: Any = None,
-    extent: str = "intersection",
+    extent: str | None = None,
     resampling: str | Mapping[str, str] = "bilinear",
     static: Sequence[str] = (),
 ) -> xr.DataTree:
@@ -427,7 +425,8 @@ def stack_sources(
         finest source), over ``extent``, with pixel edges on multiples of the resolution.
     extent
         ``"intersection"`` (default: whole pixels inside every source, so every pixel can have
-        data from every source) or ``"union"`` (NaN where a source has no data).
+        data from every source) or ``"union"`` (NaN where a source has no data); not with
+        ``like=`` a grid.
     resampling
         Method for continuous variables (``"bilinear"``, ``"average"`` for a coarser grid,
         ``"nearest"``...), or a mapping ``{source: method}`` / ``{"source.var": method}``
@@ -546,7 +545,8 @@ def stack_sources(
                 "like": like if isinstance(like, str) or like is None else "grid",
                 "crs": None if crs is None else str(crs),
                 "resolution": None if resolution is None else str(resolution),
-                "extent": extent,
+                "extent": extent
+                or ("intersection" if like is None or isinstance(like, str) else None),
                 "resampling": dict(resampling) if isinstance(resampling, Mapping) else resampling,
                 "static": list(static),
                 "grid": _grid_json(dst),

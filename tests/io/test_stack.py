@@ -169,6 +169,8 @@ def test_errors_name_the_source(ssl4eo, shared_data):
         stack_sources({"s1": s1.assign(vv=s1.vv.drop_attrs()), "s2": s2})
     with pytest.raises(InputError, match="cannot contain '.'"):
         stack_sources({"s2.l2a": s2, "s1": s1})
+    with pytest.raises(InputError, match="like= a grid gives CRS, resolution and extent"):
+        stack_sources({"s2": s2, "s1": s1}, like=s1.odc.geobox, extent="union")
     with pytest.raises(InputError, match="like='s3' is not a source"):
         stack_sources({"s2": s2, "s1": s1}, like="s3")
     with pytest.raises(InputError, match="unknown resampling 'bicubic'"):
