@@ -21,7 +21,9 @@ Rules:
 - **Exact where possible.** A source already on the grid, or on a grid it is a whole-pixel window
   of, is sliced (or padded with NaN), not resampled: its values are unchanged.
 - **Resampling** (``"bilinear"`` by default, per source or per ``"source.var"`` with a mapping) of
-  continuous variables; class and mask variables (``flag_values`` / ``eoai:mask_kind`` attrs or mask
+  continuous variables (measured on the real S1 / S2 patch at a half-pixel shift: 2.2x lower RMSE
+  than nearest; Lanczos is 26 % lower again on clear images but overshoots, see
+  ``benchmarks/README.md``); class and mask variables (``flag_values`` / ``eoai:mask_kind`` attrs or mask
   names such as ``scl``) always take ``"nearest"`` and keep their integer codes. Other integer
   variables become float32 with their declared nodata as NaN (nodata is never a value).
 - **SAR in linear power.** Backscatter (``vv``, ``vh``... or ``attrs["units"]`` dB / linear /

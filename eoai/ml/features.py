@@ -319,6 +319,23 @@ def check_features(available: Sequence[str], required: Sequence[str]) -> None:
         )
 
 
+def split_feature(name: str) -> tuple[str | None, str, str | None]:
+    """``(source, variable, date)`` of a feature name; ``None`` for what it does not have.
+
+    The inverse of the naming rule: ``"<source>.<band>_<YYYY-MM-DD>"`` (the source before the first
+    dot), ``"<band>_<YYYY-MM-DD>"`` (single source), ``"<source>.<var>"`` / ``"<var>"`` (static).
+
+    Examples
+    --------
+    >>> split_feature("s1.vv_2020-06-07"), split_feature("red_2021-03-04"), split_feature("dem.elevation")
+    (('s1', 'vv', '2020-06-07'), (None, 'red', '2021-03-04'), ('dem', 'elevation', None))
+    """
+    m = _NAME.match(name)
+    var, date = (m["var"], m["date"]) if m else (name, None)
+    source, dot, rest = var.partition(".")
+    return (source, rest, date) if dot else (None, var, date)
+
+
 def _sources(names: Sequence[str]) -> list[str]:
     """The sources (``"s2"`` of ``"s2.red_2020-06-04"``) of feature names, in order."""
     out: list[str] = []
