@@ -424,7 +424,9 @@ def stack_sources(
         the finest pixels (smallest pixel area, the first of equals).
     crs, resolution
         A new grid instead (resolution in units of ``crs``; default: those of the ``like`` /
-        finest source), over ``extent``, with pixel edges on multiples of the resolution.
+        finest source), over ``extent``, with pixel edges on multiples of the resolution. The grid
+        encloses the extent: where the footprints are not axis-aligned in ``crs`` (a lon/lat patch
+        in UTM), its edge pixels may lack data from a source (NaN).
     extent
         ``"intersection"`` (default: whole pixels inside every source, so every pixel can have
         data from every source) or ``"union"`` (NaN where a source has no data); not with

@@ -20,6 +20,7 @@ from s1_local import BEN, RICO
 import eoai
 from eoai.errors import CRSError, InputError, MissingDimensionError, NoOverlapError
 from eoai.io.stack import gapfill_sources, stack_sources
+from eoai.ml.features import feature_array, feature_names
 from eoai.testing import raise_if_dask_computes
 from eoai.timeseries.gapfill import gapfill
 
@@ -126,6 +127,14 @@ def test_default_grid_is_the_finest_source_over_the_intersection(ssl4eo):
     assert not np.isnan(tree["s1"].vv.values).any()
     assert json.loads(tree["s2"].attrs["eoai:stack"])["red"]["resampling"].startswith("none")
     assert "linear power" in json.loads(tree["s1"].attrs["eoai:stack"])["vv"]["averaged_in"]
+    # a UTM grid at 10 m (y / x, as the ML chain needs): features of both sources
+    utm = stack_sources({"s1": s1, "s2": s2}, crs="EPSG:32643", resolution=10)
+    g = _gbox(utm)
+    assert g.crs.epsg == 32643 and g.resolution.x == 10 and g.affine.c % 10 == 0
+    assert feature_names(utm)[::2] == [
+        "s1.vv_2020-06-07", "s1.vh_2020-06-07", "s2.red_2020-06-04", "s2.nir_2020-06-04",
+    ]  # fmt: skip
+    assert np.isnan(feature_array(utm).values).mean() < 0.03  # edges of the rotated footprints
 
 
 def test_db_is_averaged_in_linear_power(ssl4eo):

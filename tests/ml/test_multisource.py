@@ -144,3 +144,23 @@ def test_model_of_other_sources_or_channels(two_sources):
         eoai.ml.classify(no_vh, model)
     with pytest.raises(ModelError, match=r"sources missing: s2, s1.*eoai\.stack_sources"):
         eoai.ml.classify(tree["s2"].to_dataset(), model)  # a single-source cube
+
+
+def test_extract_with_a_variable_named_like_another_plus_suffix():
+    """``ndvi`` and ``ndvi_max``: each variable's columns are its own (a prefix match took the
+    other's names too and failed)."""
+    import geopandas as gpd
+    from odc.geo.xr import xr_zeros
+    from shapely.geometry import box
+
+    gbox = GeoBox.from_bbox((500000, 5000000, 500040, 5000040), "EPSG:32633", resolution=10)
+    t = pd.to_datetime(["2021-05-01", "2021-07-01"])
+    base = xr_zeros(gbox, dtype="float32").expand_dims(time=t)
+    cube = xr.Dataset({"ndvi": base + 0.5, "ndvi_max": base + 0.9})
+    labels = gpd.GeoDataFrame({"class": [1]}, geometry=[box(500000, 5000000, 500020, 5000020)],
+                              crs=32633)  # fmt: skip
+    df = eoai.ml.extract(cube, labels, min_samples=1)
+    assert list(df.columns[:4]) == [
+        "ndvi_2021-05-01", "ndvi_2021-07-01", "ndvi_max_2021-05-01", "ndvi_max_2021-07-01",
+    ]  # fmt: skip
+    assert df["ndvi_2021-07-01"].eq(0.5).all() and df["ndvi_max_2021-05-01"].eq(0.9).all()
