@@ -5,6 +5,8 @@
 use). Public entry points:
 
 - :func:`eoai.search` and :func:`eoai.load`: STAC search and lazy loading with cloud masks;
+- :func:`eoai.stack_sources`: several sensors (Sentinel-1, Sentinel-2, a DEM) on one grid, each
+  with its own dates, as an ``xarray.DataTree`` that extract / classify take as it is;
 - :func:`eoai.write`: COGs for QGIS (class maps with colours and a ``.qml``) or Zarr, region by
   region and resumable after a crash;
 - :mod:`eoai.datasets`: the embedded real sample and synthetic cubes with known truth;
@@ -33,6 +35,7 @@ _LAZY_FUNCTIONS = {
     "search": "eoai.io.catalog",
     "load": "eoai.io.loading",
     "write": "eoai.io.write",
+    "stack_sources": "eoai.io.stack",
 }
 _LAZY_MODULES = {
     "datasets",
@@ -53,6 +56,7 @@ __all__ = [
     "search",
     "load",
     "write",
+    "stack_sources",
     *sorted(_LAZY_MODULES),
     "__version__",
 ]

@@ -9,7 +9,9 @@ Submodules load on first use (``import eoai`` stays light):
 - :mod:`eoai.io.bands`: common names <-> asset keys;
 - :mod:`eoai.io.presets`: Earth Search, Planetary Computer, CDSE, THEIA; per-collection scaling;
 - :mod:`eoai.io.sentinel1`: Sentinel-1 collections, units, orbit / mode / polarisation filters;
-- :mod:`eoai.io.write`: :func:`write` (COG / Zarr, region by region, resumable).
+- :mod:`eoai.io.write`: :func:`write` (COG / Zarr, region by region, resumable);
+- :mod:`eoai.io.stack`: :func:`stack_sources` (several sources on one grid, a DataTree with each
+  source's own dates), :func:`gapfill_sources`.
 
 Examples
 --------
@@ -23,7 +25,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-_SUBMODULES = {"catalog", "loading", "masks", "bands", "presets", "sentinel1", "write"}
+_SUBMODULES = {"catalog", "loading", "masks", "bands", "presets", "sentinel1", "write", "stack"}
 _FUNCTIONS = {
     "search": "catalog",
     "load": "loading",
@@ -31,6 +33,8 @@ _FUNCTIONS = {
     "valid_fraction": "masks",
     "MaskSpec": "masks",
     "write": "write",
+    "stack_sources": "stack",
+    "gapfill_sources": "stack",
 }
 
 __all__ = sorted(_SUBMODULES | set(_FUNCTIONS))

@@ -30,7 +30,7 @@ import xarray as xr
 
 from ..errors import InputError, ModelError
 from .base import PixelClassifier
-from .features import as_dataset, check_features, feature_array, feature_names
+from .features import as_dataset, check_features, feature_array, feature_names, time_dim
 
 UNCERTAINTY = ("entropy", "margin")
 CLASS_DIM = "class_name"  # dimension of ``probability`` (``class`` is the class-map variable)
@@ -131,7 +131,7 @@ def _with_n_jobs(model: Any, n_jobs: int | None) -> Any:
 
 
 def classify(
-    cube: xr.Dataset | xr.DataArray,
+    cube: xr.Dataset | xr.DataArray | xr.DataTree,
     model: PixelClassifier,
     *,
     probabilities: bool = False,
@@ -149,7 +149,9 @@ def classify(
     ----------
     cube
         Dataset/DataArray ``(time, y, x)`` / ``(y, x)`` with (at least) the model's features
-        (same bands and dates; extra ones are ignored). Dask-backed gives a lazy result.
+        (same bands and dates; extra ones are ignored). Dask-backed gives a lazy result. A
+        DataTree of sources on one grid (:func:`eoai.stack_sources`), each with its own dates,
+        for a model trained on its features (``s2.red_2020-06-04``, ``s1.vv_2020-06-07``).
     model
         A model from :func:`eoai.ml.fit` / :func:`eoai.ml.load_model`, or any object following
         :class:`eoai.ml.base.PixelClassifier`.
@@ -183,8 +185,8 @@ def classify(
     Raises
     ------
     eoai.errors.ModelError
-        The cube lacks features of the model (the message lists missing and extra features), or
-        the object is not a model.
+        The cube lacks features of the model (the message lists missing and extra features, and
+        the sources missing for a multi-source model), or the object is not a model.
 
     Notes
     -----
@@ -326,7 +328,7 @@ class _RegressionOutputs:
 
 
 def predict(
-    cube: xr.Dataset | xr.DataArray,
+    cube: xr.Dataset | xr.DataArray | xr.DataTree,
     model: Any,
     *,
     interval: float | None = None,
@@ -338,7 +340,8 @@ def predict(
     ----------
     cube
         Dataset/DataArray ``(time, y, x)`` / ``(y, x)`` with (at least) the model's features (same
-        bands and dates; extra ones are ignored). Dask-backed gives a lazy result.
+        bands and dates; extra ones are ignored), or a DataTree of sources
+        (:func:`eoai.stack_sources`). Dask-backed gives a lazy result.
     model
         A regression model from :func:`eoai.ml.fit` (continuous target) or
         :func:`eoai.ml.load_model`, or any object following
@@ -457,7 +460,8 @@ def _pixel_proba(cube: Any, model: Any, run_model: Any, n_classes: int) -> xr.Da
     # keep only the variables (and dates) the model uses; keep their order in the cube
     per_var, offset, keep_vars, keep_idx = {}, 0, [], []
     for name, var in ds.data_vars.items():
-        n = var.sizes.get("time", 1) if "time" in var.dims else 1
+        tdim = time_dim(var)
+        n = var.sizes[tdim] if tdim is not None else 1
         per_var[name] = (offset, n)
         offset += n
     used = set(wanted.tolist())
@@ -469,13 +473,14 @@ def _pixel_proba(cube: Any, model: Any, run_model: Any, n_classes: int) -> xr.Da
     order = np.array([remap[i] for i in wanted])
     if np.array_equal(order, np.arange(len(keep_idx))):
         order = None
-    if "time" in ds.dims and any(hasattr(ds[v].data, "dask") for v in keep_vars):
-        ds = ds.chunk({"time": -1})
+    tdims = {d for v in keep_vars if (d := time_dim(ds[v])) is not None}
+    if tdims and any(hasattr(ds[v].data, "dask") for v in keep_vars):
+        ds = ds.chunk(dict.fromkeys(tdims, -1))
     inputs = [ds[v].transpose(..., "y", "x") for v in keep_vars]
     return xr.apply_ufunc(
         _stacked_proba,
         *inputs,
-        input_core_dims=[["time"] if "time" in v.dims else [] for v in inputs],
+        input_core_dims=[[d] if (d := time_dim(v)) is not None else [] for v in inputs],
         output_core_dims=[["class"]],
         dask="allowed",
         kwargs={

@@ -7,6 +7,14 @@ computed for the training samples (:func:`eoai.ml.samples.extract`), stored with
 checked against the cube at prediction time (:func:`eoai.ml.classify.classify`), so a model can only
 be applied to a cube that has the features it was trained on.
 
+Several sources (:func:`eoai.stack_sources`: an :class:`xarray.DataTree` with one child per
+source, each with its own dates) give ``"<source>.<band>_<YYYY-MM-DD>"`` (``"s2.red_2020-06-04"``,
+``"s1.vv_2020-06-07"``) and ``"<source>.<var>"`` for static variables: the single-source name
+prefixed with the source and a dot. The tree is flattened (:func:`flatten_sources`) into one
+Dataset whose variables are ``"<source>.<var>"`` and whose time axes are ``"time_<source>"``;
+a Dataset whose variables are already named ``"s2.red"``, ``"s1.vv"`` on one ``time`` axis gives
+the same names, so a model trained on either applies to both.
+
 Examples
 --------
 >>> import numpy as np, pandas as pd, xarray as xr
@@ -21,6 +29,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,13 +38,97 @@ import xarray as xr
 from ..errors import InputError, MissingDimensionError, ModelError
 
 SPATIAL_DIMS = ("y", "x")
+#: time axis of source ``s`` in a flattened multi-source cube: ``"time_<s>"``
+TIME_PREFIX = "time_"
 
 
-def as_dataset(cube: xr.Dataset | xr.DataArray) -> xr.Dataset:
+def _is_time_dim(dim: Any) -> bool:
+    return dim == "time" or (isinstance(dim, str) and dim.startswith(TIME_PREFIX))
+
+
+def time_dim(var: xr.DataArray) -> str | None:
+    """The time axis of a feature variable: ``"time"``, ``"time_<source>"`` or ``None`` (static).
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> time_dim(xr.DataArray(np.zeros((1, 1, 1)), dims=("time_s1", "y", "x")))
+    'time_s1'
+    """
+    return next((str(d) for d in var.dims if _is_time_dim(d)), None)
+
+
+def flatten_sources(tree: xr.DataTree) -> xr.Dataset:
+    """A sources tree as one Dataset: variables ``"<source>.<var>"``, time axes ``"time_<source>"``.
+
+    Parameters
+    ----------
+    tree
+        A DataTree with one child per source on one grid (:func:`eoai.stack_sources`).
+
+    Returns
+    -------
+    xarray.Dataset
+        Lazy when the tree is; each variable keeps its attrs plus ``eoai:source``; the coordinate
+        ``time_<source>`` holds that source's dates; the grid (``y``, ``x``, ``spatial_ref``) is
+        shared; ``attrs`` are the tree root's.
+
+    Raises
+    ------
+    eoai.errors.InputError
+        Not a sources tree, or its children are not on one grid (stack them with
+        :func:`eoai.stack_sources`).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, xarray as xr
+    >>> def src(band, dates):
+    ...     t = pd.to_datetime(dates)
+    ...     return xr.Dataset({band: (("time", "y", "x"), np.zeros((len(t), 1, 1)))}, coords={"time": t})
+    >>> tree = xr.DataTree.from_dict({"s2": src("red", ["2020-06-04"]), "s1": src("vv", ["2020-06-07", "2020-06-19"])})
+    >>> flat = flatten_sources(tree)
+    >>> {k: v.dims for k, v in flat.data_vars.items()}
+    {'s2.red': ('time_s2', 'y', 'x'), 's1.vv': ('time_s1', 'y', 'x')}
+    >>> feature_names(tree)
+    ['s2.red_2020-06-04', 's1.vv_2020-06-07', 's1.vv_2020-06-19']
+    """
+    from ..io.stack import sources_of
+
+    cubes = sources_of(tree, "flatten_sources")
+    first_name, first = next(iter(cubes.items()))
+    out: dict[str, xr.DataArray] = {}
+    for src, ds in cubes.items():
+        for d in ds.dims:
+            if d != "time" and d not in SPATIAL_DIMS and _is_time_dim(d):
+                raise InputError(
+                    f"flatten_sources: source {src!r} has a dimension {d!r}; 'time_...' names the "
+                    "time axes of the flattened cube: rename it"
+                )
+        for dim in SPATIAL_DIMS:
+            a, b = ds.indexes.get(dim), first.indexes.get(dim)
+            if ds.sizes.get(dim) != first.sizes.get(dim) or (
+                a is not None and b is not None and not a.equals(b)
+            ):
+                raise InputError(
+                    f"flatten_sources: sources {first_name!r} and {src!r} are not on one grid "
+                    f"(their {dim} coordinates differ); put them on one with "
+                    "eoai.stack_sources({...})"
+                )
+        tdim = f"{TIME_PREFIX}{src}"
+        for name, var in ds.data_vars.items():
+            v = var.rename({"time": tdim}) if "time" in var.dims else var
+            v = v.drop_vars([c for c in v.coords if c != tdim and tdim in v[c].dims])
+            v.attrs = {**var.attrs, "eoai:source": src}
+            out[f"{src}.{name}"] = v
+    return xr.Dataset(out, attrs=dict(tree.attrs))
+
+
+def as_dataset(cube: xr.Dataset | xr.DataArray | xr.DataTree) -> xr.Dataset:
     """Return ``cube`` as a Dataset of variables with dims ``(time, y, x)`` or ``(y, x)``.
 
     A DataArray with a ``band`` dimension is split into one variable per band; another DataArray
-    becomes a one-variable Dataset named after it (``"value"`` when it has no name).
+    becomes a one-variable Dataset named after it (``"value"`` when it has no name). A DataTree of
+    sources is flattened (:func:`flatten_sources`: time axes ``time_<source>``).
 
     Examples
     --------
@@ -44,6 +137,8 @@ def as_dataset(cube: xr.Dataset | xr.DataArray) -> xr.Dataset:
     >>> list(as_dataset(da).data_vars)
     ['ndvi']
     """
+    if isinstance(cube, xr.DataTree):
+        cube = flatten_sources(cube)
     if isinstance(cube, xr.DataArray):
         if "band" in cube.dims:
             cube = cube.to_dataset("band")
@@ -52,8 +147,8 @@ def as_dataset(cube: xr.Dataset | xr.DataArray) -> xr.Dataset:
             cube = cube.to_dataset(name=str(cube.name) if cube.name is not None else "value")
     if not isinstance(cube, xr.Dataset):
         raise InputError(
-            f"expected an xarray Dataset or DataArray cube, got {type(cube).__name__}; "
-            "load one with eoai.load(...)"
+            f"expected an xarray Dataset, DataArray or DataTree of sources, got "
+            f"{type(cube).__name__}; load one with eoai.load(...)"
         )
     missing = [d for d in SPATIAL_DIMS if d not in cube.dims]
     if missing:
@@ -64,7 +159,9 @@ def as_dataset(cube: xr.Dataset | xr.DataArray) -> xr.Dataset:
     bad = {
         name: var.dims
         for name, var in cube.data_vars.items()
-        if not set(SPATIAL_DIMS) <= set(var.dims) or not set(var.dims) <= {"time", *SPATIAL_DIMS}
+        if not set(SPATIAL_DIMS) <= set(var.dims)
+        or len(var.dims) > 3
+        or not all(_is_time_dim(d) or d in SPATIAL_DIMS for d in var.dims)
     }
     if bad:
         raise InputError(
@@ -88,13 +185,15 @@ def _date_labels(times: np.ndarray) -> list[str]:
     return labels
 
 
-def feature_names(cube: xr.Dataset | xr.DataArray) -> list[str]:
+def feature_names(cube: xr.Dataset | xr.DataArray | xr.DataTree) -> list[str]:
     """Names of the features of ``cube``: ``<band>_<YYYY-MM-DD>`` per band and date, then ``<var>``.
 
     Parameters
     ----------
     cube
-        Dataset (one variable per band) or DataArray with dims ``(time, y, x)`` or ``(y, x)``.
+        Dataset (one variable per band) or DataArray with dims ``(time, y, x)`` or ``(y, x)``; or
+        a DataTree of sources (:func:`eoai.stack_sources`): ``<source>.<band>_<YYYY-MM-DD>`` and
+        ``<source>.<var>``, source by source in the order of the tree.
 
     Returns
     -------
@@ -114,24 +213,29 @@ def feature_names(cube: xr.Dataset | xr.DataArray) -> list[str]:
     """
     ds = as_dataset(cube)
     names: list[str] = []
-    dates = _date_labels(ds["time"].values) if "time" in ds.dims else []
     for name, var in ds.data_vars.items():
-        if "time" in var.dims:
-            names.extend(f"{name}_{d}" for d in dates)
-        else:
-            names.append(str(name))
+        names.extend(_var_features(ds, name, var))
     return names
 
 
+def _var_features(ds: xr.Dataset, name: Any, var: xr.DataArray) -> list[str]:
+    """The feature names of one variable of a checked cube (``as_dataset``)."""
+    tdim = time_dim(var)
+    if tdim is None:
+        return [str(name)]
+    return [f"{name}_{d}" for d in _date_labels(ds[tdim].values)]
+
+
 def feature_array(
-    cube: xr.Dataset | xr.DataArray, features: Sequence[str] | None = None
+    cube: xr.Dataset | xr.DataArray | xr.DataTree, features: Sequence[str] | None = None
 ) -> xr.DataArray:
     """Stack the cube into a lazy ``(y, x, feature)`` float32 DataArray, features in one chunk.
 
     Parameters
     ----------
     cube
-        Dataset or DataArray with dims ``(time, y, x)`` / ``(y, x)``; dask-backed stays dask-backed.
+        Dataset or DataArray with dims ``(time, y, x)`` / ``(y, x)``, or a DataTree of sources;
+        dask-backed stays dask-backed.
     features
         Feature names to keep, in this order (a model's ``features``). ``None`` keeps all.
 
@@ -159,8 +263,10 @@ def feature_array(
         check_features(names, features)
     parts = []
     for _name, var in ds.data_vars.items():
-        if "time" in var.dims:
-            part = var.transpose("y", "x", "time").drop_vars("time").rename(time="feature")
+        tdim = time_dim(var)
+        if tdim is not None:
+            var = var.drop_vars([c for c in var.coords if tdim in var[c].dims])
+            part = var.transpose("y", "x", tdim).rename({tdim: "feature"})
         else:
             part = var.transpose("y", "x").expand_dims("feature", axis=-1)
         parts.append(part.astype("float32", copy=False).drop_attrs(deep=False))
@@ -184,6 +290,10 @@ def check_features(available: Sequence[str], required: Sequence[str]) -> None:
     Traceback (most recent call last):
     ...
     eoai.errors.ModelError: the cube lacks 1 of the model's 1 features: red_2021-05-01 (dates missing: 2021-05-01);...
+    >>> check_features(["s2.red_2021-03-04"], ["s2.red_2021-03-04", "s1.vv_2021-03-06"])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    eoai.errors.ModelError: the cube lacks 1 of the model's 2 features: s1.vv_2021-03-06 (sources missing: s1; dates missing: 2021-03-06);...
     """
     available_set = set(available)
     missing = [f for f in required if f not in available_set]
@@ -191,12 +301,50 @@ def check_features(available: Sequence[str], required: Sequence[str]) -> None:
         required_set = set(required)
         extra = [f for f in available if f not in required_set]
         hint = _summary(missing, available)
+        fix = (
+            "Load the cube with the bands and dates the model was trained on "
+            "(model.features), or gap-fill / resample it onto those dates first."
+        )
+        if _sources(required):
+            fix = (
+                "Give it the sources, bands and dates the model was trained on (model.features): "
+                "eoai.stack_sources({"
+                + ", ".join(f"{s!r}: ..." for s in _sources(required))
+                + "}), gap-filled onto those dates if needed."
+            )
         raise ModelError(
             f"the cube lacks {len(missing)} of the model's {len(required)} features: "
             f"{_short(missing)}{hint}; the cube has {len(extra)} features the model does not use: "
-            f"{_short(extra)}. Load the cube with the bands and dates the model was trained on "
-            "(model.features), or gap-fill / resample it onto those dates first."
+            f"{_short(extra)}. {fix}"
         )
+
+
+def split_feature(name: str) -> tuple[str | None, str, str | None]:
+    """``(source, variable, date)`` of a feature name; ``None`` for what it does not have.
+
+    The inverse of the naming rule: ``"<source>.<band>_<YYYY-MM-DD>"`` (the source before the first
+    dot), ``"<band>_<YYYY-MM-DD>"`` (single source), ``"<source>.<var>"`` / ``"<var>"`` (static).
+
+    Examples
+    --------
+    >>> split_feature("s1.vv_2020-06-07"), split_feature("red_2021-03-04"), split_feature("dem.elevation")
+    (('s1', 'vv', '2020-06-07'), (None, 'red', '2021-03-04'), ('dem', 'elevation', None))
+    """
+    m = _NAME.match(name)
+    var, date = (m["var"], m["date"]) if m else (name, None)
+    source, dot, rest = var.partition(".")
+    return (source, rest, date) if dot else (None, var, date)
+
+
+def _sources(names: Sequence[str]) -> list[str]:
+    """The sources (``"s2"`` of ``"s2.red_2020-06-04"``) of feature names, in order."""
+    out: list[str] = []
+    for f in names:
+        if "." in f:
+            src = f.split(".", 1)[0]
+            if src not in out:
+                out.append(src)
+    return out
 
 
 _NAME = re.compile(r"^(?P<var>.+)_(?P<date>\d{4}-\d{2}-\d{2}(T[\d:]+)?)$")
@@ -219,6 +367,11 @@ def _summary(missing: Sequence[str], available: Sequence[str]) -> str:
         if m and m["date"] not in have_dates and m["date"] not in miss_dates:
             miss_dates.append(m["date"])
     parts = []
+    have_sources = set(_sources(available))
+    miss_sources = [x for x in _sources(missing) if x not in have_sources]
+    if miss_sources:
+        parts.append(f"sources missing: {_short(miss_sources)}")
+        miss_vars = [v for v in miss_vars if v.split(".", 1)[0] not in miss_sources]
     if miss_vars:
         parts.append(f"variables missing: {_short(miss_vars)}")
     if miss_dates:

@@ -32,7 +32,7 @@ from ..errors import (
     InputError,
     NoOverlapError,
 )
-from .features import as_dataset, check_features, feature_names
+from .features import _var_features, as_dataset, check_features, feature_names, time_dim
 
 RESERVED = ("label", "group", "x", "y")
 LON_NAMES = ("lon", "longitude", "lng", "long")
@@ -188,6 +188,10 @@ def describe_cube(cube: xr.Dataset) -> dict[str, Any]:
     if "time" in cube.dims:
         t = pd.DatetimeIndex(cube["time"].values)
         out["dates"] = [d.isoformat() for d in t]
+    for dim in cube.dims:  # a flattened sources tree (eoai.stack_sources): dates per source
+        if isinstance(dim, str) and dim.startswith("time_"):
+            t = pd.DatetimeIndex(cube[dim].values)
+            out.setdefault("sources", {})[dim[len("time_") :]] = [d.isoformat() for d in t]
     try:
         import odc.geo.xr  # noqa: F401
 
@@ -202,7 +206,7 @@ def describe_cube(cube: xr.Dataset) -> dict[str, Any]:
 
 
 def extract(
-    cube: xr.Dataset | xr.DataArray,
+    cube: xr.Dataset | xr.DataArray | xr.DataTree,
     labels: Any,
     label: str = "class",
     *,
@@ -222,6 +226,8 @@ def extract(
     cube
         Dataset or DataArray with dims ``(time, y, x)`` and/or ``(y, x)`` and a CRS (odc-geo).
         Derived features (indices, phenology metrics) are sampled the same way: pass that cube.
+        A DataTree of sources on one grid (:func:`eoai.stack_sources`) gives the features of all
+        sources at once, each with its own dates: ``s2.red_2020-06-04``, ``s1.vv_2020-06-07``.
     labels
         GeoDataFrame, or path to a GeoPackage / GeoJSON / Shapefile / CSV (lon, lat columns) of
         points or polygons in any CRS; reprojected to the cube's CRS.
@@ -355,9 +361,10 @@ def extract(
     picked = ds.isel(y=iy, x=ix).compute()
     columns: dict[str, np.ndarray] = {}
     for name, var in picked.data_vars.items():
-        if "time" in var.dims:
-            values = var.transpose("sample", "time").values
-            for j, fname in enumerate(n for n in names if n.startswith(f"{name}_")):
+        tdim = time_dim(var)
+        if tdim is not None:
+            values = var.transpose("sample", tdim).values
+            for j, fname in enumerate(_var_features(picked, name, var)):
                 columns[fname] = values[:, j].astype("float32", copy=False)
         else:
             columns[str(name)] = var.values.astype("float32", copy=False)
