@@ -77,6 +77,7 @@ SKIPPED = {
     "plot_series": "returns a plot",
     "quicklook": "returns a plot",
     "write": "writes files",
+    "suggest_samples": "returns a GeoDataFrame of points (tests/ml/test_active.py: one compute)",
 }
 
 

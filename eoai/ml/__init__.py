@@ -15,6 +15,7 @@ The same functions serve random forests (scikit-learn) and the deep-learning mod
 - :func:`save_model`, :func:`load_model` (skops, or pickle with ``trusted=True``);
 - :func:`majority_filter`, :func:`sieve`, :func:`bayes_smooth` (sits' Bayesian smoothing of the
   probabilities);
+- :func:`suggest_samples`: the most uncertain pixels, spread apart, as points to label next;
 - :func:`fit_network`, :func:`fit_segmentation`, :func:`save_network`, :func:`load_network`:
   TempCNN, L-TAE and U-Net on torch (:mod:`eoai.ml.deep`).
 
@@ -57,6 +58,7 @@ _FUNCTIONS = {
     "majority_filter": "eoai.ml.postprocess",
     "sieve": "eoai.ml.postprocess",
     "bayes_smooth": "eoai.ml.smoothing",
+    "suggest_samples": "eoai.ml.active",
     "feature_names": "eoai.ml.features",
     "fit_network": "eoai.ml.deep",
     "embed": "eoai.ml.presto",
