@@ -92,8 +92,18 @@ def test_columns_summary_and_plot(samples):
     assert row["majority"] == first["neuron_class"] and row["purity"] == first["neuron_purity"]
     counts = table.filter(like="n_").to_numpy()
     np.testing.assert_array_equal(counts.sum(1), table["size"])
+
+
+@pytest.mark.filterwarnings("ignore::eoai.errors.DataSkippedWarning")
+def test_plot_som(samples):
+    """The grid coloured by majority class (holoviews: its first import takes seconds, in CI
+    tests/ml/test_metrics.py has paid it)."""
+    q = sample_quality(samples.iloc[:200], grid=(3, 4), iterations=5)
+    table = neuron_summary(q)
     plot = plot_som(q)
     assert len(plot.data) == int((table["size"] > 0).sum())
+    first = plot.data.iloc[0]
+    assert first["colour"].startswith("#") and 0 < first["purity"] <= 1
 
 
 def test_errors(samples):
