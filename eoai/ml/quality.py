@@ -7,8 +7,9 @@ samples as likely mislabelled (or at classes that the features cannot tell apart
 
 :func:`sample_quality` trains the map and returns, per sample, its neuron, the neuron's majority
 class and purity, the share of the sample's own label in its neuron (``prior``) and in its
-neighbourhood of neurons (``posterior``: class counts smoothed over the grid with a Gaussian of
-one neuron), and ``flagged``. :func:`neuron_summary` gives the per-neuron table and
+neighbourhood of neurons (``posterior``: class counts of the samples of the *other* polygons,
+smoothed over the grid with a Gaussian of one neuron: a polygon does not vouch for itself, so a
+whole field with a wrong label is caught too), and ``flagged`` (``posterior`` below 0.3). :func:`neuron_summary` gives the per-neuron table and
 :func:`plot_som` the grid coloured by majority class, with purity as opacity.
 
 The SOM is MiniSom's rectangular grid (weights initialised by :meth:`minisom.MiniSom.pca_weights_init`
@@ -110,11 +111,30 @@ def _train(x: np.ndarray, shape: tuple[int, int], epochs: int, seed: int, init: 
     return w
 
 
+def _smoothed_own(
+    bmu: np.ndarray, keys: np.ndarray, h: np.ndarray, block: int = 1024
+) -> np.ndarray:
+    """Per sample: the Gaussian-smoothed count, at its neuron, of the samples sharing its key."""
+    n_keys, n_neurons = int(keys.max()) + 1, h.shape[0]
+    out = np.empty(len(bmu))
+    order = np.argsort(keys, kind="stable")
+    bounds = np.searchsorted(keys[order], np.arange(0, n_keys + block, block))
+    for b, k0 in enumerate(range(0, n_keys, block)):  # blocks of keys bound the memory
+        idx = order[bounds[b] : bounds[b + 1]]
+        if idx.size == 0:
+            continue
+        hist = np.zeros((min(block, n_keys - k0), n_neurons))
+        np.add.at(hist, (keys[idx] - k0, bmu[idx]), 1)
+        out[idx] = (hist @ h)[keys[idx] - k0, bmu[idx]]
+    return out
+
+
 def sample_quality(
     samples: pd.DataFrame,
     label: str = "label",
     *,
     features: Sequence[str] | None = None,
+    group: str | None = "group",
     grid: tuple[int, int] | None = None,
     iterations: int = 20,
     threshold: float = POSTERIOR_THRESHOLD,
@@ -132,6 +152,11 @@ def sample_quality(
     features
         Feature columns (default ``attrs["eoai:features"]``, else every column but ``label``,
         ``group``, ``x``, ``y``). They are standardised (zero mean, unit variance) first.
+    group
+        Column of the polygon (field) each sample comes from, as ``extract`` gives it: the samples
+        of one polygon do not vouch for each other in ``posterior``, so a whole polygon with a
+        wrong label is still caught. ``None`` or an absent ``"group"`` column: each sample is its
+        own group.
     grid
         ``(rows, columns)`` of neurons; default a square grid of about one neuron per 10 samples
         (at least 3 x 3, at most 30 x 30).
@@ -153,8 +178,9 @@ def sample_quality(
         Indexed like ``samples``: ``label``; ``neuron`` (id ``row * columns + column``, -1 for a
         sample without any feature value), ``neuron_row``, ``neuron_col``, ``neuron_size``;
         ``neuron_class`` (majority label of the neuron), ``neuron_purity`` (share of that label);
-        ``prior`` (share of the sample's own label in its neuron), ``posterior`` (the same in the
-        Gaussian neighbourhood of one neuron), ``distance`` (RMS distance to the neuron's weights
+        ``prior`` (share of the sample's own label in its neuron), ``posterior`` (the share of its
+        label among the samples of the other groups in the Gaussian neighbourhood of one neuron
+        around its neuron; NaN when no other group maps there), ``distance`` (RMS distance to the neuron's weights
         in standard deviations), ``flagged``. ``attrs["eoai:som"]`` holds the grid, threshold and
         parameters; :func:`neuron_summary` and :func:`plot_som` read it.
 
@@ -200,6 +226,13 @@ def sample_quality(
         raise InputError(f"threshold must be in [0, 1], got {threshold!r}")
     if init not in ("pca", "random"):
         raise InputError(f"init must be 'pca' or 'random', got {init!r}")
+    if group is not None and not (isinstance(group, str) and group in samples.columns):
+        if group != "group":
+            raise InputError(
+                f"the samples have no group column {group!r}; pass group= a column of polygon ids "
+                "or None"
+            )
+        group = None
     labels = samples[label]
     no_label = labels.isna().to_numpy()
     x = samples[feats].to_numpy(dtype="float64", na_value=np.nan)
@@ -247,8 +280,19 @@ def sample_quality(
     counts = np.zeros((n_neurons, len(uniq)))
     np.add.at(counts, (bmu, codes), 1)
     size = counts.sum(1)
-    smoothed = _grid_h(shape, 1.0) @ counts
-    post = smoothed / np.maximum(smoothed.sum(1, keepdims=True), 1e-12)
+    h1 = _grid_h(shape, 1.0)
+    smoothed = h1 @ counts
+    if group is None:
+        gcodes = np.arange(n_use)
+    else:
+        gcodes = pd.factorize(samples[group][use], use_na_sentinel=False)[0]
+    # the sample's own group leaves the neighbourhood counts (of its label, and in total)
+    own_label = _smoothed_own(bmu, gcodes * len(uniq) + codes, h1)
+    own_all = _smoothed_own(bmu, gcodes, h1)
+    support = smoothed[bmu, codes] - own_label
+    total = smoothed.sum(1)[bmu] - own_all
+    with np.errstate(invalid="ignore", divide="ignore"):
+        posterior = np.where(total > 1e-9, np.clip(support, 0, None) / total, np.nan)
     major = np.argmax(counts, axis=1)
     purity = counts.max(1) / np.maximum(size, 1)
 
@@ -271,7 +315,6 @@ def sample_quality(
     out.iloc[pos, out.columns.get_loc("neuron_class")] = np.asarray(uniq, dtype=object)[major[bmu]]
     out.iloc[pos, out.columns.get_loc("neuron_purity")] = purity[bmu]
     out.iloc[pos, out.columns.get_loc("prior")] = counts[bmu, codes] / size[bmu]
-    posterior = post[bmu, codes]
     out.iloc[pos, out.columns.get_loc("posterior")] = posterior
     out.iloc[pos, out.columns.get_loc("distance")] = np.sqrt(d[np.arange(len(bmu)), bmu])
     out.iloc[pos, out.columns.get_loc("flagged")] = posterior < threshold
@@ -279,6 +322,7 @@ def sample_quality(
     out.attrs["eoai:som"] = {
         "grid": list(shape), "threshold": float(threshold), "iterations": int(iterations),
         "init": init, "seed": int(seed), "features": len(feats), "label_column": label,
+        "group_column": group,
         "classes": [str(c) for c in uniq],
     }  # fmt: skip
     return out

@@ -55,8 +55,8 @@ def test_flags_most_swapped_labels(samples, by_group):
     with pytest.warns(DataSkippedWarning, match=r"feature values are NaN \(e.g. clouds\)"):
         q = sample_quality(noisy)
     recall, precision = _recall_precision(q["flagged"].to_numpy(), swapped)
-    # measured (seeds 0-2, 890 samples, 9 x 9 neurons): pixels 0.99 / 1.00, polygons 0.95 / 1.00;
-    # (seed 0, these 538 samples, 7 x 7 neurons): pixels 0.98 / 0.98, polygons 1.00 / 0.84
+    # measured (seeds 0-2, 890 samples, 9 x 9 neurons): pixels 0.99 / 0.95, polygons 0.97 / 0.93;
+    # (seed 0, these 538 samples, 7 x 7 neurons): pixels 0.98 / 0.93, polygons 1.00 / 0.76
     assert recall >= (0.85 if by_group else 0.90), (recall, precision)
     assert precision >= (0.60 if by_group else 0.80), (recall, precision)  # swap rate: 0.10
     assert q.index.equals(noisy.index)
@@ -68,7 +68,7 @@ def test_clean_samples_have_pure_neurons_and_few_flags(samples):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataSkippedWarning)
         clean = sample_quality(samples, init="random", seed=1)
-    # measured: 0.2 % flagged, mean purity 0.996    assert clean["flagged"].mean() <= 0.03
+    # measured: 1.3 % flagged, mean purity 0.996    assert clean["flagged"].mean() <= 0.03
     assert clean["neuron_purity"].mean() >= 0.9
 
 
@@ -120,6 +120,8 @@ def test_errors(samples):
         sample_quality(s, threshold=2)
     with pytest.raises(InputError, match="iterations must be an int >= 1"):
         sample_quality(s, iterations=0)
+    with pytest.raises(InputError, match="no group column 'field'"):
+        sample_quality(s, group="field")
     with pytest.raises(InputError, match="lack the feature columns"):
         sample_quality(s, features=["nope"])
     with pytest.raises(InputError, match="table of eoai.ml.sample_quality"):
