@@ -31,7 +31,7 @@ Examples
 >>> proba = xr.DataArray(p, dims=("class_name", "y", "x"), coords={"class_name": ["crop", "forest"]})
 >>> out = bayes_smooth(proba, window=3)
 >>> int(out["class"][2, 2]), round(float(out["probability"][0, 2, 2]), 2)
-(1, 0.88)
+(1, 0.8)
 """
 
 from __future__ import annotations
