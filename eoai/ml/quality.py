@@ -62,16 +62,36 @@ def _standardise(x: np.ndarray) -> np.ndarray:
     return (x - np.where(np.isfinite(mean), mean, 0.0)) / std
 
 
-def _distances(x0: np.ndarray, mask: np.ndarray | None, w: np.ndarray) -> np.ndarray:
-    """Mean squared distance over the observed features, ``(sample, neuron)``.
+def _assign(
+    x0: np.ndarray, mask: np.ndarray | None, w: np.ndarray, block: int = 16384
+) -> tuple[np.ndarray, np.ndarray]:
+    """Best-matching neuron of each sample and its mean squared distance over the observed features.
 
     ``x0`` has its missing values set to 0 and ``mask`` is 1 where observed (``None``: all are).
+    Samples are taken in blocks so that the ``(sample, neuron)`` distances stay small in memory.
     """
-    if mask is None:
-        d = (x0**2).sum(1)[:, None] - 2 * x0 @ w.T + (w**2).sum(1)[None]
-        return np.maximum(d, 0) / x0.shape[1]
-    d = (x0**2).sum(1)[:, None] - 2 * x0 @ w.T + mask @ (w**2).T
-    return np.maximum(d, 0) / np.maximum(mask.sum(1), 1)[:, None]
+    w2 = (w**2).T
+    bmu = np.empty(len(x0), dtype=np.int64)
+    dist = np.empty(len(x0), dtype="float64")
+    for i in range(0, len(x0), block):
+        xb = x0[i : i + block]
+        d = -2 * xb @ w.T + (w2.sum(0)[None] if mask is None else mask[i : i + block] @ w2)
+        best = np.argmin(d, axis=1)
+        n_obs = xb.shape[1] if mask is None else np.maximum(mask[i : i + block].sum(1), 1)
+        bmu[i : i + block] = best
+        dist[i : i + block] = np.maximum(d[np.arange(len(xb)), best] + (xb**2).sum(1), 0) / n_obs
+    return bmu, dist
+
+
+def _neuron_sums(bmu: np.ndarray, values: np.ndarray, n_neurons: int) -> np.ndarray:
+    """Sum of ``values`` rows per neuron, ``(neuron, feature)``, in O(samples x features)."""
+    from scipy.sparse import csr_matrix
+
+    onehot = csr_matrix(
+        (np.ones(len(bmu), dtype=values.dtype), (bmu, np.arange(len(bmu)))),
+        shape=(n_neurons, len(bmu)),
+    )
+    return np.asarray(onehot @ values)
 
 
 def _filled(x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -103,10 +123,14 @@ def _train(x: np.ndarray, shape: tuple[int, int], epochs: int, seed: int, init: 
     for epoch in range(epochs):
         # the radius shrinks geometrically from half the grid to SIGMA_END neurons
         sigma = sigma0 * (SIGMA_END / sigma0) ** (epoch / max(epochs - 1, 1))
-        bmu = np.argmin(_distances(x0, mask, w), axis=1)
-        hb = _grid_h(shape, sigma)[:, bmu].astype("float32")  # (neuron, sample)
-        num = hb @ x0
-        den = hb.sum(1, keepdims=True) if mask is None else hb @ mask
+        bmu, _ = _assign(x0, mask, w)
+        h = _grid_h(shape, sigma).astype("float32")
+        # batch rule: w_j = sum_i h(j, bmu_i) x_i / sum_i h(j, bmu_i), per observed feature
+        num = h @ _neuron_sums(bmu, x0, len(w))
+        if mask is None:
+            den = h @ np.bincount(bmu, minlength=len(w)).astype("float32")[:, None]
+        else:
+            den = h @ _neuron_sums(bmu, mask, len(w))
         w = np.where(den > 1e-12, num / np.maximum(den, 1e-12), w)
     return w
 
@@ -273,8 +297,7 @@ def sample_quality(
     z = _standardise(x[use])
     w = _train(z, shape, int(iterations), int(seed), init)
     z0, mask = _filled(z)
-    d = _distances(z0, mask, w)
-    bmu = np.argmin(d, axis=1)
+    bmu, dist = _assign(z0, mask, w)
     n_neurons = shape[0] * shape[1]
     codes, uniq = pd.factorize(labels[use], sort=True)
     counts = np.zeros((n_neurons, len(uniq)))
@@ -316,7 +339,7 @@ def sample_quality(
     out.iloc[pos, out.columns.get_loc("neuron_purity")] = purity[bmu]
     out.iloc[pos, out.columns.get_loc("prior")] = counts[bmu, codes] / size[bmu]
     out.iloc[pos, out.columns.get_loc("posterior")] = posterior
-    out.iloc[pos, out.columns.get_loc("distance")] = np.sqrt(d[np.arange(len(bmu)), bmu])
+    out.iloc[pos, out.columns.get_loc("distance")] = np.sqrt(dist)
     out.iloc[pos, out.columns.get_loc("flagged")] = posterior < threshold
     out["flagged"] = out["flagged"].astype(bool)
     out.attrs["eoai:som"] = {

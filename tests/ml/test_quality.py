@@ -72,7 +72,8 @@ def test_clean_samples_have_pure_neurons_and_few_flags(samples):
     assert clean["neuron_purity"].mean() >= 0.9
 
 
-def test_columns_summary_and_plot(samples):
+@pytest.mark.filterwarnings("ignore:.*feature values are NaN:eoai.errors.DataSkippedWarning")
+def test_columns_and_neuron_summary(samples):
     s = samples.iloc[:300].copy()
     s.iloc[0, : len(s.attrs["eoai:features"])] = np.nan  # no feature value: not mapped
     with pytest.warns(
