@@ -204,8 +204,8 @@ def sample_quality(
         ``neuron_class`` (majority label of the neuron), ``neuron_purity`` (share of that label);
         ``prior`` (share of the sample's own label in its neuron), ``posterior`` (the share of its
         label among the samples of the other groups in the Gaussian neighbourhood of one neuron
-        around its neuron; NaN when no other group maps there), ``distance`` (RMS distance to the neuron's weights
-        in standard deviations), ``flagged``. ``attrs["eoai:som"]`` holds the grid, threshold and
+        around its neuron; NaN when no other group maps there), ``distance`` (RMS distance to the
+        neuron's weights in standard deviations), ``flagged``. ``attrs["eoai:som"]`` holds the grid, threshold and
         parameters; :func:`neuron_summary` and :func:`plot_som` read it.
 
     Raises
@@ -233,9 +233,23 @@ def sample_quality(
             f"the samples have no label column {label!r}; pass label= one of "
             f"{[str(c) for c in samples.columns if c not in ('group', 'x', 'y')][:20]}"
         )
+    if group is not None and not (isinstance(group, str) and group in samples.columns):
+        if group != "group":
+            raise InputError(
+                f"the samples have no group column {group!r}; pass group= a column of polygon ids "
+                "or None"
+            )
+        group = None
     feats = sample_features(samples, features, target=label)
+    if features is None and group is not None:
+        feats = [f for f in feats if f != group]
     if not feats:
         raise InputError("the samples have no feature column")
+    not_numeric = [f for f in feats if not pd.api.types.is_numeric_dtype(samples[f])]
+    if not_numeric:
+        raise InputError(
+            f"feature columns must be numeric; these are not: {not_numeric[:10]} (pass features=)"
+        )
     if (
         isinstance(iterations, bool)
         or not isinstance(iterations, (int, np.integer))
@@ -250,13 +264,6 @@ def sample_quality(
         raise InputError(f"threshold must be in [0, 1], got {threshold!r}")
     if init not in ("pca", "random"):
         raise InputError(f"init must be 'pca' or 'random', got {init!r}")
-    if group is not None and not (isinstance(group, str) and group in samples.columns):
-        if group != "group":
-            raise InputError(
-                f"the samples have no group column {group!r}; pass group= a column of polygon ids "
-                "or None"
-            )
-        group = None
     labels = samples[label]
     no_label = labels.isna().to_numpy()
     x = samples[feats].to_numpy(dtype="float64", na_value=np.nan)

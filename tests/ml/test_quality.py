@@ -124,6 +124,8 @@ def test_errors(samples):
         sample_quality(s, iterations=0)
     with pytest.raises(InputError, match="no group column 'field'"):
         sample_quality(s, group="field")
+    with pytest.raises(InputError, match=r"must be numeric; these are not: \['name'\]"):
+        sample_quality(s.assign(name="a"), features=[s.columns[0], "name"])
     with pytest.raises(InputError, match="lack the feature columns"):
         sample_quality(s, features=["nope"])
     with pytest.raises(InputError, match="table of eoai.ml.sample_quality"):
