@@ -20,8 +20,8 @@ works on rasters without holes), and ``neigh_fraction`` is taken of the valid ne
 Like sits, the image edges are mirrored (numpy's ``"symmetric"`` padding) and probabilities are
 clipped to ``[1e-4, 1 - 1e-4]`` before the logit (sits stores them as integers of 1e-4).
 
-The work is done chunk by chunk with ``dask.array.map_overlap`` and a halo of ``window // 2``
-pixels, so tiles give exactly the whole-image result.
+The work is done chunk by chunk (``dask.array.overlap`` with a halo of ``window // 2`` pixels,
+then one task per chunk), so tiles give exactly the whole-image result.
 
 Examples
 --------
