@@ -36,6 +36,7 @@ Examples
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -165,19 +166,27 @@ def _smooth_class(logit: np.ndarray, window: int, fraction: float, smoothness: f
     ny, nx = logit.shape[0] - 2 * h, logit.shape[1] - 2 * h
     out = np.full((ny, nx), np.nan, dtype="float32")
     ranks = np.arange(window * window, dtype="float32")
+    k_full = math.ceil(fraction * window * window)
     for r0 in range(0, ny, _STRIP):
         r1 = min(ny, r0 + _STRIP)
-        win = sliding_window_view(logit[r0 : r1 + 2 * h], (window, window))
-        win = win.reshape(r1 - r0, nx, window * window)
-        n_valid = np.isfinite(win).sum(axis=-1)
-        desc = -np.sort(-win, axis=-1)  # highest first, NaN (no data) last
-        k = np.ceil(fraction * n_valid).astype("float32")
-        use = ranks < k[..., None]
-        top = np.where(use, desc, 0.0)
-        kk = np.maximum(k, 1)
-        mean = top.sum(axis=-1) / kk
-        var = np.where(use, (desc - mean[..., None]) ** 2, 0.0).sum(axis=-1) / np.maximum(k - 1, 1)
+        strip = logit[r0 : r1 + 2 * h]
+        win = sliding_window_view(strip, (window, window)).reshape(r1 - r0, nx, window * window)
         x0 = logit[r0 + h : r1 + h, h : h + nx]
+        if not np.isnan(strip).any():  # every window full: the k highest by partition (faster)
+            top = np.partition(win, window * window - k_full, axis=-1)[
+                ..., window * window - k_full :
+            ]
+            mean = top.mean(axis=-1)
+            var = top.var(axis=-1, ddof=1) if k_full >= 2 else np.zeros_like(mean)
+            k = np.full(mean.shape, k_full, dtype="float32")
+        else:
+            n_valid = np.isfinite(win).sum(axis=-1)
+            desc = -np.sort(-win, axis=-1)  # highest first, NaN (no data) last
+            k = np.ceil(fraction * n_valid).astype("float32")
+            use = ranks < k[..., None]
+            mean = np.where(use, desc, 0.0).sum(axis=-1) / np.maximum(k, 1)
+            var = np.where(use, (desc - mean[..., None]) ** 2, 0.0).sum(axis=-1)
+            var = var / np.maximum(k - 1, 1)
         w = var / (var + smoothness)
         post = w * x0 + (1 - w) * mean
         out[r0:r1] = np.where(k >= 2, post, x0)  # a prior needs two neighbours
