@@ -58,6 +58,8 @@ _METHODS: dict[str, str] = {
     "to_db": "eoai.sar.units:to_db",
     "from_db": "eoai.sar.units:from_db",
     "embed": "eoai.ml.presto:embed",
+    "bayes_smooth": "eoai.ml.smoothing:bayes_smooth",
+    "suggest_samples": "eoai.ml.active:suggest_samples",
 }
 
 # method name -> the one type it accepts ("Dataset" or "DataArray"); a method not listed here

@@ -13,7 +13,11 @@ The same functions serve random forests (scikit-learn) and the deep-learning mod
 - :func:`select_samples`: per-class / per-polygon sample selection (OTB / iota2 strategies);
 - :func:`assess`, :func:`area_estimates` (Olofsson et al. 2014), :func:`plot_confusion_matrix`;
 - :func:`save_model`, :func:`load_model` (skops, or pickle with ``trusted=True``);
-- :func:`majority_filter`, :func:`sieve`;
+- :func:`majority_filter`, :func:`sieve`, :func:`bayes_smooth` (sits' Bayesian smoothing of the
+  probabilities);
+- :func:`sample_quality` (a self-organising map of the samples, likely mislabelled ones flagged),
+  :func:`neuron_summary`, :func:`plot_som`;
+- :func:`suggest_samples`: the most uncertain pixels, spread apart, as points to label next;
 - :func:`fit_network`, :func:`fit_segmentation`, :func:`save_network`, :func:`load_network`:
   TempCNN, L-TAE and U-Net on torch (:mod:`eoai.ml.deep`).
 
@@ -55,6 +59,11 @@ _FUNCTIONS = {
     "load_model": "eoai.ml.persist",
     "majority_filter": "eoai.ml.postprocess",
     "sieve": "eoai.ml.postprocess",
+    "bayes_smooth": "eoai.ml.smoothing",
+    "suggest_samples": "eoai.ml.active",
+    "sample_quality": "eoai.ml.quality",
+    "neuron_summary": "eoai.ml.quality",
+    "plot_som": "eoai.ml.quality",
     "feature_names": "eoai.ml.features",
     "fit_network": "eoai.ml.deep",
     "embed": "eoai.ml.presto",
