@@ -5,9 +5,9 @@ the torch backend next to the numba kernels, results checked equal). Series of 2
 clouds as NaN, monitoring the last ~60), order-3 harmonics + trend. The numba kernel is serial
 (one core; numba and BLAS threads set to 1; CPU time of this process is measured, so other
 load on the machine does not count); the baseline is the per-pixel numpy translation of
-R's bfastmonitor in ``eoai.timeseries._bfast_reference`` (lstsq fits; ``recresid`` refits) run on
+R's bfastmonitor in ``eoai.testing.bfast_reference`` (lstsq fits; ``recresid`` refits) run on
 a subset of the same pixels in the same process. Results of the two are checked equal. The
-"before" column runs the first numba kernels (``roc_starts_v1``: Givens QR for every observation,
+"before" column runs the first numba kernels (``roc_starts_general``: Givens QR for every observation,
 ``bfm_kernel_v1``: per-observation normal equations and triangular solves per monitoring step) on
 the same pixels in the same process; their break flags, dates and history starts are checked
 equal to the current kernels'. Last line: the default kernels, current and first, on the embedded
@@ -31,10 +31,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import xarray as xr  # noqa: E402
 
+from eoai.testing.bfast_reference import bfastmonitor_pixel, run_kernel_v1  # noqa: E402
 from eoai.timeseries import _bfast  # noqa: E402
-from eoai.timeseries._bfast_reference import bfastmonitor_pixel, run_kernel_v1  # noqa: E402
 from eoai.timeseries._mosum_critvals import mosum_critval  # noqa: E402
-from eoai.timeseries.change import detect_breaks  # noqa: E402
+from eoai.timeseries.breaks import detect_breaks  # noqa: E402
 
 
 def make(n_pix: int, n_t: int = 200, seed: int = 0):

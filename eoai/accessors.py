@@ -44,7 +44,7 @@ _METHODS: dict[str, str] = {
     "valid_fraction": "eoai.io.masks:valid_fraction",
     "gapfill": "eoai.timeseries.gapfill:gapfill",
     "phenology": "eoai.timeseries.phenology:phenology",
-    "detect_breaks": "eoai.timeseries.change:detect_breaks",
+    "detect_breaks": "eoai.timeseries.breaks:detect_breaks",
     "change": "eoai.timeseries.change:change",
     "extract": "eoai.ml.samples:extract",
     "classify": "eoai.ml.classify:classify",

@@ -29,7 +29,8 @@ from eoai.io.masks import mask, valid_fraction
 from eoai.ml.postprocess import majority_filter, sieve
 from eoai.superres.api import superres
 from eoai.superres.io import read_s2_bands
-from eoai.timeseries.change import change, detect_breaks
+from eoai.timeseries.breaks import detect_breaks
+from eoai.timeseries.change import change
 from eoai.timeseries.gapfill import gapfill
 from eoai.timeseries.phenology import phenology
 

@@ -1,4 +1,4 @@
-"""Numerical core of :func:`eoai.timeseries.change.detect_breaks` (BFAST Monitor).
+"""Numerical core of :func:`eoai.timeseries.breaks.detect_breaks` (BFAST Monitor).
 
 The statistics follow R's ``bfast::bfastmonitor`` with ``type = "OLS-MOSUM"`` and
 ``strucchange`` (Zeileis, Leisch, Hornik & Kleiber 2002; Verbesselt, Zeileis & Herold 2012):
@@ -25,8 +25,8 @@ first windows are ill-conditioned, then covariance-form recursive least squares 
 one square root per step). :func:`bfm_kernel` then fits the history by Cholesky of the normal
 equations (``X'X`` from prefix sums over time of the design products, shared by all pixels, less
 the rows of the invalid dates) and runs the MOSUM per pixel, its residuals and exact-variance
-window sums as vectorised loops. The first versions of both kernels (``roc_starts_v1`` here,
-``bfm_kernel_v1`` in :mod:`._bfast_reference`) are the yardsticks of the tests and benchmark.
+window sums as vectorised loops. The first versions of both kernels (``roc_starts_general`` here, still used for large designs;
+``bfm_kernel_v1`` in :mod:`eoai.testing.bfast_reference`) are the yardsticks of the tests and benchmark.
 
 On top of bfastmonitor, each detected break is also *dated*: bfastmonitor reports the observation
 where the MOSUM crosses its boundary (``detection``), which lags the change by a few observations.
@@ -486,7 +486,7 @@ def run_kernel(
 # --------------------------------------------------------------------------------------------
 
 NL = 32  # pixels per lane block (the vectorised axis)
-KMAX = 10  # largest design (order 4 + trend) of the fast path; larger ones use roc_starts_v1
+KMAX = 10  # largest design (order 4 + trend) of the fast path; larger ones use roc_starts_general
 _SZ_M = KMAX * KMAX * NL
 _SZ_V = KMAX * NL
 
@@ -527,7 +527,7 @@ def roc_starts(Y, X, mon_idx, hist_idx, roc_lambda, out):
     """Reverse-ordered recursive CUSUM start (index into each pixel's valid history) per pixel."""
     k = X.shape[1]
     if k > KMAX:
-        roc_starts_v1(Y, X, mon_idx, hist_idx, roc_lambda, out)
+        roc_starts_general(Y, X, mon_idx, hist_idx, roc_lambda, out)
     else:
         _roc_starts_lanes(Y, X, mon_idx, hist_idx, roc_lambda, rls_switch(k), out)
 
@@ -820,7 +820,7 @@ def _roc_starts_lanes(Y, X, mon_idx, hist_idx, roc_lambda, g_switch, out):  # pr
             out[p0 + ln] = int(s0[ln]) if s0[ln] > 0.0 else 0
 
 
-LANES = 8  # lanes of roc_starts_v1
+LANES = 8  # lanes of roc_starts_general
 
 
 @njit(
@@ -829,7 +829,7 @@ LANES = 8  # lanes of roc_starts_v1
     error_model="numpy",
     fastmath={"nsz", "arcp", "contract", "afn", "reassoc"},
 )
-def roc_starts_v1(Y, X, mon_idx, hist_idx, roc_lambda, out):  # pragma: no cover - compiled
+def roc_starts_general(Y, X, mon_idx, hist_idx, roc_lambda, out):  # pragma: no cover - compiled
     """Reverse-ordered recursive CUSUM start (index into each pixel's valid history) per pixel.
 
     First version (Givens updates for every observation), kept as the yardstick of

@@ -1,4 +1,4 @@
-"""torch backend of :func:`eoai.timeseries.change.detect_breaks` (BFAST Monitor on CPU or GPU).
+"""torch backend of :func:`eoai.timeseries.breaks.detect_breaks` (BFAST Monitor on CPU or GPU).
 
 Same statistics and outputs as the numba kernels of :mod:`._bfast` (:func:`._bfast.run_kernel`),
 written as tensor operations over a batch of pixels (pixels x time) so that they run on a CUDA
@@ -101,7 +101,7 @@ def run_kernel(
 
 
 def roc_starts(Y: Any, X: Any, mon_idx: int, hist_idx: int, roc_lambda: float) -> Any:
-    """Reverse-ordered recursive CUSUM start per pixel (tensor version of ``roc_starts_v1``).
+    """Reverse-ordered recursive CUSUM start per pixel (tensor version of ``roc_starts_general``).
 
     ``Y`` (P, T) and ``X`` (T, k) are float64 tensors; returns the start (an index into each
     pixel's valid history from ``hist_idx`` on, 0 = the whole history) as an int64 tensor.

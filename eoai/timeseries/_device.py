@@ -1,6 +1,6 @@
 """Where the time-series kernels run: numba on the CPU, or torch on a CUDA GPU.
 
-Shared by :func:`eoai.timeseries.gapfill.gapfill` and :func:`eoai.timeseries.change.detect_breaks`.
+Shared by :func:`eoai.timeseries.gapfill.gapfill` and :func:`eoai.timeseries.breaks.detect_breaks`.
 ``device`` has the package's one meaning (:mod:`eoai._device`): ``"cpu"`` runs the numba kernels,
 ``"cuda"`` / ``"cuda:N"`` the torch kernels on that GPU, ``"auto"`` a GPU when present. One extra
 value exists here only: ``"torch"`` runs the torch kernels on the CPU (to compare the two

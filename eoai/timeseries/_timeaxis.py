@@ -1,4 +1,4 @@
-"""Time-axis checks and chunking shared by gap-filling and phenology (private)."""
+"""Time-axis checks, date arguments and chunking shared by gap-filling, phenology, breaks and change (private)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from eoai.errors import (
     LargeChunkWarning,
     MissingDimensionError,
     TimeAxisError,
+    UnknownBandError,
 )
 
 DAY_NS = np.timedelta64(1, "D").astype("timedelta64[ns]").astype(np.int64)
@@ -133,3 +134,55 @@ def single_time_chunk(da: xr.DataArray, dim: str, func: str) -> xr.DataArray:
         )
         return new
     return da.chunk({dim: -1})
+
+
+def select_variable(obj: Any, variable: str | None, func: str) -> xr.DataArray:
+    """The one variable a per-variable time-series function works on (a DataArray as it is)."""
+    if isinstance(obj, xr.DataArray):
+        return obj
+    if isinstance(obj, xr.Dataset):
+        names = list(obj.data_vars)
+        if variable is None:
+            if len(names) == 1:
+                return obj[names[0]]
+            raise InputError(
+                f"{func} works on one variable and the Dataset has {len(names)}: {names}; "
+                "pick one with variable='<name>' (or compute an index first, e.g. "
+                "cube.eoai.index('ndvi'))"
+            )
+        if variable not in obj.data_vars:
+            raise UnknownBandError(
+                f"variable {variable!r} is not in the Dataset; available: {names}"
+            )
+        return obj[variable]
+    raise InputError(
+        f"{func} needs an xarray DataArray or Dataset, got {type(obj).__name__}; wrap numpy "
+        "arrays with xr.DataArray(values, dims=('time', 'y', 'x'), coords={'time': dates})"
+    )
+
+
+def to_timestamp(value: Any, name: str, func: str) -> pd.Timestamp:
+    """A date argument as a naive UTC ``pd.Timestamp``, or an InputError naming it."""
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError) as err:
+        raise InputError(
+            f"{func}: {name}={value!r} is not a date; give e.g. '2021-01-01' or a datetime"
+        ) from err
+    if ts is pd.NaT:
+        raise InputError(f"{func}: {name} must be a date, got NaT")
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return ts
+
+
+def keep_spatial_meta(out: xr.Dataset, src: xr.DataArray | xr.Dataset) -> xr.Dataset:
+    """Carry the CRS coordinate ``spatial_ref`` (and odc-geo's grid mapping) to the output."""
+    for name in ("spatial_ref", "crs"):
+        if name in src.coords:  # also when apply_ufunc(keep_attrs=False) kept it without its attrs
+            out = out.assign_coords({name: src.coords[name]})
+    for var in out.data_vars:
+        gm = src.attrs.get("grid_mapping") or src.encoding.get("grid_mapping")
+        if gm:
+            out[var].attrs.setdefault("grid_mapping", gm)
+    return out

@@ -10,7 +10,7 @@ import xarray as xr
 from eoai.errors import InputError
 from eoai.timeseries import _bfast
 from eoai.timeseries._mosum_critvals import mosum_critval
-from eoai.timeseries.change import detect_breaks
+from eoai.timeseries.breaks import detect_breaks
 
 torch = pytest.importorskip("torch")
 _bfast_torch = pytest.importorskip("eoai.timeseries._bfast_torch")
@@ -74,7 +74,7 @@ def test_roc_starts_equal_givens_kernel():
     lam = _bfast.roc_critval(0.05)
     mon_idx = int(np.searchsorted(t.values, np.datetime64("2021-01-01")))
     want = np.zeros(len(y), np.int64)
-    _bfast.roc_starts_v1(y, X, mon_idx, 0, lam, want)
+    _bfast.roc_starts_general(y, X, mon_idx, 0, lam, want)
     got = _bfast_torch.roc_starts(
         torch.as_tensor(y.astype(np.float64)), torch.as_tensor(X), mon_idx, 0, lam
     )

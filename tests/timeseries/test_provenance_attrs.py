@@ -15,7 +15,8 @@ from eoai._attrs import netcdf_value
 from eoai._provenance import provenance
 from eoai.datasets import double_logistic
 from eoai.errors import EoaiWarning
-from eoai.timeseries.change import change, detect_breaks
+from eoai.timeseries.breaks import detect_breaks
+from eoai.timeseries.change import change
 from eoai.timeseries.gapfill import gapfill
 from eoai.timeseries.phenology import phenology
 

@@ -1,6 +1,6 @@
 """A plain per-pixel numpy translation of R's ``bfastmonitor`` (one series at a time).
 
-It is the yardstick of the vectorised kernel in :mod:`._bfast`: written independently and as
+It is the yardstick of the vectorised kernel in :mod:`eoai.timeseries._bfast`: written independently and as
 close to the R code as possible (``lm`` = :func:`numpy.linalg.lstsq`, ``recresid`` by refitting
 on the first ``r - 1`` observations for every ``r``), slow on purpose of clarity. Tests compare
 the kernel against it and ``benchmarks/bench_change.py`` uses it as the baseline.
@@ -13,7 +13,7 @@ import math
 import numpy as np
 from numba import njit
 
-from ._bfast import DEGENERATE, NO_DATA, NO_MONITORING, OK, SHORT_HISTORY
+from ..timeseries._bfast import DEGENERATE, NO_DATA, NO_MONITORING, OK, SHORT_HISTORY
 
 
 def _recresid(X: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -338,16 +338,16 @@ def run_kernel_v1(
     min_history: int,
     exact_var: bool = False,
 ) -> tuple[np.ndarray, ...]:
-    """:func:`eoai.timeseries._bfast.run_kernel` with the first kernels (``roc_starts_v1``,
+    """:func:`eoai.timeseries._bfast.run_kernel` with the first kernels (``roc_starts_general``,
     :func:`bfm_kernel_v1`): the "before" of ``benchmarks/bench_change.py``."""
-    from ._bfast import roc_starts_v1
+    from ..timeseries._bfast import roc_starts_general
 
     Y2 = np.ascontiguousarray(Y.reshape(-1, Y.shape[-1]))
     P = Y2.shape[0]
     X = np.ascontiguousarray(X, dtype=np.float64)
     s0 = np.zeros(P, np.int64)
     if use_roc:
-        roc_starts_v1(Y2, X, int(mon_idx), int(hist_idx), float(roc_lambda), s0)
+        roc_starts_general(Y2, X, int(mon_idx), int(hist_idx), float(roc_lambda), s0)
     outs = (
         np.zeros(P, np.bool_),
         np.empty(P, np.int64),
