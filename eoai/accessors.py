@@ -58,6 +58,9 @@ _METHODS: dict[str, str] = {
     "to_db": "eoai.sar.units:to_db",
     "from_db": "eoai.sar.units:from_db",
     "embed": "eoai.ml.presto:embed",
+    "segment": "eoai.ml.objects:segment",
+    "object_features": "eoai.ml.objects:object_features",
+    "classify_objects": "eoai.ml.objects:classify_objects",
 }
 
 # method name -> the one type it accepts ("Dataset" or "DataArray"); a method not listed here
