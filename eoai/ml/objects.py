@@ -80,7 +80,7 @@ NODATA = 0
 #: intersection over union, in the band shared by two tiles, above which two segments are merged
 MATCH_IOU = 0.5
 #: default compactness per method (features are z-scores divided by sqrt(number of channels))
-_COMPACTNESS = {"slic": 0.1, "watershed": 0.001}
+_COMPACTNESS = {"slic": 0.3, "watershed": 0.01}
 _SHAPE = ("area_m2", "perimeter_m", "compactness")
 
 
@@ -335,7 +335,7 @@ def segment(
         Mean segment area in pixels for ``"slic"`` and ``"watershed"`` (seed step
         ``round(sqrt(size))``); for ``"felzenszwalb"`` the default ``min_size`` is ``size // 4``.
     compactness
-        Weight of the spatial distance (``"slic"``, default 0.1; ``"watershed"``, default 0.001).
+        Weight of the spatial distance (``"slic"``, default 0.3; ``"watershed"``, default 0.01).
         Channels are standardised (z-scores over the cube) and divided by the square root of their
         number, so it does not depend on units or band count.
     scale
@@ -876,3 +876,477 @@ def object_features(
         k: segments.attrs[k] for k in ("eoai:method", "eoai:parameters") if k in segments.attrs
     }
     return table
+
+
+# ------------------------------------------------------------------------------- object samples
+def _check_table(features: Any) -> pd.DataFrame:
+    if not isinstance(features, pd.DataFrame) or "area_px" not in features.columns:
+        raise InputError(
+            "features must be the table of eoai.ml.object_features(cube, segments) (a DataFrame "
+            f"indexed by segment id with an 'area_px' column), got {type(features).__name__}"
+        )
+    return features
+
+
+def object_samples(
+    features: pd.DataFrame,
+    segments: xr.DataArray,
+    labels: Any,
+    label: str = "class",
+    *,
+    group: str | None = None,
+    min_overlap: float = 0.5,
+    all_touched: bool = False,
+    crs: Any = None,
+) -> pd.DataFrame:
+    """Training samples of objects: one label per object, by majority overlap with the labels.
+
+    Parameters
+    ----------
+    features
+        Table of :func:`object_features` for these segments.
+    segments
+        The segment ids (:func:`segment`) the features were computed on, with a CRS.
+    labels
+        GeoDataFrame (or a path, see :func:`eoai.ml.samples.read_labels`) of labelled polygons
+        and/or points, in any CRS.
+    label
+        Column of ``labels`` with the class.
+    group
+        Column of ``labels`` identifying groups for grouped cross-validation; default the row of
+        the label geometry (one group per polygon). An object takes the group of the geometry
+        that gave most of its majority class.
+    min_overlap
+        Share of an object's pixels that polygons of its majority class must cover for the object
+        to be labelled (objects labelled by points are kept whatever their size).
+    all_touched
+        Burn every pixel a polygon touches, not only those whose centre is inside.
+    crs
+        CRS of a CSV with x/y columns.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The rows of ``features`` of the labelled objects (index ``segment``), plus ``label``,
+        ``group`` and ``coverage`` (the share of the object covered by its label's polygons);
+        ``attrs`` ``eoai:features`` (as ``features``), ``eoai:label``, ``eoai:cube``: a table
+        :func:`eoai.ml.fit` and :func:`eoai.ml.cross_validate` take as it is.
+
+    Raises
+    ------
+    eoai.errors.InputError
+        Not an object feature table, a missing label / group column, or features of other
+        segments.
+    eoai.errors.CRSError
+        Labels or segments without a CRS.
+    eoai.errors.NoOverlapError
+        No object gets a label.
+
+    Warns
+    -----
+    eoai.errors.DataSkippedWarning
+        With the count of objects touched by labels but covered less than ``min_overlap``.
+
+    Examples
+    --------
+    >>> import eoai
+    >>> cube, truth = eoai.datasets.synthetic_cube(shape=(32, 32), freq="30D", seed=0)
+    >>> seg = segment(cube, method="felzenszwalb", bands=["red", "nir"])
+    >>> feats = object_features(cube[["red", "nir"]], seg, stats=("mean",))  # doctest: +SKIP
+    >>> table = object_samples(feats, seg, eoai.datasets.parcels(truth))  # doctest: +SKIP
+    >>> model = eoai.ml.fit(table, n_estimators=20)  # doctest: +SKIP
+    """
+    from .samples import _clean_geometries, _pixel_indices, read_labels
+
+    features = _check_table(features)
+    segments = _check_segments(segments)
+    nodata = _nodata_id(segments)
+    _check_number("min_overlap", min_overlap, 0)
+    if min_overlap > 1:
+        raise InputError(f"min_overlap must be in [0, 1], got {min_overlap}")
+    geobox = _geobox(segments)
+    if geobox is None or geobox.crs is None:
+        raise CRSError(
+            "the segments have no CRS / geotransform; set it with "
+            "segments.odc.assign_crs('EPSG:....') so that labels can be placed on them"
+        )
+    gdf = read_labels(labels, crs=crs)
+    if gdf.crs is None:
+        raise CRSError("the labels have no CRS; set it with labels.set_crs('EPSG:....')")
+    if label not in gdf.columns:
+        raise InputError(
+            f"the labels have no column {label!r}; pass label= one of "
+            f"{[c for c in gdf.columns if c != gdf.geometry.name]}"
+        )
+    if group is not None and group not in gdf.columns:
+        raise InputError(f"the labels have no group column {group!r}; columns: {list(gdf.columns)}")
+    gdf = _clean_geometries(gdf[gdf[label].notna()])
+    if len(gdf) == 0:
+        raise InputError("no valid labelled geometry (all empty, or without a label)")
+    gdf = gdf.to_crs(geobox.crs.to_wkt()).reset_index(drop=True)
+    rows, cols, owner = _pixel_indices(gdf, geobox, all_touched)
+    if rows.size == 0:
+        raise NoOverlapError(
+            f"none of the {len(gdf)} labels falls on the segments (bounds "
+            f"{tuple(round(float(v), 2) for v in geobox.boundingbox)} in {geobox.crs})"
+        )
+    # point-wise read of the segment ids under the labels (dask reads what it needs)
+    ids = np.asarray(
+        segments.isel(y=xr.DataArray(rows, dims="p"), x=xr.DataArray(cols, dims="p")).values
+    )
+    keep = ids != nodata
+    votes = pd.DataFrame(
+        {
+            "segment": ids[keep],
+            "label": gdf[label].to_numpy()[owner[keep]],
+            "owner": owner[keep],
+            "point": np.asarray(gdf.geom_type == "Point")[owner[keep]],
+        }
+    )
+    if votes.empty:
+        raise NoOverlapError("the labels fall only on pixels without a segment (nodata)")
+    unknown = np.setdiff1d(votes["segment"].unique(), features.index.to_numpy())
+    if unknown.size:
+        raise InputError(
+            f"{unknown.size} segments under the labels are not in features (e.g. id "
+            f"{int(unknown[0])}): compute features with object_features(cube, segments) of "
+            "these segments"
+        )
+    per = votes.groupby(["segment", "label"], sort=True).agg(
+        n=("owner", "size"), points=("point", "sum")
+    )
+    per = per.reset_index().sort_values(["segment", "n"], ascending=[True, False], kind="stable")
+    best = per.drop_duplicates("segment").set_index("segment")
+    area = features.loc[best.index, "area_px"].to_numpy()
+    coverage = (best["n"] - best["points"]).to_numpy() / area
+    ok = (best["points"].to_numpy() > 0) | (coverage >= min_overlap)
+    dropped = int((~ok).sum())
+    if dropped:
+        warnings.warn(
+            f"{dropped} of {len(best)} objects under the labels are covered less than "
+            f"min_overlap={min_overlap} by polygons of their majority class and were left out",
+            DataSkippedWarning,
+            stacklevel=user_stacklevel(),
+        )
+    best = best[ok]
+    if best.empty:
+        raise NoOverlapError(
+            f"no object is covered at least min_overlap={min_overlap} by one class: lower "
+            "min_overlap or segment into smaller objects"
+        )
+    # group: the geometry that gave most pixels of the object's majority class
+    chosen = votes.merge(best[["label"]].reset_index(), on=["segment", "label"])
+    top = chosen.groupby(["segment", "owner"]).size().rename("n").reset_index()
+    top = top.sort_values(["segment", "n"], ascending=[True, False], kind="stable")
+    top = top.drop_duplicates("segment").set_index("segment")["owner"]
+    group_values = gdf[group].to_numpy() if group is not None else np.arange(len(gdf))
+    table = features.loc[best.index].copy()
+    table["label"] = best["label"].to_numpy()
+    table["group"] = group_values[top.loc[best.index].to_numpy()]
+    table["coverage"] = coverage[ok].astype("float32")
+    table.attrs = dict(features.attrs)
+    table.attrs["eoai:label"] = label
+    return table
+
+
+# ------------------------------------------------------------------------------------- polygons
+def _block_shapes(lab: np.ndarray, transform: Any, nodata: int) -> list[tuple[dict, int]]:
+    import rasterio.features
+
+    lab = np.asarray(lab)
+    if lab.dtype != np.int32:
+        lab = lab.astype(np.int32)
+    return [(g, int(v)) for g, v in rasterio.features.shapes(
+        lab, mask=lab != nodata, transform=transform, connectivity=4
+    )]  # fmt: skip
+
+
+def segment_polygons(segments: xr.DataArray) -> Any:
+    """The segments as polygons: one row per segment id, in the segments' CRS.
+
+    Chunks are vectorised one by one; a segment that spans chunks is dissolved into one geometry.
+
+    Parameters
+    ----------
+    segments
+        Segment ids (:func:`segment`) with a CRS; ``attrs["nodata"]`` (default 0) is left out.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        Index ``segment``, column ``geometry`` (Polygon, or MultiPolygon for a segment in
+        several pieces), pixel-edge boundaries.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr, odc.geo.xr
+    >>> seg = xr.DataArray(np.array([[1, 1, 2], [1, 2, 2]], "int32"), dims=("y", "x"),
+    ...                    coords={"y": [15.0, 5.0], "x": [5.0, 15.0, 25.0]}).odc.assign_crs(32633)
+    >>> segment_polygons(seg).area.tolist()
+    [300.0, 300.0]
+    """
+    import dask
+    import dask.array as dsa
+    import geopandas as gpd
+    from shapely.geometry import shape
+
+    segments = _check_segments(segments)
+    nodata = _nodata_id(segments)
+    gbox = _geobox(segments)
+    if gbox is None or gbox.crs is None:
+        raise CRSError(
+            "the segments have no CRS / geotransform; set it with segments.odc.assign_crs(...)"
+        )
+    if segments.dtype.itemsize > 4 and int(segments.max()) >= 2**31:
+        raise InputError("segment ids beyond 2**31 cannot be vectorised (rasterio needs int32)")
+    data = dsa.asarray(segments.data)
+    rows = np.cumsum((0,) + data.chunks[0])
+    cols = np.cumsum((0,) + data.chunks[1])
+    blocks = data.to_delayed()
+    fn = dask.delayed(_block_shapes, pure=True)
+    tasks = [
+        fn(blocks[i, j], gbox.affine * gbox.affine.translation(int(cols[j]), int(rows[i])), nodata)
+        for i in range(blocks.shape[0])
+        for j in range(blocks.shape[1])
+    ]
+    parts = [p for block in dask.compute(*tasks) for p in block]
+    if not parts:
+        raise InputError(
+            f"the segments have no pixel: every pixel is the nodata id {nodata}; nothing to "
+            "vectorise"
+        )
+    gdf = gpd.GeoDataFrame(
+        {"segment": [v for _, v in parts]}, geometry=[shape(g) for g, _ in parts],
+        crs=gbox.crs.to_wkt(),
+    )  # fmt: skip
+    if gdf["segment"].duplicated().any():
+        gdf = gdf.dissolve(by="segment")
+    else:
+        gdf = gdf.set_index("segment")
+    return gdf.sort_index()
+
+
+# ------------------------------------------------------------------------------------- classify
+_STAT_SUFFIX = ("mean", "std", "min", "max", "median")
+
+
+def _model_stats(model: Any, pixel_names: list[str]) -> tuple[list[str], bool]:
+    """(statistics the model's features need, whether it reads pixel features)."""
+    pixel = set(pixel_names)
+    if all(f in pixel for f in model.features):
+        return ["mean"], True
+    needed: list[str] = []
+    for f in model.features:
+        if f in _SHAPE:
+            continue
+        stat = f.rsplit("_", 1)[-1] if "_" in f else ""
+        if stat in _STAT_SUFFIX or (stat.startswith("p") and stat[1:].replace(".", "", 1).isdigit()):
+            if stat not in needed:
+                needed.append(stat)
+    return needed or ["mean"], False
+
+
+def _object_inputs(table: pd.DataFrame, model: Any) -> pd.DataFrame:
+    """The model's input columns of an object table (object-trained, or pixel features as means)."""
+    feats = list(model.features)
+    if all(f in table.columns for f in feats):
+        return table[feats]
+    means = [f"{f}_mean" for f in feats]
+    if all(m in table.columns for m in means):
+        return table[means].set_axis(feats, axis=1)
+    missing = [f for f in feats if f not in table.columns and f"{f}_mean" not in table.columns]
+    from .features import _short
+
+    raise ModelError(
+        f"the object table lacks {len(missing)} of the model's {len(feats)} features: "
+        f"{_short(missing)}. Train the model on object samples of the same statistics "
+        "(eoai.ml.fit(object_samples(object_features(cube, segments), ...))), or pass a model of "
+        "pixel features (applied to each object's mean) and a cube with those bands and dates"
+    )
+
+
+def _lookup(seg: np.ndarray, ids: np.ndarray, values: np.ndarray, fill: Any) -> np.ndarray:
+    out = np.full(seg.shape, fill, dtype=values.dtype)
+    pos = np.searchsorted(ids, seg)
+    pos = np.minimum(pos, max(ids.size - 1, 0))
+    hit = (ids.size > 0) & (ids[pos] == seg) if ids.size else np.zeros(seg.shape, bool)
+    out[hit] = values[pos[hit]]
+    return out
+
+
+def _lookup_block(block: np.ndarray, table: tuple, which: int, fill: Any) -> np.ndarray:
+    return _lookup(block, table[0], table[which], fill)
+
+
+def classify_objects(
+    cube: xr.Dataset | xr.DataArray | pd.DataFrame,
+    segments: xr.DataArray,
+    model: Any,
+    *,
+    nodata: int = 255,
+    polygons: bool = True,
+    n_jobs: int | None = None,
+) -> tuple[Any, xr.Dataset]:
+    """Classify objects with any eoai classifier: polygons with class and probability, and a map.
+
+    Parameters
+    ----------
+    cube
+        The cube (its object features are computed with :func:`object_features`, with the
+        statistics the model reads), or the table of :func:`object_features` itself.
+    segments
+        Segment ids (:func:`segment`) on the cube's grid.
+    model
+        A classifier of :func:`eoai.ml.fit` / :func:`eoai.ml.load_model`: trained on object
+        samples (:func:`object_samples`; its features are object statistics), or on pixel
+        samples (its features are band-dates, or band-date means of a pixel network such as
+        TempCNN / L-TAE: each object is then classified by its mean series). Patch models
+        (U-Net) read images, not objects, and are refused.
+    nodata
+        Class value of the map where there is no segment or no prediction (never a class code).
+    polygons
+        Return the objects as polygons (:func:`segment_polygons`); ``False`` gives a plain
+        DataFrame without geometries (cheaper on large scenes).
+    n_jobs
+        Threads of the model (forest ``n_jobs``); default the model's.
+
+    Returns
+    -------
+    objects : geopandas.GeoDataFrame or pandas.DataFrame
+        Index ``segment``; ``class`` (the class label), ``class_name``, ``code`` (the map value),
+        ``probability`` (of the chosen class), ``area_px``, ``geometry``.
+    classes : xarray.Dataset
+        Lazy ``class`` map (uint8 codes, attrs as :func:`eoai.ml.classify`) and ``confidence``,
+        on the segments' grid.
+
+    Raises
+    ------
+    eoai.errors.ModelError
+        Not an eoai classifier, a patch model, or features the objects do not have.
+    eoai.errors.InputError
+        Bad ``nodata``, segments not on the cube's grid.
+
+    Examples
+    --------
+    >>> import eoai, eoai.ml
+    >>> cube, truth = eoai.datasets.synthetic_cube(shape=(32, 32), freq="30D", seed=0)
+    >>> seg = segment(cube, method="felzenszwalb", bands=["red", "nir"])
+    >>> feats = object_features(cube[["red", "nir"]], seg, stats=("mean",))  # doctest: +SKIP
+    >>> model = eoai.ml.fit(object_samples(feats, seg, eoai.datasets.parcels(truth)))  # doctest: +SKIP
+    >>> objects, classes = classify_objects(feats, seg, model)  # doctest: +SKIP
+    """
+    import dask.array as dsa
+
+    from .base import PixelClassifier
+    from .classify import _predict_rows, _with_n_jobs
+
+    if not isinstance(model, PixelClassifier):
+        raise ModelError(
+            f"{type(model).__name__} is not an eoai classifier: train one with eoai.ml.fit "
+            "(a raw scikit-learn estimator lacks the feature names and classes; a regression "
+            "model predicts no classes)"
+        )
+    if getattr(model, "halo", 0) and hasattr(model, "predict_proba_image"):
+        raise ModelError(
+            f"{model!r} is a patch model (it reads image windows, halo {model.halo} px), not "
+            "object features: classify the pixels with cube.eoai.classify(model) and take the "
+            "majority class per object, or train a model on object_samples"
+        )
+    if isinstance(nodata, bool) or not isinstance(nodata, (int, np.integer)):
+        raise InputError(f"nodata must be an int in 0..255, got {nodata!r}")
+    if not 0 <= nodata <= 255 or nodata in set(model.codes):
+        raise InputError(
+            f"nodata={nodata} must be a uint8 value that is not a class code {list(model.codes)}"
+        )
+    segments = _check_segments(segments)
+    if isinstance(cube, pd.DataFrame):
+        table = _check_table(cube)
+        if hasattr(model, "for_cube"):
+            raise ModelError(
+                f"{type(model).__name__} is set up from the cube's dates (model.for_cube): pass "
+                "the cube, not the object table"
+            )
+    else:
+        ds = as_dataset(cube)
+        if hasattr(model, "for_cube"):
+            model = model.for_cube(ds)
+        stats, _ = _model_stats(model, feature_names(ds))
+        table = object_features(ds, segments, stats=stats, shape=True)
+    x = _object_inputs(table, model).to_numpy(dtype="float32")
+    n_classes = len(model.classes)
+    proba = _predict_rows(x, _with_n_jobs(model, n_jobs), bool(model.allow_nan), n_classes)
+    invalid = np.isnan(proba[:, 0])
+    best = np.argmax(np.where(np.isnan(proba), -1.0, proba), axis=1)
+    codes = np.asarray(model.codes, dtype="uint8")
+    code = np.where(invalid, np.uint8(nodata), codes[best]).astype("uint8")
+    conf = np.where(invalid, np.nan, proba[np.arange(len(best)), best]).astype("float32")
+    classes = np.asarray(model.classes, dtype=object)
+    names = np.asarray(model.class_names, dtype=object)
+    objects = pd.DataFrame(
+        {
+            "class": np.where(invalid, None, classes[best]),
+            "class_name": np.where(invalid, None, names[best]),
+            "code": code,
+            "probability": conf,
+            "area_px": table["area_px"].to_numpy(),
+        },
+        index=table.index,
+    )
+    if invalid.any():
+        warnings.warn(
+            f"{int(invalid.sum())} of {len(invalid)} objects have no valid feature the model "
+            f"can read and got the nodata class {nodata}",
+            DataSkippedWarning,
+            stacklevel=user_stacklevel(),
+        )
+    if polygons:
+        import geopandas as gpd
+
+        shapes = segment_polygons(segments)
+        objects = gpd.GeoDataFrame(
+            objects.join(shapes, how="left"), geometry="geometry", crs=shapes.crs
+        )
+    # lazy maps: per-pixel look-up of the object's class and probability
+    from .._graph import graph_constant
+
+    ids = table.index.to_numpy()
+    order = np.argsort(ids)
+    ids, code_s, conf_s = ids[order], code[order], conf[order]
+    seg = segments.data if isinstance(segments.data, dsa.Array) else dsa.asarray(segments.data)
+    lut = graph_constant((ids, code_s, conf_s), prefix="objectclasses")
+
+    cls_map = seg.map_blocks(
+        _lookup_block, table=lut, which=1, fill=np.uint8(nodata), dtype=np.uint8,
+        meta=np.empty((0, 0), np.uint8),
+    )  # fmt: skip
+    conf_map = seg.map_blocks(
+        _lookup_block, table=lut, which=2, fill=np.float32(np.nan), dtype=np.float32,
+        meta=np.empty((0, 0), np.float32),
+    )  # fmt: skip
+    coords = {k: v for k, v in segments.coords.items() if set(v.dims) <= {"y", "x"}}
+    out = xr.Dataset(
+        {
+            "class": (("y", "x"), cls_map, {
+                "long_name": "class", "flag_values": [int(c) for c in codes],
+                "flag_meanings": " ".join(n.replace(" ", "_") for n in model.class_names),
+                "class_names": list(model.class_names), "colours": list(model.colours),
+                "nodata": int(nodata),
+            }),
+            "confidence": (("y", "x"), conf_map, {
+                "long_name": "probability of the object's class", "units": "1",
+            }),
+        },  # fmt: skip
+        coords=coords,
+    )
+    out["class"].encoding["_FillValue"] = np.uint8(nodata)
+    out.attrs = provenance(
+        [segments.attrs],
+        "eoai.ml.classify_objects",
+        {"nodata": nodata, "n_jobs": n_jobs, "n_objects": int(len(ids)),
+         "model_class": f"{type(model).__module__}.{type(model).__qualname__}"},
+    )  # fmt: skip
+    for k in ("long_name", "nodata", "_FillValue"):
+        out.attrs.pop(k, None)
+    if not isinstance(segments.data, dsa.Array):
+        out = out.compute()
+    return objects, out
