@@ -69,7 +69,9 @@ def main(size: int = 128, seed: int = 3, noise: float = 0.05) -> None:
     t_pix = time.perf_counter() - t0
     acc_pix = float((pix[test] == tc[test]).mean())
     print(f"{size} x {size} px, {cube.sizes['time']} dates, {len(parcels)} parcels")
-    print("| path | overall accuracy (right half) | boundary recall | boundary precision | purity | objects | time / pixel path |")
+    print(
+        "| path | overall accuracy (right half) | boundary recall | boundary precision | purity | objects | time / pixel path |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|")
     print(f"| pixels (rf) | {acc_pix:.3f} | | | | | 1.00 ({t_pix:.1f} s) |")
     for method in objects.METHODS:

@@ -136,19 +136,21 @@ def _segment_window(
     offset: int,
 ) -> np.ndarray:
     """Segment one window ``(wy, wx, feature)`` -> int64 ids (``offset`` + local id, 0 = nodata)."""
-    n_channels = int(groups.max()) + 1
+    n_bands = int(groups.max()) + 1
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels: median of nothing
         if time_first:
             img = np.array(win, dtype="float32")
-            for c in range(n_channels):
+            for c in range(n_bands):
                 idx = np.flatnonzero(groups == c)
+                if idx.size < 2:
+                    continue
                 part = img[..., idx]
                 med = np.nanmedian(part, axis=-1, keepdims=True)
                 img[..., idx] = np.where(np.isnan(part), med, part)
         else:
             img = np.stack(
-                [np.nanmedian(win[..., groups == c], axis=-1) for c in range(n_channels)], axis=-1
+                [np.nanmedian(win[..., groups == c], axis=-1) for c in range(n_bands)], axis=-1
             ).astype("float32")
     valid = ~np.isnan(img).all(axis=-1)
     img = (img - mean) / std
@@ -184,8 +186,11 @@ def _run_method(
     elif method == "felzenszwalb":
         lab = (
             skseg.felzenszwalb(
-                img, scale=params["scale"], sigma=params["sigma"],
-                min_size=params["min_size"], channel_axis=-1,
+                img,
+                scale=params["scale"],
+                sigma=params["sigma"],
+                min_size=params["min_size"],
+                channel_axis=-1,
             )  # fmt: skip
             + 1
         )
@@ -348,7 +353,7 @@ def segment(
         Tile side (pixels), rounded to a multiple of the seed step; a tile and its halo are
         segmented in one task (memory: about ``(tile + 2 halo)^2 x channels x 8`` bytes).
     halo
-        Pixels read around each tile (default 2 seed steps and at least 16), rounded to a
+        Pixels read around each tile (default 3 seed steps and at least 24), rounded to a
         multiple of the seed step; the segments of two neighbouring tiles are matched in the band
         of ``2 x halo`` pixels around their border (see the module docstring).
 
@@ -396,7 +401,7 @@ def segment(
     _check_number("min_size", min_size, 1, integer=True)
     step = _grid_step(size)
     if halo is None:
-        halo = max(2 * step, 16)
+        halo = max(3 * step, 24)
     _check_number("halo", halo, 0, integer=True)
     tile = max(step, int(round(tile / step)) * step)
     halo = int(math.ceil(halo / step)) * step
@@ -409,9 +414,9 @@ def segment(
     groups = []
     for c, (_, var) in enumerate(ds.data_vars.items()):
         groups += [c] * (var.sizes["time"] if "time" in var.dims else 1)
-    groups_arr = np.asarray(groups, dtype=np.int64)
-    if time_first:
-        groups_arr = np.arange(len(names), dtype=np.int64)
+    groups_arr = np.asarray(groups, dtype=np.int64)  # the band of each feature
+    # channels of the segmentation: one per band (composite) or one per band-date (time first)
+    channels = np.arange(len(names), dtype=np.int64) if time_first else groups_arr
     feats = feature_array(ds).transpose("y", "x", "feature").data
     lazy = isinstance(feats, dsa.Array)
     ny, nx = feats.shape[:2]
@@ -424,7 +429,7 @@ def segment(
     f_n = finite.sum(axis=(0, 1))
     f_s = dsa.where(finite, feats, 0).astype("float64").sum(axis=(0, 1))
     f_ss = (dsa.where(finite, feats, 0).astype("float64") ** 2).sum(axis=(0, 1))
-    stats = dask.delayed(_channel_stats, pure=True)(f_n, f_s, f_ss, groups_arr)
+    stats = dask.delayed(_channel_stats, pure=True)(f_n, f_s, f_ss, channels)
     mean, std = stats[0], stats[1]
 
     params = {"step": step, "compactness": float(compactness), "sigma": float(sigma),
@@ -526,6 +531,13 @@ def _geobox(obj: Any) -> Any:
         return None
 
 
+def _same_axis(a: xr.DataArray, b: xr.DataArray) -> bool:
+    """Equal pixel coordinates, to 1 % of a pixel."""
+    a, b = np.asarray(a.values, dtype="float64"), np.asarray(b.values, dtype="float64")
+    step = float(np.abs(np.diff(a)).min()) if a.size > 1 else 1.0
+    return bool(np.allclose(a, b, rtol=0.0, atol=0.01 * step))
+
+
 def _check_segments(segments: Any, ds: xr.Dataset | None = None) -> xr.DataArray:
     """``segments`` as a (y, x) integer DataArray, on the grid of ``ds`` when given."""
     if not isinstance(segments, xr.DataArray):
@@ -548,11 +560,7 @@ def _check_segments(segments: Any, ds: xr.Dataset | None = None) -> xr.DataArray
     if ds is not None:
         same = all(
             ds.sizes[d] == segments.sizes[d]
-            and (
-                d not in ds.coords
-                or d not in segments.coords
-                or np.allclose(np.asarray(ds[d].values), np.asarray(segments[d].values))
-            )
+            and (d not in ds.coords or d not in segments.coords or _same_axis(ds[d], segments[d]))
             for d in ("y", "x")
         )
         if not same:
@@ -802,9 +810,7 @@ def object_features(
     rows = np.cumsum((0,) + seg.chunks[0])
     cols = np.cumsum((0,) + seg.chunks[1])
     ids_fn = dask.delayed(_block_ids, pure=True)
-    multi = dask.delayed(_multi_ids, pure=True)(
-        [ids_fn(b, nodata) for b in seg_blocks.ravel()]
-    )
+    multi = dask.delayed(_multi_ids, pure=True)([ids_fn(b, nodata) for b in seg_blocks.ravel()])
     stat_fn = dask.delayed(_block_stats, pure=True)
     parts = [
         stat_fn(feat_blocks[i, j, 0], pad_blocks[i, j], multi, qs=qs,
@@ -1140,7 +1146,9 @@ def _model_stats(model: Any, pixel_names: list[str]) -> tuple[list[str], bool]:
         if f in _SHAPE:
             continue
         stat = f.rsplit("_", 1)[-1] if "_" in f else ""
-        if stat in _STAT_SUFFIX or (stat.startswith("p") and stat[1:].replace(".", "", 1).isdigit()):
+        if stat in _STAT_SUFFIX or (
+            stat.startswith("p") and stat[1:].replace(".", "", 1).isdigit()
+        ):
             if stat not in needed:
                 needed.append(stat)
     return needed or ["mean"], False
@@ -1326,15 +1334,26 @@ def classify_objects(
     coords = {k: v for k, v in segments.coords.items() if set(v.dims) <= {"y", "x"}}
     out = xr.Dataset(
         {
-            "class": (("y", "x"), cls_map, {
-                "long_name": "class", "flag_values": [int(c) for c in codes],
-                "flag_meanings": " ".join(n.replace(" ", "_") for n in model.class_names),
-                "class_names": list(model.class_names), "colours": list(model.colours),
-                "nodata": int(nodata),
-            }),
-            "confidence": (("y", "x"), conf_map, {
-                "long_name": "probability of the object's class", "units": "1",
-            }),
+            "class": (
+                ("y", "x"),
+                cls_map,
+                {
+                    "long_name": "class",
+                    "flag_values": [int(c) for c in codes],
+                    "flag_meanings": " ".join(n.replace(" ", "_") for n in model.class_names),
+                    "class_names": list(model.class_names),
+                    "colours": list(model.colours),
+                    "nodata": int(nodata),
+                },
+            ),
+            "confidence": (
+                ("y", "x"),
+                conf_map,
+                {
+                    "long_name": "probability of the object's class",
+                    "units": "1",
+                },
+            ),
         },  # fmt: skip
         coords=coords,
     )
