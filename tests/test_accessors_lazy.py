@@ -59,6 +59,8 @@ CASES = {
     "to_db": (lambda s: _power(s), (), {}),
     "from_db": (lambda s: _power(s).eoai.to_db(), (), {}),
     "speckle_filter": (lambda s: _power(s), ("lee",), {}),
+    # segment ids of the NDVI series (time first); the tiles, not the dask chunks, set the result
+    "segment": (_ndvi, (), {"method": "felzenszwalb", "time_first": True, "tile": 16}),
 }
 SKIPPED = {
     "extract": "returns a table of samples, not an array",
@@ -69,6 +71,8 @@ SKIPPED = {
     "plot_series": "returns a plot",
     "quicklook": "returns a plot",
     "write": "writes files",
+    "object_features": "returns a table of objects (tests/ml/test_objects.py checks its values)",
+    "classify_objects": "needs a trained model (tests/ml/test_objects.py checks its lazy map)",
 }
 
 

@@ -39,7 +39,6 @@ Examples
 
 from __future__ import annotations
 
-import functools
 import math
 import warnings
 from collections.abc import Sequence
@@ -104,7 +103,9 @@ def _select(ds: xr.Dataset, bands: Sequence[str] | None, dates: Any) -> xr.Datas
         try:
             wanted = pd.DatetimeIndex(pd.to_datetime(np.atleast_1d(dates)))
         except (ValueError, TypeError) as err:
-            raise InputError(f"dates= must be dates (e.g. '2021-05-01'), got {dates!r}: {err}")
+            raise InputError(
+                f"dates= must be dates (e.g. '2021-05-01'), got {dates!r}: {err}"
+            ) from None
         have = pd.DatetimeIndex(ds["time"].values)
         # a date without a time of day selects every acquisition of that day
         keep = np.isin(have.normalize(), wanted.normalize()) | np.isin(have, wanted)
@@ -584,7 +585,7 @@ def _nodata_id(segments: xr.DataArray) -> int:
     try:
         return int(value)
     except (TypeError, ValueError):
-        raise InputError(f"segments.attrs['nodata'] must be an integer id, got {value!r}")
+        raise InputError(f"segments.attrs['nodata'] must be an integer id, got {value!r}") from None
 
 
 def _parse_stats(stats: Sequence[str]) -> list[tuple[str, float | None]]:
@@ -832,7 +833,7 @@ def object_features(
         mean = np.where(count > 0, total["sum"] / np.maximum(count, 1), np.nan)
         var = np.where(count > 0, total["sumsq"] / np.maximum(count, 1) - mean**2, np.nan)
     qi = 0
-    for name, q in parsed:
+    for name, _ in parsed:
         if name == "mean":
             values = mean
         elif name == "std":
