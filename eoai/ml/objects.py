@@ -355,7 +355,8 @@ def segment(
         segmented in one task (memory: about ``(tile + 2 halo)^2 x channels x 8`` bytes).
     halo
         Pixels read around each tile (default 3 seed steps and at least 24), rounded to a
-        multiple of the seed step; the segments of two neighbouring tiles are matched in the band
+        multiple of the seed step, at most ``tile`` (a last tile narrower than the halo joins the
+        one before it); the segments of two neighbouring tiles are matched in the band
         of ``2 x halo`` pixels around their border (see the module docstring).
 
     Returns
@@ -423,14 +424,16 @@ def segment(
     ny, nx = feats.shape[:2]
     if ny == 0 or nx == 0:
         raise InputError(f"the cube is empty ({ny} x {nx} pixels)")
-    feats = dsa.asarray(feats).rechunk((tile, tile, -1))
+    halo = min(halo, tile)
+    cy, cx = _tile_chunks(ny, tile, halo), _tile_chunks(nx, tile, halo)
+    feats = dsa.asarray(feats).rechunk((cy, cx, -1))
 
     # channel statistics over the cube (lazy): z-scores make parameters independent of units
     finite = dsa.isfinite(feats)
-    f_n = finite.sum(axis=(0, 1))
-    f_s = dsa.where(finite, feats, 0).astype("float64").sum(axis=(0, 1))
-    f_ss = (dsa.where(finite, feats, 0).astype("float64") ** 2).sum(axis=(0, 1))
-    stats = dask.delayed(_channel_stats, pure=True)(f_n, f_s, f_ss, channels)
+    zero = dsa.where(finite, feats, 0).astype("float64")
+    sums = dsa.stack([finite.sum(axis=(0, 1)), zero.sum(axis=(0, 1)), (zero**2).sum(axis=(0, 1))])
+    (sums_d,) = sums.rechunk(-1).to_delayed().ravel()
+    stats = dask.delayed(_channel_stats, pure=True)(sums_d, channels)
     mean, std = stats[0], stats[1]
 
     params = {"step": step, "compactness": float(compactness), "sigma": float(sigma),
@@ -438,17 +441,20 @@ def segment(
     rows = np.cumsum((0,) + feats.chunks[0])
     cols = np.cumsum((0,) + feats.chunks[1])
     nbi, nbj = len(rows) - 1, len(cols) - 1
-    stride = (tile + 2 * halo) ** 2 + 1
+    stride = (max(cy) + 2 * halo) * (max(cx) + 2 * halo) + 1
+    # the windows: every tile with its halo (clipped at the cube's edges), one block each
+    depth = {0: halo if nbi > 1 else 0, 1: halo if nbj > 1 else 0, 2: 0}
+    haloed = dsa.overlap.overlap(feats, depth=depth, boundary="none")
+    win_blocks = haloed.to_delayed()
     windows: dict[tuple[int, int], Any] = {}
     origins: dict[tuple[int, int], tuple[int, int]] = {}
     seg_fn = dask.delayed(_segment_window, pure=True)
     for i in range(nbi):
         for j in range(nbj):
-            r0, r1 = max(0, rows[i] - halo), min(ny, rows[i + 1] + halo)
-            c0, c1 = max(0, cols[j] - halo), min(nx, cols[j + 1] + halo)
+            r0, c0 = max(0, rows[i] - depth[0]), max(0, cols[j] - depth[1])
             origins[i, j] = (int(r0), int(c0))
             windows[i, j] = seg_fn(
-                feats[r0:r1, c0:c1], mean, std, groups=groups_arr, time_first=bool(time_first),
+                win_blocks[i, j, 0], mean, std, groups=groups_arr, time_first=bool(time_first),
                 method=method, params=params, origin=(int(r0), int(c0)),
                 offset=int((i * nbj + j) * stride),
             )  # fmt: skip
@@ -508,9 +514,18 @@ def segment(
     return out
 
 
-def _channel_stats(
-    n: np.ndarray, s: np.ndarray, ss: np.ndarray, groups: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def _tile_chunks(n: int, tile: int, halo: int) -> tuple[int, ...]:
+    """Tiles of ``tile`` pixels from the first one; a last tile smaller than ``halo`` joins the
+    one before (so that every tile is at least as wide as the halo)."""
+    sizes = [tile] * (n // tile) + ([n % tile] if n % tile else [])
+    if len(sizes) > 1 and sizes[-1] < halo:
+        last = sizes.pop()
+        sizes[-1] += last
+    return tuple(sizes)
+
+
+def _channel_stats(sums: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    n, s, ss = sums
     k = int(groups.max()) + 1
     n = np.bincount(groups, weights=n, minlength=k)
     s = np.bincount(groups, weights=s, minlength=k)
