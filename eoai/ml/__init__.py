@@ -14,6 +14,8 @@ The same functions serve random forests (scikit-learn) and the deep-learning mod
 - :func:`assess`, :func:`area_estimates` (Olofsson et al. 2014), :func:`plot_confusion_matrix`;
 - :func:`save_model`, :func:`load_model` (skops, or pickle with ``trusted=True``);
 - :func:`majority_filter`, :func:`sieve`;
+- objects (:mod:`eoai.ml.objects`): :func:`segment` (``cube.eoai.segment``), :func:`object_features`,
+  :func:`object_samples`, :func:`classify_objects`, :func:`segment_polygons`;
 - :func:`fit_network`, :func:`fit_segmentation`, :func:`save_network`, :func:`load_network`:
   TempCNN, L-TAE and U-Net on torch (:mod:`eoai.ml.deep`).
 
@@ -62,6 +64,11 @@ _FUNCTIONS = {
     "fit_segmentation": "eoai.ml.deep",
     "save_network": "eoai.ml.deep",
     "load_network": "eoai.ml.deep",
+    "segment": "eoai.ml.objects",
+    "object_features": "eoai.ml.objects",
+    "object_samples": "eoai.ml.objects",
+    "classify_objects": "eoai.ml.objects",
+    "segment_polygons": "eoai.ml.objects",
     "ClassifierModel": "eoai.ml.base",
     "PixelClassifier": "eoai.ml.base",
 }
