@@ -1209,7 +1209,7 @@ def classify_objects(
     *,
     nodata: int = 255,
     polygons: bool = True,
-    n_jobs: int | None = None,
+    threads: int | None = None,
 ) -> tuple[Any, xr.Dataset]:
     """Classify objects with any eoai classifier: polygons with class and probability, and a map.
 
@@ -1231,8 +1231,9 @@ def classify_objects(
     polygons
         Return the objects as polygons (:func:`segment_polygons`); ``False`` gives a plain
         DataFrame without geometries (cheaper on large scenes).
-    n_jobs
-        Threads of the model (forest ``n_jobs``); default the model's.
+    threads
+        Threads of the model's prediction (forest ``n_jobs``, OpenMP threads of gradient
+        boosting); default the model's.
 
     Returns
     -------
@@ -1298,7 +1299,9 @@ def classify_objects(
         table = object_features(ds, segments, stats=stats, shape=True)
     x = _object_inputs(table, model).to_numpy(dtype="float32")
     n_classes = len(model.classes)
-    proba = _predict_rows(x, _with_n_jobs(model, n_jobs), bool(model.allow_nan), n_classes)
+    if threads is not None:
+        _check_number("threads", threads, 1, integer=True)
+    proba = _predict_rows(x, _with_n_jobs(model, threads), bool(model.allow_nan), n_classes)
     invalid = np.isnan(proba[:, 0])
     best = np.argmax(np.where(np.isnan(proba), -1.0, proba), axis=1)
     codes = np.asarray(model.codes, dtype="uint8")
@@ -1377,7 +1380,7 @@ def classify_objects(
     out.attrs = provenance(
         [segments.attrs],
         "eoai.ml.classify_objects",
-        {"nodata": nodata, "n_jobs": n_jobs, "n_objects": int(len(ids)),
+        {"nodata": nodata, "threads": threads, "n_objects": int(len(ids)),
          "model_class": f"{type(model).__module__}.{type(model).__qualname__}"},
     )  # fmt: skip
     for k in ("long_name", "nodata", "_FillValue"):
