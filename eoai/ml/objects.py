@@ -81,6 +81,8 @@ MATCH_IOU = 0.5
 #: default compactness per method (features are z-scores divided by sqrt(number of channels))
 _COMPACTNESS = {"slic": 0.3, "watershed": 0.01}
 _SHAPE = ("area_m2", "perimeter_m", "compactness")
+#: features summed at once in float64 by object_features (bounds its temporary memory)
+_SLAB = 32
 
 
 # --------------------------------------------------------------------------------------- segment
@@ -637,7 +639,7 @@ def _group_quantiles(inv: np.ndarray, k: int, x: np.ndarray, qs: np.ndarray) -> 
     sizes = np.bincount(inv, minlength=k)
     start = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     for f in range(n_f):  # one sort per feature, vectorised over the groups
-        v = x[:, f]
+        v = x[:, f].astype("float64")
         nv = np.bincount(inv, weights=np.isfinite(v), minlength=k).astype(np.int64)
         vs = v[np.lexsort((v, inv))]  # by group, then value (NaN last in each group)
         ok = nv > 0
@@ -680,10 +682,17 @@ def _block_stats(
     ids_px = lab[m]
     u, inv = np.unique(ids_px, return_inverse=True)
     k, n = u.size, ids_px.size
-    xv = np.asarray(x, dtype="float64")[m]
-    fin = np.isfinite(xv)
-    x0 = np.where(fin, xv, 0.0)
+    xv = np.asarray(x)[m]  # (pixel, feature) as read (float32): no float64 copy of the block
     onehot = csr_matrix((np.ones(n), (inv, np.arange(n))), shape=(k, n))
+    n_f = xv.shape[1]
+    count, total, sumsq = (np.zeros((k, n_f)) for _ in range(3))
+    for f0 in range(0, n_f, _SLAB):  # float64 sums over slabs of features: bounded memory
+        part = xv[:, f0 : f0 + _SLAB].astype("float64")
+        fin = np.isfinite(part)
+        part[~fin] = 0.0
+        count[:, f0 : f0 + _SLAB] = onehot @ fin.astype("float64")
+        total[:, f0 : f0 + _SLAB] = onehot @ part
+        sumsq[:, f0 : f0 + _SLAB] = onehot @ (part * part)
     # pixel edges to another id (or nodata, or outside the cube): vertical edges (left/right
     # neighbours) and horizontal edges (up/down)
     ev = (pad[1:-1, :-2] != lab).astype(np.int64) + (pad[1:-1, 2:] != lab)
@@ -692,9 +701,9 @@ def _block_stats(
     out = {
         "ids": u,
         "n": np.bincount(inv, minlength=k),
-        "count": np.asarray(onehot @ fin.astype("float64")),
-        "sum": np.asarray(onehot @ x0),
-        "sumsq": np.asarray(onehot @ (x0 * x0)),
+        "count": count,
+        "sum": total,
+        "sumsq": sumsq,
         "ev": np.bincount(inv, weights=ev[m], minlength=k),
         "eh": np.bincount(inv, weights=eh[m], minlength=k),
         "row": np.bincount(inv, weights=rr + origin[0] + 0.5, minlength=k),
