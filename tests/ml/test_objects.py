@@ -384,3 +384,22 @@ def test_objects_of_the_embedded_sample():
     grid = (np.arange(48)[:, None] // 8) * 6 + np.arange(48)[None, :] // 8 + 1
     assert _purity(seg.values, ref) >= max(0.88, _purity(grid, ref) + 0.02)
     assert samples["label"].nunique() >= 3 and len(samples) >= 20
+
+
+@pytest.mark.slow
+def test_a_pixel_network_classifies_objects_by_their_mean_series(scene, felz):
+    """TempCNN trained on pixels: each object gets the class of its mean series."""
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    cube = scene[0].eoai.gapfill("linear")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        samples = cube.eoai.extract(_left(scene), label="class", min_samples=1, max_per_polygon=20)
+        model = eoai.ml.fit(samples, "tempcnn", epochs=1, val_fraction=0, random_state=0)
+        table, maps = objects.classify_objects(cube, felz, model, polygons=False)
+        means = objects.object_features(cube, felz, stats=("mean",), shape=False)
+    x = means[[f"{f}_mean" for f in model.features]].to_numpy("float32")
+    expected = np.asarray(model.codes)[np.argmax(model.predict_proba(x), axis=1)]
+    np.testing.assert_array_equal(table["code"].to_numpy(), expected)
+    sid = int(felz.values[10, 50])
+    assert maps["class"].values[10, 50] == table.loc[sid, "code"]
