@@ -37,6 +37,8 @@ def scene():
 
 
 def _segment(cube, **kw):
+    """Segments of the per-band composite (``time_first=False``) unless told otherwise."""
+    kw.setdefault("time_first", False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataSkippedWarning)
         return objects.segment(cube, **kw).compute()
@@ -44,13 +46,13 @@ def _segment(cube, **kw):
 
 @pytest.fixture(scope="module")
 def felz(scene):
-    """Felzenszwalb segments of the scene on 4 tiles (computed once)."""
+    """Felzenszwalb segments of the scene's composite on 4 tiles (computed once)."""
     return _segment(scene[0], method="felzenszwalb", tile=32)
 
 
 @pytest.fixture(scope="module")
 def slic(scene):
-    """SLIC segments of the scene on 4 tiles (computed once)."""
+    """SLIC segments of the scene's composite on 4 tiles (computed once)."""
     return _segment(scene[0], method="slic", tile=32)
 
 
@@ -146,7 +148,9 @@ def test_time_first_segments_the_whole_series(scene):
 def test_segment_is_lazy_keeps_the_grid_and_does_not_depend_on_dask_chunks(scene, felz):
     cube = scene[0]  # 4 dask chunks, as the tiles
     with raise_if_dask_computes():
-        seg = objects.segment(cube.chunk({"y": -1, "x": -1}), method="felzenszwalb", tile=32)
+        seg = objects.segment(
+            cube.chunk({"y": -1, "x": -1}), method="felzenszwalb", tile=32, time_first=False
+        )
     assert seg.chunks == ((32, 32), (32, 32)) and seg.dtype == np.int32
     with raise_if_dask_computes(max_computes=1):
         a = seg.compute()
@@ -178,7 +182,7 @@ def test_segments_are_merged_across_tile_borders(scene, felz, slic):
 def test_nodata_pixels_get_the_nodata_id_and_are_counted_once(scene):
     cube = scene[0].isel(y=slice(0, 32), x=slice(0, 32))
     holed = cube.where((cube.y < cube.y[10]) | (cube.x > cube.x[10]))  # 11 x 11 corner: NaN
-    seg = objects.segment(holed, method="felzenszwalb", tile=16, halo=8)
+    seg = objects.segment(holed, method="felzenszwalb", tile=16, halo=8, time_first=False)
     with pytest.warns(DataSkippedWarning, match=r"121 of 1024 pixels have no valid value") as rec:
         values = seg.values
     assert len([w for w in rec if issubclass(w.category, DataSkippedWarning)]) == 1
