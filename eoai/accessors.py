@@ -60,6 +60,9 @@ _METHODS: dict[str, str] = {
     "embed": "eoai.ml.presto:embed",
     "bayes_smooth": "eoai.ml.smoothing:bayes_smooth",
     "suggest_samples": "eoai.ml.active:suggest_samples",
+    "segment": "eoai.ml.objects:segment",
+    "object_features": "eoai.ml.objects:object_features",
+    "classify_objects": "eoai.ml.objects:classify_objects",
 }
 
 # method name -> the one type it accepts ("Dataset" or "DataArray"); a method not listed here

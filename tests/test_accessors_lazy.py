@@ -67,6 +67,8 @@ CASES = {
     "from_db": (lambda s: _power(s).eoai.to_db(), (), {}),
     "speckle_filter": (lambda s: _power(s), ("lee",), {}),
     "bayes_smooth": (_probabilities, (), {}),
+    # segment ids of the NDVI series (time first); the tiles, not the dask chunks, set the result
+    "segment": (_ndvi, (), {"method": "felzenszwalb", "time_first": True, "tile": 16}),
 }
 SKIPPED = {
     "extract": "returns a table of samples, not an array",
@@ -78,6 +80,8 @@ SKIPPED = {
     "quicklook": "returns a plot",
     "write": "writes files",
     "suggest_samples": "returns a GeoDataFrame of points (tests/ml/test_active.py: one compute)",
+    "object_features": "returns a table of objects (tests/ml/test_objects.py checks its values)",
+    "classify_objects": "needs a trained model (tests/ml/test_objects.py checks its lazy map)",
 }
 
 

@@ -5,7 +5,8 @@
   Copernicus Sentinel data) and its land-cover polygons;
 - :func:`synthetic_cube`, :func:`double_logistic`, :func:`logistic_crossing`,
   :func:`crossing_dates`: seeded Sentinel-2-like cubes whose phenology, clouds, breaks and
-  high-resolution originals are known.
+  high-resolution originals are known;
+- :func:`parcels`: the connected regions of a truth class map as labelled polygons.
 
 Examples
 --------
@@ -17,6 +18,7 @@ Examples
 
 from __future__ import annotations
 
+from .parcels import parcels
 from .sample import sample_catalog, sample_labels, sample_path
 from .synthetic import (
     DEFAULT_CLASSES,
@@ -35,6 +37,7 @@ __all__ = [
     "crossing_dates",
     "double_logistic",
     "logistic_crossing",
+    "parcels",
     "sample_catalog",
     "sample_labels",
     "sample_path",

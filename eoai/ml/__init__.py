@@ -18,6 +18,8 @@ The same functions serve random forests (scikit-learn) and the deep-learning mod
 - :func:`sample_quality` (a self-organising map of the samples, likely mislabelled ones flagged),
   :func:`neuron_summary`, :func:`plot_som`;
 - :func:`suggest_samples`: the most uncertain pixels, spread apart, as points to label next;
+- objects (:mod:`eoai.ml.objects`): :func:`segment` (``cube.eoai.segment``), :func:`object_features`,
+  :func:`object_samples`, :func:`classify_objects`, :func:`segment_polygons`;
 - :func:`fit_network`, :func:`fit_segmentation`, :func:`save_network`, :func:`load_network`:
   TempCNN, L-TAE and U-Net on torch (:mod:`eoai.ml.deep`).
 
@@ -71,6 +73,11 @@ _FUNCTIONS = {
     "fit_segmentation": "eoai.ml.deep",
     "save_network": "eoai.ml.deep",
     "load_network": "eoai.ml.deep",
+    "segment": "eoai.ml.objects",
+    "object_features": "eoai.ml.objects",
+    "object_samples": "eoai.ml.objects",
+    "classify_objects": "eoai.ml.objects",
+    "segment_polygons": "eoai.ml.objects",
     "ClassifierModel": "eoai.ml.base",
     "PixelClassifier": "eoai.ml.base",
 }
