@@ -11,6 +11,13 @@ The same protocol as the random forest: samples from :func:`eoai.ml.extract`, tr
 - **L-TAE** (Garnot & Landrieu 2020) encodes the *acquisition day* of each observation and leaves
   NaN (cloudy) observations out of its attention, so it trains on raw masked series and applies to a
   cube with other dates: ``classify(cube, model.for_cube(cube))`` maps the cube's own dates to days.
+- **Fusion** (TWINNS, Ienco et al. 2019): ``model="fusion"`` trains one temporal encoder per source
+  of ``<source>.<band>_<date>`` features (a Dataset with variables ``s2.red``, ``s1.vv``...), their
+  embeddings concatenated, with auxiliary per-source losses (:class:`eoai.ml.models.FusionNet`,
+  :mod:`eoai.ml._deep_fusion`).
+- **Regression heads**: with ``task="regression"`` (``eoai.ml.fit`` with a continuous target)
+  TempCNN, L-TAE and fusion have one output trained on the standardised target and return a
+  :class:`eoai.ml._deep_regress.DeepRegressor`, mapped with :func:`eoai.ml.predict`.
 - **U-Net** (Ronneberger et al. 2015) segments patches of the cube (every band x date is a channel):
   train with :func:`fit_segmentation` on a label raster or polygons; :func:`eoai.ml.classify` runs it
   tiled with a halo (``dask.array.map_overlap``) so tiles join without seams.
@@ -606,7 +613,7 @@ def fit_network(
     samples
         Table from :func:`eoai.ml.extract`: feature columns, ``label`` and ``group``.
     model
-        ``"tempcnn"``, ``"ltae"`` or a ``torch.nn.Module`` taking ``(batch, time, channel)``
+        ``"tempcnn"``, ``"ltae"``, ``"fusion"`` or a ``torch.nn.Module`` taking ``(batch, time, channel)``
         (and the acquisition ``days`` ``(time,)`` when its ``forward`` has a second argument); a
         module is copied (e.g. with pretrained weights, to fine-tune it).
     features
