@@ -182,3 +182,18 @@ def test_fusion_regression(data):
     truth = 50 + 10 * va + 5 * vb
     r2 = 1 - float(((out.values - truth) ** 2).sum() / ((truth - truth.mean()) ** 2).sum())
     assert r2 >= 0.7 and out.attrs["units"] == "%"
+
+
+def test_each_source_on_its_own_dates(data):
+    """Samples holding only each source's own dates (no common time axis) train the same network;
+    the model then reads the cube's common axis, where the other dates are NaN."""
+    samples, cube, _ = data
+    own = [c for c in samples.attrs["eoai:features"] if samples[c].notna().all()]
+    assert len(own) == 5 + 2 * 6
+    model = eoai.ml.fit(samples, "fusion", features=own, encoder_kw=SMALL, **{**TRAIN, "epochs": 2})
+    assert model.dates.size == 11 and model.features == own
+    X = eoai.ml.features.feature_array(cube, model.features).values.reshape(-1, len(own))
+    mapped = eoai.ml.classify(cube, model, probabilities=True)["probability"].values
+    np.testing.assert_allclose(
+        mapped.reshape(2, -1).T, model.predict_proba(X.astype("float32")), atol=1e-5
+    )
