@@ -183,6 +183,10 @@ def _build(
     if spec.get("kind") == "patch":
         cls = SegmentationModel
         extra = {"halo": spec.get("halo"), "tile_multiple": spec.get("tile_multiple")}
+    elif spec.get("kind") == "fusion":
+        from ._deep_fusion import FusionModel
+
+        cls = FusionModel
     else:
         cls = DeepModel
     model = cls(

@@ -38,8 +38,35 @@ class Layout:
 
     @property
     def features(self) -> list[str]:
-        """Feature names in band-major order (the order of :func:`eoai.ml.features.feature_names`)."""
-        return [f"{b}_{d}" for b in self.bands for d in self.dates]
+        """Feature names in band-major order (the order of :func:`eoai.ml.features.feature_names`).
+
+        For a grid with missing cells (``parse_layout(..., complete=False)``) only the present ones.
+        """
+        c = len(self.bands)
+        return [
+            f"{b}_{d}"
+            for i, b in enumerate(self.bands)
+            for j, d in enumerate(self.dates)
+            if self.perm[j * c + i] >= 0
+        ]
+
+    def grid(self, X: np.ndarray) -> np.ndarray:
+        """Feature rows ``(n, F)`` -> float32 ``(n, time, band)``; NaN in missing cells.
+
+        Examples
+        --------
+        >>> lay = parse_layout(["s1.vv_2021-01-01", "s2.red_2021-01-11"], complete=False)
+        >>> lay.grid(np.array([[1.0, 2.0]]))[0].tolist()
+        [[1.0, nan], [nan, 2.0]]
+        """
+        X = np.asarray(X, dtype="float32")
+        n, t, c = X.shape[0], len(self.dates), len(self.bands)
+        if (self.perm >= 0).all():
+            return np.ascontiguousarray(X[:, self.perm]).reshape(n, t, c)
+        out = np.full((n, t * c), np.nan, dtype="float32")
+        ok = self.perm >= 0
+        out[:, ok] = X[:, self.perm[ok]]
+        return out.reshape(n, t, c)
 
     def timestamps(self) -> pd.DatetimeIndex:
         """The dates as a :class:`pandas.DatetimeIndex`."""
@@ -50,8 +77,11 @@ class Layout:
         return ((self.timestamps() - reference) / pd.Timedelta(days=1)).to_numpy("float32")
 
 
-def parse_layout(features: Sequence[str]) -> Layout:
-    """The band x date grid of ``features``; every band must have every date.
+def parse_layout(features: Sequence[str], complete: bool = True) -> Layout:
+    """The band x date grid of ``features``; every band must have every date if ``complete``.
+
+    With ``complete=False`` (multi-source fusion: each source has its own dates) the dates are
+    the union of all bands' dates and a missing cell has ``perm == -1`` (NaN in :meth:`Layout.grid`).
 
     Raises
     ------
@@ -87,6 +117,9 @@ def parse_layout(features: Sequence[str]) -> Layout:
     order = sorted(range(len(dates)), key=lambda k: pd.Timestamp(dates[k]))
     dates = [dates[k] for k in order]
     missing = [f"{b}_{d}" for b in bands for d in dates if (b, d) not in where]
+    if missing and not complete:
+        perm = np.array([where.get((b, d), -1) for d in dates for b in bands], dtype=np.int64)
+        return Layout(bands=bands, dates=dates, perm=perm)
     if missing:
         raise ModelError(
             f"the features do not form a complete band x date grid ({len(bands)} bands x "
@@ -97,8 +130,10 @@ def parse_layout(features: Sequence[str]) -> Layout:
     return Layout(bands=bands, dates=dates, perm=perm)
 
 
-def cube_layout(names: Sequence[str], bands: Sequence[str]) -> Layout:
+def cube_layout(names: Sequence[str], bands: Sequence[str], complete: bool = True) -> Layout:
     """Layout of the cube features ``names`` restricted to ``bands`` (the model's).
+
+    ``complete=False``: each band keeps its own dates (see :func:`parse_layout`).
 
     Raises
     ------
@@ -121,6 +156,8 @@ def cube_layout(names: Sequence[str], bands: Sequence[str]) -> Layout:
             f"the cube lacks the band(s) {missing} of the model (model bands {list(bands)}, cube "
             f"bands {sorted(have)}); load the cube with those bands"
         )
-    lay = parse_layout([f for b in bands for f in have[b]])
+    lay = parse_layout([f for b in bands for f in have[b]], complete=complete)
+    if not complete:
+        return lay
     # keep the model's band order
     return parse_layout([f"{b}_{d}" for b in bands for d in lay.dates])

@@ -136,10 +136,17 @@ def train(
     desc: str = "training",
     label_smoothing: float = 0.0,
     average_last: int = 0,
+    regression: bool = False,
+    aux_weight: float = 0.0,
 ) -> list[dict[str, float]]:
     """Train ``net`` in place on tensors ``x``/``y`` (rows ``train_idx``); keep the best weights.
 
-    ``y`` holds class indices (``IGNORE`` = no label). The caller seeds torch; ``augment(xb, yb,
+    ``y`` holds class indices (``IGNORE`` = no label), or with ``regression=True`` float targets
+    (standardised by the caller; the loss is the mean squared error of the first output).
+    ``aux_weight`` > 0 with a network whose ``forward`` takes ``aux=True`` and then returns
+    ``(output, [auxiliary outputs])`` (:class:`eoai.ml.models.FusionNet`) adds ``aux_weight`` x
+    the mean loss of the auxiliary outputs to the training loss (the validation loss and the
+    reported scores are those of the main output). The caller seeds torch; ``augment(xb, yb,
     generator)`` may transform a training batch; ``take(idx)`` returns the batch ``(x, y)`` of
     rows ``idx`` (default ``x[idx], y[idx]``); ``epoch_indices(epoch)`` the training rows of an
     epoch (default ``train_idx``). Returns the history (one dict per epoch).
@@ -158,11 +165,18 @@ def train(
     net.to(device)
     use_days = days is not None and takes_days(net)
     days_dev = days.to(device) if use_days else None
-    loss_fn = nn.CrossEntropyLoss(
-        weight=None if weights is None else torch.as_tensor(weights, device=device),
-        ignore_index=IGNORE,
-        label_smoothing=float(label_smoothing),
-    )
+    if regression:
+        mse = nn.MSELoss()
+
+        def loss_fn(out: Any, yb: Any) -> Any:
+            return mse(out[:, 0], yb)
+    else:
+        loss_fn = nn.CrossEntropyLoss(
+            weight=None if weights is None else torch.as_tensor(weights, device=device),
+            ignore_index=IGNORE,
+            label_smoothing=float(label_smoothing),
+        )
+    with_aux = float(aux_weight) > 0 and bool(getattr(net, "has_aux", False))
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
     steps = max(1, n_train // batch_size + (n_train % batch_size > 1))
     sched = torch.optim.lr_scheduler.OneCycleLR(
@@ -180,9 +194,10 @@ def train(
     avg_state: dict[str, Any] | None = None
     n_avg = 0
 
-    def forward(xb: Any) -> Any:
+    def forward(xb: Any, aux: bool = False) -> Any:
+        kw = {"aux": True} if aux else {}
         with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
-            return net(xb, days_dev) if use_days else net(xb)
+            return net(xb, days_dev, **kw) if use_days else net(xb, **kw)
 
     from tqdm.auto import tqdm
 
@@ -202,26 +217,31 @@ def train(
             if augment is not None:
                 xb, yb = augment(xb, yb, gen)
             xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
-            logits = forward(xb)
-            loss = loss_fn(logits.float(), yb)
+            if with_aux:
+                logits, aux_out = forward(xb, aux=True)
+                loss = loss_fn(logits.float(), yb) + float(aux_weight) * sum(
+                    loss_fn(a.float(), yb) for a in aux_out
+                ) / max(len(aux_out), 1)
+            else:
+                logits = forward(xb)
+                loss = loss_fn(logits.float(), yb)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(opt)
             scaler.update()
             sched.step()
-            lab = yb != IGNORE
+            lab = torch.ones_like(yb, dtype=torch.bool) if regression else yb != IGNORE
             n_lab = int(lab.sum())
             tot_loss += float(loss.detach()) * n_lab
-            correct += int((logits.argmax(1) == yb)[lab].sum())
+            if not regression:
+                correct += int((logits.argmax(1) == yb)[lab].sum())
             seen += n_lab
-        rec = {
-            "epoch": epoch + 1,
-            "loss": tot_loss / max(seen, 1),
-            "accuracy": correct / max(seen, 1),
-        }
+        rec = {"epoch": epoch + 1, "loss": tot_loss / max(seen, 1)}
+        if not regression:
+            rec["accuracy"] = correct / max(seen, 1)
         if len(val_idx):
             eb = eval_batch_size or max(batch_size, 1024)
-            rec.update(_evaluate(take, val_idx, eb, forward, loss_fn, device, net))
+            rec.update(_evaluate(take, val_idx, eb, forward, loss_fn, device, net, regression))
         history.append(rec)
         if averaging and epoch >= epochs - average_last:
             avg_state, n_avg = _accumulate(avg_state, net.state_dict(), n_avg)
@@ -261,7 +281,9 @@ def _accumulate(
     return mean, n + 1
 
 
-def _evaluate(take, idx, batch_size, forward, loss_fn, device, net) -> dict[str, float]:
+def _evaluate(
+    take, idx, batch_size, forward, loss_fn, device, net, regression=False
+) -> dict[str, float]:
     import torch
 
     net.eval()
@@ -272,13 +294,16 @@ def _evaluate(take, idx, batch_size, forward, loss_fn, device, net) -> dict[str,
             xb, yb = take(sel)
             xb, yb = xb.to(device), yb.to(device)
             logits = forward(xb).float()
-            lab = yb != IGNORE
+            lab = torch.ones_like(yb, dtype=torch.bool) if regression else yb != IGNORE
             n_lab = int(lab.sum())
             if n_lab == 0:
                 continue
             tot += float(loss_fn(logits, yb)) * n_lab
-            correct += int((logits.argmax(1) == yb)[lab].sum())
+            if not regression:
+                correct += int((logits.argmax(1) == yb)[lab].sum())
             seen += n_lab
+    if regression:
+        return {"val_loss": tot / max(seen, 1)}
     return {"val_loss": tot / max(seen, 1), "val_accuracy": correct / max(seen, 1)}
 
 

@@ -413,6 +413,8 @@ def predict(
             )
     if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, int)):
         raise InputError(f"n_jobs must be an int or None, got {n_jobs!r}")
+    if hasattr(model, "for_cube"):  # e.g. L-TAE: positional encoding from this cube's own dates
+        model = model.for_cube(cube)
     run_model = _RegressionOutputs(_with_n_jobs(model, n_jobs), interval)
     n_out = 1 if interval is None else 3
     values = _pixel_proba(cube, model, run_model, n_out)

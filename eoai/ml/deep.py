@@ -11,6 +11,13 @@ The same protocol as the random forest: samples from :func:`eoai.ml.extract`, tr
 - **L-TAE** (Garnot & Landrieu 2020) encodes the *acquisition day* of each observation and leaves
   NaN (cloudy) observations out of its attention, so it trains on raw masked series and applies to a
   cube with other dates: ``classify(cube, model.for_cube(cube))`` maps the cube's own dates to days.
+- **Fusion** (TWINNS, Ienco et al. 2019): ``model="fusion"`` trains one temporal encoder per source
+  of ``<source>.<band>_<date>`` features (a Dataset with variables ``s2.red``, ``s1.vv``...), their
+  embeddings concatenated, with auxiliary per-source losses (:class:`eoai.ml.models.FusionNet`,
+  :mod:`eoai.ml._deep_fusion`).
+- **Regression heads**: with ``task="regression"`` (``eoai.ml.fit`` with a continuous target)
+  TempCNN, L-TAE and fusion have one output trained on the standardised target and return a
+  :class:`eoai.ml._deep_regress.DeepRegressor`, mapped with :func:`eoai.ml.predict`.
 - **U-Net** (Ronneberger et al. 2015) segments patches of the cube (every band x date is a channel):
   train with :func:`fit_segmentation` on a label raster or polygons; :func:`eoai.ml.classify` runs it
   tiled with a halo (``dask.array.map_overlap``) so tiles join without seams.
@@ -268,8 +275,7 @@ class DeepModel(ClassifierModel):
                 f"expected features of shape (n, {len(self.features)}), got {X.shape}; pass the "
                 "columns model.features"
             )
-        n, t, c = X.shape[0], len(self.layout.dates), len(self.layout.bands)
-        x = torch.from_numpy(np.ascontiguousarray(X[:, self.layout.perm])).view(n, t, c)
+        x = torch.from_numpy(self.layout.grid(X))
         return (x - torch.from_numpy(self.mean)) / torch.from_numpy(self.std)
 
     def _logits(self, xb: Any, days: Any) -> Any:
@@ -288,6 +294,10 @@ class DeepModel(ClassifierModel):
         --------
         >>> proba = model.predict_proba(samples[model.features].to_numpy("float32"))  # doctest: +SKIP
         """
+        return self._outputs(X, len(self.classes), softmax=True)
+
+    def _outputs(self, X: np.ndarray, n_out: int, softmax: bool = False) -> np.ndarray:
+        """Network outputs ``(n, n_out)`` (softmax-ed or raw) of features ``X``, in batches."""
         import torch
 
         dev = self._device()
@@ -298,17 +308,19 @@ class DeepModel(ClassifierModel):
                 "(cube.eoai.gapfill('linear', dates=model.dates)) before classifying"
             )
         days = torch.from_numpy(self.days).to(dev) if self.uses_days else None
-        out = np.empty((x.shape[0], len(self.classes)), dtype="float32")
+        out = np.empty((x.shape[0], n_out), dtype="float32")
         with torch.no_grad():
             for k in range(0, x.shape[0], self.batch_size):
                 xb = x[k : k + self.batch_size].to(dev, non_blocking=True)
                 logits = self._logits(xb, days).float()
-                if logits.shape != (xb.shape[0], len(self.classes)):
+                if logits.shape != (xb.shape[0], n_out):
                     raise ModelError(
                         f"the network returned shape {tuple(logits.shape)}, expected "
-                        f"({xb.shape[0]}, {len(self.classes)}) logits"
+                        f"({xb.shape[0]}, {n_out}) outputs"
                     )
-                out[k : k + xb.shape[0]] = torch.softmax(logits, dim=1).cpu().numpy()
+                out[k : k + xb.shape[0]] = (
+                    (torch.softmax(logits, dim=1) if softmax else logits).cpu().numpy()
+                )
         return out
 
     # -- persistence ----------------------------------------------------------------------
@@ -502,7 +514,7 @@ def _make_net(model: Any, *, kind: str, n_classes: int, **shape: int) -> tuple[A
             "the U-Net is a patch model: train it on a cube and a label raster with "
             "eoai.ml.deep.fit_segmentation(cube, labels) (pixel samples have no spatial context)"
         )
-    if name in ("tempcnn", "ltae") and kind == "patch":
+    if name in ("tempcnn", "ltae", "fusion") and kind == "patch":
         raise ModelError(
             f"{name} classifies pixel series: train it with fit_network(samples, {name!r})"
         )
@@ -511,7 +523,7 @@ def _make_net(model: Any, *, kind: str, n_classes: int, **shape: int) -> tuple[A
         arch.update(in_channels=shape["channels"], n_times=shape["times"])
     elif name == "ltae":
         arch.update(in_channels=shape["channels"])
-    elif name == "unet":
+    elif name in ("unet", "fusion"):
         arch.update(in_channels=shape["channels"])
     arch.update(shape.get("arch_kw", {}))
     try:
@@ -536,6 +548,9 @@ TRAINING_DEFAULTS: dict[str, dict[str, Any]] = {
                  label_smoothing=0.1, average_last=10, batch_size=256),
     "tempcnn": dict(epochs=40, val_fraction=0.2, date_dropout=0.0, noise=0.0, shift=0,
                     label_smoothing=0.0, average_last=0, batch_size=64),
+    # fusion (issue #15): L-TAE branches by default, so L-TAE's recipe
+    "fusion": dict(epochs=40, val_fraction=0.0, date_dropout=0.2, noise=0.05, shift=1,
+                   label_smoothing=0.1, average_last=10, batch_size=256),
     "custom": dict(epochs=50, val_fraction=0.2, date_dropout=0.0, noise=0.0, shift=0,
                    label_smoothing=0.0, average_last=0, batch_size=256),
 }  # fmt: skip
@@ -579,9 +594,12 @@ def fit_network(
     class_names: Sequence[str] | Mapping[Any, str] | None = None,
     colours: Sequence[str] | Mapping[Any, str] | None = None,
     metadata: Mapping[str, Any] | None = None,
+    task: str = "classification",
+    target: str = "label",
+    units: str = "",
     **arch_kw: Any,
 ) -> DeepModel:
-    """Train a pixel time-series network (TempCNN, L-TAE or your own) on extracted samples.
+    """Train a pixel time-series network (TempCNN, L-TAE, fusion or your own) on extracted samples.
 
     The features are read as a band x date grid (names ``<band>_<date>``). Each band is
     standardised with the mean and standard deviation of the training set (stored with the
@@ -595,7 +613,7 @@ def fit_network(
     samples
         Table from :func:`eoai.ml.extract`: feature columns, ``label`` and ``group``.
     model
-        ``"tempcnn"``, ``"ltae"`` or a ``torch.nn.Module`` taking ``(batch, time, channel)``
+        ``"tempcnn"``, ``"ltae"``, ``"fusion"`` or a ``torch.nn.Module`` taking ``(batch, time, channel)``
         (and the acquisition ``days`` ``(time,)`` when its ``forward`` has a second argument); a
         module is copied (e.g. with pretrained weights, to fine-tune it).
     features
@@ -656,8 +674,17 @@ def fit_network(
         Day 0 of the day encoding (default: the first date).
     class_names, colours, metadata
         As for :func:`eoai.ml.fit`.
+    task, target, units
+        ``task="regression"``: the network has one output trained with the mean squared error
+        on the standardised column ``target`` (``units`` its units), and a
+        :class:`eoai.ml._deep_regress.DeepRegressor` is returned (``predict`` gives values in the
+        target's units; no class weights, label smoothing or ensemble).
     **arch_kw
         Architecture parameters, e.g. ``hidden=32`` (TempCNN), ``d_model=64, n_head=8`` (L-TAE).
+        ``model="fusion"`` (:class:`eoai.ml.models.FusionNet`, one encoder per source of
+        ``<source>.<band>_<date>`` features): ``encoder="ltae"`` / ``"tempcnn"`` /
+        ``{source: name}``, ``encoder_kw={...}`` (each branch's parameters), ``fused=(64,)``,
+        ``dropout=0.2`` and ``aux_weight=0.5`` (weight of the mean per-source auxiliary loss).
 
     Returns
     -------
@@ -689,6 +716,25 @@ def fit_network(
     from .samples import sample_features
 
     name = model.lower() if isinstance(model, str) else "custom"
+    if task not in ("classification", "regression"):
+        raise InputError(f"task must be 'classification' or 'regression', got {task!r}")
+    regression = task == "regression"
+    if regression and label_smoothing:
+        raise InputError("label_smoothing is for classes; drop it for a regression")
+    if regression and (class_weight is not None or int(ensemble) > 1):
+        raise InputError(
+            "class_weight= and ensemble > 1 are for classes; drop them for a regression"
+        )
+    if regression:
+        label_smoothing = 0.0
+    fusion_kw = {}
+    if name == "fusion":
+        fusion_kw = {k: arch_kw.pop(k) for k in ("encoder", "encoder_kw") if k in arch_kw}
+        aux_weight = float(arch_kw.pop("aux_weight", 0.5))
+        if not aux_weight >= 0:
+            raise InputError(f"aux_weight must be >= 0, got {aux_weight}")
+    else:
+        aux_weight = 0.0
     given = dict(epochs=epochs, val_fraction=val_fraction, date_dropout=date_dropout, noise=noise,
                  shift=shift, label_smoothing=label_smoothing, average_last=average_last,
                  batch_size=batch_size)  # fmt: skip
@@ -714,21 +760,41 @@ def fit_network(
         raise InputError(f"ensemble must be >= 1, got {ensemble}")
     if scaling not in ("standard", "robust"):
         raise InputError(f"scaling must be 'standard' or 'robust', got {scaling!r}")
-    feats = sample_features(samples, features)
-    layout = parse_layout(feats)
-    labels = samples["label"]
+    feats = sample_features(samples, features, target)
+    if name == "fusion":
+        from ._deep_fusion import split_sources
+
+        split_sources(feats)
+    layout = parse_layout(feats, complete=name != "fusion")
+    labels = samples[target]
     if labels.isna().any():
-        raise InputError(f"{int(labels.isna().sum())} samples have no label; drop them first")
-    classes, y = _labels_index(labels)
-    if len(classes) < 2:
-        raise InputError(f"training needs at least 2 classes, the samples have {classes}")
-    X = samples[feats].to_numpy(dtype="float32")[:, layout.perm]
-    n, t, c = X.shape[0], len(layout.dates), len(layout.bands)
-    X = X.reshape(n, t, c)
+        raise InputError(f"{int(labels.isna().sum())} samples have no {target!r}; drop them first")
+    if regression:
+        yv = labels.to_numpy(dtype="float64")
+        y_mean, y_std = float(yv.mean()), float(yv.std())
+        if not y_std > 0:
+            raise InputError(f"the target {target!r} is constant: nothing to learn")
+        y = ((yv - y_mean) / y_std).astype("float32")
+        classes = [0, 1]  # placeholder classes of the inner model (one output)
+        strata = np.searchsorted(np.quantile(y, [0.2, 0.4, 0.6, 0.8]), y)  # split by quintile
+    else:
+        classes, y = _labels_index(labels)
+        strata = y
+        if len(classes) < 2:
+            raise InputError(f"training needs at least 2 classes, the samples have {classes}")
+    X = layout.grid(samples[feats].to_numpy(dtype="float32"))
+    n, t, c = X.shape
     dev = T.resolve_device(device)
     amp = T.warn_amp_on_cpu(amp, dev)
     groups = samples["group"].to_numpy() if "group" in samples.columns else np.arange(n)
-    tr, va = T.grouped_split(y, groups, val_fraction, seed)
+    tr, va = T.grouped_split(strata, groups, val_fraction, seed)
+    if name == "fusion":
+        from ._deep_fusion import fusion_branches
+
+        arch_kw = {**arch_kw, "branches": fusion_branches(layout, X[tr], **fusion_kw)}
+        grid_branch = any(b["encoder"] == "tempcnn" for b in arch_kw["branches"])
+        if grid_branch:  # dropped dates or shifted series would put NaN on a TempCNN branch
+            date_dropout, shift = 0.0, 0
     mean, std = _band_scaling(X[tr], scaling)
     if not np.all(np.isfinite(mean)):
         bad = [b for b, m in zip(layout.bands, mean, strict=True) if not np.isfinite(m)]
@@ -747,8 +813,9 @@ def fit_network(
         with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
             torch.manual_seed((0 if seed is None else int(seed)) + member)
             net, arch = _make_net(
-                model, kind="pixel", n_classes=len(classes), channels=c, times=t, arch_kw=arch_kw
-            )
+                model, kind="pixel", n_classes=1 if regression else len(classes), channels=c,
+                times=t, arch_kw=arch_kw,
+            )  # fmt: skip
             nan_ok = arch in _NAN_OK or bool(getattr(net, "accepts_nan", False))
             nan_rows = int(np.isnan(X).any(axis=(1, 2)).sum())
             if nan_rows and not nan_ok:
@@ -763,10 +830,11 @@ def fit_network(
             histories.append(T.train(
                 net, x, yt, train_idx=tr, val_idx=va, days=days, epochs=int(epochs),
                 batch_size=int(batch_size), lr=float(lr), weight_decay=float(weight_decay),
-                weights=T.class_weights(y, len(classes), class_weight, classes),
+                weights=None if regression else T.class_weights(y, len(classes), class_weight, classes),
                 patience=patience, device=dev, amp=amp, progress=progress, augment=augment,
                 desc=f"training {arch}" + (f" {member + 1}/{ensemble}" if ensemble > 1 else ""),
                 label_smoothing=float(label_smoothing), average_last=int(average_last),
+                regression=regression, aux_weight=aux_weight,
             ))  # fmt: skip
             nets.append(net)
     history = histories[0] if len(histories) == 1 else histories
@@ -780,14 +848,21 @@ def fit_network(
         "noise": noise, "shift": shift, "label_smoothing": label_smoothing,
         "average_last": average_last, "scaling": scaling, "ensemble": ensemble,
         "device": str(dev), **{k: v for k, v in arch_kw.items() if _jsonable(v)},
+        **({"aux_weight": aux_weight, **fusion_kw} if name == "fusion" else {}),
     }  # fmt: skip
     meta = {
         "label_column": samples.attrs.get("eoai:label", "label"),
         "training_cube": samples.attrs.get("eoai:cube", {}),
         "n_samples": int(n),
-        "samples_per_class": {
-            str(k): int(v) for k, v in labels.value_counts().sort_index().items()
-        },
+        **(
+            {"target_range": [float(yv.min()), float(yv.max())]}
+            if regression
+            else {
+                "samples_per_class": {
+                    str(k): int(v) for k, v in labels.value_counts().sort_index().items()
+                },
+            }
+        ),  # fmt: skip
         **dict(metadata or {}),
         "method": f"eoai.ml.deep.fit_network({arch})",
         "parameters": params,
@@ -795,7 +870,19 @@ def fit_network(
         "n_validation": int(len(va)),
         "history": history,
     }
-    return DeepModel(
+    cls: Any = DeepModel
+    if arch == "fusion":
+        from ._deep_fusion import FusionModel as cls
+    if regression:
+        from ._deep_regress import DeepRegressor
+
+        inner = cls(
+            net, layout.features, classes, mean=mean, std=std, reference_date=reference,
+            allow_nan=nan_ok, device=device, amp=amp,
+        )  # fmt: skip
+        meta["task"] = "regression"
+        return DeepRegressor(inner, target, y_mean=y_mean, y_std=y_std, units=units, metadata=meta)
+    return cls(
         net, layout.features, classes, mean=mean, std=std, reference_date=reference,
         allow_nan=nan_ok, device=device, amp=amp, class_names=class_names, colours=colours,
         metadata=meta,

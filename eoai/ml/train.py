@@ -66,7 +66,9 @@ def fit(
     model
         ``"rf"`` (random forest, 200 trees), ``"et"`` (extra trees), ``"gbt"`` (histogram
         gradient boosting), any scikit-learn classifier or regressor (cloned), or a deep-learning
-        classifier (``"tempcnn"``, ``"ltae"``, a ``torch.nn.Module``: handled by ``eoai.ml.deep``),
+        network (``"tempcnn"``, ``"ltae"``, ``"fusion"`` (one encoder per source of
+        ``<source>.<band>`` variables, TWINNS-style), a ``torch.nn.Module``: handled by
+        ``eoai.ml.deep``; a continuous target gives it a regression head),
         or ``"presto"``: a linear head (``hidden=`` > 0: one hidden layer) on frozen Presto
         embeddings (the samples extracted from ``cube.eoai.embed(...)``; see
         :func:`eoai.ml.presto.fit_presto_head` for its parameters), for either task.
@@ -270,10 +272,10 @@ def _resolve_task(labels: pd.Series, model: Any, task: str | None) -> str:
                 f"{labels.dtype} values (e.g. {_example(labels)!r}); these are class labels: "
                 "use a classifier (task='classification' or drop task=)"
             )
-        if _is_deep(model):
+        if _is_deep(model) and isinstance(model, str) and model.lower() == "unet":
             raise InputError(
-                f"the target {labels.name!r} is continuous, but the deep-learning models of "
-                "eoai.ml.deep are classifiers; use model='rf' or 'gbt' for a regression"
+                f"the target {labels.name!r} is continuous, but the U-Net segments classes; use "
+                "model='tempcnn', 'ltae', 'fusion', 'rf' or 'gbt' for a regression"
             )
         v = labels.to_numpy(dtype="float64")
         if not np.isfinite(v).all():
@@ -329,6 +331,13 @@ def _fit_regression(
     }
     if "group" in samples.columns:
         metadata["n_groups"] = int(samples["group"].nunique())
+    if _is_deep(model):  # TempCNN, L-TAE, fusion with a regression head (eoai.ml.deep)
+        from . import deep
+
+        return deep.fit(
+            samples, model, features=feats, random_state=random_state, metadata=metadata,
+            task="regression", target=target, units=units, **params,
+        )  # fmt: skip
     return fit_regressor(
         samples, model, features=feats, target=target, units=units, n_jobs=n_jobs,
         random_state=random_state, metadata=metadata, **params,

@@ -192,8 +192,8 @@ def test_task_errors_say_what_to_do():
         eoai.ml.fit(df, target="biomass")
     with pytest.raises(InputError, match="continuous .* but a classifier was asked for"):
         eoai.ml.fit(df, target="cover", task="classification", features=["b"])
-    with pytest.raises(InputError, match="deep-learning models of eoai.ml.deep are classifiers"):
-        eoai.ml.fit(df, "tempcnn", target="cover", features=["b"])
+    with pytest.raises(InputError, match="the U-Net segments classes"):
+        eoai.ml.fit(df, "unet", target="cover", features=["b"])
     with pytest.raises(InputError, match="class_weight= is for classes"):
         eoai.ml.fit(df, target="cover", features=["b"], class_weight="balanced")
     with pytest.raises(InputError, match="task must be one of"):

@@ -2,6 +2,8 @@
 
 - :class:`~eoai.ml.models.tempcnn.TempCNN` — pixel time series, Pelletier et al. (2019);
 - :class:`~eoai.ml.models.ltae.LTAE` — pixel time series with acquisition days, Garnot & Landrieu (2020);
+- :class:`~eoai.ml.models.fusion.FusionNet` — one temporal encoder per source, auxiliary heads
+  (TWINNS, Ienco et al. 2019);
 - :class:`~eoai.ml.models.unet.UNet` — patch segmentation, Ronneberger et al. (2015);
 - :class:`~eoai.ml.models.ensemble.Ensemble` / :class:`~eoai.ml.models.ensemble.GridEnsemble` — the
   mean probability of several of these (e.g. one architecture trained from several seeds).
@@ -15,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from .ensemble import Ensemble, GridEnsemble
+from .fusion import FusionNet
 from .ltae import LTAE
 from .tempcnn import TempCNN
 from .unet import UNet
@@ -23,6 +26,7 @@ ARCHITECTURES = {
     "tempcnn": TempCNN,
     "ltae": LTAE,
     "unet": UNet,
+    "fusion": FusionNet,
     "ensemble": Ensemble,
     "grid_ensemble": GridEnsemble,
 }
@@ -31,6 +35,7 @@ __all__ = [
     "ARCHITECTURES",
     "LTAE",
     "Ensemble",
+    "FusionNet",
     "GridEnsemble",
     "TempCNN",
     "UNet",
