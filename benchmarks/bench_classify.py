@@ -2,9 +2,9 @@
 
 Prints, for the same random forest and the same number of threads:
 
-1. pixels/s of ``estimator.predict_proba`` on the whole feature array in memory (baseline, n_jobs=N);
-2. pixels/s of ``classify(cube)`` computed with dask (threads scheduler, N workers, forest n_jobs=1)
-   and with the synchronous scheduler (forest n_jobs=N), and the ratio lazy / baseline (goal >= 0.9);
+1. pixels/s of ``estimator.predict_proba`` on the whole feature array in memory (baseline, threads=N);
+2. pixels/s of ``classify(cube)`` computed with dask (threads scheduler, N workers, forest threads=1)
+   and with the synchronous scheduler (forest threads=N), and the ratio lazy / baseline (goal >= 0.9);
 3. peak Python-traced memory (tracemalloc; numpy buffers included) while classifying lazily
    generated cubes 10x and 40x larger than one chunk, against the size of one chunk and of the
    cube (goal: bounded by a few chunks per thread, the same for both cubes, not growing with the cube).
@@ -71,29 +71,29 @@ def main() -> None:
     X_train = feats.isel(y=xr.DataArray(iy, dims="s"), x=xr.DataArray(ix, dims="s")).values
     samples = pd.DataFrame(X_train, columns=list(feats.feature.values))
     samples["label"] = (ix * 4 // side).astype(int)
-    model = eoai.ml.fit(samples, n_estimators=trees, n_jobs=n, random_state=0)
+    model = eoai.ml.fit(samples, n_estimators=trees, threads=n, random_state=0)
 
     # 1. baseline: predict_proba on the in-memory array, n_jobs = n
     in_memory = cube.compute()
     X = feature_array(in_memory).values.reshape(-1, n_feat)
-    model.estimator.set_params(n_jobs=n)
+    model.estimator.set_params(threads=n)
     model.estimator.predict_proba(X[:1000])  # warm up
     t0 = time.perf_counter()
     base = model.estimator.predict_proba(X)
     t_base = time.perf_counter() - t0
     px = X.shape[0]
     print(
-        f"baseline predict_proba (in memory, n_jobs={n}): {px / t_base:,.0f} px/s ({t_base:.2f} s)"
+        f"baseline predict_proba (in memory, threads={n}): {px / t_base:,.0f} px/s ({t_base:.2f} s)"
     )
 
     # 2. lazy classify on the same (in-memory, chunked) data
     chunked = in_memory.chunk({"time": -1, "y": chunk, "x": chunk})
     results = {}
     for label, sched, kw, jobs in (
-        (f"dask threads={n}, forest n_jobs=1", "threads", {"num_workers": n}, 1),
-        (f"dask synchronous, forest n_jobs={n}", "synchronous", {}, n),
+        (f"dask threads={n}, forest threads=1", "threads", {"num_workers": n}, 1),
+        (f"dask synchronous, forest threads={n}", "synchronous", {}, n),
     ):
-        out = eoai.ml.classify(chunked, model, confidence=False, uncertainty=None, n_jobs=jobs)[
+        out = eoai.ml.classify(chunked, model, confidence=False, uncertainty=None, threads=jobs)[
             "class"
         ]
         t0 = time.perf_counter()
@@ -113,7 +113,7 @@ def main() -> None:
     for n_chunks in (10, 40):
         big = make_cube(mchunk * 2, mchunk * n_chunks // 2, n_dates, n_bands, mchunk, seed=3)
         cube_mb = big.nbytes / 2**20
-        out = eoai.ml.classify(big, model, confidence=True, uncertainty="entropy", n_jobs=1)
+        out = eoai.ml.classify(big, model, confidence=True, uncertainty="entropy", threads=1)
         tracemalloc.start()
         with dask.config.set(scheduler="threads", num_workers=n):
             res = out.compute()

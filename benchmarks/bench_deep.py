@@ -187,7 +187,7 @@ def slovenia(args: argparse.Namespace) -> None:
     labels = gpd.read_file(DATA / "LULC_polygons.gpkg")
     labels = labels[labels["LULC_ID"] > 0]
     filled = gapfill(ndvi, "linear")
-    rf = dict(n_estimators=100, n_jobs=args.threads)
+    rf = dict(n_estimators=100, threads=args.threads)
     runs = {
         "rf (raw, clouds NaN)": (ndvi, "rf", rf),
         "rf (linear gap-filled)": (filled, "rf", rf),
@@ -243,7 +243,7 @@ def algae(args: argparse.Namespace) -> None:
     samples, is_test = algae_samples()
     train, test = samples[~is_test].reset_index(drop=True), samples[is_test]
     runs = {
-        "rf (raw features)": ("rf", dict(n_estimators=300, n_jobs=args.threads)),
+        "rf (raw features)": ("rf", dict(n_estimators=300, threads=args.threads)),
         "tempcnn": ("tempcnn", {}),
         "ltae": ("ltae", {}),
         "ltae (noise=0.2)": ("ltae", dict(noise=0.2)),
@@ -258,7 +258,7 @@ def algae(args: argparse.Namespace) -> None:
         oa, kappa, secs = [], [], []
         for seed in range(args.seeds):  # one test split of 345 series: seeds show the spread
             t0 = time.perf_counter()
-            fitted = eoai.ml.fit(train, model, random_state=seed, **kw)
+            fitted = eoai.ml.fit(train, model, seed=seed, **kw)
             secs.append(time.perf_counter() - t0)
             pred = fitted.predict(test[fitted.features].to_numpy("float32"))
             ref = test["label"].to_numpy()
@@ -299,7 +299,7 @@ def matogrosso(args: argparse.Namespace) -> None:
 
     samples, names = matogrosso_samples()
     runs = {
-        "rf": ("rf", dict(n_estimators=100, n_jobs=args.threads)),
+        "rf": ("rf", dict(n_estimators=100, threads=args.threads)),
         "tempcnn, before": ("tempcnn", OLD_DEFAULTS["tempcnn"]),
         "tempcnn": ("tempcnn", {}),
         "ltae, before": ("ltae", OLD_DEFAULTS["ltae"]),

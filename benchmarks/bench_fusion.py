@@ -135,7 +135,7 @@ def synthetic(seeds: int) -> None:
         acc, secs = [], []
         for seed in range(seeds):
             t0 = time.perf_counter()
-            m = eoai.ml.fit(samples, model, features=feats, random_state=seed, **kw, **train_kw)
+            m = eoai.ml.fit(samples, model, features=feats, seed=seed, **kw, **train_kw)
             secs.append(time.perf_counter() - t0)
             acc.append(float((eoai.ml.classify(test, m)["class"].values == truth).mean()))
         print(f"| {label} | {np.mean(acc):.3f} ± {np.std(acc):.3f} | {np.mean(secs):.0f} |",
@@ -179,7 +179,7 @@ def main() -> None:
               f"forest on all 54 raw features (data README) RMSE {reference}; "
               f"training mean RMSE {base.rmse:.3f}", flush=True)  # fmt: skip
         t0 = time.perf_counter()
-        rf = eoai.ml.fit(train, "rf", features=feats, target=target, n_jobs=1)
+        rf = eoai.ml.fit(train, "rf", features=feats, target=target, threads=1)
         s = eoai.ml.assess_regression(rf.predict(test[feats].to_numpy("float32")), y)
         print(f"| rf 200 trees sqrt, these features | {s.rmse:.3f} | {s.r2:.3f} | "
               f"{time.perf_counter() - t0:.0f} |", flush=True)  # fmt: skip
@@ -194,7 +194,7 @@ def main() -> None:
                     warnings.simplefilter("ignore")
                     m = eoai.ml.fit(
                         train, model, features=cols, target=target, units=units,
-                        random_state=seed, progress=False, **kw, **extra,
+                        seed=seed, progress=False, **kw, **extra,
                     )  # fmt: skip
                 secs.append(time.perf_counter() - t0)
                 s = eoai.ml.assess_regression(m.predict(test[m.features].to_numpy("float32")), y)

@@ -62,7 +62,7 @@ def make_forest(n_samples: int, n_trees: int, n_classes: int, seed: int = 0):
     rng = np.random.default_rng(seed)
     X = rng.random((n_samples, len(FEATURES)), dtype="float32")
     samples = pd.DataFrame(X, columns=FEATURES).assign(label=rng.integers(0, n_classes, n_samples))
-    return eoai.ml.fit(samples, "rf", n_estimators=n_trees, n_jobs=1)
+    return eoai.ml.fit(samples, "rf", n_estimators=n_trees, threads=1)
 
 
 def graph_sizes(result) -> tuple[float, float]:
@@ -88,7 +88,7 @@ def main() -> None:
     print(f"graph sizes, forest {len(pickle.dumps(small)) / 1e6:.1f} MB:")
     for n_chunks in (4, 64):
         side = 32 * int(np.sqrt(n_chunks))
-        out = eoai.ml.classify(make_cube(side, 32), small, n_jobs=1)["class"]
+        out = eoai.ml.classify(make_cube(side, 32), small, threads=1)["class"]
         whole, per_task = graph_sizes(out)
         print(
             f"  {n_chunks:2d} chunks ({len(out.__dask_graph__())} tasks): whole graph "
@@ -103,7 +103,7 @@ def main() -> None:
     print(f"forest: {size / 1e6:.0f} MB pickled, trained in {time.perf_counter() - t0:.1f} s")
     cube = make_cube(1024, 256)
     t0 = time.perf_counter()
-    expected = eoai.ml.classify(cube, model, n_jobs=1)["class"].compute(
+    expected = eoai.ml.classify(cube, model, threads=1)["class"].compute(
         scheduler="threads", num_workers=2
     )
     t_threads = time.perf_counter() - t0
@@ -125,7 +125,7 @@ def main() -> None:
             ):  # fmt: skip
                 client.run(importlib.import_module, "sklearn.ensemble")  # as on a warm cluster
                 t1 = time.perf_counter()
-                lazy = eoai.ml.classify(cube, model, n_jobs=1)["class"]
+                lazy = eoai.ml.classify(cube, model, threads=1)["class"]
                 t2 = time.perf_counter()
                 got = client.compute(lazy).result(timeout=args.timeout)
                 t3 = time.perf_counter()

@@ -64,7 +64,7 @@ def main(size: int = 128, seed: int = 3, noise: float = 0.05) -> None:
 
     t0 = time.perf_counter()
     samples = cube.eoai.extract(train, label="class", min_samples=1)
-    model = eoai.ml.fit(samples, n_estimators=100, n_jobs=1)
+    model = eoai.ml.fit(samples, n_estimators=100, threads=1)
     pix = cube.eoai.classify(model, confidence=False, uncertainty=None)["class"].values
     t_pix = time.perf_counter() - t0
     acc_pix = float((pix[test] == tc[test]).mean())
@@ -80,7 +80,7 @@ def main(size: int = 128, seed: int = 3, noise: float = 0.05) -> None:
             seg = cube.eoai.segment(method=method, time_first=time_first).persist()
             feats = cube.eoai.object_features(seg)
             table = objects.object_samples(feats, seg, train)
-            omodel = eoai.ml.fit(table, n_estimators=100, n_jobs=1)
+            omodel = eoai.ml.fit(table, n_estimators=100, threads=1)
             _, maps = objects.classify_objects(feats, seg, omodel, polygons=False)
             cls = maps["class"].values
             t_obj = time.perf_counter() - t0

@@ -172,7 +172,7 @@ def smooth(args: argparse.Namespace) -> None:
         rng = np.random.default_rng(seed)
         groups = samples["group"].unique()
         train = rng.choice(groups, len(groups) // 2, replace=False)
-        model = eoai.ml.fit(samples[samples["group"].isin(train)], n_estimators=100, n_jobs=2)
+        model = eoai.ml.fit(samples[samples["group"].isin(train)], n_estimators=100, threads=2)
         out = ndvi.eoai.classify(model, probabilities=True).compute()
         test = (owner >= 0) & ~np.isin(owner, train) & (lulc > 0)
         before = (out["class"].values[test] == lulc[test]).mean()

@@ -77,7 +77,7 @@ def fuel(args: argparse.Namespace) -> None:
             t0 = time.perf_counter()
             # gbt: OpenMP threads; measured 10x slower with 2 threads than 1 on the loaded machine
             m = eoai.ml.fit(train, model, target=target, units=units, task="regression",
-                            n_jobs=1 if model == "gbt" else n, **kw)  # fmt: skip
+                            threads=1 if model == "gbt" else n, **kw)  # fmt: skip
             secs = time.perf_counter() - t0
             X = test[m.features].to_numpy("float32")
             a = eoai.ml.assess_regression(m.predict(X), ref)
@@ -100,9 +100,7 @@ def _cv_row(label, samples, folds, model_kw, target="label", **kw):
     t0 = time.perf_counter()
     scores = []
     for seed in SEEDS:
-        cv = eoai.ml.cross_validate(
-            samples, "rf", k=5, target=target, random_state=seed, **model_kw, **kw
-        )
+        cv = eoai.ml.cross_validate(samples, "rf", k=5, target=target, seed=seed, **model_kw, **kw)
         scores.append((cv.overall_accuracy, cv.kappa) if target == "label" else (cv.rmse, cv.r2))
     secs = (time.perf_counter() - t0) / len(SEEDS)
     a, b = np.array(scores).T
@@ -151,7 +149,7 @@ def _slovenia_folds(n: int) -> None:
           f"{kinds['spatial blocks 200 m'].nunique()} blocks of 200 m")  # fmt: skip
     for fold_name, group in kinds.items():
         _cv_row("rf 100 trees, classes", samples, fold_name,
-                dict(n_estimators=100, n_jobs=n), group=group)  # fmt: skip
+                dict(n_estimators=100, threads=n), group=group)  # fmt: skip
 
 
 def _synthetic_folds(n: int) -> None:
@@ -188,9 +186,9 @@ def _synthetic_folds(n: int) -> None:
           f"{kinds['spatial blocks 240 m'].nunique()} blocks of 240 m (24 px)")  # fmt: skip
     for fold_name, group in kinds.items():
         _cv_row("rf 50 trees, classes", samples, fold_name,
-                dict(n_estimators=50, n_jobs=n), group=group)  # fmt: skip
+                dict(n_estimators=50, threads=n), group=group)  # fmt: skip
         _cv_row("rf 50 trees, mean NDVI", samples, fold_name,
-                dict(n_estimators=50, n_jobs=n), group=group, target="mean_ndvi")  # fmt: skip
+                dict(n_estimators=50, threads=n), group=group, target="mean_ndvi")  # fmt: skip
 
 
 def main() -> None:

@@ -127,7 +127,7 @@ def train_forest(ndvi_filled: xr.DataArray, seed: int = 0):
     idx = rng.choice(np.flatnonzero(keep), size=min(20000, int(keep.sum())), replace=False)
     samples = pd.DataFrame(X[idx], columns=names)
     samples["label"] = labels.ravel()[idx]
-    return eoai.ml.fit(samples, "rf", n_estimators=50, max_depth=12, n_jobs=1)
+    return eoai.ml.fit(samples, "rf", n_estimators=50, max_depth=12, threads=1)
 
 
 def pipeline(cube: xr.Dataset, model=None):
@@ -137,7 +137,7 @@ def pipeline(cube: xr.Dataset, model=None):
     pheno = filled.eoai.phenology(threshold=0.5)
     if model is None:
         model = train_forest(filled)
-    classes = filled.to_dataset(name="ndvi").eoai.classify(model, uncertainty=None, n_jobs=1)
+    classes = filled.to_dataset(name="ndvi").eoai.classify(model, uncertainty=None, threads=1)
     return filled, pheno, classes, model
 
 

@@ -85,3 +85,21 @@ def test_renamed_parameter_warns_once_and_refuses_both():
     assert caught[0].filename == __file__  # points at the caller's line
     with pytest.raises(InputError, match="got both random_state= and seed="):
         draw(1, random_state=3, seed=4)
+
+
+def test_old_names_of_ml_functions_still_work_with_a_future_warning():
+    import numpy as np
+    import pandas as pd
+
+    import eoai.ml
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"b": rng.normal(size=40), "label": np.repeat([1, 2], 20)})
+    df["b"] += df["label"]
+    with pytest.warns(FutureWarning, match=r"fit\(n_jobs=\.\.\.\) is renamed threads="):
+        old = eoai.ml.fit(df, n_estimators=5, n_jobs=1, random_state=2)
+    new = eoai.ml.fit(df, n_estimators=5, threads=1, seed=2)
+    X = df[["b"]].to_numpy("float32")
+    np.testing.assert_array_equal(old.predict_proba(X), new.predict_proba(X))
+    with eoai.set_options(threads=1):  # the option fills threads=None
+        assert eoai.ml.fit(df, n_estimators=5).estimator.n_jobs == 1

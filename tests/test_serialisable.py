@@ -71,7 +71,7 @@ def model(synthetic):
     cube, truth = synthetic
     cube = cube[["red", "nir"]].isel(time=slice(0, 10))
     samples = eoai.ml.extract(cube, _parcels(cube, truth), label="class", min_samples=1)
-    return eoai.ml.fit(samples, "rf", n_estimators=5, n_jobs=1), cube
+    return eoai.ml.fit(samples, "rf", n_estimators=5, threads=1), cube
 
 
 def _loaded():

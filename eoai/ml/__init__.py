@@ -29,7 +29,7 @@ Examples
 --------
 >>> import eoai.ml
 >>> samples = cube.eoai.extract("labels.gpkg", label="class")  # doctest: +SKIP
->>> model = eoai.ml.fit(samples, "rf", n_jobs=2)  # doctest: +SKIP
+>>> model = eoai.ml.fit(samples, "rf", threads=2)  # doctest: +SKIP
 >>> classes = cube.eoai.classify(model, probabilities=True)  # doctest: +SKIP
 """
 

@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from .._options import option_threads
+from .._renamed import renamed_parameters
 from ..errors import InputError, ModelError
 from .base import PixelClassifier
 from .features import as_dataset, check_features, feature_array, feature_names, time_dim
@@ -114,22 +116,23 @@ def _uncertainty(proba: np.ndarray, method: str) -> np.ndarray:
     return np.where(invalid, np.nan, np.clip(h, 0, 1)).astype("float32")
 
 
-def _with_n_jobs(model: Any, n_jobs: int | None) -> Any:
-    if n_jobs is None or not hasattr(model, "estimator"):
+def _with_n_jobs(model: Any, threads: int | None) -> Any:
+    if threads is None or not hasattr(model, "estimator"):
         return model
     est = model.estimator
     if "n_jobs" not in est.get_params():
         if not hasattr(model, "n_jobs_predict"):  # OpenMP models (gradient boosting)
             return model
         new = copy.copy(model)
-        new.n_jobs_predict = n_jobs
+        new.n_jobs_predict = threads
         return new
     new = copy.copy(model)
     new.estimator = copy.copy(est)
-    new.estimator.set_params(n_jobs=n_jobs)
+    new.estimator.set_params(n_jobs=threads)
     return new
 
 
+@renamed_parameters(n_jobs="threads")
 def classify(
     cube: xr.Dataset | xr.DataArray | xr.DataTree,
     model: PixelClassifier,
@@ -141,7 +144,7 @@ def classify(
     majority: int | None = None,
     sieve: int | None = None,
     connectivity: int = 4,
-    n_jobs: int | None = None,
+    threads: int | None = None,
 ) -> xr.Dataset:
     """Classify every pixel of a cube with a trained model, lazily and chunk by chunk.
 
@@ -171,9 +174,10 @@ def classify(
         Merge regions smaller than this many pixels into their neighbour, or ``None``.
     connectivity
         4 or 8, for ``sieve``.
-    n_jobs
-        Threads of the model inside each chunk (random forest ``n_jobs``); default the model's.
-        With many dask threads, ``n_jobs=1`` avoids oversubscription.
+    threads
+        Threads of the model inside each chunk (random forest ``n_jobs``); default the ``threads``
+        option of :func:`eoai.set_options`, else the model's.
+        With many dask threads, ``threads=1`` avoids oversubscription.
 
     Returns
     -------
@@ -202,7 +206,7 @@ def classify(
     >>> cube = xr.Dataset({"ndvi": (("time", "y", "x"), np.array([[[0.1, 0.9], [np.nan, 0.2]]]))},
     ...                   coords={"time": t, "y": [1.0, 0.0], "x": [0.0, 1.0]})
     >>> samples = pd.DataFrame({"ndvi_2021-05-01": [0.1, 0.2, 0.8, 0.9], "label": [1, 1, 2, 2]})
-    >>> model = eoai.ml.fit(samples, n_estimators=10, n_jobs=1)
+    >>> model = eoai.ml.fit(samples, n_estimators=10, threads=1)
     >>> classify(cube, model)["class"].values.tolist()
     [[1, 2], [255, 1]]
     """
@@ -228,7 +232,7 @@ def classify(
             f"nodata={nodata} must be a uint8 value that is not a class code {list(model.codes)}"
         )
     n_classes = len(model.classes)
-    run_model = _with_n_jobs(model, n_jobs)
+    run_model = _with_n_jobs(model, option_threads(threads))
     halo = int(getattr(model, "halo", 0) or 0)
     if halo and hasattr(model, "predict_proba_image"):
         proba = _spatial_proba(feature_array(cube, model.features), run_model, halo, n_classes)
@@ -280,7 +284,7 @@ def classify(
         }
     params = {
         "probabilities": probabilities, "uncertainty": uncertainty, "nodata": nodata,
-        "majority": majority, "sieve": sieve, "connectivity": connectivity, "n_jobs": n_jobs,
+        "majority": majority, "sieve": sieve, "connectivity": connectivity, "n_jobs": threads,
     }  # fmt: skip
     out.attrs = {
         "eoai:method": "eoai.ml.classify",
@@ -327,12 +331,13 @@ class _RegressionOutputs:
         return out.astype("float32", copy=False)
 
 
+@renamed_parameters(n_jobs="threads")
 def predict(
     cube: xr.Dataset | xr.DataArray | xr.DataTree,
     model: Any,
     *,
     interval: float | None = None,
-    n_jobs: int | None = None,
+    threads: int | None = None,
 ) -> xr.Dataset:
     """Map a continuous quantity with a trained regression model, lazily and chunk by chunk.
 
@@ -351,9 +356,9 @@ def predict(
         their 5 % and 95 % quantiles), for forests (``"rf"``, ``"et"``); ``None``: no interval.
         It measures how much the trees disagree, and is narrower than a prediction interval of
         the target (see :mod:`eoai.ml.regress`).
-    n_jobs
+    threads
         Threads of the model inside each chunk (forest ``n_jobs``, OpenMP threads of gradient
-        boosting); default the model's. With many dask threads, ``n_jobs=1`` avoids
+        boosting); default the ``threads`` option of :func:`eoai.set_options`, else the model's. With many dask threads, ``threads=1`` avoids
         oversubscription. The tree-by-tree loop of ``interval`` runs on one thread per chunk.
 
     Returns
@@ -381,7 +386,7 @@ def predict(
     ...                   coords={"time": t, "y": [1.0, 0.0], "x": [0.0, 1.0]})
     >>> samples = pd.DataFrame({"ndvi_2021-05-01": np.linspace(0, 1, 21)})
     >>> samples["cover"] = samples["ndvi_2021-05-01"] * 100
-    >>> model = eoai.ml.fit(samples, target="cover", units="%", n_estimators=20, n_jobs=1)
+    >>> model = eoai.ml.fit(samples, target="cover", units="%", n_estimators=20, threads=1)
     >>> out = predict(cube, model, interval=0.8)
     >>> np.round(out["prediction"].values, -1).tolist()
     [[10.0, 90.0], [nan, 50.0]]
@@ -411,11 +416,11 @@ def predict(
                 f"{model!r} gives no prediction interval (only forests do: model='rf' or 'et'); "
                 "predict without interval="
             )
-    if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, int)):
-        raise InputError(f"n_jobs must be an int or None, got {n_jobs!r}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)):
+        raise InputError(f"threads must be an int or None, got {threads!r}")
     if hasattr(model, "for_cube"):  # e.g. L-TAE: positional encoding from this cube's own dates
         model = model.for_cube(cube)
-    run_model = _RegressionOutputs(_with_n_jobs(model, n_jobs), interval)
+    run_model = _RegressionOutputs(_with_n_jobs(model, option_threads(threads)), interval)
     n_out = 1 if interval is None else 3
     values = _pixel_proba(cube, model, run_model, n_out)
     target = str(model.target)
@@ -431,7 +436,7 @@ def predict(
         var.attrs = {"long_name": long, "units": units}
         var.encoding["_FillValue"] = np.float32(np.nan)
         out[name] = var
-    params = {"interval": interval, "n_jobs": n_jobs}
+    params = {"interval": interval, "n_jobs": threads}
     out.attrs = {
         "eoai:method": "eoai.ml.predict",
         "eoai:parameters": json.dumps(params),

@@ -964,19 +964,17 @@ def fit(
     samples: pd.DataFrame,
     model: Any = "tempcnn",
     *,
-    random_state: int | None = 0,
+    seed: int | None = 0,
     **kwargs: Any,
 ) -> DeepModel:
-    """Entry point used by :func:`eoai.ml.fit` for deep-learning models (``random_state`` = seed).
+    """Entry point used by :func:`eoai.ml.fit` for deep-learning models.
 
     Examples
     --------
     >>> model = eoai.ml.fit(samples, "ltae", epochs=20)  # doctest: +SKIP
     """
-    kwargs.pop("n_jobs", None)
-    if "seed" not in kwargs:
-        kwargs["seed"] = random_state
-    return fit_network(samples, model, **kwargs)
+    kwargs.pop("threads", None)  # torch's own threads (torch.set_num_threads) are used
+    return fit_network(samples, model, seed=seed, **kwargs)
 
 
 from ._deep_io import load_network, load_saved, save_network  # noqa: E402

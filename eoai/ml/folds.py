@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._renamed import renamed_parameters
 from ..errors import InputError
 
 UNITS = ("crs", "pixels")
@@ -133,12 +134,13 @@ def spatial_blocks(
     return pd.Series(ids.astype("int64"), index=samples.index, name="block")
 
 
+@renamed_parameters(random_state="seed")
 def spatial_clusters(
     samples: pd.DataFrame,
     n_clusters: int,
     *,
     group: str = "group",
-    random_state: int | None = 0,
+    seed: int | None = 0,
 ) -> pd.Series:
     """K-means clusters of the polygons' centroids, as a group id for cross-validation.
 
@@ -154,7 +156,7 @@ def spatial_clusters(
         Number of clusters (at least the number of folds; several per fold is better).
     group
         Column of polygon ids.
-    random_state
+    seed
         Seed of k-means.
 
     Returns
@@ -193,5 +195,5 @@ def spatial_clusters(
     centres = np.stack(
         [np.bincount(codes, x, n_groups) / count, np.bincount(codes, y, n_groups) / count], axis=1
     )
-    km = KMeans(n_clusters=int(n_clusters), n_init=4, random_state=random_state).fit(centres)
+    km = KMeans(n_clusters=int(n_clusters), n_init=4, random_state=seed).fit(centres)
     return pd.Series(km.labels_[codes].astype("int64"), index=samples.index, name="cluster")

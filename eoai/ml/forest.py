@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from .._renamed import renamed_parameters
 from ..errors import InputError, ModelError
 from .base import ClassifierModel
 
@@ -43,21 +44,22 @@ def estimator_allows_nan(estimator: Any) -> bool:
         return False
 
 
+@renamed_parameters(random_state="seed", n_jobs="threads")
 def make_estimator(
     model: str | Any,
     *,
     class_weight: str | dict | None = None,
-    n_jobs: int | None = None,
-    random_state: int | None = 0,
+    threads: int | None = None,
+    seed: int | None = 0,
     **params: Any,
 ) -> Any:
     """An unfitted scikit-learn classifier for ``model`` (``"rf"``, ``"et"``, ``"gbt"`` or an estimator, cloned).
 
-    ``class_weight``, ``n_jobs`` and ``random_state`` are set when the estimator has them.
+    ``class_weight``, ``threads`` and ``seed`` are set when the estimator has them.
 
     Examples
     --------
-    >>> make_estimator("rf", n_estimators=50, n_jobs=1).n_estimators
+    >>> make_estimator("rf", n_estimators=50, threads=1).n_estimators
     50
     """
     from sklearn.base import clone
@@ -76,7 +78,7 @@ def make_estimator(
             from sklearn.ensemble import HistGradientBoostingClassifier
 
             est = HistGradientBoostingClassifier()
-            n_jobs = None  # OpenMP threads: eoai.ml.fit limits them while fitting
+            threads = None  # OpenMP threads: eoai.ml.fit limits them while fitting
         else:
             raise InputError(
                 f"unknown model {model!r}: use 'rf' (random forest), 'et' (extra trees), 'gbt' "
@@ -91,7 +93,7 @@ def make_estimator(
             f"got {type(model).__name__}"
         )
     settable = est.get_params()
-    extra = {"class_weight": class_weight, "n_jobs": n_jobs, "random_state": random_state}
+    extra = {"class_weight": class_weight, "n_jobs": threads, "random_state": seed}
     for key, value in extra.items():
         if key in settable and (value is not None or key == "random_state"):
             params.setdefault(key, value)
@@ -159,8 +161,8 @@ class SklearnModel(ClassifierModel):
         return self.estimator.predict_proba(X).astype("float32", copy=False)
 
     @property
-    def n_jobs(self) -> int | None:
-        """The estimator's ``n_jobs`` (threads used by one prediction call)."""
+    def threads(self) -> int | None:
+        """The estimator's ``threads`` (threads used by one prediction call)."""
         return getattr(self.estimator, "n_jobs", None)
 
 

@@ -1243,7 +1243,7 @@ def classify_objects(
         Return the objects as polygons (:func:`segment_polygons`); ``False`` gives a plain
         DataFrame without geometries (cheaper on large scenes).
     threads
-        Threads of the model's prediction (forest ``n_jobs``, OpenMP threads of gradient
+        Threads of the model's prediction (forest ``threads``, OpenMP threads of gradient
         boosting); default the model's.
 
     Returns

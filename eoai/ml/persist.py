@@ -15,7 +15,7 @@ Examples
 >>> import numpy as np, pandas as pd, tempfile, os
 >>> import eoai.ml
 >>> df = pd.DataFrame({"b": [0.1, 0.2, 0.8, 0.9], "label": [1, 1, 2, 2]})
->>> model = eoai.ml.fit(df, n_estimators=5, n_jobs=1)
+>>> model = eoai.ml.fit(df, n_estimators=5, threads=1)
 >>> path = os.path.join(tempfile.mkdtemp(), "rf.skops")
 >>> _ = save_model(model, path)
 >>> load_model(path).classes

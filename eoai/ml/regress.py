@@ -41,6 +41,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from .._renamed import renamed_parameters
 from ..errors import InputError, ModelError
 
 #: rows per slab when predicting tree by tree (bounds the (trees, rows) buffer to ~ trees x 64 KiB)
@@ -84,11 +85,12 @@ def is_regressor_estimator(est: Any) -> bool:
         return False
 
 
+@renamed_parameters(random_state="seed", n_jobs="threads")
 def make_regressor(
     model: str | Any,
     *,
-    n_jobs: int | None = None,
-    random_state: int | None = 0,
+    threads: int | None = None,
+    seed: int | None = 0,
     **params: Any,
 ) -> Any:
     """An unfitted scikit-learn regressor for ``model`` (a name or an estimator, cloned).
@@ -99,10 +101,10 @@ def make_regressor(
         ``"rf"`` (random forest, 200 trees, ``max_features="sqrt"``: chosen on real data, see
         benchmarks/README.md), ``"et"`` (extra trees, 200 trees), ``"gbt"`` (histogram gradient
         boosting), or a scikit-learn regressor.
-    n_jobs
+    threads
         Threads of a forest (gradient boosting uses OpenMP threads; :class:`SklearnRegressor`
-        limits them to ``n_jobs`` while fitting and predicting).
-    random_state
+        limits them to ``threads`` while fitting and predicting).
+    seed
         Seed (set when the estimator has one).
     **params
         Estimator parameters (``n_estimators``, ``max_features``, ``learning_rate``...).
@@ -115,7 +117,7 @@ def make_regressor(
     --------
     >>> make_regressor("gbt", max_iter=50).max_iter
     50
-    >>> type(make_regressor("rf", n_jobs=1)).__name__
+    >>> type(make_regressor("rf", threads=1)).__name__
     'RandomForestRegressor'
     """
     from sklearn.base import clone
@@ -158,22 +160,22 @@ def make_regressor(
             f"model must be 'rf', 'et', 'gbt' or a scikit-learn regressor, got {type(model).__name__}"
         )
     settable = est.get_params()
-    if random_state is not None and "random_state" in settable:
-        params.setdefault("random_state", random_state)
-    if n_jobs is not None and "n_jobs" in settable:
-        params.setdefault("n_jobs", n_jobs)
+    if seed is not None and "random_state" in settable:
+        params.setdefault("random_state", seed)
+    if threads is not None and "n_jobs" in settable:
+        params.setdefault("n_jobs", threads)
     from .forest import set_known_params
 
     return set_known_params(est, params)
 
 
-def _threads(n_jobs: int | None) -> Any:
-    """Limit OpenMP threads (histogram gradient boosting) to ``n_jobs``; no-op for ``None``."""
-    if n_jobs is None:
+def _threads(threads: int | None) -> Any:
+    """Limit OpenMP threads (histogram gradient boosting) to ``threads``; no-op for ``None``."""
+    if threads is None:
         return nullcontext()
     from threadpoolctl import threadpool_limits
 
-    return threadpool_limits(limits=max(1, int(n_jobs)), user_api="openmp")
+    return threadpool_limits(limits=max(1, int(threads)), user_api="openmp")
 
 
 class RegressorModel:
@@ -256,7 +258,7 @@ class SklearnRegressor(RegressorModel):
         Feature names, in the column order the estimator was fitted on.
     target, units, metadata
         As for :class:`RegressorModel`.
-    n_jobs
+    threads
         OpenMP threads while predicting with gradient boosting (``None``: all).
 
     Examples
@@ -278,7 +280,7 @@ class SklearnRegressor(RegressorModel):
         *,
         units: str = "",
         metadata: Mapping[str, Any] | None = None,
-        n_jobs: int | None = None,
+        threads: int | None = None,
     ) -> None:
         if not is_regressor_estimator(estimator):
             raise ModelError(
@@ -297,7 +299,7 @@ class SklearnRegressor(RegressorModel):
 
         self.estimator = estimator
         self.allow_nan = estimator_allows_nan(estimator)
-        self.n_jobs_predict = n_jobs
+        self.n_jobs_predict = threads
         self.metadata.setdefault("estimator", type(estimator).__name__)
         self.metadata.setdefault(
             "params", {k: v for k, v in estimator.get_params().items() if _jsonable(v)}
@@ -310,8 +312,8 @@ class SklearnRegressor(RegressorModel):
         return X
 
     @property
-    def n_jobs(self) -> int | None:
-        """Threads of one prediction call (the forest's ``n_jobs``, or the OpenMP limit)."""
+    def threads(self) -> int | None:
+        """Threads of one prediction call (the forest's ``threads``, or the OpenMP limit)."""
         return getattr(self.estimator, "n_jobs", self.n_jobs_predict)
 
     @property
@@ -381,6 +383,7 @@ class SklearnRegressor(RegressorModel):
         return mean, lower, upper
 
 
+@renamed_parameters(random_state="seed", n_jobs="threads")
 def fit_regressor(
     samples: Any,
     model: str | Any,
@@ -388,8 +391,8 @@ def fit_regressor(
     features: list[str],
     target: str,
     units: str = "",
-    n_jobs: int | None = None,
-    random_state: int | None = 0,
+    threads: int | None = None,
+    seed: int | None = 0,
     metadata: dict[str, Any] | None = None,
     **params: Any,
 ) -> SklearnRegressor:
@@ -402,7 +405,7 @@ def fit_regressor(
     >>> fit_regressor(df, "gbt", features=["b"], target="y", max_iter=20).estimator.max_iter
     20
     """
-    est = make_regressor(model, n_jobs=n_jobs, random_state=random_state, **params)
+    est = make_regressor(model, threads=threads, seed=seed, **params)
     X = samples[features].to_numpy(dtype="float32")
     from .forest import estimator_allows_nan
 
@@ -413,9 +416,9 @@ def fit_regressor(
             "(cube.eoai.gapfill(...)) or use model='rf' or 'gbt', which handle NaN"
         )
     y = samples[target].to_numpy(dtype="float64")
-    omp = n_jobs if "n_jobs" not in est.get_params() else None
+    omp = threads if "n_jobs" not in est.get_params() else None
     with _threads(omp):
         est.fit(X, y)
     meta = dict(metadata or {})
     meta["method"] = f"eoai.ml.fit({type(est).__name__})"
-    return SklearnRegressor(est, features, target, units=units, metadata=meta, n_jobs=omp)
+    return SklearnRegressor(est, features, target, units=units, metadata=meta, threads=omp)

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .._renamed import renamed_parameters
 from .._skipped import user_stacklevel
 from ..errors import DataSkippedWarning, InputError
 
@@ -269,12 +270,13 @@ def _at_labels(pred: xr.DataArray, reference: Any, label: str, by: Any):
     return table["map"].to_numpy(), ref.to_numpy(dtype="float64"), groups
 
 
+@renamed_parameters(random_state="seed")
 def plot_regression(
     result: RegressionAssessment,
     *,
     title: str | None = None,
     max_points: int = 20000,
-    random_state: int | None = 0,
+    seed: int | None = 0,
 ) -> Any:
     """Scatter of predicted against reference values (with the 1:1 line) and residual plot.
 
@@ -287,7 +289,7 @@ def plot_regression(
         Figure title (default: the scores).
     max_points
         Plot at most this many pairs (a seeded random subset); the scores use all of them.
-    random_state
+    seed
         Seed of that subset.
 
     Returns
@@ -313,7 +315,7 @@ def plot_regression(
 
     p, r = result.predicted, result.reference
     if p.size > max_points:
-        pick = np.random.default_rng(random_state).choice(p.size, max_points, replace=False)
+        pick = np.random.default_rng(seed).choice(p.size, max_points, replace=False)
         p, r = p[pick], r[pick]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 4), constrained_layout=True)
     alpha = float(np.clip(200 / max(p.size, 1), 0.05, 0.8))

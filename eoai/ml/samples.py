@@ -23,6 +23,7 @@ import pandas as pd
 import xarray as xr
 
 from .._crs import check_crs
+from .._renamed import renamed_parameters
 from .._skipped import user_stacklevel
 from ..errors import (
     CRSError,
@@ -205,6 +206,7 @@ def describe_cube(cube: xr.Dataset) -> dict[str, Any]:
     return out
 
 
+@renamed_parameters(random_state="seed")
 def extract(
     cube: xr.Dataset | xr.DataArray | xr.DataTree,
     labels: Any,
@@ -216,7 +218,7 @@ def extract(
     all_touched: bool = False,
     min_samples: int = 10,
     drop_empty: bool = True,
-    random_state: int | None = 0,
+    seed: int | None = 0,
     crs: Any = None,
 ) -> pd.DataFrame:
     """Sample the cube under labelled points or polygons into a tidy table of features.
@@ -237,7 +239,7 @@ def extract(
         Column identifying a group (e.g. a field or a polygon id) kept for grouped
         cross-validation; default: the row of each geometry in ``labels`` (one group per polygon).
     max_per_polygon
-        Keep at most this many pixels per polygon (random, seeded by ``random_state``).
+        Keep at most this many pixels per polygon (random, seeded by ``seed``).
     features
         Feature names to keep (see :func:`eoai.ml.features.feature_names`); default all.
     all_touched
@@ -248,7 +250,7 @@ def extract(
         smaller).
     drop_empty
         Drop samples whose features are all NaN (warned with a count).
-    random_state
+    seed
         Seed of ``max_per_polygon``.
     crs
         CRS of a CSV with x/y columns.
@@ -349,7 +351,7 @@ def extract(
     if max_per_polygon is not None:
         if max_per_polygon < 1:
             raise InputError(f"max_per_polygon must be >= 1, got {max_per_polygon}")
-        rng = np.random.default_rng(random_state)
+        rng = np.random.default_rng(seed)
         order = np.lexsort((rng.random(owner.size), owner))
         rank = pd.Series(owner[order]).groupby(owner[order]).cumcount().to_numpy()
         keep = np.sort(order[rank < max_per_polygon])

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._renamed import renamed_parameters
 from .._skipped import user_stacklevel
 from ..errors import FewSamplesWarning, InputError
 
@@ -62,6 +63,7 @@ def _check_count(value: Any, name: str) -> int:
     return int(value)
 
 
+@renamed_parameters(random_state="seed")
 def select_samples(
     samples: pd.DataFrame,
     strategy: str = "smallest",
@@ -72,7 +74,7 @@ def select_samples(
     sampler: str = "random",
     label: str = "label",
     group: str | None = "group",
-    random_state: int | None = 0,
+    seed: int | None = 0,
 ) -> pd.DataFrame:
     """Select training samples per class and per polygon (OTB / iota2 sample selection).
 
@@ -92,12 +94,12 @@ def select_samples(
     per_polygon
         Keep at most this many samples of each polygon (applied first).
     sampler
-        ``"random"`` (seeded by ``random_state``) or ``"periodic"`` (evenly spaced in table order).
+        ``"random"`` (seeded by ``seed``) or ``"periodic"`` (evenly spaced in table order).
     label
         Class column.
     group
         Polygon column (needed by ``per_polygon``; counted in the report when present).
-    random_state
+    seed
         Seed of the random sampler.
 
     Returns
@@ -160,7 +162,7 @@ def select_samples(
             raise InputError(f"strategy='percent' needs ratio= in (0, 1], got {ratio!r}")
     elif ratio is not None:
         raise InputError(f"ratio= is only for strategy='percent', not {strategy!r}")
-    rng = np.random.default_rng(random_state)
+    rng = np.random.default_rng(seed)
     codes, classes = pd.factorize(y, sort=True)
     positions = np.arange(len(samples))
 
@@ -224,7 +226,7 @@ def select_samples(
         "per_polygon": per_polygon,
         "ratio": ratio,
         "n": {str(k): int(v) for k, v in n.items()} if isinstance(n, Mapping) else n,
-        "random_state": random_state,
+        "random_state": seed,
         "available": {str(c): int(available[i]) for i, c in enumerate(classes)},
         "selected": {
             str(c): int(v)

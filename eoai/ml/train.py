@@ -12,7 +12,7 @@ Examples
 >>> rng = np.random.default_rng(0)
 >>> df = pd.DataFrame({"ndvi": np.r_[rng.normal(0.2, 0.05, 50), rng.normal(0.8, 0.05, 50)]})
 >>> df["label"], df["group"] = np.repeat([1, 2], 50), np.arange(100) // 10
->>> model = fit(df, "rf", n_estimators=20, n_jobs=1)
+>>> model = fit(df, "rf", n_estimators=20, threads=1)
 >>> model.classes, model.features
 ([1, 2], ['ndvi'])
 """
@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .._options import option_threads
+from .._renamed import renamed_parameters
 from ..errors import InputError, ModelError
 from .base import ClassifierModel
 from .samples import sample_features
@@ -41,14 +43,15 @@ def _is_deep(model: Any) -> bool:
     return any(c.__module__.startswith("torch") for c in type(model).__mro__)
 
 
+@renamed_parameters(random_state="seed", n_jobs="threads")
 def fit(
     samples: pd.DataFrame,
     model: str | Any = "rf",
     *,
     features: Sequence[str] | None = None,
     class_weight: str | dict | None = None,
-    n_jobs: int | None = None,
-    random_state: int | None = 0,
+    threads: int | None = None,
+    seed: int | None = 0,
     class_names: Sequence[str] | Mapping[Any, str] | None = None,
     colours: Sequence[str] | Mapping[Any, str] | None = None,
     target: str = "label",
@@ -77,9 +80,10 @@ def fit(
         Feature columns to use (default: all features of the table).
     class_weight
         ``None``, ``"balanced"``, ``"balanced_subsample"`` or ``{label: weight}``.
-    n_jobs
-        Threads of the forest (fit and, unless changed, prediction). ``None``: the estimator's.
-    random_state
+    threads
+        Threads of the forest (fit and, unless changed, prediction). ``None``: the ``threads``
+        option of :func:`eoai.set_options`, else the estimator's default.
+    seed
         Seed: a fixed seed gives the same model.
     class_names, colours
         Readable names and ``#rrggbb`` colours per class (lists in class order, or mappings).
@@ -113,12 +117,13 @@ def fit(
     --------
     >>> import numpy as np, pandas as pd
     >>> df = pd.DataFrame({"b": [0.1, 0.2, 0.8, 0.9], "label": ["bare", "bare", "crop", "crop"]})
-    >>> fit(df, n_estimators=10, n_jobs=1).class_names
+    >>> fit(df, n_estimators=10, threads=1).class_names
     ['bare', 'crop']
     >>> df["cover"] = [0.05, 0.1, 0.7, 0.85]
     >>> fit(df, "gbt", target="cover", units="1", min_samples_leaf=1).target
     'cover'
     """
+    threads = option_threads(threads)  # eoai.set_options(threads=...) when not given
     feats = sample_features(samples, features, target)
     labels = samples[target]
     if labels.isna().any():
@@ -136,7 +141,7 @@ def fit(
         if class_weight is not None:
             raise InputError("class_weight= is not supported by the Presto head: leave it out")
         head = fit_presto_head(
-            samples, target, task=task, features=feats, random_state=random_state,
+            samples, target, task=task, features=feats, random_state=seed,
             **({"class_names": class_names, "colours": colours} if task == "classification" else {}),
             **params,
         )  # fmt: skip
@@ -147,7 +152,7 @@ def fit(
     if task == "regression":
         return _fit_regression(
             samples, model, feats=feats, target=target, units=units, class_weight=class_weight,
-            class_names=class_names, colours=colours, n_jobs=n_jobs, random_state=random_state,
+            class_names=class_names, colours=colours, threads=threads, seed=seed,
             **params,
         )  # fmt: skip
     if units:
@@ -179,14 +184,12 @@ def fit(
                 f"which could not be imported: {err}"
             ) from err
         return deep.fit(
-            samples, model, features=feats, class_weight=class_weight, random_state=random_state,
+            samples, model, features=feats, class_weight=class_weight, seed=seed,
             class_names=class_names, colours=colours, metadata=metadata, **params,
         )  # fmt: skip
     from .forest import SklearnModel, make_estimator
 
-    est = make_estimator(
-        model, class_weight=class_weight, n_jobs=n_jobs, random_state=random_state, **params
-    )
+    est = make_estimator(model, class_weight=class_weight, threads=threads, seed=seed, **params)
     X = samples[feats].to_numpy(dtype="float32")
     allow_nan = _allows_nan(est)
     if not allow_nan and np.isnan(X).any():
@@ -200,7 +203,7 @@ def fit(
         y = y.astype("int64")
     from .regress import _threads
 
-    with _threads(n_jobs if "n_jobs" not in est.get_params() else None):
+    with _threads(threads if "n_jobs" not in est.get_params() else None):
         est.fit(X, y)
     metadata["method"] = f"eoai.ml.fit({type(est).__name__})"
     return SklearnModel(est, feats, class_names=class_names, colours=colours, metadata=metadata)
@@ -305,8 +308,8 @@ def _fit_regression(
     class_weight: Any,
     class_names: Any,
     colours: Any,
-    n_jobs: int | None,
-    random_state: int | None,
+    threads: int | None,
+    seed: int | None,
     **params: Any,
 ) -> Any:
     for name, value in (("class_weight", class_weight), ("class_names", class_names),
@@ -335,12 +338,12 @@ def _fit_regression(
         from . import deep
 
         return deep.fit(
-            samples, model, features=feats, random_state=random_state, metadata=metadata,
+            samples, model, features=feats, seed=seed, metadata=metadata,
             task="regression", target=target, units=units, **params,
         )  # fmt: skip
     return fit_regressor(
-        samples, model, features=feats, target=target, units=units, n_jobs=n_jobs,
-        random_state=random_state, metadata=metadata, **params,
+        samples, model, features=feats, target=target, units=units, threads=threads,
+        seed=seed, metadata=metadata, **params,
     )  # fmt: skip
 
 
@@ -383,6 +386,7 @@ def _fold_groups(samples: pd.DataFrame, group: Any) -> tuple[np.ndarray | None, 
     return values, name
 
 
+@renamed_parameters(random_state="seed")
 def cross_validate(
     samples: pd.DataFrame,
     model: str | Any = "rf",
@@ -390,7 +394,7 @@ def cross_validate(
     k: int = 5,
     group: str | Any | None = "group",
     features: Sequence[str] | None = None,
-    random_state: int | None = 0,
+    seed: int | None = 0,
     target: str = "label",
     task: str | None = None,
     by: str | None = None,
@@ -417,7 +421,7 @@ def cross_validate(
         independently (optimistic: neighbouring pixels are correlated).
     features
         Feature columns (default all).
-    random_state
+    seed
         Seed of the fold assignment and of the models.
     target, task
         The column to predict and the task, as for :func:`fit`.
@@ -425,7 +429,7 @@ def cross_validate(
         Regression: a column of the samples (e.g. a land-cover class, a site) to break the
         scores down by (``by_group`` of the result).
     **fit_kw
-        Passed to :func:`fit` (``n_jobs``, ``class_weight``, ``n_estimators``, ``units``...).
+        Passed to :func:`fit` (``threads``, ``class_weight``, ``n_estimators``, ``units``...).
 
     Returns
     -------
@@ -440,10 +444,10 @@ def cross_validate(
     >>> rng = np.random.default_rng(0)
     >>> df = pd.DataFrame({"b": np.r_[rng.normal(0, 1, 60), rng.normal(5, 1, 60)]})
     >>> df["label"], df["group"] = np.repeat([1, 2], 60), np.arange(120) // 6
-    >>> cross_validate(df, k=4, n_estimators=20, n_jobs=1).overall_accuracy
+    >>> cross_validate(df, k=4, n_estimators=20, threads=1).overall_accuracy
     1.0
     >>> df["height"] = 2.0 * df["b"] + rng.normal(0, 0.1, 120)
-    >>> cv = cross_validate(df, k=4, target="height", n_estimators=20, n_jobs=1)
+    >>> cv = cross_validate(df, k=4, target="height", n_estimators=20, threads=1)
     >>> bool(cv.rmse < 0.5), cv.extra["folds"].shape[0]
     (True, 4)
     """
@@ -473,7 +477,7 @@ def cross_validate(
     if task == "regression":
         return _cross_validate_regression(
             samples, model, k=k, groups=groups, group_name=group_name, feats=feats,
-            random_state=random_state, target=target, by=by, **fit_kw,
+            seed=seed, target=target, by=by, **fit_kw,
         )  # fmt: skip
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
@@ -481,10 +485,10 @@ def cross_validate(
 
     y = labels.to_numpy()
     if groups is not None:
-        splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=random_state)
+        splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
         splits = splitter.split(np.zeros(len(y)), y, groups)
     else:
-        splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=random_state)
+        splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
         splits = splitter.split(np.zeros(len(y)), y)
     classes = sorted(pd.unique(y), key=lambda v: (str(type(v)), v))
     pred = np.empty(len(y), dtype=object)
@@ -493,7 +497,7 @@ def cross_validate(
     names: dict[Any, str] = {}
     for i, (train, test) in enumerate(splits):
         m = fit(
-            samples.iloc[train], model, features=feats, random_state=random_state,
+            samples.iloc[train], model, features=feats, seed=seed,
             target=target, task="classification", **fit_kw,
         )  # fmt: skip
         names.update(dict(zip(m.classes, m.class_names, strict=True)))
@@ -537,7 +541,7 @@ def _cross_validate_regression(
     groups: np.ndarray | None,
     group_name: str | None,
     feats: list[str],
-    random_state: int | None,
+    seed: int | None,
     target: str,
     by: str | None,
     **fit_kw: Any,
@@ -548,18 +552,18 @@ def _cross_validate_regression(
 
     y = samples[target].to_numpy(dtype="float64")
     if groups is not None:
-        splits = GroupKFold(n_splits=k, shuffle=True, random_state=random_state).split(
+        splits = GroupKFold(n_splits=k, shuffle=True, random_state=seed).split(
             np.zeros(len(y)), y, groups
         )
     else:
-        splits = KFold(n_splits=k, shuffle=True, random_state=random_state).split(np.zeros(len(y)))
+        splits = KFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(y)))
     pred = np.full(len(y), np.nan)
     fold_of = np.full(len(y), -1, dtype=int)
     folds = []
     units = str(fit_kw.get("units", ""))
     for i, (train, test) in enumerate(splits):
         m = fit(
-            samples.iloc[train], model, features=feats, random_state=random_state,
+            samples.iloc[train], model, features=feats, seed=seed,
             target=target, task="regression", **fit_kw,
         )  # fmt: skip
         p = m.predict(samples.iloc[test][feats].to_numpy(dtype="float32"))

@@ -34,8 +34,8 @@ def threaded_result():
     filled = cube.ndvi.eoai.gapfill("whittaker", freq="10D")
     features = filled.to_dataset(name="ndvi")
     samples = features.eoai.extract(sample_labels(), label="class")
-    model = eoai.ml.fit(samples, "rf", n_estimators=50, n_jobs=1)
-    classes = features.eoai.classify(model, n_jobs=1)["class"].compute(scheduler="threads")
+    model = eoai.ml.fit(samples, "rf", n_estimators=50, threads=1)
+    classes = features.eoai.classify(model, threads=1)["class"].compute(scheduler="threads")
     sos = filled.eoai.phenology(threshold=0.5)["sos"].compute(scheduler="threads")
     return classes, sos
 

@@ -37,7 +37,7 @@ def classes(n: int = 64, chunk: int = 16):
     samples = pd.DataFrame(feats[take], columns=names)
     samples["label"] = label[take]
     model = eoai.ml.fit(
-        samples, n_estimators=8, n_jobs=1, class_names=dict(enumerate(truth.attrs["class_names"]))
+        samples, n_estimators=8, threads=1, class_names=dict(enumerate(truth.attrs["class_names"]))
     )
     return cube.eoai.classify(model)
 

@@ -26,7 +26,7 @@ def trained(synthetic):
     train_groups = parcels.index[parcels["parcel"] % 2 == 0]
     train = samples[samples["group"].isin(train_groups)]
     names = dict(enumerate(truth.attrs["class_names"]))
-    model = eoai.ml.fit(train, "rf", n_estimators=60, n_jobs=1, class_names=names)
+    model = eoai.ml.fit(train, "rf", n_estimators=60, threads=1, class_names=names)
     return model, samples, train_groups
 
 
@@ -190,7 +190,7 @@ def _random_forest(n_samples, n_classes, features, **params):
     rng = np.random.default_rng(0)
     X = rng.random((n_samples, len(features)), dtype="float32")
     samples = pd.DataFrame(X, columns=features).assign(label=rng.integers(0, n_classes, n_samples))
-    return eoai.ml.fit(samples, "rf", n_jobs=1, **params)
+    return eoai.ml.fit(samples, "rf", threads=1, **params)
 
 
 FEATURES = [f"{b}_{d}" for b in ("a", "b") for d in ("2021-05-01", "2021-06-01")]
@@ -208,8 +208,8 @@ def test_the_forest_enters_the_graph_once():
     assert_model_enters_once(few["probability"], many["probability"], model)
     # n_jobs gives a copy of the model with the estimator's n_jobs set: still one key
     assert_model_enters_once(
-        eoai.ml.classify(_random_cube(64, 32), model, n_jobs=2)["class"],
-        eoai.ml.classify(_random_cube(64, 8), model, n_jobs=2)["class"],
+        eoai.ml.classify(_random_cube(64, 32), model, threads=2)["class"],
+        eoai.ml.classify(_random_cube(64, 8), model, threads=2)["class"],
         model,
     )
     # and the key delivers the forest: the lazy map equals the forest applied in memory
@@ -230,7 +230,7 @@ def test_a_150_mb_forest_on_a_small_local_cluster():
     model = _random_forest(120_000, 64, FEATURES, n_estimators=2)
     assert len(pickle.dumps(model)) >= 150e6
     cube = _random_cube(1024, 256, holes=True)
-    expected = eoai.ml.classify(cube, model, n_jobs=1)["class"].compute(
+    expected = eoai.ml.classify(cube, model, threads=1)["class"].compute(
         scheduler="threads", num_workers=2
     )
     records: list[logging.LogRecord] = []
@@ -247,7 +247,7 @@ def test_a_150_mb_forest_on_a_small_local_cluster():
                 ) as cluster,
                 distributed.Client(cluster) as client,
             ):  # fmt: skip
-                out = eoai.ml.classify(cube, model, n_jobs=1)["class"]
+                out = eoai.ml.classify(cube, model, threads=1)["class"]
                 result = client.compute(out).result(timeout=600)
     finally:
         logging.getLogger("distributed").removeHandler(handler)
@@ -302,7 +302,7 @@ def test_feature_order_and_subset_of_the_model(synthetic, trained):
     cube, _, _ = synthetic
     _, samples, _ = trained
     feats = [f for f in samples.attrs["eoai:features"] if f.startswith(("nir_", "red_"))][::-1][:30]
-    model = eoai.ml.fit(samples, features=feats, n_estimators=10, n_jobs=1)
+    model = eoai.ml.fit(samples, features=feats, n_estimators=10, threads=1)
     out = eoai.ml.classify(cube, model, probabilities=True).compute()
     X = eoai.ml.features.feature_array(cube, feats).values.reshape(-1, len(feats))
     expected = model.estimator.predict_proba(X).reshape(64, 64, -1)

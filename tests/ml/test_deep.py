@@ -168,7 +168,7 @@ def test_validation_split_is_grouped_and_stops_early(tempcnn):
 def test_fit_dispatches_deep_models(tempcnn):
     _, _, samples = tempcnn
     m = eoai.ml.fit(samples.iloc[::4], "ltae", epochs=2, d_model=16, n_head=4, mlp=(16,),
-                    progress=False, random_state=3)  # fmt: skip
+                    progress=False, seed=3)  # fmt: skip
     assert isinstance(m, DeepModel) and m.architecture == "ltae"
     assert m.metadata["parameters"]["seed"] == 3
 

@@ -102,9 +102,9 @@ def test_extract_fit_classify_on_a_tree_of_sources(two_sources):
     assert names == feature_names(tree) and len(names) == 2 * 7 + 2 * 3
     assert names[14:17] == ["s1.vv_2021-04-03", "s1.vv_2021-05-21", "s1.vv_2021-07-08"]
     assert samples.attrs["eoai:cube"]["sources"]["s1"][0].startswith("2021-04-03")
-    model = eoai.ml.fit(samples, n_estimators=20, n_jobs=1, random_state=0)
+    model = eoai.ml.fit(samples, n_estimators=20, threads=1, seed=0)
     with raise_if_dask_computes():
-        out = eoai.ml.classify(tree, model, n_jobs=1)
+        out = eoai.ml.classify(tree, model, threads=1)
     assert out["class"].chunks is not None and out["class"].shape == (48, 48)
     g = tree.to_dataset().odc.geobox
     held_out = rasterio.features.rasterize(
@@ -121,8 +121,8 @@ def test_extract_fit_classify_on_a_tree_of_sources(two_sources):
     alone = {}
     for src in ("s2", "s1"):
         feats = [f for f in feature_names(tree) if f.startswith(f"{src}.")]
-        m = eoai.ml.fit(samples, features=feats, n_estimators=20, n_jobs=1, random_state=0)
-        alone[src] = accuracy(eoai.ml.classify(tree, m, n_jobs=1, uncertainty=None)["class"])
+        m = eoai.ml.fit(samples, features=feats, n_estimators=20, threads=1, seed=0)
+        alone[src] = accuracy(eoai.ml.classify(tree, m, threads=1, uncertainty=None)["class"])
     assert acc >= 0.9, acc
     assert acc > max(alone.values()) + 0.04, (acc, alone)
 
@@ -130,7 +130,7 @@ def test_extract_fit_classify_on_a_tree_of_sources(two_sources):
 def test_model_of_other_sources_or_channels(two_sources):
     tree, truth, parcels = two_sources
     samples = eoai.ml.extract(tree, parcels, label="class", min_samples=1, max_per_polygon=5)
-    model = eoai.ml.fit(samples, n_estimators=5, n_jobs=1, random_state=0)
+    model = eoai.ml.fit(samples, n_estimators=5, threads=1, seed=0)
     s2_only = xr.DataTree.from_dict(
         {"/": tree.to_dataset(inherit=False), "s2": tree["s2"].to_dataset(inherit=False)}
     )

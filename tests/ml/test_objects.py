@@ -303,14 +303,14 @@ def test_object_samples_label_objects_by_majority_overlap(scene, felz, object_ta
     with pytest.warns(DataSkippedWarning, match=r"covered less than min_overlap=1.0"):
         strict = objects.object_samples(object_table, felz, parcels, min_overlap=1.0)
     assert len(strict) < len(samples)
-    result = eoai.ml.cross_validate(samples, k=2, n_estimators=10, n_jobs=1)
+    result = eoai.ml.cross_validate(samples, k=2, n_estimators=10, threads=1)
     assert result.overall_accuracy >= 0.75
 
 
 def test_classify_objects_accuracy_polygons_and_lazy_map(scene, felz, object_table):
     cube, truth, _ = scene
     samples = objects.object_samples(object_table, felz, _left(scene))
-    model = eoai.ml.fit(samples, n_estimators=50, n_jobs=1)
+    model = eoai.ml.fit(samples, n_estimators=50, threads=1)
     lazy_seg = felz.chunk(32)
     with raise_if_dask_computes(max_computes=1):  # the polygons are computed, the map is not
         polys, maps = objects.classify_objects(object_table, lazy_seg, model)
@@ -334,7 +334,7 @@ def test_pixel_models_classify_objects_by_their_mean_series(scene, felz):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataSkippedWarning)
         samples = cube.eoai.extract(_left(scene), label="class", min_samples=1)
-        model = eoai.ml.fit(samples, n_estimators=30, n_jobs=1)
+        model = eoai.ml.fit(samples, n_estimators=30, threads=1)
         table, maps = objects.classify_objects(cube, felz, model, polygons=False)
     assert "geometry" not in table.columns
     tc = truth["class"].values
@@ -352,7 +352,7 @@ def test_classify_objects_errors(scene, felz, object_table):
         objects.classify_objects(object_table, felz, eoai.ml.fit(other, n_estimators=5))
     with pytest.raises(ModelError, match="not an eoai classifier"):
         objects.classify_objects(object_table, felz, object())
-    model = eoai.ml.fit(samples, n_estimators=5, n_jobs=1)
+    model = eoai.ml.fit(samples, n_estimators=5, threads=1)
     with pytest.raises(InputError, match="not a class code"):
         objects.classify_objects(object_table, felz, model, nodata=int(model.codes[0]))
     with pytest.raises(InputError, match="threads must be an integer >= 1"):

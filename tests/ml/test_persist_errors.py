@@ -23,7 +23,7 @@ RESTORE = "restore it from where the model came from, or train and save it again
 @pytest.fixture(scope="module")
 def forest():
     df = pd.DataFrame({"b": [0.1, 0.2, 0.8, 0.9] * 3, "label": [1, 1, 2, 2] * 3})
-    return eoai.ml.fit(df, n_estimators=3, n_jobs=1)
+    return eoai.ml.fit(df, n_estimators=3, threads=1)
 
 
 def _truncate(path, keep=0.5):

@@ -302,7 +302,7 @@ def test_embeddings_feed_extract_fit_classify(sample_embedding):
         samples = feats.eoai.extract(labels, label="class", max_per_polygon=20)
     assert list(samples.columns[:2]) == ["presto_000", "presto_001"]
     assert {"forest", "grassland"} <= set(samples["label"])
-    rf = eoai.ml.fit(samples, n_estimators=10, n_jobs=1)
+    rf = eoai.ml.fit(samples, n_estimators=10, threads=1)
     out = feats.chunk({"y": 15, "x": 15}).eoai.classify(rf, uncertainty=None, confidence=False)
     assert out["class"].chunks is not None
     cls = out["class"].values

@@ -48,7 +48,7 @@ def test_fuel_moisture_rmse_matches_the_scikit_learn_reference(tmp_path):
     samples, is_test = fuel_samples()
     train, test = samples[~is_test], samples[is_test]
     model = eoai.ml.fit(
-        train, "rf", target="lfmc", units="%", n_estimators=50, max_features=1.0, n_jobs=2
+        train, "rf", target="lfmc", units="%", n_estimators=50, max_features=1.0, threads=2
     )
     assert len(model.features) == 54 and "lfmc" not in model.features
     assert "group" not in model.features
@@ -83,14 +83,14 @@ def field(synthetic):
     row = np.round((samples["y"] - gbox.affine.f) / gbox.affine.e - 0.5).astype(int)
     samples["mean_ndvi"] = known.values[row, col]
     train = samples[samples["group"] % 2 == 0]
-    model = eoai.ml.fit(train, "rf", target="mean_ndvi", n_estimators=40, n_jobs=1)
+    model = eoai.ml.fit(train, "rf", target="mean_ndvi", n_estimators=40, threads=1)
     return cube, known, samples, model
 
 
 def test_synthetic_field_predicted_back_lazily(synthetic, field):
     cube, known, samples, model = field
     _, _, parcels = synthetic
-    out = cube.eoai.predict(model, interval=0.9, n_jobs=1)
+    out = cube.eoai.predict(model, interval=0.9, threads=1)
     assert hasattr(out["prediction"].data, "dask")  # lazy
     assert out["prediction"].data.npartitions == 4  # one task per spatial chunk
     pred = out.compute()
@@ -121,7 +121,7 @@ def test_nodata_pixels_are_nan_and_models_without_nan_support():
     rng = np.random.default_rng(0)
     samples = pd.DataFrame(rng.random((80, 2)), columns=["b_2021-05-01", "b_2021-06-01"])
     samples["v"] = samples.sum(axis=1) * 10
-    rf = eoai.ml.fit(samples, target="v", n_estimators=10, n_jobs=1)
+    rf = eoai.ml.fit(samples, target="v", n_estimators=10, threads=1)
     out = eoai.ml.predict(cube, rf)["prediction"].values
     assert np.isnan(out[0, 1]) and np.isfinite(out[[0, 1, 1], [0, 0, 1]]).all()  # all-NaN only
     from sklearn.linear_model import LinearRegression
@@ -139,7 +139,7 @@ def test_the_regressor_enters_the_graph_once():
     rng = np.random.default_rng(0)
     samples = pd.DataFrame(rng.random((3000, 4), dtype="float32"), columns=FEATURES)
     samples["v"] = rng.random(3000)  # noise: deep trees, a big forest
-    model = eoai.ml.fit(samples, "rf", target="v", n_estimators=10, n_jobs=1)
+    model = eoai.ml.fit(samples, "rf", target="v", n_estimators=10, threads=1)
     few, many = (eoai.ml.predict(_random_cube(64, c), model, interval=0.8) for c in (32, 8))
     assert_model_enters_once(few["prediction"], many["prediction"], model)
     X = eoai.ml.features.feature_array(_random_cube(64, 8), FEATURES).values.reshape(-1, 4)
@@ -151,7 +151,7 @@ def test_gradient_boosting_fit_predict_save_load(tmp_path):
     rng = np.random.default_rng(1)
     df = pd.DataFrame({"a": rng.random(400), "b": rng.random(400)})
     df["y"] = 5 * df["a"] - 2 * df["b"] + rng.normal(0, 0.05, 400)
-    model = eoai.ml.fit(df, "gbt", target="y", n_jobs=1, max_iter=15, learning_rate=0.5)
+    model = eoai.ml.fit(df, "gbt", target="y", threads=1, max_iter=15, learning_rate=0.5)
     assert type(model.estimator).__name__ == "HistGradientBoostingRegressor"
     assert model.metadata["task"] == "regression" and not model.has_interval
     X = df[["a", "b"]].to_numpy("float32")
@@ -225,7 +225,7 @@ def test_cross_validation_of_a_regressor_by_polygon_and_by_group():
     df["kind"] = np.where(df["group"] % 2 == 0, "even", "odd")
     df["y"] = 3 * df["b"] + (df["kind"] == "odd") * rng.normal(0, 0.5, n)
     cv = eoai.ml.cross_validate(
-        df, target="y", k=5, by="kind", features=["b"], n_estimators=30, n_jobs=1
+        df, target="y", k=5, by="kind", features=["b"], n_estimators=30, threads=1
     )
     pred = cv.extra["predictions"]
     assert set(pred["fold"]) == set(range(5)) and pred["predicted"].notna().all()
@@ -271,7 +271,7 @@ def test_spatial_blocks_and_clusters():
     big["label"] = (g >= 20).astype(int) + 2 * (g % 2)
     big["v"] = big["x"] / 1000 + rng.random(200)
     blocks = eoai.ml.spatial_blocks(big, 500)
-    cv = eoai.ml.cross_validate(big, k=3, group=blocks, features=["y"], n_estimators=5, n_jobs=1)
+    cv = eoai.ml.cross_validate(big, k=3, group=blocks, features=["y"], n_estimators=5, threads=1)
     assert cv.extra["predictions"].groupby("group")["fold"].nunique().max() == 1
     with pytest.raises(InputError, match="not on the index of the samples"):
         eoai.ml.cross_validate(big, group=blocks.sample(frac=1, random_state=0).reset_index(drop=True)
@@ -322,5 +322,5 @@ def test_extract_a_continuous_label_without_class_warnings(synthetic):
         warnings.simplefilter("error", FewSamplesWarning)  # no "classes with few samples" per value
         samples = eoai.ml.extract(cube, labels, label="cover", max_per_polygon=3)
     assert samples["label"].nunique() == len(parcels)
-    model = eoai.ml.fit(samples, n_estimators=5, n_jobs=1)  # the label column is the target
+    model = eoai.ml.fit(samples, n_estimators=5, threads=1)  # the label column is the target
     assert model.metadata["task"] == "regression" and model.metadata["label_column"] == "cover"

@@ -90,11 +90,11 @@ def test_max_per_polygon_is_seeded(grid):
         geometry=[box(500000, 5000000, 500100, 5000100), box(500100, 5000000, 500200, 5000100)],
         crs=32633,
     )
-    a = eoai.ml.extract(grid, labels, max_per_polygon=7, random_state=1)
-    b = eoai.ml.extract(grid, labels, max_per_polygon=7, random_state=1)
+    a = eoai.ml.extract(grid, labels, max_per_polygon=7, seed=1)
+    b = eoai.ml.extract(grid, labels, max_per_polygon=7, seed=1)
     assert a.groupby("group").size().tolist() == [7, 7]
     pd.testing.assert_frame_equal(a, b)
-    c = eoai.ml.extract(grid, labels, max_per_polygon=7, random_state=2)
+    c = eoai.ml.extract(grid, labels, max_per_polygon=7, seed=2)
     assert not np.array_equal(a["dem"], c["dem"])
 
 

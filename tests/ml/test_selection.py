@@ -55,9 +55,9 @@ def test_per_polygon_cap_then_balance_and_report(table):
 
 
 def test_samplers_are_seeded_and_periodic_is_evenly_spaced(table):
-    a = eoai.ml.select_samples(table, random_state=1)
-    b = eoai.ml.select_samples(table, random_state=1)
-    c = eoai.ml.select_samples(table, random_state=2)
+    a = eoai.ml.select_samples(table, seed=1)
+    b = eoai.ml.select_samples(table, seed=1)
+    c = eoai.ml.select_samples(table, seed=2)
     assert a.index.equals(b.index) and not a.index.equals(c.index)
     p = eoai.ml.select_samples(table, "constant", n=6, sampler="periodic")
     # class a: 600 rows in order -> every 100th, from the middle of each run: one per polygon

@@ -38,7 +38,7 @@ def test_slovenia_grouped_cross_validation(slovenia):
     with pytest.warns(DataSkippedWarning, match="6 of 84 labels cover no pixel"):
         samples = ndvi.eoai.extract(labels, label="LULC_ID", max_per_polygon=300)
     assert samples.filter(like="ndvi_").isna().to_numpy().mean() > 0.3  # real clouds kept as NaN
-    cv = eoai.ml.cross_validate(samples, k=5, n_estimators=100, n_jobs=2, class_names=NAMES)
+    cv = eoai.ml.cross_validate(samples, k=5, n_estimators=100, threads=2, class_names=NAMES)
     pred = cv.extra["predictions"]
     assert (pred.groupby("group")["fold"].nunique() == 1).all()
     assert cv.overall_accuracy >= 0.70, cv
@@ -51,7 +51,7 @@ def test_slovenia_classify_tile_against_lulc_raster(slovenia):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataSkippedWarning)
         samples = ndvi.eoai.extract(labels, label="LULC_ID", max_per_polygon=300)
-    model = eoai.ml.fit(samples, n_estimators=60, n_jobs=2, class_names=NAMES)
+    model = eoai.ml.fit(samples, n_estimators=60, threads=2, class_names=NAMES)
     out = ndvi.eoai.classify(model, probabilities=True)
     assert hasattr(out["class"].data, "dask")
     assert out.odc.crs.epsg == 32633

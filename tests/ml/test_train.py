@@ -24,16 +24,16 @@ def test_fit_metadata_and_seed(samples, synthetic):
     a = eoai.ml.fit(
         samples,
         n_estimators=20,
-        n_jobs=1,
-        random_state=4,
+        threads=1,
+        seed=4,
         class_names=names,
         class_weight="balanced",
     )
     b = eoai.ml.fit(
         samples,
         n_estimators=20,
-        n_jobs=1,
-        random_state=4,
+        threads=1,
+        seed=4,
         class_names=names,
         class_weight="balanced",
     )
@@ -66,7 +66,7 @@ def test_fit_errors(samples):
 
 
 def test_cross_validate_groups_never_shared(samples):
-    cv = eoai.ml.cross_validate(samples, k=4, n_estimators=30, n_jobs=1)
+    cv = eoai.ml.cross_validate(samples, k=4, n_estimators=30, threads=1)
     pred = cv.extra["predictions"]
     assert (pred["fold"] >= 0).all()
     # every polygon's pixels sit in exactly one test fold, hence never in training and test at once
@@ -83,7 +83,7 @@ def test_cross_validate_groups_never_shared(samples):
 
 
 def test_save_load_skops_roundtrip(samples, tmp_path):
-    model = eoai.ml.fit(samples, n_estimators=10, n_jobs=1, class_names=list("abcdef"))
+    model = eoai.ml.fit(samples, n_estimators=10, threads=1, class_names=list("abcdef"))
     path = eoai.ml.save_model(model, tmp_path / "rf.skops")
     meta = json.loads((tmp_path / "rf.skops.json").read_text())
     assert meta["features"] == model.features and meta["class_names"] == list("abcdef")
@@ -97,7 +97,7 @@ def test_save_load_skops_roundtrip(samples, tmp_path):
 
 
 def test_pickle_needs_trust_and_tampered_sidecar(samples, tmp_path):
-    model = eoai.ml.fit(samples, n_estimators=5, n_jobs=1)
+    model = eoai.ml.fit(samples, n_estimators=5, threads=1)
     path = eoai.ml.save_model(model, tmp_path / "rf.joblib")
     with pytest.raises(UntrustedFileError, match="is a pickle"):
         eoai.ml.load_model(path)
