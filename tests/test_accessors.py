@@ -97,7 +97,7 @@ def test_dir_lists_every_method_of_the_type():
 @pytest.mark.slow
 def test_import_and_accessor_lookup_stay_light():
     """``import eoai``, ``dir(ds.eoai)`` and ``hasattr`` import no heavy module and no eoai
-    submodule beyond the accessor and the errors."""
+    submodule beyond the accessor, the errors and the options."""
     code = (
         "import sys, numpy as np, xarray as xr, eoai\n"
         "da = xr.DataArray(np.zeros(3), dims='x'); dir(da.eoai); dir(da.to_dataset(name='a').eoai)\n"
@@ -110,7 +110,7 @@ def test_import_and_accessor_lookup_stay_light():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     heavy, own = out.stdout.splitlines()
     assert heavy == "", f"import eoai pulled heavy modules: {heavy}"
-    assert own.split(",") == ["eoai", "eoai.accessors", "eoai.errors"]
+    assert own.split(",") == ["eoai", "eoai._options", "eoai.accessors", "eoai.errors"]
 
 
 def test_help_method_is_deprecated_and_points_at_the_new_way(capsys):
