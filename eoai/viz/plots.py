@@ -4,7 +4,8 @@
   curve as a line;
 - :func:`quicklook`: RGB or false-colour composite with a percentile stretch;
 - :func:`plot_phenology`: a seasonal curve with SOS / POS / EOS marked;
-- :func:`plot_confusion_matrix`: a confusion matrix heat map with counts.
+- :func:`plot_confusion_matrix`: deprecated, the one confusion-matrix plot is
+  :func:`eoai.ml.plot_confusion_matrix` (rows map, columns reference, as :func:`eoai.ml.assess`).
 
 Each returns a HoloViews object (display it, ``+`` / ``*`` it, or ``hv.save`` it). In a notebook,
 call ``eoai.viz.notebook()`` once so the Bokeh JavaScript is inlined (reports then work offline).
@@ -12,7 +13,8 @@ call ``eoai.viz.notebook()`` once so the Bokeh JavaScript is inlined (reports th
 Examples
 --------
 >>> import eoai.viz.plots as P
->>> P.plot_confusion_matrix([[5, 1], [0, 4]], labels=["crop", "forest"])  # doctest: +SKIP
+>>> P.quicklook  # doctest: +ELLIPSIS
+<function quicklook at ...>
 """
 
 from __future__ import annotations
@@ -436,33 +438,33 @@ def plot_confusion_matrix(
     title: str | None = None,
     width: int = 450,
 ):
-    """Confusion matrix heat map, reference classes as rows, predictions as columns.
+    """Confusion matrix heat map, reference classes as rows (deprecated).
 
-    Parameters
-    ----------
-    cm : array-like, pandas.DataFrame or xarray.DataArray
-        Square matrix of counts ``[true, predicted]``; a DataFrame's index / a DataArray's
-        coordinates give the labels.
-    labels : sequence of str, optional
-        Class names (default from ``cm`` or ``0..n-1``).
-    normalize : bool
-        Show each row as fractions of its total (recall per class).
-    title : str, optional
-        Plot title; default includes the overall accuracy.
-    width : int
-        Plot width.
-
-    Returns
-    -------
-    holoviews.Overlay
-        HeatMap with the count (or fraction) written in each cell.
+    .. deprecated:: 0.1
+        eoai has one confusion-matrix plot, :func:`eoai.ml.plot_confusion_matrix`, with the
+        orientation of :func:`eoai.ml.assess` (rows map, columns reference). This HoloViews
+        version (rows reference, the transpose) is kept for one release with a ``FutureWarning``.
 
     Examples
     --------
-    >>> p = plot_confusion_matrix([[5, 1], [0, 4]], labels=["crop", "forest"])
+    >>> import warnings
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore", FutureWarning)
+    ...     p = plot_confusion_matrix([[5, 1], [0, 4]], labels=["crop", "forest"])
     >>> sorted(p.Labels.I.data["text"].tolist())
     ['0', '1', '4', '5']
     """
+    import warnings
+
+    from .._skipped import user_stacklevel
+
+    warnings.warn(
+        "eoai.viz.plot_confusion_matrix is deprecated and will be removed in the next release: "
+        "use eoai.ml.plot_confusion_matrix(eoai.ml.assess(...)) (rows map, columns reference, "
+        "the orientation of assess; this one has reference rows)",
+        FutureWarning,
+        stacklevel=user_stacklevel(),
+    )
     hv = _hv()
     if isinstance(cm, pd.DataFrame):
         labels = labels or [str(v) for v in cm.index]

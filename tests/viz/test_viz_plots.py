@@ -87,9 +87,11 @@ def test_plot_phenology_marks_events_on_the_curve():
         plot_phenology(curve.expand_dims(x=[0.0, 1.0]))
 
 
+@pytest.mark.filterwarnings("ignore:eoai.viz.plot_confusion_matrix is deprecated:FutureWarning")
 def test_confusion_matrix_counts_normalisation_and_accuracy():
     cm = pd.DataFrame([[8, 2], [1, 9]], index=["crop", "forest"], columns=["crop", "forest"])
-    plot = plot_confusion_matrix(cm)
+    with pytest.warns(FutureWarning, match=r"use eoai.ml.plot_confusion_matrix"):
+        plot = plot_confusion_matrix(cm)
     assert "overall accuracy 85.0%" in plot.opts.get().kwargs["title"]
     heat = plot.HeatMap.I.data
     row = heat[heat["reference"] == "crop"].set_index("predicted")["value"]
