@@ -32,7 +32,7 @@ import pandas as pd  # noqa: E402
 import xarray as xr  # noqa: E402
 
 from eoai.testing.bfast_reference import bfastmonitor_pixel, run_kernel_v1  # noqa: E402
-from eoai.timeseries import _bfast  # noqa: E402
+from eoai.timeseries import _breaks_numba  # noqa: E402
 from eoai.timeseries._mosum_critvals import mosum_critval  # noqa: E402
 from eoai.timeseries.breaks import detect_breaks  # noqa: E402
 
@@ -40,7 +40,7 @@ from eoai.timeseries.breaks import detect_breaks  # noqa: E402
 def make(n_pix: int, n_t: int = 200, seed: int = 0):
     rng = np.random.default_rng(seed)
     t = pd.date_range("2018-01-01", periods=n_t, freq="8D")
-    ty = _bfast.decimal_year(t.values)
+    ty = _breaks_numba.decimal_year(t.values)
     y = 0.5 + 0.2 * np.sin(2 * np.pi * ty + rng.uniform(0, 6, (n_pix, 1)))
     y = y + rng.normal(0, 0.03, (n_pix, n_t))
     brk = rng.random(n_pix) < 0.3
@@ -60,10 +60,10 @@ def best_of(fn, repeat=5):
 
 def main(n_pix: int = 50_000, n_ref: int = 200) -> None:
     t, y = make(n_pix)
-    X = _bfast.design_matrix(_bfast.decimal_year(t.values), 3, True)
+    X = _breaks_numba.design_matrix(_breaks_numba.decimal_year(t.values), 3, True)
     mon_idx = int(np.searchsorted(t.values, np.datetime64("2021-01-01")))
-    lam, cv = _bfast.roc_critval(0.05), mosum_critval(0.25, 10, 0.05)
-    _bfast.run_kernel(y[:10], X, mon_idx, 0, True, lam, 0.25, cv, 9, True)  # compile
+    lam, cv = _breaks_numba.roc_critval(0.05), mosum_critval(0.25, 10, 0.05)
+    _breaks_numba.run_kernel(y[:10], X, mon_idx, 0, True, lam, 0.25, cv, 9, True)  # compile
     run_kernel_v1(y[:10], X, mon_idx, 0, True, lam, 0.25, cv, 9, True)
     print(f"series: {y.shape[1]} dates, monitoring from index {mon_idx}; {n_pix} pixels")
     print(
@@ -75,9 +75,9 @@ def main(n_pix: int = 50_000, n_ref: int = 200) -> None:
         for exact in (False, True):
             name = f"history={'roc' if roc else 'all'}, standardize={'exact' if exact else 'asymptotic'}"
             args = (mon_idx, 0, roc, lam, 0.25, cv, 9, exact)
-            dt = best_of(lambda a=args: _bfast.run_kernel(y, X, *a))
+            dt = best_of(lambda a=args: _breaks_numba.run_kernel(y, X, *a))
             dt1 = best_of(lambda a=args: run_kernel_v1(y, X, *a))
-            new, old = _bfast.run_kernel(y, X, *args), run_kernel_v1(y, X, *args)
+            new, old = _breaks_numba.run_kernel(y, X, *args), run_kernel_v1(y, X, *args)
             for i in (0, 1, 2, 4, 7):  # break, detection, break date, history start, status
                 assert (new[i] == old[i]).all(), (name, i, int((new[i] != old[i]).sum()))
             t0 = time.process_time()
@@ -110,12 +110,12 @@ def real_clouds() -> None:
     ds = eoai.load(eoai.datasets.sample_catalog(), bands=["ndvi"], collections=["slovenia-ndvi"])
     t = ds["time"].values
     y = np.ascontiguousarray(ds["ndvi"].transpose("y", "x", "time").values.reshape(-1, t.size))
-    X = _bfast.design_matrix(_bfast.decimal_year(t), 1, True)
-    lam, cv = _bfast.roc_critval(0.05), mosum_critval(0.25, 10, 0.05)
+    X = _breaks_numba.design_matrix(_breaks_numba.decimal_year(t), 1, True)
+    lam, cv = _breaks_numba.roc_critval(0.05), mosum_critval(0.25, 10, 0.05)
     args = (44, 0, True, lam, 0.25, cv, 9, True)
-    dt = best_of(lambda: _bfast.run_kernel(y, X, *args), repeat=20)
+    dt = best_of(lambda: _breaks_numba.run_kernel(y, X, *args), repeat=20)
     dt1 = best_of(lambda: run_kernel_v1(y, X, *args), repeat=20)
-    assert (_bfast.run_kernel(y, X, *args)[0] == run_kernel_v1(y, X, *args)[0]).all()
+    assert (_breaks_numba.run_kernel(y, X, *args)[0] == run_kernel_v1(y, X, *args)[0]).all()
     name = f"Slovenia NDVI {t.size} dates, {np.isnan(y).mean():.0%} NaN"
     print(f"{name:38s} {y.shape[0] / dt:12,.0f} {y.shape[0] / dt1:12,.0f} {dt1 / dt:7.1f}x")
 
@@ -124,23 +124,23 @@ def torch_backend(n_pix: int, device: str) -> None:
     """The torch backend (``device="torch"``: CPU, one thread; or "cuda") next to numba."""
     import torch
 
-    from eoai.timeseries import _bfast_torch
+    from eoai.timeseries import _breaks_torch
 
     torch.set_num_threads(1)
-    dev = _bfast_torch.resolve_device(device)
+    dev = _breaks_torch.resolve_device(device)
     t, y = make(n_pix)
-    X = _bfast.design_matrix(_bfast.decimal_year(t.values), 3, True)
+    X = _breaks_numba.design_matrix(_breaks_numba.decimal_year(t.values), 3, True)
     mon_idx = int(np.searchsorted(t.values, np.datetime64("2021-01-01")))
-    lam, cv = _bfast.roc_critval(0.05), mosum_critval(0.25, 10, 0.05)
+    lam, cv = _breaks_numba.roc_critval(0.05), mosum_critval(0.25, 10, 0.05)
     print(f"series: {y.shape[1]} dates; {n_pix} pixels; torch {torch.__version__} on {dev}")
     print(f"{'variant':38s} {'torch px/s':>12s} {'numba px/s':>12s} {'ratio':>7s}")
     for roc in (False, True):
         args = (mon_idx, 0, roc, lam, 0.25, cv, 9, True)
-        _bfast.run_kernel(y[:10], X, *args)  # compile
-        _bfast_torch.run_kernel(y[:10], X, *args, device=dev)
+        _breaks_numba.run_kernel(y[:10], X, *args)  # compile
+        _breaks_torch.run_kernel(y[:10], X, *args, device=dev)
 
         def run_torch(a=args):
-            out = _bfast_torch.run_kernel(y, X, *a, device=dev)
+            out = _breaks_torch.run_kernel(y, X, *a, device=dev)
             if dev != "cpu":
                 torch.cuda.synchronize()
             return out
@@ -150,8 +150,8 @@ def torch_backend(n_pix: int, device: str) -> None:
         t0 = timer()
         got = run_torch()
         dtt = timer() - t0
-        dtn = best_of(lambda a=args: _bfast.run_kernel(y, X, *a), repeat=3)
-        want = _bfast.run_kernel(y, X, *args)
+        dtn = best_of(lambda a=args: _breaks_numba.run_kernel(y, X, *a), repeat=3)
+        want = _breaks_numba.run_kernel(y, X, *args)
         for i in (0, 1, 2, 4, 5, 6, 7):
             assert (got[i] == want[i]).all(), (i, int((got[i] != want[i]).sum()))
         name = f"history={'roc' if roc else 'all'}, standardize=exact"

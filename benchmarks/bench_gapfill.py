@@ -45,7 +45,7 @@ import scipy.linalg  # noqa: E402
 import xarray as xr  # noqa: E402
 
 from eoai.errors import DataSkippedWarning  # noqa: E402
-from eoai.timeseries import _kernels as K  # noqa: E402
+from eoai.timeseries import _gapfill_numba as K  # noqa: E402
 from eoai.timeseries.gapfill import gapfill  # noqa: E402
 from eoai.timeseries.phenology import phenology  # noqa: E402
 

@@ -1,6 +1,6 @@
 """A plain per-pixel numpy translation of R's ``bfastmonitor`` (one series at a time).
 
-It is the yardstick of the vectorised kernel in :mod:`eoai.timeseries._bfast`: written independently and as
+It is the yardstick of the vectorised kernel in :mod:`eoai.timeseries._breaks_numba`: written independently and as
 close to the R code as possible (``lm`` = :func:`numpy.linalg.lstsq`, ``recresid`` by refitting
 on the first ``r - 1`` observations for every ``r``), slow on purpose of clarity. Tests compare
 the kernel against it and ``benchmarks/bench_change.py`` uses it as the baseline.
@@ -13,7 +13,7 @@ import math
 import numpy as np
 from numba import njit
 
-from ..timeseries._bfast import DEGENERATE, NO_DATA, NO_MONITORING, OK, SHORT_HISTORY
+from ..timeseries._breaks_numba import DEGENERATE, NO_DATA, NO_MONITORING, OK, SHORT_HISTORY
 
 
 def _recresid(X: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -152,7 +152,7 @@ def bfm_kernel_v1(
     status,
 ):  # pragma: no cover - compiled
     """First numba BFAST Monitor kernel (``Y`` (P, T), ``X`` (T, k)), the yardstick of
-    :func:`eoai.timeseries._bfast.bfm_kernel` in the tests: per-observation normal equations,
+    :func:`eoai.timeseries._breaks_numba.bfm_kernel` in the tests: per-observation normal equations,
     triangular solves per monitoring step, ``np.median``."""
     P, T = Y.shape
     k = X.shape[1]
@@ -338,9 +338,9 @@ def run_kernel_v1(
     min_history: int,
     exact_var: bool = False,
 ) -> tuple[np.ndarray, ...]:
-    """:func:`eoai.timeseries._bfast.run_kernel` with the first kernels (``roc_starts_general``,
+    """:func:`eoai.timeseries._breaks_numba.run_kernel` with the first kernels (``roc_starts_general``,
     :func:`bfm_kernel_v1`): the "before" of ``benchmarks/bench_change.py``."""
-    from ..timeseries._bfast import roc_starts_general
+    from ..timeseries._breaks_numba import roc_starts_general
 
     Y2 = np.ascontiguousarray(Y.reshape(-1, Y.shape[-1]))
     P = Y2.shape[0]

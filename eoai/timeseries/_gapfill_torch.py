@@ -2,11 +2,11 @@
 
 Imported only by :mod:`eoai.timeseries.gapfill` when ``device`` is not ``"cpu"`` (so
 ``import eoai`` never imports torch). It reproduces the numba kernels of
-:mod:`eoai.timeseries._kernels` in float64:
+:mod:`eoai.timeseries._gapfill_numba` in float64:
 
 ``whittaker_fill``
     ``(W + lam D'D) z = W y`` on the working grid, factorised as ``L diag(Dg) L'`` (banded LDL' of
-    half-bandwidth ``d``, the same recursion and order of operations as ``_kernels._ldl_factor``),
+    half-bandwidth ``d``, the same recursion and order of operations as ``_gapfill_numba._ldl_factor``),
     then forward and backward substitution. The Python loops run over time (``m`` grid positions)
     and the band (``d``); every operation is a tensor operation over all pixels at once. Only the
     diagonal of the system depends on the pixel (weights), the off-diagonal band is shared. A
@@ -51,7 +51,7 @@ def _time_major(y: np.ndarray, device: str) -> torch.Tensor:
 def linear_fill(
     y: np.ndarray, x_in: np.ndarray, x_out: np.ndarray, max_gap: float, device: str
 ) -> tuple[np.ndarray, int]:
-    """Linear interpolation in date with constant extension (the ``_kernels.linear_fill`` rule).
+    """Linear interpolation in date with constant extension (the ``_gapfill_numba.linear_fill`` rule).
 
     Returns the filled series ``(n_out, n_pix)`` and the number of pixels without any valid
     observation (left NaN).
@@ -156,13 +156,13 @@ def whittaker_fill(
     device: str,
     hold: bool = False,
 ) -> tuple[np.ndarray, int]:
-    """Whittaker smoothing of every row of ``y`` with a fixed ``lam`` (``_kernels.whittaker_fill``
+    """Whittaker smoothing of every row of ``y`` with a fixed ``lam`` (``_gapfill_numba.whittaker_fill``
     with ``mode=0``) on a working grid of ``m`` positions.
 
     ``wts`` (shape of ``y``) or None (all ones): NaN in ``y`` and weights that are not > 0 leave the
     observation out. ``pen`` is ``D'D`` in lower band form ``(d + 1, m)``. ``p > 0`` turns on
     asymmetric weights; ``hold`` holds the curve's value at the first / last valid observation
-    before / after it (as ``_kernels.whittaker_fill``). Returns ``(n_out, n_pix)`` and the number of pixels left NaN (fewer than
+    before / after it (as ``_gapfill_numba.whittaker_fill``). Returns ``(n_out, n_pix)`` and the number of pixels left NaN (fewer than
     ``max(d, 1)`` valid observations, or a singular system).
     """
     yt = _time_major(y, device)  # (n_in, B)

@@ -2,7 +2,7 @@
 
 :func:`detect_breaks`: per pixel, a season-trend model fitted on a stable history and OLS-MOSUM
 monitoring of the observations after ``monitor_start``, vectorised over pixels (numba kernels in
-:mod:`._bfast`, torch kernels in :mod:`._bfast_torch`) and lazy over dask chunks. The reference
+:mod:`._breaks_numba`, torch kernels in :mod:`._breaks_torch`) and lazy over dask chunks. The reference
 implementation the tests compare with is :mod:`eoai.testing.bfast_reference`.
 
 Examples
@@ -34,7 +34,7 @@ import xarray as xr
 from .. import _skipped
 from .._provenance import VARIABLE_KEYS, provenance
 from ..errors import InputError, TimeAxisError
-from . import _bfast
+from . import _breaks_numba
 from ._mosum_critvals import PERIODS, WINSIZES, mosum_critval
 from ._nodata import to_float_with_nan
 from ._timeaxis import (
@@ -174,7 +174,7 @@ def detect_breaks(
         )
     torch_device = None
     if device != "cpu":
-        from ._bfast_torch import resolve_device
+        from ._breaks_torch import resolve_device
 
         torch_device = resolve_device(device, func)
     if float(h) not in WINSIZES:
@@ -189,7 +189,7 @@ def detect_breaks(
     critval = mosum_critval(float(h), int(end), float(levels[0]))
     if not 0.0001 <= float(levels[1]) <= 0.5:
         raise InputError(f"{func}: the ROC level must lie in [0.0001, 0.5], got {levels[1]!r}")
-    roc_lambda = _bfast.roc_critval(float(levels[1]))
+    roc_lambda = _breaks_numba.roc_critval(float(levels[1]))
 
     mon = to_timestamp(monitor_start, "monitor_start", func)
     if not times[0] < mon <= times[-1]:
@@ -232,7 +232,7 @@ def detect_breaks(
             "set trend=False"
         )
 
-    X = _bfast.design_matrix(_bfast.decimal_year(times.values), order, bool(trend))
+    X = _breaks_numba.design_matrix(_breaks_numba.decimal_year(times.values), order, bool(trend))
     da, _ = to_float_with_nan(da, func)  # declared nodata -> NaN, CF packing applied
     da = single_time_chunk(da, "time", func)
     params = dict(
@@ -248,11 +248,11 @@ def detect_breaks(
 
     def _kernel(block: np.ndarray) -> tuple[np.ndarray, ...]:
         if torch_device is not None:
-            from . import _bfast_torch
+            from . import _breaks_torch
 
-            res = _bfast_torch.run_kernel(block, X, **params, device=torch_device)
+            res = _breaks_torch.run_kernel(block, X, **params, device=torch_device)
         else:
-            res = _bfast.run_kernel(block, X, **params)
+            res = _breaks_numba.run_kernel(block, X, **params)
         codes = np.bincount(np.asarray(res[-1], np.int64).ravel(), minlength=5)
         _skipped.count(
             pixels=int(codes.sum()), **{f"status{i}": int(codes[i]) for i in range(1, 5)}
@@ -311,7 +311,7 @@ def detect_breaks(
             "status": status.assign_attrs(
                 long_name="monitoring status",
                 flag_values=np.arange(5, dtype=np.int8),
-                flag_meanings=_bfast.STATUS_MEANINGS,
+                flag_meanings=_breaks_numba.STATUS_MEANINGS,
             ),
         }
     )
@@ -343,7 +343,7 @@ def detect_breaks(
 def _breaks_message(totals: dict[str, dict[str, int]]) -> str | None:
     """The one warning of a detect_breaks() call, from the status counts over its chunks."""
     c = totals.get("", {})
-    names = _bfast.STATUS_MEANINGS.split()
+    names = _breaks_numba.STATUS_MEANINGS.split()
     hit = [(names[i].replace("_", " "), c.get(f"status{i}", 0)) for i in range(1, 5)]
     hit = [(name, n) for name, n in hit if n]
     if not hit:

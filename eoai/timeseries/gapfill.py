@@ -67,7 +67,7 @@ import xarray as xr
 from eoai import _skipped
 from eoai._provenance import provenance
 from eoai.errors import DataSkippedWarning, ExtrapolationWarning, InputError, TimeAxisError
-from eoai.timeseries import _kernels as K
+from eoai.timeseries import _gapfill_numba as K
 from eoai.timeseries._device import resolve_device
 from eoai.timeseries._nodata import to_float_with_nan
 from eoai.timeseries._timeaxis import check_time, days, single_time_chunk, to_days

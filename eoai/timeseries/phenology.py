@@ -58,7 +58,7 @@ import xarray as xr
 from eoai import _skipped
 from eoai._provenance import VARIABLE_KEYS, provenance
 from eoai.errors import InputError, TimeAxisError
-from eoai.timeseries import _pheno_kernels as PK
+from eoai.timeseries import _phenology_numba as PK
 from eoai.timeseries._nodata import to_float_with_nan
 from eoai.timeseries._timeaxis import DAY_NS, check_time, days, single_time_chunk
 

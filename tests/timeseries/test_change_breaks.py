@@ -15,7 +15,7 @@ from eoai.errors import (
     TimeAxisError,
 )
 from eoai.testing.bfast_reference import bfastmonitor_pixel
-from eoai.timeseries import _bfast
+from eoai.timeseries import _breaks_numba
 from eoai.timeseries._mosum_critvals import mosum_critval, simulate_mosum_critvals
 from eoai.timeseries.breaks import detect_breaks
 
@@ -27,7 +27,7 @@ def _series_cube(n_pix=2000, n_t=200, seed=0, cloud=0.2, share_break=0.5, mag=(3
     """Harmonic seasons + noise (sd SD) + negative steps of mag*SD at known dates; clouds NaN."""
     rng = np.random.default_rng(seed)
     t = pd.date_range("2018-01-01", periods=n_t, freq="8D")
-    ty = _bfast.decimal_year(t.values)
+    ty = _breaks_numba.decimal_year(t.values)
     amp = rng.uniform(0.1, 0.3, n_pix)[:, None]
     phase = rng.uniform(0, 2 * np.pi, n_pix)[:, None]
     y = 0.5 + amp * np.sin(2 * np.pi * ty + phase) + 0.04 * np.cos(4 * np.pi * ty)
@@ -113,10 +113,10 @@ def test_kernel_matches_per_pixel_reference(roc, exact):
     y = da.transpose("y", "x", "time").values.reshape(-1, da.sizes["time"])
     y[::7, :40] += 0.2  # disturbed early history for ROC to cut off
     t = da["time"].values
-    X = _bfast.design_matrix(_bfast.decimal_year(t), 3, True)
+    X = _breaks_numba.design_matrix(_breaks_numba.decimal_year(t), 3, True)
     mon_idx = int(np.searchsorted(t, np.datetime64(MONITOR)))
-    lam, cv = _bfast.roc_critval(0.05), mosum_critval(0.25, 10, 0.05)
-    got = _bfast.run_kernel(y, X, mon_idx, 0, roc, lam, 0.25, cv, 9, exact)
+    lam, cv = _breaks_numba.roc_critval(0.05), mosum_critval(0.25, 10, 0.05)
+    got = _breaks_numba.run_kernel(y, X, mon_idx, 0, roc, lam, 0.25, cv, 9, exact)
     names = ["break", "detect_idx", "break_idx", "magnitude", "start_idx", "n_valid", "n_history"]
     ref = [
         bfastmonitor_pixel(y[p], X, mon_idx, 0, roc, lam, 0.25, cv, 9, exact) for p in range(120)
@@ -143,7 +143,7 @@ def test_roc_lanes_kernel_matches_givens_kernel(order):
     """
     rng = np.random.default_rng(order)
     n_pix, t = 1001, pd.date_range("2017-01-01", periods=230, freq="8D")
-    ty = _bfast.decimal_year(t.values)
+    ty = _breaks_numba.decimal_year(t.values)
     y = 0.5 + 0.2 * np.sin(2 * np.pi * ty + rng.uniform(0, 6, (n_pix, 1)))
     y = y + rng.normal(0, SD, (n_pix, t.size))
     y[::5, : rng.integers(20, 120)] -= 0.15  # old land cover early in the history
@@ -154,14 +154,14 @@ def test_roc_lanes_kernel_matches_givens_kernel(order):
     y[:, rng.random(t.size) < 0.05] = np.nan  # dates clouded everywhere
     y[:96, rng.random(t.size) < 0.3] = np.nan  # clouds over the first lane blocks
     y = y.astype(np.float32)
-    lam = _bfast.roc_critval(0.05)
+    lam = _breaks_numba.roc_critval(0.05)
     for trend in (True, False):
-        X = _bfast.design_matrix(ty, order, trend)
+        X = _breaks_numba.design_matrix(ty, order, trend)
         for mon_date, hist_idx in (("2021-01-01", 0), ("2020-06-01", 10)):
             mon_idx = int(np.searchsorted(t.values, np.datetime64(mon_date)))
             want, got = np.zeros(n_pix, np.int64), np.zeros(n_pix, np.int64)
-            _bfast.roc_starts_general(y, X, mon_idx, hist_idx, lam, want)
-            _bfast.roc_starts(y, X, mon_idx, hist_idx, lam, got)
+            _breaks_numba.roc_starts_general(y, X, mon_idx, hist_idx, lam, want)
+            _breaks_numba.roc_starts(y, X, mon_idx, hist_idx, lam, got)
             np.testing.assert_array_equal(got, want)
             assert (want > 0).sum() >= 50  # many histories were cut
 
@@ -179,7 +179,7 @@ def test_bfm_kernel_matches_first_kernel(order, trend):
 
     rng = np.random.default_rng(order)
     n_pix, t = 1003, pd.date_range("2018-01-01", periods=200, freq="8D")
-    ty = _bfast.decimal_year(t.values)
+    ty = _breaks_numba.decimal_year(t.values)
     y = 0.5 + 0.2 * np.sin(2 * np.pi * ty + rng.uniform(0, 6, (n_pix, 1)))
     y = y + rng.normal(0, SD, (n_pix, t.size))
     y[::5, :40] -= 0.15
@@ -190,8 +190,8 @@ def test_bfm_kernel_matches_first_kernel(order, trend):
     y[3::17, :132] = np.nan
     y[2::19, 105:] = np.nan
     y = y.astype(np.float32)
-    X = _bfast.design_matrix(ty, order, trend)
-    lam = _bfast.roc_critval(0.05)
+    X = _breaks_numba.design_matrix(ty, order, trend)
+    lam = _breaks_numba.roc_critval(0.05)
     names = ["break", "detect_idx", "break_idx", "magnitude", "start_idx", "n_valid", "n_history"]
     for mon_date, hist_idx in (("2021-01-01", 0), ("2020-06-01", 10)):
         mon_idx = int(np.searchsorted(t.values, np.datetime64(mon_date)))
@@ -200,9 +200,11 @@ def test_bfm_kernel_matches_first_kernel(order, trend):
             for roc in (False, True):
                 s0 = np.zeros(n_pix, np.int64)
                 if roc:
-                    _bfast.roc_starts(y, X, mon_idx, hist_idx, lam, s0)
+                    _breaks_numba.roc_starts(y, X, mon_idx, hist_idx, lam, s0)
                 for exact in (False, True):
-                    got = _bfast.run_kernel(y, X, mon_idx, hist_idx, roc, lam, h, cv, 9, exact)
+                    got = _breaks_numba.run_kernel(
+                        y, X, mon_idx, hist_idx, roc, lam, h, cv, 9, exact
+                    )
                     want = [
                         np.zeros(n_pix, np.bool_),
                         *(np.empty(n_pix, np.int64) for _ in range(2)),
@@ -236,10 +238,10 @@ def test_kernels_match_first_kernels_on_real_clouds():
     t = ds["time"].values
     Y = np.ascontiguousarray(ds["ndvi"].transpose("y", "x", "time").values.reshape(-1, t.size))
     assert 0.3 < np.isnan(Y).mean() < 0.5
-    X = _bfast.design_matrix(_bfast.decimal_year(t), 1, True)
-    lam, cv = _bfast.roc_critval(0.05), mosum_critval(0.25, 10, 0.05)
+    X = _breaks_numba.design_matrix(_breaks_numba.decimal_year(t), 1, True)
+    lam, cv = _breaks_numba.roc_critval(0.05), mosum_critval(0.25, 10, 0.05)
     for roc, exact in ((True, True), (False, False)):
-        got = _bfast.run_kernel(Y, X, 44, 0, roc, lam, 0.25, cv, 9, exact)
+        got = _breaks_numba.run_kernel(Y, X, 44, 0, roc, lam, 0.25, cv, 9, exact)
         want = run_kernel_v1(Y, X, 44, 0, roc, lam, 0.25, cv, 9, exact)
         for i in (0, 1, 2, 4, 5, 6, 7):
             np.testing.assert_array_equal(got[i], want[i])
@@ -250,7 +252,7 @@ def test_kernels_match_first_kernels_on_real_clouds():
 def test_roc_cuts_disturbed_history():
     rng = np.random.default_rng(5)
     t = pd.date_range("2016-01-01", periods=230, freq="8D")
-    ty = _bfast.decimal_year(t.values)
+    ty = _breaks_numba.decimal_year(t.values)
     y = 0.6 + 0.2 * np.sin(2 * np.pi * ty) + rng.normal(0, SD, (50, t.size))
     y[:, t < "2017-06-01"] -= 0.25  # the old land cover, before a change in mid-2017
     da = xr.DataArray(y.T[:, :, None], dims=("time", "y", "x"), coords={"time": t})
@@ -365,7 +367,9 @@ def test_critical_values_match_strucchange():
     }
     for (h, alpha), want in published.items():
         assert mosum_critval(h, 10, alpha) == pytest.approx(want, rel=0.005)
-    assert _bfast.roc_critval(0.05) == pytest.approx(0.9479, abs=1e-3)  # Brown-Durbin-Evans 0.948
+    assert _breaks_numba.roc_critval(0.05) == pytest.approx(
+        0.9479, abs=1e-3
+    )  # Brown-Durbin-Evans 0.948
     # the simulation function reproduces the table (roughly, few replicates)
     sim = simulate_mosum_critvals((0.25,), (10,), (0.95,), nrep=3000, seed=7)
     assert sim[0, 0, 0] == pytest.approx(mosum_critval(0.25, 10, 0.05), rel=0.03)

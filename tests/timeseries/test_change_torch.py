@@ -8,12 +8,12 @@ import pytest
 import xarray as xr
 
 from eoai.errors import InputError
-from eoai.timeseries import _bfast
+from eoai.timeseries import _breaks_numba
 from eoai.timeseries._mosum_critvals import mosum_critval
 from eoai.timeseries.breaks import detect_breaks
 
 torch = pytest.importorskip("torch")
-_bfast_torch = pytest.importorskip("eoai.timeseries._bfast_torch")
+_breaks_torch = pytest.importorskip("eoai.timeseries._breaks_torch")
 
 SD = 0.03
 NAMES = ["break", "detect_idx", "break_idx", "magnitude", "start_idx", "n_valid", "n_history"]
@@ -23,7 +23,7 @@ def _nan_laden(n_pix: int, seed: int) -> tuple[pd.DatetimeIndex, np.ndarray]:
     """Seasons + noise, disturbed early histories, breaks, 20 % clouds, empty/cloudy pixels."""
     rng = np.random.default_rng(seed)
     t = pd.date_range("2018-01-01", periods=200, freq="8D")
-    ty = _bfast.decimal_year(t.values)
+    ty = _breaks_numba.decimal_year(t.values)
     y = 0.5 + 0.2 * np.sin(2 * np.pi * ty + rng.uniform(0, 6, (n_pix, 1)))
     y = y + rng.normal(0, SD, (n_pix, t.size))
     y[::5, :40] -= 0.15  # old land cover early in the history (ROC cuts it)
@@ -40,8 +40,8 @@ def _nan_laden(n_pix: int, seed: int) -> tuple[pd.DatetimeIndex, np.ndarray]:
 @pytest.mark.parametrize("order, trend", [(3, True), (1, False)])
 def test_torch_kernel_equals_numba_kernel(order, trend):
     t, y = _nan_laden(300, order)
-    X = _bfast.design_matrix(_bfast.decimal_year(t.values), order, trend)
-    lam = _bfast.roc_critval(0.05)
+    X = _breaks_numba.design_matrix(_breaks_numba.decimal_year(t.values), order, trend)
+    lam = _breaks_numba.roc_critval(0.05)
     for mon_date, hist_idx in (("2021-01-01", 0), ("2020-06-01", 10)):
         mon_idx = int(np.searchsorted(t.values, np.datetime64(mon_date)))
         for h in (0.25, 0.5):
@@ -49,9 +49,9 @@ def test_torch_kernel_equals_numba_kernel(order, trend):
             for roc in (False, True):
                 for exact in (False, True):
                     args = (mon_idx, hist_idx, roc, lam, h, cv, 9, exact)
-                    want = _bfast.run_kernel(y, X, *args)
+                    want = _breaks_numba.run_kernel(y, X, *args)
                     # small batches: several batches, the last one partial
-                    got = _bfast_torch.run_kernel(y, X, *args, device="cpu", batch=256)
+                    got = _breaks_torch.run_kernel(y, X, *args, device="cpu", batch=256)
                     for i, name in enumerate([*NAMES, "status"]):
                         assert got[i].dtype == want[i].dtype, name
                         if name != "magnitude":
@@ -70,12 +70,12 @@ def test_torch_kernel_equals_numba_kernel(order, trend):
 
 def test_roc_starts_equal_givens_kernel():
     t, y = _nan_laden(500, 7)
-    X = _bfast.design_matrix(_bfast.decimal_year(t.values), 3, True)
-    lam = _bfast.roc_critval(0.05)
+    X = _breaks_numba.design_matrix(_breaks_numba.decimal_year(t.values), 3, True)
+    lam = _breaks_numba.roc_critval(0.05)
     mon_idx = int(np.searchsorted(t.values, np.datetime64("2021-01-01")))
     want = np.zeros(len(y), np.int64)
-    _bfast.roc_starts_general(y, X, mon_idx, 0, lam, want)
-    got = _bfast_torch.roc_starts(
+    _breaks_numba.roc_starts_general(y, X, mon_idx, 0, lam, want)
+    got = _breaks_torch.roc_starts(
         torch.as_tensor(y.astype(np.float64)), torch.as_tensor(X), mon_idx, 0, lam
     )
     np.testing.assert_array_equal(got.numpy(), want)
@@ -133,20 +133,28 @@ def test_device_errors():
             with pytest.raises(InputError, match=f"device='{dev}' but torch sees no CUDA GPU"):
                 detect_breaks(da, "2021-01-01", device=dev)
         # auto without a GPU: the numba kernels
-        assert _bfast_torch.resolve_device("auto") is None
-        assert _bfast_torch.resolve_device(None) is None  # None is "auto", as everywhere
-    assert _bfast_torch.resolve_device("torch") == "cpu"
+        assert _breaks_torch.resolve_device("auto") is None
+        assert _breaks_torch.resolve_device(None) is None  # None is "auto", as everywhere
+    assert _breaks_torch.resolve_device("torch") == "cpu"
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
 def test_cuda_equals_numba():
     t, y = _nan_laden(2000, 3)
-    X = _bfast.design_matrix(_bfast.decimal_year(t.values), 3, True)
+    X = _breaks_numba.design_matrix(_breaks_numba.decimal_year(t.values), 3, True)
     mon_idx = int(np.searchsorted(t.values, np.datetime64("2021-01-01")))
-    args = (mon_idx, 0, True, _bfast.roc_critval(0.05), 0.25, mosum_critval(0.25, 10, 0.05), 9)
+    args = (
+        mon_idx,
+        0,
+        True,
+        _breaks_numba.roc_critval(0.05),
+        0.25,
+        mosum_critval(0.25, 10, 0.05),
+        9,
+    )
     for exact in (False, True):
-        want = _bfast.run_kernel(y, X, *args, exact)
-        got = _bfast_torch.run_kernel(y, X, *args, exact, device="cuda")
+        want = _breaks_numba.run_kernel(y, X, *args, exact)
+        got = _breaks_torch.run_kernel(y, X, *args, exact, device="cuda")
         for i in (0, 1, 2, 4, 5, 6, 7):
             np.testing.assert_array_equal(got[i], want[i], err_msg=NAMES[i] if i < 7 else "s")
         sel = want[6] >= 3 * X.shape[1]

@@ -23,7 +23,7 @@ from eoai.errors import (
     MissingDimensionError,
     TimeAxisError,
 )
-from eoai.timeseries import _kernels as K
+from eoai.timeseries import _gapfill_numba as K
 from eoai.timeseries.gapfill import gapfill, whittaker_smooth
 
 T0 = pd.Timestamp("2020-01-01")

@@ -1,6 +1,6 @@
 """torch backend of :func:`eoai.timeseries.breaks.detect_breaks` (BFAST Monitor on CPU or GPU).
 
-Same statistics and outputs as the numba kernels of :mod:`._bfast` (:func:`._bfast.run_kernel`),
+Same statistics and outputs as the numba kernels of :mod:`._breaks_numba` (:func:`._breaks_numba.run_kernel`),
 written as tensor operations over a batch of pixels (pixels x time) so that they run on a CUDA
 GPU (or on the CPU with ``device="torch"``):
 
@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ._bfast import DEGENERATE, NO_DATA, NO_MONITORING, OK, SHORT_HISTORY
+from ._breaks_numba import DEGENERATE, NO_DATA, NO_MONITORING, OK, SHORT_HISTORY
 from ._device import resolve_device  # noqa: F401  (re-exported for callers and tests)
 
 _TORCH_DEVICES = ("torch", "cuda")
@@ -48,22 +48,22 @@ def run_kernel(
     device: str = "cpu",
     batch: int = BATCH,
 ) -> tuple[np.ndarray, ...]:
-    """As :func:`._bfast.run_kernel` with torch on ``device``: ``Y`` (..., T) -> 8 arrays (...).
+    """As :func:`._breaks_numba.run_kernel` with torch on ``device``: ``Y`` (..., T) -> 8 arrays (...).
 
     Examples
     --------
     >>> import numpy as np, pandas as pd
-    >>> from eoai.timeseries import _bfast
+    >>> from eoai.timeseries import _breaks_numba
     >>> t = pd.date_range("2018-01-01", periods=120, freq="10D")
-    >>> X = _bfast.design_matrix(_bfast.decimal_year(t.values), 1, True)
+    >>> X = _breaks_numba.design_matrix(_breaks_numba.decimal_year(t.values), 1, True)
     >>> y = 0.5 + np.random.default_rng(0).normal(0, 0.02, (3, 120))
     >>> y[0, 90:] -= 0.2
     >>> from eoai.timeseries._mosum_critvals import mosum_critval
-    >>> args = (80, 0, True, _bfast.roc_critval(0.05), 0.25, mosum_critval(0.25, 10, 0.05), 5)
+    >>> args = (80, 0, True, _breaks_numba.roc_critval(0.05), 0.25, mosum_critval(0.25, 10, 0.05), 5)
     >>> out = run_kernel(y, X, *args, device="cpu")
     >>> out[0].tolist(), out[7].tolist()
     ([True, False, False], [0, 0, 0])
-    >>> ref = _bfast.run_kernel(y, X, *args)  # the numba kernels
+    >>> ref = _breaks_numba.run_kernel(y, X, *args)  # the numba kernels
     >>> all((out[i] == ref[i]).all() for i in (0, 1, 2, 4, 5, 6, 7)), np.allclose(out[3], ref[3])
     (True, True)
     """
