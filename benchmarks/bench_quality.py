@@ -25,7 +25,6 @@ Run: ``PYTHONPATH=. .venv/bin/python benchmarks/bench_quality.py [som|smooth]``.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -62,16 +61,12 @@ def swap(samples: pd.DataFrame, fraction: float, seed: int, by_group: bool):
 def synthetic_samples() -> pd.DataFrame:
     import eoai.datasets
 
-    sys.path.insert(0, str(ROOT / "tests" / "ml"))
-    from conftest import parcels_of
-
     cube, truth = eoai.datasets.synthetic_cube(
         shape=(64, 64), freq="15D", breaks=False, seed=3, parcel_size=60,
         chunks={"time": -1, "y": 32, "x": 32},
     )  # fmt: skip
     cube = cube.drop_vars("scl")
-    gbox = cube.odc.geobox
-    parcels = parcels_of(truth["class"], gbox.affine, gbox.crs.to_wkt())
+    parcels = eoai.datasets.parcels(truth)
     return cube.eoai.extract(parcels, label="class", max_per_polygon=20)
 
 

@@ -48,29 +48,13 @@ def synthetic():
     )  # fmt: skip
 
 
-def _parcels(cube, truth):
-    """Polygons of the connected regions of the true class map."""
-    import geopandas as gpd
-    import rasterio.features
-    from shapely.geometry import shape
-
-    gbox = cube.odc.geobox
-    values = np.asarray(truth["class"].values, dtype="int32")
-    shapes = list(rasterio.features.shapes(values, transform=gbox.affine, connectivity=4))
-    return gpd.GeoDataFrame(
-        {"class": [int(v) for _, v in shapes]},
-        geometry=[shape(g) for g, _ in shapes],
-        crs=gbox.crs.to_wkt(),
-    )
-
-
 @pytest.fixture(scope="module")
 def model(synthetic):
     import eoai.ml
 
     cube, truth = synthetic
     cube = cube[["red", "nir"]].isel(time=slice(0, 10))
-    samples = eoai.ml.extract(cube, _parcels(cube, truth), label="class", min_samples=1)
+    samples = eoai.ml.extract(cube, eoai.datasets.parcels(truth), label="class", min_samples=1)
     return eoai.ml.fit(samples, "rf", n_estimators=5, threads=1), cube
 
 
@@ -198,7 +182,7 @@ def test_extract_is_a_table_with_plain_attrs(synthetic, model):
 
     cube, truth = synthetic
     df = eoai.ml.extract(
-        cube[["red"]].isel(time=[0, 1]), _parcels(cube, truth), label="class", min_samples=1
+        cube[["red"]].isel(time=[0, 1]), eoai.datasets.parcels(truth), label="class", min_samples=1
     )
     json.dumps(df.attrs)
 

@@ -2,25 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 import eoai.datasets
-
-
-def parcels_of(truth_class, transform, crs):
-    """Polygons of the connected regions of the truth class map (one polygon = one group)."""
-    import geopandas as gpd
-    import rasterio.features
-    from shapely.geometry import shape
-
-    values = np.asarray(truth_class.values, dtype="int32")
-    shapes = list(rasterio.features.shapes(values, transform=transform, connectivity=4))
-    return gpd.GeoDataFrame(
-        {"class": [int(v) for _, v in shapes], "parcel": np.arange(len(shapes))},
-        geometry=[shape(g) for g, _ in shapes],
-        crs=crs,
-    )
 
 
 @pytest.fixture(scope="session")
@@ -31,9 +15,7 @@ def synthetic():
         chunks={"time": -1, "y": 32, "x": 32},
     )  # fmt: skip
     cube = cube.drop_vars("scl")
-    gbox = cube.odc.geobox
-    parcels = parcels_of(truth["class"], gbox.affine, gbox.crs.to_wkt())
-    return cube, truth, parcels
+    return cube, truth, eoai.datasets.parcels(truth)
 
 
 @pytest.fixture(scope="module")
