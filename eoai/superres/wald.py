@@ -428,13 +428,14 @@ BLIND_BLURS = (0.4, 0.7, 1.0, 1.3, 1.6)
 
 
 def _blind_pairs(low, low_names, replicated, levels) -> dict:
-    """Training pairs for every blur in ``levels``, stacked along the date axis."""
+    """Training pairs for every blur in ``levels``: ``low_rep`` stacked along the date axis
+    (level-major, ``len(levels) * T`` images), ``target`` once (``T``; image ``i`` of ``low_rep``
+    has target ``i % T``)."""
     pairs = [
         prepare_training(low, None, low_names, (), replicated=replicated, sigma=s) for s in levels
     ]
     out = dict(pairs[0])
-    for key in ("target", "low_rep"):
-        out[key] = np.concatenate([p[key] for p in pairs], axis=0)
+    out["low_rep"] = np.concatenate([p["low_rep"] for p in pairs], axis=0)
     return out
 
 
@@ -567,8 +568,11 @@ def train(
             )
         patch = int(min(patch, th, tw))
         base = upsample_replicated(low_rep, "bicubic").astype(np.float32)
-        stack = [target, base] + ([g] if g is not None else [])
+        del low_rep
+        n_t = target.shape[0]  # blind x2: base holds len(BLIND_BLURS) images per target image
+        stack = [base] + ([g] if g is not None else [])
         valid = np.all(np.isfinite(np.concatenate(stack, axis=1)), axis=1)
+        valid &= np.tile(np.all(np.isfinite(target), axis=1), (base.shape[0] // n_t, 1, 1))
         pos = _valid_positions(valid, patch)
         if len(pos) == 0:
             raise InputError(
@@ -611,7 +615,7 @@ def train(
                 (int(t), slice(int(y), int(y) + patch), slice(int(x), int(x) + patch))
                 for t, y, x in idx
             ]
-            yt = torch.stack([tt[t, :, a, b] for t, a, b in sl]).to(dev)
+            yt = torch.stack([tt[t % n_t, :, a, b] for t, a, b in sl]).to(dev)
             xb = torch.stack([tb[t, :, a, b] for t, a, b in sl]).to(dev)
             xg = None if tg is None else torch.stack([tg[t, :, a, b] for t, a, b in sl]).to(dev)
             k = int(rng.integers(0, 4))
