@@ -160,8 +160,11 @@ def superres(
         ``"auto"`` (default) measures it on the cube: each band's std whose blurred, block-averaged
         guide predicts the band best (:func:`eoai.superres.wald.estimate_blur`), so that a scene
         sharper or blurrier than the sensor model is not over- or under-sharpened; ``mode="x2"``
-        has no guide and uses the MTF. ``"mtf"``: each band's MTF-matched std (the behaviour
-        before eoai issue #16). A number, or one per band: that std.
+        has no guide to measure against and trains over a range of blurs
+        (:data:`eoai.superres.wald.BLIND_BLURS`, 0.4-1.6 px), which keeps it below bicubic's
+        RMSE from sharp to blurry scenes. ``"mtf"``: each band's MTF-matched std (the behaviour
+        before eoai issue #16; in x2 the better choice when the scene is known to match the
+        MTF). A number, or one per band: that std.
     steps, width, blocks, batch_size, patch, lr, seed : optional
         Training settings (:func:`eoai.superres.wald.train`): ``width`` is the network's number
         of features per layer, ``patch`` the side of the training patches (``features=`` and

@@ -13,7 +13,9 @@ invariant. Here, for the 20 m bands (Lanaras et al. 2018, DSen2):
 
 For the single-image x2 mode of the 10 m bands, 10 m -> 20 m is degraded the same way and the
 network learns 20 m -> 10 m, then is applied 10 m -> 5 m: this relies on the scene's statistics
-being the same at 5-10 m as at 10-20 m (scale invariance), which holds only roughly.
+being the same at 5-10 m as at 10-20 m (scale invariance), which holds only roughly. There is no
+guide to measure the blur against, so the training degrades with each std of :data:`BLIND_BLURS`
+(one pair each): the network sharpens by as much as its input looks blurred.
 
 Training needs the training image in memory: it is the one step of :func:`eoai.superres.superres`
 that computes (a window of at most ``train_size`` pixels per side and date); inference is lazy.
@@ -484,7 +486,7 @@ def train(
         down. ``"auto"`` (default): measured on the image by :func:`estimate_blur` (each coarse
         band against the guide; the guide degraded with their median), so that a scene sharper
         or blurrier than the sensor model is trained for its own blur; without a guide (x2 mode)
-        the MTF-matched stds. ``"mtf"``: each band's MTF-matched std
+        one training pair per std of :data:`BLIND_BLURS`, patches drawn from all of them. ``"mtf"``: each band's MTF-matched std
         (:func:`eoai.superres.bands.gaussian_sigma`). A number (or one per band): that std.
     width, blocks : int, optional
         Network width and number of residual blocks.
