@@ -124,3 +124,17 @@ def test_x2_trains_over_a_range_of_blurs():
     assert info["train_pixels"] == n * 40 * 40
     mtf = superres(cube, mode="x2", blur="mtf", steps=2, width=4, blocks=1, progress=False)
     assert json.loads(mtf.attrs["eoai:training"])["blur"] == "mtf"
+
+
+def test_resolve_device_returns_what_ml_returns():
+    """superres' device resolver gives a torch.device, as eoai.ml's does (eoai issue #14)."""
+    import torch
+
+    from eoai.ml._deep_train import resolve_device as ml_resolve
+    from eoai.superres._common import resolve_device
+
+    for dev in ("cpu", "auto", None):
+        assert resolve_device(dev) == ml_resolve(dev)
+        assert isinstance(resolve_device(dev), torch.device)
+    with pytest.raises(InputError, match="device must be 'auto', 'cpu', 'cuda'"):
+        resolve_device("gpu7")
