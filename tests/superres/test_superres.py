@@ -238,7 +238,7 @@ def test_onnx_weights_match_torch(slovenia, slovenia_weights, tmp_path):
             runner.net, tmp_path / "m.onnx", bands=meta["bands"], guide=meta["guide"]
         )
     out = superres(slovenia.chunk({"y": 50}), model=onnx_path)
-    assert json.loads(out.attrs["eoai:params"])["weights"] == str(onnx_path)
+    assert json.loads(out.attrs["eoai:params"])["model"] == str(onnx_path)
     np.testing.assert_allclose(out.to_array().values, trained.to_array().values, atol=1e-5)
 
 
