@@ -16,129 +16,14 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from .._dims import spatial_dims
+from .._renamed import renamed_parameters
 from .._skipped import user_stacklevel
-from ..errors import EoaiWarning, InputError, ModelError, UnknownBandError
-from .bands import BANDS_10M, BANDS_20M, band_id, find_bands
+from ..errors import EoaiWarning, InputError, ModelError
+from ._common import check_grid, default_bands, superres_dims
+from .bands import band_id
 
 METHODS = ("guided", "bicubic", "lanczos")
 MODES = ("20m", "x2")
-
-
-def _spatial_dims(cube: xr.Dataset) -> tuple[str, str]:
-    return spatial_dims(cube, "superres")
-
-
-def _check_names(cube: xr.Dataset, names: Sequence[str], what: str) -> list[str]:
-    names = [names] if isinstance(names, str) else list(names)
-    missing = [n for n in names if n not in cube.data_vars]
-    if missing:
-        raise UnknownBandError(
-            f"{what} {missing} not in the cube; its variables are {list(cube.data_vars)}"
-        )
-    for n in names:
-        band_id(n)  # raises UnknownBandError for non Sentinel-2 names
-    return names
-
-
-def _check_grid(cube: xr.Dataset, names: list[str], y: str, x: str, tdim: str | None) -> None:
-    want = {y, x} | ({tdim} if tdim else set())
-    ref = None
-    for n in names:
-        v = cube[n]
-        if set(v.dims) != want:
-            raise InputError(
-                f"mismatched grids: band {n!r} has dims {v.dims} but super-resolution needs every "
-                f"band on the same fine grid with dims {tuple(sorted(want))}; put the coarse bands "
-                "on the 10 m grid first (eoai.load(..., resolution=10) does, by nearest neighbour)"
-            )
-        if v.dtype.kind not in "fiu":
-            raise InputError(f"band {n!r} has dtype {v.dtype}; numbers (reflectance) are needed")
-        ref = ref or n
-    for d in (y, x):
-        if cube.sizes[d] < 2:
-            raise InputError(f"the cube has {cube.sizes[d]} pixel(s) along {d}; nothing to sharpen")
-        if d in cube.coords and cube.sizes[d] > 2:
-            c = np.asarray(cube[d].values, dtype=np.float64)
-            step = np.diff(c)
-            if not np.allclose(step, step[0], rtol=1e-6, atol=1e-6 * abs(step[0])):
-                raise InputError(
-                    f"mismatched grids: coordinate {d} is not regularly spaced (steps "
-                    f"{step.min():g}..{step.max():g}); resample the cube onto a regular grid"
-                )
-
-
-def _default_bands(cube, method, mode, bands, guide, meta):
-    names = list(cube.data_vars)
-    if mode == "x2":
-        if guide:
-            raise InputError("mode='x2' sharpens the 10 m bands on their own: leave guide=None")
-        bands = _given_or_default(
-            cube,
-            bands,
-            meta,
-            "bands",
-            BANDS_10M,
-            f"no 10 m band (blue, green, red, nir / B02, B03, B04, B08) in the cube "
-            f"(variables {names}); pass bands=[...]",
-        )
-        return _check_names(cube, bands, "bands"), []
-    bands = _given_or_default(
-        cube,
-        bands,
-        meta,
-        "bands",
-        BANDS_20M,
-        "no 20 m band (rededge1-3, nir08, swir16, swir22 / B05, B06, B07, B8A, B11, B12) "
-        f"in the cube (variables {names}); pass bands=[...]",
-    )
-    bands = _check_names(cube, bands, "bands")
-    if method != "guided":
-        return bands, []
-    guide = _given_or_default(
-        cube,
-        guide,
-        meta,
-        "guide",
-        BANDS_10M,
-        "the guided method needs the 10 m guide bands (blue, green, red, nir / B02, B03, "
-        f"B04, B08) but the cube has none (variables {names}); load them too, or use "
-        "method='bicubic'",
-    )
-    guide = _check_names(cube, guide, "guide bands")
-    both = set(bands) & set(guide)
-    if both:
-        raise InputError(f"bands {sorted(both)} are both sharpened and guide; pick one role")
-    return bands, guide
-
-
-def _given_or_default(cube, given, meta, key, defaults, message):
-    """``given`` names, else the weights' ``meta[key]`` band ids, else the cube's ``defaults``."""
-    if given is not None:
-        return given
-    if meta is not None:
-        found = _names_for_ids(cube, meta[key], key)
-    else:
-        found = find_bands(list(cube.data_vars), defaults)
-    if not found:
-        raise UnknownBandError(message)
-    return found
-
-
-def _names_for_ids(cube, ids, what):
-    by_id = {}
-    for n in cube.data_vars:
-        try:
-            by_id.setdefault(band_id(n), n)
-        except UnknownBandError:
-            pass
-    missing = [i for i in ids if i not in by_id]
-    if missing:
-        raise ModelError(
-            f"the weights need {what} {list(ids)} but the cube lacks {missing} "
-            f"(variables {list(cube.data_vars)})"
-        )
-    return [by_id[i] for i in ids]
 
 
 def _check_order(meta: dict, bands, guide, source) -> None:
@@ -153,7 +38,7 @@ def _check_order(meta: dict, bands, guide, source) -> None:
                 )
             raise ModelError(
                 f"the weights {source} were trained for {what} {list(want)} but got {got}; "
-                f"pass {what} matching the weights or train on this cube (weights=None)"
+                f"pass {what} matching the weights or train on this cube (model=None)"
             )
 
 
@@ -201,27 +86,30 @@ def _training_arrays(cube, names, y, x, tdim, train_time, train_size):
     return arr
 
 
+@renamed_parameters(
+    weights="model", features="width", patch_size="patch", save_weights="save_model"
+)
 def superres(
     cube: xr.Dataset,
     method: str = "guided",
     bands: Sequence[str] | None = None,
     guide: Sequence[str] | None = None,
-    weights: str | None = None,
+    model: str | None = None,
     *,
     mode: str = "20m",
     blur: str | float | Sequence[float] = "auto",
     steps: int | None = None,
-    features: int | None = None,
+    width: int | None = None,
     blocks: int | None = None,
     batch_size: int = 16,
-    patch_size: int = 32,
+    patch: int = 32,
     lr: float = 1e-3,
     seed: int = 0,
     device: str | None = "auto",
     train_time: Any = None,
     train_size: int | None = 1024,
     tile_size: int = 512,
-    save_weights: str | None = None,
+    save_model: str | None = None,
     progress: bool | None = None,
     threads: int | None = None,
 ) -> xr.Dataset:
@@ -234,7 +122,7 @@ def superres(
     ``method="guided"`` (default) is a residual network in the manner of DSen2 (Lanaras et al.
     2018, :mod:`eoai.superres.net`): inputs are the 10 m guide bands and the bicubic-upsampled
     20 m bands, output the 20 m bands at 10 m as a correction of that upsampling. Without
-    ``weights`` it is **trained on the cube itself** by Wald's protocol
+    a ``model`` it is **trained on the cube itself** by Wald's protocol
     (:mod:`eoai.superres.wald`): 10 m -> 20 m and 20 m -> 40 m sensor-like degradation, learn
     40 -> 20 m guided by the degraded 10 m bands, apply at 10 m. Nothing is downloaded. Training
     is the one step that computes: it reads a window of at most ``train_size`` x ``train_size``
@@ -261,9 +149,10 @@ def superres(
         Bands to sharpen (default: the 20 m bands present, or the 10 m bands in ``x2`` mode).
     guide : list of str, optional
         Guide bands (default: the 10 m bands present).
-    weights : str or Path, optional
-        Pretrained weights (path or URL, :mod:`eoai.superres.weights`); their band order,
-        mode and normalisation are checked; no training then.
+    model : str or Path, optional
+        A pretrained model file (path or URL, :mod:`eoai.superres.weights`, written by
+        ``save_model=``); its band order, mode and normalisation are checked; no training then.
+        (Called ``weights=`` before eoai issue #14; the old name works for one release.)
     mode : {"20m", "x2"}
         20 m -> 10 m guided, or 10 m -> 5 m single-image.
     blur : "auto", "mtf", float or sequence of float
@@ -271,13 +160,18 @@ def superres(
         ``"auto"`` (default) measures it on the cube: each band's std whose blurred, block-averaged
         guide predicts the band best (:func:`eoai.superres.wald.estimate_blur`), so that a scene
         sharper or blurrier than the sensor model is not over- or under-sharpened; ``mode="x2"``
-        has no guide and uses the MTF. ``"mtf"``: each band's MTF-matched std (the behaviour
-        before eoai issue #16). A number, or one per band: that std.
-    steps, features, blocks, batch_size, patch_size, lr, seed : optional
-        Training settings (:func:`eoai.superres.wald.train`). ``steps`` / ``features`` /
-        ``blocks`` default by device (:func:`eoai.superres.wald.training_defaults`): on a GPU 1500
-        steps, 48 features, 4 residual blocks (half the bicubic RMSE on the real scenes of
-        ``benchmarks/bench_superres.py``, seconds); on a CPU 400 steps, 32 features, 3 blocks,
+        has no guide to measure against and trains over a range of blurs
+        (:data:`eoai.superres.wald.BLIND_BLURS`, 0.4-1.6 px), which keeps it below bicubic's
+        RMSE from sharp to blurry scenes. ``"mtf"``: each band's MTF-matched std (the behaviour
+        before eoai issue #16; in x2 the better choice when the scene is known to match the
+        MTF). A number, or one per band: that std.
+    steps, width, blocks, batch_size, patch, lr, seed : optional
+        Training settings (:func:`eoai.superres.wald.train`): ``width`` is the network's number
+        of features per layer, ``patch`` the side of the training patches (``features=`` and
+        ``patch_size=`` before eoai issue #14). ``steps`` / ``width`` / ``blocks`` default by
+        device (:func:`eoai.superres.wald.training_defaults`): on a GPU 1500 steps, width 48, 4
+        residual blocks (half the bicubic RMSE on the real scenes of
+        ``benchmarks/bench_superres.py``, seconds); on a CPU 400 steps, width 32, 3 blocks,
         several times faster for some accuracy (measured in ``benchmarks/README.md``). Patches:
         16 of 32 x 32 per step.
     device : str
@@ -288,8 +182,8 @@ def superres(
         Side of the central training window in pixels (None: the whole image).
     tile_size : int
         Largest tile side for inference (chunks larger than this are split).
-    save_weights : str or Path, optional
-        Write the trained network there (reload it with ``weights=``).
+    save_model : str or Path, optional
+        Write the trained network there (reload it with ``model=``; was ``save_weights=``).
     progress : bool, optional
         Show the training progress bar; ``None`` (default): on in an interactive Jupyter / IPython session, off in scripts and papermill runs (``EOAI_PROGRESS=0/1`` overrides).
     threads : int, optional
@@ -321,7 +215,7 @@ def superres(
     >>> rep = lambda a: np.repeat(np.repeat(a, 2, 0), 2, 1)  # 20 m pixels on the 10 m grid
     >>> cube = xr.Dataset({"red": (("y", "x"), rng.random((64, 64))),
     ...                    "rededge1": (("y", "x"), rep(rng.random((32, 32))))}).chunk(32)
-    >>> sharp = cube.eoai.superres(steps=5, features=8, blocks=1, progress=False)
+    >>> sharp = cube.eoai.superres(steps=5, width=8, blocks=1, progress=False)
     >>> sharp.rededge1.shape, sharp.rededge1.chunks, sharp.attrs["eoai:method"]
     ((64, 64), ((32, 32), (32, 32)), 'superres.guided')
 
@@ -351,19 +245,19 @@ def superres(
         )
     if isinstance(blur, str) and blur not in ("auto", "mtf"):
         raise InputError(f"unknown blur {blur!r}; use 'auto', 'mtf' or a std in pixels")
-    y, x = _spatial_dims(cube)
+    y, x = superres_dims(cube)
     tdim = "time" if "time" in cube.dims else None
     runner = meta = None
-    if method == "guided" and weights is not None:
+    if method == "guided" and model is not None:
         from .weights import load_weights
 
-        runner, meta = load_weights(weights, device=device, threads=threads)
+        runner, meta = load_weights(model, device=device, threads=threads)
         if meta["mode"] != mode:
-            raise ModelError(f"weights {weights} are for mode={meta['mode']!r}, not mode={mode!r}")
-    bands, guide = _default_bands(cube, method, mode, bands, guide, meta)
-    _check_grid(cube, bands + guide, y, x, tdim)
+            raise ModelError(f"model {model} is for mode={meta['mode']!r}, not mode={mode!r}")
+    bands, guide = default_bands(cube, method, mode, bands, guide, meta)
+    check_grid(cube, bands + guide, y, x, tdim)
     if meta is not None:
-        _check_order(meta, bands, guide, weights)
+        _check_order(meta, bands, guide, model)
     order = ([tdim] if tdim else []) + [y, x]
     lazy = any(isinstance(cube[n].data, da.Array) for n in bands + guide)
     params: dict[str, Any] = {"method": method, "mode": mode, "bands": bands, "guide": guide}
@@ -394,11 +288,11 @@ def superres(
                 guide,
                 replicated=(mode == "20m"),
                 blur=blur,
-                features=features,
+                width=width,
                 blocks=blocks,
                 steps=steps,
                 batch_size=batch_size,
-                patch_size=patch_size,
+                patch=patch,
                 lr=lr,
                 seed=seed,
                 device=device,
@@ -417,29 +311,29 @@ def superres(
             params.update(
                 blur=blur if isinstance(blur, str) else np.asarray(blur).tolist(),
                 steps=info["steps"],
-                features=info["features"],
+                width=info["width"],
                 blocks=info["blocks"],
                 batch_size=batch_size,
-                patch_size=patch_size,
+                patch=patch,
                 lr=lr,
                 seed=seed,
                 train_size=train_size,
                 train_time=None if train_time is None else str(train_time),
             )
             attrs["eoai:training"] = json.dumps(info)
-            if save_weights is not None:
+            if save_model is not None:
                 from .weights import save_weights as _save
 
                 _save(
                     net,
-                    save_weights,
+                    save_model,
                     bands=[band_id(b) for b in bands],
                     guide=[band_id(g) for g in guide],
                     mode=mode,
                     extra={"training": info},
                 )
         else:
-            params["weights"] = str(weights)
+            params["model"] = str(model)
         upscale = mode == "x2"
         rf = runner.receptive_radius
         depth = math.ceil(rf / 2) if upscale else rf

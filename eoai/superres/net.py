@@ -18,7 +18,7 @@ Examples
 --------
 >>> import torch
 >>> from eoai.superres.net import DSen2Net
->>> net = DSen2Net(n_low=6, n_guide=4, features=16, blocks=2)
+>>> net = DSen2Net(n_low=6, n_guide=4, width=16, blocks=2)
 >>> low = torch.rand(1, 6, 32, 32); guide = torch.rand(1, 4, 32, 32)
 >>> net(guide, net.upsample_base(low)).shape
 torch.Size([1, 6, 32, 32])
@@ -32,14 +32,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .._renamed import renamed_parameters
 from .baselines import replicated_kernel
 
 
 class _ResBlock(nn.Module):
-    def __init__(self, features: int, scale: float) -> None:
+    def __init__(self, width: int, scale: float) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(features, features, 3, padding=1)
-        self.conv2 = nn.Conv2d(features, features, 3, padding=1)
+        self.conv1 = nn.Conv2d(width, width, 3, padding=1)
+        self.conv2 = nn.Conv2d(width, width, 3, padding=1)
         self.scale = scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -55,8 +56,8 @@ class DSen2Net(nn.Module):
         Number of coarse bands to sharpen (also the number of outputs).
     n_guide : int
         Number of fine guide bands (0 for single-image x2).
-    features : int
-        Convolution width (DSen2: 128).
+    width : int
+        Convolution width, features per layer (DSen2: 128; ``features=`` before eoai issue #14).
     blocks : int
         Number of residual blocks (DSen2: 6).
     res_scale : float
@@ -64,25 +65,26 @@ class DSen2Net(nn.Module):
 
     Examples
     --------
-    >>> net = DSen2Net(2, 0, features=8, blocks=1)
+    >>> net = DSen2Net(2, 0, width=8, blocks=1)
     >>> sum(p.numel() for p in net.parameters())
     1466
     """
 
+    @renamed_parameters(features="width")
     def __init__(
         self,
         n_low: int,
         n_guide: int,
-        features: int = 64,
+        width: int = 64,
         blocks: int = 6,
         res_scale: float = 0.1,
     ) -> None:
         super().__init__()
         self.n_low, self.n_guide = int(n_low), int(n_guide)
-        self.features, self.blocks, self.res_scale = int(features), int(blocks), float(res_scale)
-        self.head = nn.Conv2d(self.n_low + self.n_guide, self.features, 3, padding=1)
-        self.body = nn.Sequential(*[_ResBlock(self.features, res_scale) for _ in range(blocks)])
-        self.tail = nn.Conv2d(self.features, self.n_low, 3, padding=1)
+        self.width, self.blocks, self.res_scale = int(width), int(blocks), float(res_scale)
+        self.head = nn.Conv2d(self.n_low + self.n_guide, self.width, 3, padding=1)
+        self.body = nn.Sequential(*[_ResBlock(self.width, res_scale) for _ in range(blocks)])
+        self.tail = nn.Conv2d(self.width, self.n_low, 3, padding=1)
         nn.init.zeros_(self.tail.weight)  # start as the bicubic upsampling
         nn.init.zeros_(self.tail.bias)
         self.register_buffer("low_mean", torch.zeros(self.n_low))
@@ -102,7 +104,7 @@ class DSen2Net(nn.Module):
         return {
             "n_low": self.n_low,
             "n_guide": self.n_guide,
-            "features": self.features,
+            "width": self.width,
             "blocks": self.blocks,
             "res_scale": self.res_scale,
         }

@@ -16,7 +16,7 @@ Examples
 >>> import dask.array as da, numpy as np
 >>> from eoai.superres.net import DSen2Net
 >>> from eoai.superres.tiling import TorchRunner, predict
->>> runner = TorchRunner(DSen2Net(1, 1, features=4, blocks=1))
+>>> runner = TorchRunner(DSen2Net(1, 1, width=4, blocks=1))
 >>> x = da.random.random((1, 2, 64, 64), chunks=(1, 2, 32, 32)).astype("f4")
 >>> predict(runner, x, n_guide=1, depth=8).chunks[2:]
 ((32, 32), (32, 32))
@@ -42,7 +42,7 @@ class TorchRunner:
     Examples
     --------
     >>> from eoai.superres.net import DSen2Net
-    >>> r = TorchRunner(DSen2Net(1, 0, features=4, blocks=1))
+    >>> r = TorchRunner(DSen2Net(1, 0, width=4, blocks=1))
     >>> r(None, np.ones((1, 1, 8, 8), "f4")).shape
     (1, 1, 8, 8)
     """
@@ -66,11 +66,11 @@ class TorchRunner:
     def __call__(self, guide: np.ndarray | None, low_rep: np.ndarray) -> np.ndarray:
         import torch
 
-        from .wald import resolve_device
+        from ._common import resolve_device
 
         dev = resolve_device(self.device)
         if self._on is None or self._on[0] != dev:
-            net = self.net if dev == "cpu" else _copy_to(self.net, dev)
+            net = self.net if dev.type == "cpu" else _copy_to(self.net, dev)
             self._on = (dev, net)
         net = self._on[1]
         if self.threads and torch.get_num_threads() != self.threads:

@@ -13,7 +13,9 @@ invariant. Here, for the 20 m bands (Lanaras et al. 2018, DSen2):
 
 For the single-image x2 mode of the 10 m bands, 10 m -> 20 m is degraded the same way and the
 network learns 20 m -> 10 m, then is applied 10 m -> 5 m: this relies on the scene's statistics
-being the same at 5-10 m as at 10-20 m (scale invariance), which holds only roughly.
+being the same at 5-10 m as at 10-20 m (scale invariance), which holds only roughly. There is no
+guide to measure the blur against, so the training degrades with each std of :data:`BLIND_BLURS`
+(one pair each): the network sharpens by as much as its input looks blurred.
 
 Training needs the training image in memory: it is the one step of :func:`eoai.superres.superres`
 that computes (a window of at most ``train_size`` pixels per side and date); inference is lazy.
@@ -39,8 +41,10 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from .._renamed import renamed_parameters
 from .._skipped import user_stacklevel
 from ..errors import EoaiWarning, InputError
+from ._common import default_bands, resolve_device, superres_dims
 from .bands import gaussian_sigma
 
 #: Smallest side, in pixels of the training target grid, that can be trained on.
@@ -169,39 +173,24 @@ def block_phase(arr: np.ndarray) -> tuple[tuple[int, int], float]:
     return (py, px), min(fr[0][py], fr[1][px])
 
 
-def resolve_device(device: str | None = "auto") -> str:
-    """``"cuda"`` when available for ``"auto"``/``None``, else the given device.
-
-    Examples
-    --------
-    >>> resolve_device("cpu")
-    'cpu'
-    """
-    import torch
-
-    if device in (None, "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return str(device)
-
-
-#: Training settings on a GPU (and with ``device="cuda"``): 1500 steps, 48 features, 4 blocks.
-FULL_TRAINING = {"steps": 1500, "features": 48, "blocks": 4}
+#: Training settings on a GPU (and with ``device="cuda"``): 1500 steps, width 48, 4 blocks.
+FULL_TRAINING = {"steps": 1500, "width": 48, "blocks": 4}
 #: Faster training settings on a CPU (measured in benchmarks/README.md, "Super-resolution").
-CPU_TRAINING = {"steps": 400, "features": 32, "blocks": 3}
+CPU_TRAINING = {"steps": 400, "width": 32, "blocks": 3}
 
 
 def training_defaults(device: str | None = "auto") -> dict:
-    """Default ``steps``, ``features`` and ``blocks`` of the self-supervised training on a device.
+    """Default ``steps``, ``width`` and ``blocks`` of the self-supervised training on a device.
 
     Examples
     --------
     >>> training_defaults("cpu")
-    {'steps': 400, 'features': 32, 'blocks': 3}
+    {'steps': 400, 'width': 32, 'blocks': 3}
     >>> training_defaults("cuda:0")["steps"]
     1500
     """
     dev = resolve_device(device)
-    return dict(CPU_TRAINING if dev == "cpu" else FULL_TRAINING)
+    return dict(CPU_TRAINING if dev.type == "cpu" else FULL_TRAINING)
 
 
 def _valid_positions(valid: np.ndarray, patch: int) -> np.ndarray:
@@ -401,9 +390,13 @@ def _training_blur(blur, low, guide, low_names, replicated):
     if isinstance(blur, str):
         if blur not in ("auto", "mtf"):
             raise InputError(f"unknown blur {blur!r}; use 'auto', 'mtf' or a std in pixels")
-        if blur == "mtf" or guide is None:
+        if blur == "mtf":
             sig = [gaussian_sigma(n, 2) for n in low_names]
             return None, None, {"blur": "mtf", "blur_sigma": [round(v, 4) for v in sig]}
+        if guide is None:
+            # nothing to measure the blur against: train over a range of blurs (blind)
+            levels = [float(v) for v in BLIND_BLURS]
+            return levels, None, {"blur": "range", "blur_sigma": levels}
         low = np.asarray(low, dtype=np.float32)
         guide = np.asarray(guide, dtype=np.float32)
         (py, px), _ = block_phase(low) if replicated else ((0, 0), 0.0)
@@ -430,6 +423,24 @@ def _training_blur(blur, low, guide, low_names, replicated):
     return sig, float(np.median(sig)), {"blur": "given", "blur_sigma": sig}
 
 
+#: Gaussian stds (fine pixels) of the training degradations when the blur cannot be measured
+#: (``mode="x2"``, no guide): one training pair per std, patches drawn from all of them, so that
+#: the network learns to sharpen by as much as its input looks blurred.
+BLIND_BLURS = (0.4, 0.7, 1.0, 1.3, 1.6)
+
+
+def _blind_pairs(low, low_names, replicated, levels) -> dict:
+    """Training pairs for every blur in ``levels``: ``low_rep`` stacked along the date axis
+    (level-major, ``len(levels) * T`` images), ``target`` once (``T``; image ``i`` of ``low_rep``
+    has target ``i % T``)."""
+    pairs = [
+        prepare_training(low, None, low_names, (), replicated=replicated, sigma=s) for s in levels
+    ]
+    out = dict(pairs[0])
+    out["low_rep"] = np.concatenate([p["low_rep"] for p in pairs], axis=0)
+    return out
+
+
 @contextmanager
 def _torch_threads(threads):
     """Run the block with ``threads`` torch CPU threads (if given), then restore the setting."""
@@ -444,6 +455,7 @@ def _torch_threads(threads):
         torch.set_num_threads(before)
 
 
+@renamed_parameters(features="width", patch_size="patch")
 def train(
     low: np.ndarray,
     guide: np.ndarray | None,
@@ -452,11 +464,11 @@ def train(
     *,
     replicated: bool = True,
     blur: str | float | Sequence[float] = "auto",
-    features: int | None = None,
+    width: int | None = None,
     blocks: int | None = None,
     steps: int | None = None,
     batch_size: int = 16,
-    patch_size: int = 32,
+    patch: int = 32,
     lr: float = 1e-3,
     seed: int = 0,
     device: str | None = "auto",
@@ -474,16 +486,16 @@ def train(
         down. ``"auto"`` (default): measured on the image by :func:`estimate_blur` (each coarse
         band against the guide; the guide degraded with their median), so that a scene sharper
         or blurrier than the sensor model is trained for its own blur; without a guide (x2 mode)
-        the MTF-matched stds. ``"mtf"``: each band's MTF-matched std
+        one training pair per std of :data:`BLIND_BLURS`, patches drawn from all of them. ``"mtf"``: each band's MTF-matched std
         (:func:`eoai.superres.bands.gaussian_sigma`). A number (or one per band): that std.
-    features, blocks : int, optional
+    width, blocks : int, optional
         Network width and number of residual blocks.
     steps : int, optional
         Optimisation steps (Adam, cosine learning-rate decay, L1 loss as in DSen2).
-        Defaults of ``steps``, ``features`` and ``blocks`` depend on the device
+        Defaults of ``steps``, ``width`` and ``blocks`` depend on the device
         (:func:`training_defaults`): :data:`FULL_TRAINING` on a GPU, the faster
         :data:`CPU_TRAINING` on a CPU.
-    batch_size, patch_size : int
+    batch_size, patch : int
         Random patches (with flips and 90 degree rotations) per step, side in pixels of the
         training grid; the patch is shrunk to fit small images.
     lr : float
@@ -515,9 +527,9 @@ def train(
     --------
     >>> rng = np.random.default_rng(0)
     >>> low = np.repeat(np.repeat(rng.random((1, 1, 24, 24)), 2, 2), 2, 3).astype("f4")
-    >>> net, info = train(low, rng.random((1, 1, 48, 48)), ["B05"], ["B02"], features=8,
+    >>> net, info = train(low, rng.random((1, 1, 48, 48)), ["B05"], ["B02"], width=8,
     ...                   blocks=1, steps=5, batch_size=2, progress=False)
-    >>> info["steps"], info["patch_size"]
+    >>> info["steps"], info["patch"]
     (5, 24)
     """
     import torch
@@ -531,12 +543,21 @@ def train(
         dev = resolve_device(device)
         defaults = training_defaults(dev)
         steps = defaults["steps"] if steps is None else int(steps)
-        features = defaults["features"] if features is None else int(features)
+        width = defaults["width"] if width is None else int(width)
         blocks = defaults["blocks"] if blocks is None else int(blocks)
         sig, gsig, blur_info = _training_blur(blur, low, guide, low_names, replicated)
-        pair = prepare_training(
-            low, guide, low_names, guide_names, replicated=replicated, sigma=sig, guide_sigma=gsig
-        )
+        if blur_info["blur"] == "range":
+            pair = _blind_pairs(low, low_names, replicated, sig)
+        else:
+            pair = prepare_training(
+                low,
+                guide,
+                low_names,
+                guide_names,
+                replicated=replicated,
+                sigma=sig,
+                guide_sigma=gsig,
+            )
         target, low_rep, g = pair["target"], pair["low_rep"], pair["guide"]
         th, tw = target.shape[-2:]
         if min(th, tw) < MIN_TRAIN_SIDE:
@@ -547,10 +568,13 @@ def train(
                 f"least {MIN_TRAIN_SIDE * 2 * fine} x {MIN_TRAIN_SIDE * 2 * fine} pixels); "
                 "load a larger area or pass pretrained weights=..."
             )
-        patch = int(min(patch_size, th, tw))
+        patch = int(min(patch, th, tw))
         base = upsample_replicated(low_rep, "bicubic").astype(np.float32)
-        stack = [target, base] + ([g] if g is not None else [])
+        del low_rep
+        n_t = target.shape[0]  # blind x2: base holds len(BLIND_BLURS) images per target image
+        stack = [base] + ([g] if g is not None else [])
         valid = np.all(np.isfinite(np.concatenate(stack, axis=1)), axis=1)
+        valid &= np.tile(np.all(np.isfinite(target), axis=1), (base.shape[0] // n_t, 1, 1))
         pos = _valid_positions(valid, patch)
         if len(pos) == 0:
             raise InputError(
@@ -562,7 +586,7 @@ def train(
         rng = np.random.default_rng(seed)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            net = DSen2Net(target.shape[1], 0 if g is None else g.shape[1], features, blocks)
+            net = DSen2Net(target.shape[1], 0 if g is None else g.shape[1], width, blocks)
         if g is not None:
             net.set_normalisation(
                 low_mean, low_std, np.nanmean(g, axis=(0, 2, 3)), np.nanstd(g, axis=(0, 2, 3))
@@ -593,7 +617,7 @@ def train(
                 (int(t), slice(int(y), int(y) + patch), slice(int(x), int(x) + patch))
                 for t, y, x in idx
             ]
-            yt = torch.stack([tt[t, :, a, b] for t, a, b in sl]).to(dev)
+            yt = torch.stack([tt[t % n_t, :, a, b] for t, a, b in sl]).to(dev)
             xb = torch.stack([tb[t, :, a, b] for t, a, b in sl]).to(dev)
             xg = None if tg is None else torch.stack([tg[t, :, a, b] for t, a, b in sl]).to(dev)
             k = int(rng.integers(0, 4))
@@ -618,13 +642,13 @@ def train(
         info = {
             "seconds": time.perf_counter() - t0,
             "steps": steps,
-            "patch_size": patch,
+            "patch": patch,
             "batch_size": batch_size,
-            "features": features,
+            "width": width,
             "blocks": blocks,
             "lr": lr,
             "seed": seed,
-            "device": dev,
+            "device": str(dev),
             "phase": list(pair["phase"]),
             "replicated_fraction": pair["replicated_fraction"],
             "train_pixels": int(valid.sum()),
@@ -676,11 +700,9 @@ def simulate(cube, bands=None, guide=None, mode: str = "20m", sigma: float | Non
     """
     import xarray as xr
 
-    from .api import _default_bands, _spatial_dims
-
-    y, x = _spatial_dims(cube)
+    y, x = superres_dims(cube)
     tdim = "time" if "time" in cube.dims else None
-    bands, guide = _default_bands(cube, "guided", mode, bands, guide, None)
+    bands, guide = default_bands(cube, "guided", mode, bands, guide, None)
     order = ([tdim] if tdim else []) + [y, x]
 
     def arr(names):

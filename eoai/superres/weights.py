@@ -17,7 +17,7 @@ Examples
 --------
 >>> import tempfile, pathlib
 >>> from eoai.superres.net import DSen2Net
->>> net = DSen2Net(1, 1, features=4, blocks=1)
+>>> net = DSen2Net(1, 1, width=4, blocks=1)
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "w.pt"
 >>> _ = save_weights(net, path, bands=["B05"], guide=["B02"], mode="20m")
 >>> runner, meta = load_weights(path)
@@ -227,7 +227,9 @@ def load_weights(source, device: str | None = "auto", threads: int | None = None
     else:
         state, meta = obj, _sidecar(source)
     meta = _check_meta(meta, source)
-    cfg = meta["config"]
+    cfg = dict(meta["config"])
+    if "features" in cfg and "width" not in cfg:  # written before eoai issue #14
+        cfg["width"] = cfg.pop("features")
     try:
         net = DSen2Net(**cfg)
         net.load_state_dict(state, strict=True)

