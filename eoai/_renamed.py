@@ -33,6 +33,14 @@ from .errors import InputError
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _name(func: Callable[..., Any]) -> str:
+    """``Class.method`` / ``Class`` (for ``__init__``) / ``function``, as the user calls it."""
+    name = func.__qualname__
+    if "<locals>" in name:
+        return func.__name__
+    return name.removesuffix(".__init__")
+
+
 def renamed_parameters(**old_to_new: str) -> Callable[[F], F]:
     """Decorate a function whose keyword arguments ``old`` are now called ``new``.
 
@@ -48,13 +56,13 @@ def renamed_parameters(**old_to_new: str) -> Callable[[F], F]:
                     continue
                 if new in kwargs:
                     raise InputError(
-                        f"{func.__name__}() got both {old}= and {new}=; {old}= is the old name "
+                        f"{_name(func)}() got both {old}= and {new}=; {old}= is the old name "
                         f"of {new}=: pass only {new}="
                     )
                 from ._skipped import user_stacklevel
 
                 warnings.warn(
-                    f"{func.__name__}({old}=...) is renamed {new}=...; {old}= will be removed "
+                    f"{_name(func)}({old}=...) is renamed {new}=...; {old}= will be removed "
                     "in the next release",
                     FutureWarning,
                     stacklevel=user_stacklevel(),
