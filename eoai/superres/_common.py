@@ -28,9 +28,7 @@ from .bands import BANDS_10M, BANDS_20M, band_id, find_bands
 
 
 def resolve_device(device: Any = "auto") -> Any:
-    """``torch.device``: CUDA when available for ``"auto"``/``None``, else the given device.
-
-    The same type as :func:`eoai.ml._deep_train.resolve_device` returns.
+    """The ``torch.device`` for ``device``: the package's one resolver (:mod:`eoai._device`).
 
     Examples
     --------
@@ -39,14 +37,9 @@ def resolve_device(device: Any = "auto") -> Any:
     """
     import torch
 
-    if device is None or (isinstance(device, str) and device == "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise InputError(
-            f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}"
-        ) from err
+    from .._device import resolve_device as _resolve
+
+    return torch.device(_resolve(device, "superres"))
 
 
 def superres_dims(cube: xr.Dataset) -> tuple[str, str]:

@@ -189,6 +189,8 @@ def training_defaults(device: str | None = "auto") -> dict:
     >>> training_defaults("cuda:0")["steps"]
     1500
     """
+    if isinstance(device, str) and device.startswith("cuda"):  # named: no need to see the GPU
+        return dict(FULL_TRAINING)
     dev = resolve_device(device)
     return dict(CPU_TRAINING if dev.type == "cpu" else FULL_TRAINING)
 
