@@ -331,9 +331,7 @@ def _nodata_message(totals: dict[str, dict[str, int]]) -> str | None:
     )
 
 
-def _prepare(
-    cube: Any, card: ModelCard, scaling: str, s1_units: str, what: str = "embed"
-) -> tuple:
+def _prepare(cube: Any, card: ModelCard, scaling: str, s1_units: str, what: str = "embed") -> tuple:
     """Check a cube against the card: (sorted cube, float arrays by name, layout, step of each
     date, month of each step, first month, CRS WKT); the shared front of :func:`embed` and of
     pre-training on a cube (:func:`eoai.ml.presto.pretrain_presto`)."""
