@@ -133,7 +133,7 @@ def test_pretrained_model_saves_loads_and_finetunes(model, presto_dir, tmp_path)
     assert m.weights_hash() != before and m.metadata["decoder"].startswith("from ")
     assert torch.equal(m.encoder.pos_embed, model.encoder.pos_embed)
     assert m.decoder.channel_embeddings is m.encoder.channel_embed
-    path = presto.save_encoder(m, tmp_path / "pre.pt")
+    path = eoai.ml.save_model(m, tmp_path / "pre.pt")  # = presto.save_encoder
     state = torch.load(path, weights_only=True)  # plain tensors, the published file's layout
     assert any(k.startswith("decoder.") for k in state) and "encoder.norm.weight" in state
     meta = json.loads((tmp_path / "pre.pt.json").read_text())
