@@ -54,7 +54,7 @@ def fit_net(kind: str, x: np.ndarray, y: np.ndarray, month: np.ndarray, seed: in
     rng = np.random.default_rng(seed)
     mu, sd = x.reshape(-1, x.shape[-1]).mean(0), x.reshape(-1, x.shape[-1]).std(0) + 1e-6
     y_mu, y_sd = float(y.mean()), float(y.std() or 1.0)
-    net = (TempCNN(x.shape[2], x.shape[1], 1) if kind == "tempcnn" else LTAE(x.shape[2], 1))
+    net = TempCNN(x.shape[2], x.shape[1], 1) if kind == "tempcnn" else LTAE(x.shape[2], 1)
     xt = torch.from_numpy(((x - mu) / sd).astype("float32"))
     yt = torch.from_numpy(((y - y_mu) / y_sd).astype("float32"))[:, None]
     days = torch.from_numpy((month * 30.4).astype("float32"))
@@ -97,7 +97,9 @@ def fit_net(kind: str, x: np.ndarray, y: np.ndarray, month: np.ndarray, seed: in
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--dataset", default="algae_blooms", choices=["algae_blooms", "fuel_moisture"])
+    parser.add_argument(
+        "--dataset", default="algae_blooms", choices=["algae_blooms", "fuel_moisture"]
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--sizes", nargs="+", default=["10", "20", "50", "200", "all"])
     parser.add_argument("--finetune-epochs", type=int, default=8)
@@ -160,7 +162,9 @@ def main() -> None:
             epochs=epochs, patience=5, random_state=seed, task="regression",
             batch_size=16 if len(idx) <= 200 else 64,
         )  # fmt: skip
-        return head.predict(new.embed_arrays(x[te], dynamic_world=dw[te], latlon=latlon[te], month=month[te]))
+        return head.predict(
+            new.embed_arrays(x[te], dynamic_world=dw[te], latlon=latlon[te], month=month[te])
+        )
 
     def net(kind, idx, seed):
         pred = fit_net(kind, x[idx], y[idx], month[idx], seed, args.net_epochs)
@@ -190,8 +194,13 @@ def main() -> None:
                 dt = time.perf_counter() - t0
                 results.append({"size": size, "seed": seed, "method": name,
                                 "rmse": rmse(pred, y[te]), "seconds": dt})  # fmt: skip
-                print(f"  n={size:>4} seed {seed} {name:<22} RMSE {results[-1]['rmse']:7.3f}  {dt:6.1f} s", flush=True)
-    print(f"\n{args.dataset}: test RMSE, mean (min-max) over seeds {args.seeds}; training seconds (mean)")
+                print(
+                    f"  n={size:>4} seed {seed} {name:<22} RMSE {results[-1]['rmse']:7.3f}  {dt:6.1f} s",
+                    flush=True,
+                )
+    print(
+        f"\n{args.dataset}: test RMSE, mean (min-max) over seeds {args.seeds}; training seconds (mean)"
+    )
     header = "| method | " + " | ".join(f"n={s}" for s in args.sizes) + " | s at n=all |"
     print(header)
     print("|" + "---|" * (len(args.sizes) + 2))
@@ -199,8 +208,12 @@ def main() -> None:
         cells = []
         for size in args.sizes:
             r = [v["rmse"] for v in results if v["method"] == name and v["size"] == size]
-            cells.append(f"{np.mean(r):.3f} ({min(r):.2f}-{max(r):.2f})" if len(r) > 1 else f"{r[0]:.3f}")
-        secs = np.mean([v["seconds"] for v in results if v["method"] == name and v["size"] == args.sizes[-1]])
+            cells.append(
+                f"{np.mean(r):.3f} ({min(r):.2f}-{max(r):.2f})" if len(r) > 1 else f"{r[0]:.3f}"
+            )
+        secs = np.mean(
+            [v["seconds"] for v in results if v["method"] == name and v["size"] == args.sizes[-1]]
+        )
         print(f"| {name} | " + " | ".join(cells) + f" | {secs:.1f} |")
     print(f"| (train mean) | {rmse(np.full(len(te), y[train].mean()), y[te]):.3f} |")
     if args.json:

@@ -202,3 +202,24 @@ def test_pretrain_errors(model, presto_dir):
         presto.pretrain_presto(x, model=model, **{**kw, "month": kw["month"] + 12})
     with pytest.raises(InputError, match="device"):
         presto.pretrain_presto(x, model=model, device="tpu9", **kw)
+
+
+def test_packed_tokens_equal_the_key_masked_pass(model):
+    """encode_tokens moves kept tokens to the front and cuts the batch (as the reference): the same
+    outputs as attending over all tokens with masked keys."""
+    from eoai.ml.presto.encoder import encode_tokens
+
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.normal(0.3, 0.1, (6, 4, 17)).astype("float32"))
+    eo, dw_mask = P.make_masks(6, 4, P.MASKS, 0.75, rng)
+    args = (x, torch.from_numpy(eo), torch.where(torch.from_numpy(dw_mask), 9, 3),
+            torch.zeros(6, 2), torch.arange(4).repeat(6, 1))  # fmt: skip
+    with torch.no_grad():
+        packed, keep = encode_tokens(model.encoder, *args)
+        tokens, keep2 = model.encoder.tokens(*args)
+        for blk in model.encoder.blocks:
+            tokens = blk(tokens, keep2)
+        full = model.encoder.norm(tokens)
+    assert torch.equal(keep, keep2) and int(keep.sum(1).max()) < keep.shape[1] // 2
+    torch.testing.assert_close(packed[keep], full[keep], atol=1e-5, rtol=1e-5)
+    assert (packed[~keep] == 0).all()
