@@ -235,7 +235,9 @@ def _cv_finetune(starts, x, y, kw, test, epochs) -> None:
             start, x[fit_idx], y[fit_idx], epochs=epochs, patience=3, task="regression",
             **{k: v[fit_idx] for k, v in kw.items()},
         )  # fmt: skip
-        return head.predict(new.embed_arrays(x[pred_idx], **{k: v[pred_idx] for k, v in kw.items()}))
+        return head.predict(
+            new.embed_arrays(x[pred_idx], **{k: v[pred_idx] for k, v in kw.items()})
+        )
 
     print(f"\nfinetune_presto ({epochs} epochs), 3-fold CV on the train split, then the test split")
     for name, start in starts.items():
