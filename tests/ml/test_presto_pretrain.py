@@ -147,6 +147,9 @@ def test_pretrained_model_saves_loads_and_finetunes(model, presto_dir, tmp_path)
     # and pre-training continues from the saved file; fine-tuning takes the pre-trained model
     m2 = presto.pretrain_presto(x, model=path, epochs=1, progress=False, **kw)
     assert m2.metadata["decoder"] == f"from {path}"
+    m3 = presto.pretrain_presto(x, model=m, epochs=1, progress=False, **kw)  # frozen in memory
+    assert m3.weights_hash() != m.weights_hash()
+    assert torch.equal(m3.decoder.month_embed.weight, model.decoder.month_embed.weight)
     y = np.load(presto_dir / "fuel_moisture" / "npy" / "target.npy")[:60]
     new, head = presto.finetune_presto(m, x, y, epochs=1, batch_size=64, **kw)
     assert head.predict(new.embed_arrays(x[:4], **sub)).shape == (4,)

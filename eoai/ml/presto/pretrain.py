@@ -374,10 +374,14 @@ def pretrain_presto(
     tr, va = np.flatnonzero(~is_val), np.flatnonzero(is_val)
     val_masks = [torch.from_numpy(m) for m in make_masks(len(va), n_steps, masks, mask_ratio, rng)]
     net = torch.nn.ModuleDict({"encoder": enc, "decoder": dec}).to(dev)
+    for p in net.parameters():  # a model from pretrain / finetune has its weights frozen
+        p.requires_grad_(True)
+    for part in (enc, dec):  # the fixed sinusoid encodings stay fixed
+        part.pos_embed.requires_grad_(False)
+        part.month_embed.weight.requires_grad_(False)
     params = [p for p in net.parameters() if p.requires_grad]
-    net.get_submodule("encoder").pos_embed.requires_grad_(False)
-    decay = [p for p in params if p.ndim > 1 and p.requires_grad]
-    no_decay = [p for p in params if p.ndim <= 1 and p.requires_grad]
+    decay = [p for p in params if p.ndim > 1]
+    no_decay = [p for p in params if p.ndim <= 1]
     opts = [
         _AdamW(decay, lr=lr, weight_decay=weight_decay, betas=(0.9, 0.95)),
         _AdamW(no_decay, lr=lr, weight_decay=0.0, betas=(0.9, 0.95)),
