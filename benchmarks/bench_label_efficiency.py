@@ -159,7 +159,7 @@ def main() -> None:
         epochs = 30 if small else (15 if len(idx) <= 200 else args.finetune_epochs)
         new, head = presto.finetune_presto(
             start, x[idx], y[idx], latlon=latlon[idx], month=month[idx], dynamic_world=dw[idx],
-            epochs=epochs, patience=5, random_state=seed, task="regression",
+            epochs=epochs, patience=5, seed=seed, task="regression",
             batch_size=16 if len(idx) <= 200 else 64,
         )  # fmt: skip
         return head.predict(
