@@ -39,6 +39,16 @@ def main() -> None:
     parser.add_argument("--trees", type=int, default=300)
     parser.add_argument("--finetune-epochs", type=int, default=20)
     parser.add_argument("--only-finetune", action="store_true", help="skip sections 1-3")
+    parser.add_argument("--pretrain-epochs", type=int, default=0, help="with --cv-select")
+    parser.add_argument("--cv-groups", action="store_true", help="spatial folds (1-degree cells)")
+    parser.add_argument(
+        "--cv-finetune", action="store_true",
+        help="only: 3-fold CV on the train split of finetune_presto from each start, then test",
+    )  # fmt: skip
+    parser.add_argument(
+        "--cv-select", action="store_true",
+        help="only section 5: models on the embeddings chosen by 5-fold CV on the train split",
+    )  # fmt: skip
     args = parser.parse_args()
     import torch
     from sklearn.ensemble import RandomForestRegressor
@@ -59,6 +69,31 @@ def main() -> None:
           f"{int((~test).sum())} train / {int(test.sum())} test; torch threads {args.threads}")  # fmt: skip
 
     x = presto.normalise(raw)
+    if args.cv_select or args.cv_finetune:
+        kw = {"dynamic_world": dw, "latlon": latlon, "month": month}
+        embs = {"frozen": model.embed_arrays(x, **kw)}
+        if args.pretrain_epochs:
+            t0 = time.perf_counter()
+            tr = ~test
+            pre = presto.pretrain_presto(
+                x[tr], model=model, latlon=latlon[tr], month=month[tr], dynamic_world=dw[tr],
+                epochs=args.pretrain_epochs, patience=2, progress=False, seed=0,
+            )  # fmt: skip
+            md = pre.metadata
+            print(f"pre-trained on the {int(tr.sum())} unlabelled train series: "
+                  f"{time.perf_counter() - t0:.0f} s, held-out masked MSE "
+                  f"{md['validation_mse_before']:.4f} -> {md['validation_mse_after']:.4f}")  # fmt: skip
+            embs["pretrained"] = pre.embed_arrays(x, **kw)
+        if args.cv_finetune:
+            starts = {"published": model, **({"pretrained": pre} if args.pretrain_epochs else {})}
+            _cv_finetune(starts, x, y, kw, test, args.finetune_epochs)
+        else:
+            groups = None
+            if args.cv_groups:  # 1-degree lat/lon cells as groups
+                cell = np.floor(latlon).astype(int)
+                groups = np.unique(cell, axis=0, return_inverse=True)[1].ravel()
+            _cv_select(embs, raw.reshape(len(raw), -1), y, test, args.threads, groups)
+        return
     if args.only_finetune:
         _finetune(model, x, y, dw, latlon, month, test, args.finetune_epochs)
         return
@@ -126,6 +161,117 @@ def _finetune(model, x, y, dw, latlon, month, test, epochs) -> None:
         print(
             f"  epoch {h['epoch']:>2}: train {h['train_loss']:.3f}  validation {h['validation_loss']:.3f}"
         )
+
+
+def _cv_select(embs, flat, y, test, threads, groups=None) -> None:
+    """5. settings chosen by 5-fold cross-validation on the train split only, then the test RMSE.
+
+    Candidates: random forests (200 trees) and extra trees on the embeddings (``max_features`` /
+    ``min_samples_leaf`` variants), RidgeCV, and the mean of a forest and the ridge, on each set of
+    embeddings given (frozen; pre-trained on the unlabelled train series with ``--pretrain-epochs``).
+    The lowest CV RMSE is refitted on the whole train split; the test RMSE of every candidate is
+    printed too (for the record, not used for the choice). With ``groups`` (``--cv-groups``: 1-degree
+    lat/lon cells) the folds are spatial (GroupKFold), like the published split by site; then
+    shrunk forests (the mean of a forest and the train mean) and more regularised ones are tried.
+    """
+    from sklearn.base import BaseEstimator, RegressorMixin, clone
+    from sklearn.dummy import DummyRegressor
+    from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
+    from sklearn.linear_model import RidgeCV
+    from sklearn.model_selection import GroupKFold, KFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    class Mean(RegressorMixin, BaseEstimator):
+        def __init__(self, models=()):
+            self.models = models
+
+        def fit(self, X, y):
+            self.fitted_ = [clone(m).fit(X, y) for m in self.models]
+            return self
+
+        def predict(self, X):
+            return np.mean([m.predict(X) for m in self.fitted_], axis=0)
+
+    def rf(**kw):
+        return RandomForestRegressor(200, random_state=0, n_jobs=threads, **kw)
+
+    def ridge():
+        return make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 4, 13)))
+
+    cands = {}
+    for ename, emb in embs.items():
+        cands[f"rf {ename} (mf 1.0)"] = (emb, rf())
+        cands[f"rf {ename} (mf 0.33, leaf 3)"] = (emb, rf(max_features=0.33, min_samples_leaf=3))
+        cands[f"extra trees {ename} (mf 0.33, leaf 3)"] = (
+            emb, ExtraTreesRegressor(200, max_features=0.33, min_samples_leaf=3, random_state=0, n_jobs=threads))  # fmt: skip
+        cands[f"ridge {ename}"] = (emb, ridge())
+        cands[f"mean(rf, ridge) {ename}"] = (
+            emb,
+            Mean((rf(max_features=0.33, min_samples_leaf=3), ridge())),
+        )
+    if groups is not None:
+        for ename, emb in embs.items():
+            cands[f"rf {ename} (mf 0.33, leaf 20)"] = (
+                emb,
+                rf(max_features=0.33, min_samples_leaf=20),
+            )
+            cands[f"mean(rf, train mean) {ename}"] = (
+                emb, Mean((rf(max_features=0.33, min_samples_leaf=3), DummyRegressor())))  # fmt: skip
+        cands["train mean"] = (flat, DummyRegressor())
+    tr = ~test
+    folds = KFold(5, shuffle=True, random_state=0) if groups is None else GroupKFold(5)
+    kind = (
+        "5-fold"
+        if groups is None
+        else f"spatial 5-fold ({len(np.unique(groups[tr]))} 1-degree cells)"
+    )
+    print(f"\nsettings by {kind} CV on the train split (test RMSE shown, not used for the choice)")
+    scores = {}
+    for name, (f, est) in cands.items():
+        t0 = time.perf_counter()
+        g = None if groups is None else groups[tr]
+        cv = rmse(cross_val_predict(est, f[tr], y[tr], cv=folds, groups=g), y[tr])
+        test_rmse = rmse(est.fit(f[tr], y[tr]).predict(f[test]), y[test])
+        scores[name] = (cv, test_rmse)
+        print(
+            f"  {name:<40} CV RMSE {cv:6.3f}  test RMSE {test_rmse:6.3f}  {time.perf_counter() - t0:5.1f} s",
+            flush=True,
+        )
+    best = min(scores, key=lambda k: scores[k][0])
+    print(f"  chosen by CV: {best}: test RMSE {scores[best][1]:.3f}")
+
+
+def _cv_finetune(starts, x, y, kw, test, epochs) -> None:
+    """6. ``finetune_presto`` from each start: 3-fold CV RMSE on the train split, then the test RMSE
+    of the fit on the whole train split (the CV decides; the test is for the record)."""
+    from sklearn.model_selection import KFold
+
+    import eoai.ml.presto as presto
+
+    tr = np.flatnonzero(~test)
+    te = np.flatnonzero(test)
+    folds = list(KFold(3, shuffle=True, random_state=0).split(tr))
+
+    def fit_predict(start, fit_idx, pred_idx):
+        new, head = presto.finetune_presto(
+            start, x[fit_idx], y[fit_idx], epochs=epochs, patience=3, task="regression",
+            **{k: v[fit_idx] for k, v in kw.items()},
+        )  # fmt: skip
+        return head.predict(
+            new.embed_arrays(x[pred_idx], **{k: v[pred_idx] for k, v in kw.items()})
+        )
+
+    print(f"\nfinetune_presto ({epochs} epochs), 3-fold CV on the train split, then the test split")
+    for name, start in starts.items():
+        t0 = time.perf_counter()
+        oof = np.empty(len(tr))
+        for a, b in folds:
+            oof[b] = fit_predict(start, tr[a], tr[b])
+        cv = rmse(oof, y[tr])
+        test_rmse = rmse(fit_predict(start, tr, te), y[te])
+        print(f"  fine-tuned from {name:<12} CV RMSE {cv:6.3f}  test RMSE {test_rmse:6.3f}  "
+              f"{time.perf_counter() - t0:5.0f} s", flush=True)  # fmt: skip
 
 
 def _cube_throughput(model) -> None:

@@ -126,9 +126,11 @@ def flatten_sources(tree: xr.DataTree) -> xr.Dataset:
 def as_dataset(cube: xr.Dataset | xr.DataArray | xr.DataTree) -> xr.Dataset:
     """Return ``cube`` as a Dataset of variables with dims ``(time, y, x)`` or ``(y, x)``.
 
-    A DataArray with a ``band`` dimension is split into one variable per band; another DataArray
-    becomes a one-variable Dataset named after it (``"value"`` when it has no name). A DataTree of
-    sources is flattened (:func:`flatten_sources`: time axes ``time_<source>``).
+    A DataArray with a ``band`` dimension, or an ``embedding`` dimension (the output of
+    :func:`eoai.ml.presto.embed`: ``presto_000`` ...), is split into one variable per element;
+    another DataArray becomes a one-variable Dataset named after it (``"value"`` when it has no
+    name). A DataTree of sources is flattened (:func:`flatten_sources`: time axes
+    ``time_<source>``).
 
     Examples
     --------
@@ -136,12 +138,23 @@ def as_dataset(cube: xr.Dataset | xr.DataArray | xr.DataTree) -> xr.Dataset:
     >>> da = xr.DataArray(np.zeros((2, 2)), dims=("y", "x"), name="ndvi")
     >>> list(as_dataset(da).data_vars)
     ['ndvi']
+    >>> emb = xr.DataArray(np.zeros((2, 2, 2)), dims=("embedding", "y", "x"),
+    ...                    coords={"embedding": ["presto_000", "presto_001"]})
+    >>> list(as_dataset(emb).data_vars)
+    ['presto_000', 'presto_001']
     """
     if isinstance(cube, xr.DataTree):
         cube = flatten_sources(cube)
     if isinstance(cube, xr.DataArray):
-        if "band" in cube.dims:
-            cube = cube.to_dataset("band")
+        split = next((d for d in ("band", "embedding") if d in cube.dims), None)
+        if split == "embedding" and "embedding" not in cube.coords:
+            cube = cube.assign_coords(
+                embedding=[
+                    f"{cube.name or 'embedding'}_{i:03d}" for i in range(cube.sizes["embedding"])
+                ]
+            )
+        if split is not None:
+            cube = cube.to_dataset(split)
             cube = cube.rename({k: str(k) for k in cube.data_vars})
         else:
             cube = cube.to_dataset(name=str(cube.name) if cube.name is not None else "value")

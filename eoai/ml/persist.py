@@ -129,10 +129,13 @@ def save_model(model: Any, path: str | Path) -> Path:
     Parameters
     ----------
     model
-        A model from :func:`eoai.ml.fit`.
+        A model from :func:`eoai.ml.fit`, or a Presto encoder (:class:`eoai.ml.presto.PrestoModel`:
+        published, fine-tuned or pre-trained; saved by :func:`eoai.ml.presto.save_encoder`, with
+        its decoder when it has one) or a Presto head (:func:`eoai.ml.presto.save_head`).
     path
         ``*.skops`` (recommended: loads without trusting the file) or ``*.joblib`` / ``*.pkl``
-        (a pickle: loading it needs ``trusted=True``). The metadata goes to ``<path>.json``.
+        (a pickle: loading it needs ``trusted=True``); torch models (``*.pt``) are a weights-only
+        state dict. The metadata goes to ``<path>.json``.
 
     Returns
     -------
@@ -147,6 +150,15 @@ def save_model(model: Any, path: str | Path) -> Path:
     from .base import ClassifierModel
     from .regress import RegressorModel
 
+    kind = f"{type(model).__module__}.{type(model).__qualname__}"
+    if kind == "eoai.ml.presto.model.PrestoModel":
+        from .presto.model import save_encoder
+
+        return save_encoder(model, path)
+    if kind == "eoai.ml.presto.head.PrestoRegressorHead":
+        from .presto.head import save_head
+
+        return save_head(model, path)
     if not isinstance(model, (ClassifierModel, RegressorModel)):
         raise ModelError(
             f"save_model needs an eoai model (from eoai.ml.fit), got {type(model).__name__}"

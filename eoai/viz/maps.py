@@ -195,8 +195,10 @@ def _make_layers(
 ) -> tuple[list[_Layer], Any]:
     layers: list[_Layer] = []
     gbox = None
-    if isinstance(obj, xr.DataArray):
-        items: list[tuple[str, Any]] = [(obj.name or "layer", obj)]
+    if isinstance(obj, xr.DataArray) and "embedding" in obj.dims:
+        items: list[tuple[str, Any]] = [_embedding_rgb(obj, variables)]
+    elif isinstance(obj, xr.DataArray):
+        items = [(obj.name or "layer", obj)]
     else:
         names = variables
         if names is None:
@@ -235,6 +237,37 @@ def _make_layers(
         layer_cmap = None if legend else (cmap or colours.default_cmap(str(name)))
         layers.append(_Layer(prefix + str(name), merc, legend, layer_cmap, vmin, vmax))
     return layers, gbox
+
+
+def _embedding_rgb(obj: xr.DataArray, variables: list[str] | None) -> tuple[str, xr.Dataset]:
+    """Three dimensions of an ``(embedding, y, x)`` array (:func:`eoai.ml.presto.embed`) as an
+    RGB composite (each stretched to its 2-98 percentiles): ``variables`` names them (labels of
+    the ``embedding`` coordinate or indices), default the first three."""
+    labels = (
+        [str(v) for v in obj["embedding"].values]
+        if "embedding" in obj.coords
+        else [str(i) for i in range(obj.sizes["embedding"])]
+    )
+    picked = list(variables) if variables is not None else labels[:3]
+    if len(picked) != 3:
+        raise InputError(
+            f"an embedding is shown as RGB of three of its dimensions; got {len(picked)} "
+            f"({picked}): pass variables=[three of {labels[:3]} ... {labels[-1]}]"
+        )
+    idx = []
+    for v in picked:
+        if isinstance(v, (int, np.integer)) and 0 <= v < len(labels):
+            idx.append(int(v))
+        elif str(v) in labels:
+            idx.append(labels.index(str(v)))
+        else:
+            raise InputError(
+                f"unknown embedding dimension {v!r}: use labels {labels[0]} ... {labels[-1]} "
+                f"or indices 0 ... {len(labels) - 1}"
+            )
+    rgb = xr.Dataset({labels[i]: obj.isel(embedding=i, drop=True) for i in idx}, attrs=obj.attrs)
+    name = f"{obj.name or 'embedding'} RGB ({', '.join(labels[i] for i in idx)})"
+    return name, rgb
 
 
 def _explore_map_class():
@@ -318,7 +351,9 @@ def explore(
         ``(y, x)`` or ``(time, y, x)`` data with a CRS (odc-geo).
     variables : list of str, optional
         Dataset variables to show; ``"rgb"`` and ``"false_colour"`` make composites. Default:
-        ``["rgb"]`` when red, green and blue are present, else every variable.
+        ``["rgb"]`` when red, green and blue are present, else every variable. For an
+        ``(embedding, y, x)`` array (:func:`eoai.ml.presto.embed`): the three dimensions shown as
+        red, green, blue (labels such as ``"presto_005"`` or indices; default the first three).
     cmap : str, optional
         Matplotlib colour map for continuous layers (default by variable name, e.g. ``RdYlGn``
         for NDVI).
@@ -369,6 +404,9 @@ def explore(
     >>> m = explore(da)
     >>> sorted(m.eoai_layers), m.eoai_layers["ndvi"].url[:22]
     (['ndvi'], 'data:image/png;base64,')
+    >>> emb = xr.concat([da * i for i in range(5)], "embedding").rename("presto")
+    >>> sorted(explore(emb, [4, 0, 2]).eoai_layers)
+    ['presto RGB (4, 0, 2)']
     """
     import ipyleaflet
     import ipywidgets as w

@@ -294,12 +294,16 @@ def test_model_enters_graph_once(model, sample_cube):
 @pytest.mark.slow
 def test_embeddings_feed_extract_fit_classify(sample_embedding):
     emb, values, _ = sample_embedding
-    feats = emb.copy(data=values).to_dataset("embedding")
+    feats = emb.copy(data=values)  # the (embedding, y, x) array itself: one feature per dim
     labels = eoai.datasets.sample_labels()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataSkippedWarning)  # labels outside the crop
         warnings.simplefilter("ignore", eoai.errors.FewSamplesWarning)
         samples = feats.eoai.extract(labels, label="class", max_per_polygon=20)
+        as_ds = feats.to_dataset("embedding").eoai.extract(
+            labels, label="class", max_per_polygon=20
+        )
+    assert samples.equals(as_ds)
     assert list(samples.columns[:2]) == ["presto_000", "presto_001"]
     assert {"forest", "grassland"} <= set(samples["label"])
     rf = eoai.ml.fit(samples, n_estimators=10, threads=1)

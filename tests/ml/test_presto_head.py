@@ -71,6 +71,8 @@ def test_regression_head_and_nan_rows(tmp_path):
         assert rmse < 0.1 * y.std()
     again = eoai.ml.load_model(save_head(lin, tmp_path / "reg.pt"))
     np.testing.assert_allclose(again.predict(X[4:10]), lin.predict(X[4:10]), rtol=1e-6)
+    via_save_model = eoai.ml.load_model(eoai.ml.save_model(mlp, tmp_path / "mlp.pt"))
+    np.testing.assert_allclose(via_save_model.predict(X[4:10]), mlp.predict(X[4:10]), rtol=1e-6)
 
 
 def test_feature_subset():

@@ -154,3 +154,23 @@ def test_a_fully_cloudy_date_says_why_the_map_is_empty(sample_ndvi):
     with pytest.warns(DataSkippedWarning, match="'ndvi' has no valid pixel on 2016-07-25"):
         m = explore(sample_ndvi, time="2016-07-25")  # 100 % cloud in the real sample
     assert not decode(m.eoai_layers["ndvi"].url)[..., 3].any()
+
+
+def test_embedding_shown_as_rgb_of_three_dimensions():
+    grid = utm_grid()  # values increase along x
+    # dim 0 increases along x, dim 1 decreases, dim 2 constant over y halves
+    halves = xr.DataArray(
+        np.repeat([0.0, 1.0], 20).astype("float32"), dims="y", coords={"y": grid.y}
+    )
+    emb = xr.concat([grid, 1 - grid, grid * 0 + halves], "embedding").rename("presto")
+    emb = emb.assign_coords(embedding=["presto_000", "presto_001", "presto_002"])
+    m = explore(emb, ["presto_001", "presto_000", "presto_002"])
+    assert list(m.eoai_layers) == ["presto RGB (presto_001, presto_000, presto_002)"]
+    img = decode(next(iter(m.eoai_layers.values())).url).astype(float)
+    row = img[img.shape[0] // 2 + 5, :, :3]  # red = presto_001 falls along x, green rises
+    assert row[3, 0] > row[-4, 0] + 150 and row[-4, 1] > row[3, 1] + 150
+    assert img[2, :, 2].mean() != img[-3, :, 2].mean()  # blue = presto_002: two halves
+    with pytest.raises(InputError, match="three of its dimensions"):
+        explore(emb, ["presto_000"])
+    with pytest.raises(InputError, match="unknown embedding dimension"):
+        explore(emb, ["presto_000", "presto_001", "presto_009"])

@@ -16,6 +16,8 @@ outputs) with:
 - :func:`fit_presto_head` / :func:`save_head`: a linear or MLP head on frozen embeddings
   (classification heads are eoai classifiers: ``cube.eoai.classify`` maps them);
 - :func:`finetune_presto`: the encoder and a linear head trained together (a new PrestoModel);
+- :func:`pretrain_presto`: self-supervised pre-training (masked auto-encoding, as Presto) on the
+  user's unlabelled cube or series, from the published weights (with their decoder) or scratch;
 - :func:`normalise`: the authors' 18 raw channels -> the 17 normalised inputs (for their arrays).
 
 Examples
@@ -41,6 +43,7 @@ _LAZY = {
     "fit_presto_head": "eoai.ml.presto.head",
     "save_head": "eoai.ml.presto.head",
     "finetune_presto": "eoai.ml.presto.finetune",
+    "pretrain_presto": "eoai.ml.presto.pretrain",
 }
 
 __all__ = sorted(["PRESTO_CARD", "RAW_BANDS", "InputBand", "ModelCard", "normalise", *_LAZY])

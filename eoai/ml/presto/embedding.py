@@ -230,24 +230,21 @@ def _check_values(name: str, values: np.ndarray, declared: str, kind: str) -> No
         )
 
 
-def _embed_block(
-    *blocks: np.ndarray,
+def _series(
+    data: list[np.ndarray],
     layout: list[tuple[str, str, bool]],
     card: ModelCard,
-    model: PrestoModel,
     steps: np.ndarray,
     months: np.ndarray,
-    crs_wkt: str,
-    batch_size: int,
-) -> np.ndarray:
-    """One spatial chunk: blocks in ``layout`` order, then x, y coordinates -> (embedding, y, x)."""
-    from pyproj import Transformer
+    px: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Blocks ``(dates, px)`` / ``(px,)`` in ``layout`` order -> the encoder's inputs of ``px`` pixels.
 
-    *data, xs, ys = blocks
-    ny, nx = ys.shape[0], xs.shape[0]
+    Returns ``x`` (px, steps, channels) normalised, NaN where missing; its mask; Dynamic World
+    classes (px, steps); and which pixels have any valid Sentinel-1 / Sentinel-2 value.
+    """
     n_steps = months.shape[0]
     n_ch = len(card.bands)
-    px = ny * nx
     x = np.full((px, n_steps, n_ch), np.nan, dtype="float32")
     dw_missing = int(card.extra.get("dynamic_world_missing", 9))
     dw = np.full((px, n_steps), dw_missing, dtype="int64")
@@ -255,8 +252,7 @@ def _embed_block(
     for blk, (name, how, temporal) in zip(data, layout, strict=True):
         blk = np.asarray(blk)
         if name == DW_VAR:
-            mode = _mode(blk.astype("float32"), steps, n_steps, dw_missing)
-            dw = mode.reshape(n_steps, px).T
+            dw = _mode(blk.astype("float32"), steps, n_steps, dw_missing).T
             continue
         vals = blk.astype("float32")
         if how in ("reflectance", "dn"):
@@ -270,8 +266,8 @@ def _embed_block(
                 with np.errstate(divide="ignore", invalid="ignore"):
                     vals = np.where(vals > 0, 10 * np.log10(vals), np.nan).astype("float32")
         if temporal:
-            comp = _composite(vals, steps, n_steps).reshape(n_steps, px).T
-        elif vals.ndim == 3:  # a static input given per date: its median over time
+            comp = _composite(vals, steps, n_steps).T
+        elif vals.ndim == 2:  # a static input given per date: its median over time
             comp = np.repeat(_nanmedian(vals).reshape(px, 1), n_steps, axis=1)
         else:
             comp = np.repeat(vals.reshape(px, 1), n_steps, axis=1)
@@ -283,13 +279,40 @@ def _embed_block(
     mask = np.isnan(x)
     sensing = [index[n] for n in (*_s1_names(card), *_s2_names(card))]
     valid = (~mask[:, :, sensing]).any(axis=(1, 2))
+    return x, mask, dw, valid
+
+
+def _latlon(xs: np.ndarray, ys: np.ndarray, crs_wkt: str) -> np.ndarray:
+    """``(n, 2)`` latitude, longitude (degrees) of points ``xs``, ``ys`` in ``crs_wkt``."""
+    from pyproj import Transformer
+
+    tr = Transformer.from_crs(crs_wkt, "EPSG:4326", always_xy=True)
+    lon, lat = tr.transform(np.asarray(xs, "float64"), np.asarray(ys, "float64"))
+    return np.stack([lat, lon], axis=-1).astype("float32")
+
+
+def _embed_block(
+    *blocks: np.ndarray,
+    layout: list[tuple[str, str, bool]],
+    card: ModelCard,
+    model: PrestoModel,
+    steps: np.ndarray,
+    months: np.ndarray,
+    crs_wkt: str,
+    batch_size: int,
+) -> np.ndarray:
+    """One spatial chunk: blocks in ``layout`` order, then x, y coordinates -> (embedding, y, x)."""
+    *data, xs, ys = blocks
+    ny, nx = ys.shape[0], xs.shape[0]
+    n_steps = months.shape[0]
+    px = ny * nx
+    flat = [np.asarray(b).reshape(b.shape[:-2] + (px,)) for b in data]
+    x, mask, dw, valid = _series(flat, layout, card, steps, months, px)
     _skipped.count(nodata=int(px - valid.sum()), pixels=int(px))
     out = np.full((px, card.embedding_size), np.nan, dtype="float32")
     if valid.any():
         gx, gy = np.meshgrid(xs, ys)
-        tr = Transformer.from_crs(crs_wkt, "EPSG:4326", always_xy=True)
-        lon, lat = tr.transform(gx.ravel()[valid], gy.ravel()[valid])
-        latlon = np.stack([lat, lon], axis=-1).astype("float32")
+        latlon = _latlon(gx.ravel()[valid], gy.ravel()[valid], crs_wkt)
         out[valid] = model.embed_arrays(
             x[valid], mask[valid], dw[valid], latlon,
             np.broadcast_to(months, (int(valid.sum()), n_steps)), batch_size=batch_size,
@@ -306,6 +329,47 @@ def _nodata_message(totals: dict[str, dict[str, int]]) -> str | None:
         "observation in any month and are NaN in every embedding dimension (not filled); widen "
         "the period or relax the cloud mask to embed them"
     )
+
+
+def _prepare(cube: Any, card: ModelCard, scaling: str, s1_units: str, what: str = "embed") -> tuple:
+    """Check a cube against the card: (sorted cube, float arrays by name, layout, step of each
+    date, month of each step, first month, CRS WKT); the shared front of :func:`embed` and of
+    pre-training on a cube (:func:`eoai.ml.presto.pretrain_presto`)."""
+    if scaling not in SCALINGS:
+        raise InputError(f"scaling must be one of {SCALINGS}, got {scaling!r}")
+    if s1_units not in S1_UNITS:
+        raise InputError(f"s1_units must be one of {S1_UNITS}, got {s1_units!r}")
+    if isinstance(cube, xr.DataArray):
+        if "band" not in cube.dims:
+            raise InputError(
+                f"{what} needs a Dataset of bands (or a DataArray with a band dimension), got a "
+                f"DataArray with dims {cube.dims}"
+            )
+        cube = cube.to_dataset("band")
+    if not isinstance(cube, xr.Dataset):
+        raise InputError(f"{what} needs an xarray Dataset cube, got {type(cube).__name__}")
+    used, arrays = _check_cube(cube, card)
+    crs_wkt = _crs_wkt(cube)
+    cube = cube.sortby("time") if not cube.indexes["time"].is_monotonic_increasing else cube
+    arrays = {n: cube[n] for n in arrays}
+    steps, months, first = _steps(cube["time"].values, card)
+
+    layout: list[tuple[str, str, bool]] = []
+    s2, s1 = set(_s2_names(card)), set(_s1_names(card))
+    for name, var in list(arrays.items()):
+        band = next((b for b in card.bands if b.name == name), None)
+        info: dict = {}
+        if name != DW_VAR:  # declared nodata -> NaN, CF packing applied; integers need a nodata
+            arrays[name], info = to_float_with_nan(var, what)
+        if name in s2:
+            how = _scaling_of(var, info, scaling)
+        elif name in s1:
+            how = _s1_units_of(var, s1_units)
+        else:
+            how = "as-is"
+        layout.append((name, how, "time" in var.dims and (band is None or band.temporal)))
+
+    return cube, arrays, layout, steps, months, first, crs_wkt
 
 
 def embed(
@@ -388,36 +452,8 @@ def embed(
         raise InputError(f"s1_units must be one of {S1_UNITS}, got {s1_units!r}")
     if int(batch_size) < 1:
         raise InputError(f"batch_size must be >= 1, got {batch_size}")
-    if isinstance(cube, xr.DataArray):
-        if "band" not in cube.dims:
-            raise InputError(
-                "embed needs a Dataset of bands (or a DataArray with a band dimension), got a "
-                f"DataArray with dims {cube.dims}"
-            )
-        cube = cube.to_dataset("band")
-    if not isinstance(cube, xr.Dataset):
-        raise InputError(f"embed needs an xarray Dataset cube, got {type(cube).__name__}")
     card = model.card
-    used, arrays = _check_cube(cube, card)
-    crs_wkt = _crs_wkt(cube)
-    cube = cube.sortby("time") if not cube.indexes["time"].is_monotonic_increasing else cube
-    arrays = {n: cube[n] for n in arrays}
-    steps, months, first = _steps(cube["time"].values, card)
-
-    layout: list[tuple[str, str, bool]] = []
-    s2, s1 = set(_s2_names(card)), set(_s1_names(card))
-    for name, var in list(arrays.items()):
-        band = next((b for b in card.bands if b.name == name), None)
-        info: dict = {}
-        if name != DW_VAR:  # declared nodata -> NaN, CF packing applied; integers need a nodata
-            arrays[name], info = to_float_with_nan(var, "embed")
-        if name in s2:
-            how = _scaling_of(var, info, scaling)
-        elif name in s1:
-            how = _s1_units_of(var, s1_units)
-        else:
-            how = "as-is"
-        layout.append((name, how, "time" in var.dims and (band is None or band.temporal)))
+    cube, arrays, layout, steps, months, first, crs_wkt = _prepare(cube, card, scaling, s1_units)
 
     lazy = any(getattr(v.data, "dask", None) is not None for v in arrays.values())
     import dask.array as da

@@ -266,3 +266,132 @@ class PrestoEncoder(nn.Module):
         w = keep.to(tokens.dtype)[..., None]
         mean = (tokens * w).sum(dim=1) / w.sum(dim=1)
         return self.norm(mean)
+
+
+def encode_tokens(
+    encoder: PrestoEncoder,
+    x: torch.Tensor,
+    mask: torch.Tensor,
+    dynamic_world: torch.Tensor,
+    latlon: torch.Tensor,
+    month: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The encoder's output tokens ``(batch, n_tokens, dim)`` (after its LayerNorm) and ``keep``.
+
+    As in the reference code's ``eval_task=False`` path: the kept tokens of each series are moved
+    to the front (stable order) and the batch is cut to the longest kept sequence, so masked
+    tokens cost nothing; the outputs are put back at their token positions (zeros where masked,
+    which the decoder replaces by its mask token).
+    """
+    tokens, keep = encoder.tokens(x, mask, dynamic_world, latlon, month)
+    b, n, d = tokens.shape
+    order = torch.sort((~keep).to(torch.int8), dim=1, stable=True).indices
+    n_kept = int(keep.sum(dim=1).max())
+    order = order[:, :n_kept]
+    packed = tokens.gather(1, order[..., None].expand(b, n_kept, d))
+    pkeep = keep.gather(1, order)
+    attn_keep = None if bool(pkeep.all()) else pkeep
+    for blk in encoder.blocks:
+        packed = blk(packed, attn_keep)
+    packed = encoder.norm(packed) * pkeep[..., None].to(packed.dtype)
+    out = packed.new_zeros(b, n, d).scatter(1, order[..., None].expand(b, n_kept, d), packed)
+    return out, keep
+
+
+class PrestoDecoder(nn.Module):
+    """Presto's decoder (masked auto-encoding): encoder tokens -> every channel of every step.
+
+    The layout of the published ``default_model.pt`` (``decoder.*`` keys): a linear map of the
+    encoder tokens, a learnt mask token in place of every masked token, the month / channel /
+    position encodings (the channel embedding is the encoder's, shared), two transformer blocks
+    over all tokens, a LayerNorm, one linear output per channel group and a Dynamic World
+    classifier.
+
+    Parameters
+    ----------
+    channel_embed
+        The encoder's ``channel_embed`` (shared, as in the reference model).
+    encoder_dim, decoder_dim, depth, num_heads, mlp_ratio, max_sequence_length
+        Sizes (published: 128, 128, 2, 8, 4, 24).
+
+    Examples
+    --------
+    >>> enc = PrestoEncoder()
+    >>> dec = PrestoDecoder(enc.channel_embed)
+    >>> sum(p.numel() for p in dec.parameters() if p is not enc.channel_embed.weight) > 0
+    True
+    """
+
+    def __init__(
+        self,
+        channel_embed: nn.Embedding,
+        encoder_dim: int = 128,
+        decoder_dim: int = 128,
+        depth: int = 2,
+        num_heads: int = 8,
+        mlp_ratio: float = 4,
+        max_sequence_length: int = 24,
+    ) -> None:
+        super().__init__()
+        self.decoder_embed = nn.Linear(encoder_dim, decoder_dim, bias=True)
+        self.mask_token = nn.Parameter(torch.zeros(decoder_dim))
+        self.decoder_blocks = nn.ModuleList(
+            [_Block(decoder_dim, num_heads, mlp_ratio) for _ in range(depth)]
+        )
+        self.decoder_norm = nn.LayerNorm(decoder_dim)
+        self.eo_decoder_pred = nn.ModuleDict(
+            {g: nn.Linear(decoder_dim, len(idx)) for g, idx in GROUPS.items()}
+        )
+        self.dw_decoder_pred = nn.Linear(decoder_dim, N_DW_CLASSES)
+        self.channel_embeddings = channel_embed
+        rest = decoder_dim - channel_embed.weight.shape[-1]
+        self.pos_embed = nn.Parameter(
+            sinusoid_table(max_sequence_length, rest // 2)[None], requires_grad=False
+        )
+        self.month_embed = nn.Embedding.from_pretrained(month_table(rest // 2), freeze=True)
+        for m in self.modules():  # the reference initialisation (xavier, as the JAX ViT)
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def forward(
+        self, tokens: torch.Tensor, keep: torch.Tensor, month: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reconstruction ``(batch, T, 17)`` of the normalised channels and Dynamic World logits
+        ``(batch, T, 9)``, from :func:`encode_tokens` output (token order of
+        :meth:`PrestoEncoder.tokens`)."""
+        b, n, _ = tokens.shape
+        t = month.shape[1]
+        x = self.decoder_embed(tokens)
+        x = torch.where(keep[..., None], x, self.mask_token.to(x.dtype).expand_as(x))
+        month_emb = self.month_embed(month)
+        pos = self.pos_embed[:, :t].expand(b, t, -1)
+        enc = [torch.zeros(b, 1, x.shape[-1], dtype=x.dtype, device=x.device)]  # lat/lon
+        names = [*GROUPS, "dynamic_world"]
+        for i, g in enumerate(names):
+            ch = self.channel_embeddings.weight[i]
+            if g in STATIC_GROUPS:
+                enc.append(
+                    torch.cat(
+                        [
+                            torch.zeros_like(month_emb[:, :1]),
+                            ch.expand(b, 1, -1),
+                            torch.zeros_like(pos[:, :1]),
+                        ],
+                        dim=-1,
+                    )  # fmt: skip
+                )
+            else:
+                enc.append(torch.cat([month_emb, ch.expand(b, t, -1), pos], dim=-1))
+        x = x + torch.cat(enc, dim=1)
+        for blk in self.decoder_blocks:
+            x = blk(x, None)
+        x = self.decoder_norm(x)
+        out, start = [], 1
+        for g in GROUPS:
+            width = 1 if g in STATIC_GROUPS else t
+            pred = self.eo_decoder_pred[g](x[:, start : start + width])
+            out.append(pred.expand(b, t, -1) if width == 1 else pred)
+            start += width
+        dw = self.dw_decoder_pred(x[:, start : start + t])
+        return torch.cat(out, dim=-1), dw

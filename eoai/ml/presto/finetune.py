@@ -21,11 +21,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..._renamed import renamed_parameters
 from ...errors import InputError, ModelError
 from .head import TASKS, PrestoClassifierHead, PrestoRegressorHead, _AdamW, _net
 from .model import PrestoModel
 
 
+@renamed_parameters(random_state="seed")
 def finetune_presto(
     model: PrestoModel,
     x: np.ndarray,
@@ -43,8 +45,8 @@ def finetune_presto(
     batch_size: int = 64,
     validation: float = 0.15,
     patience: int = 5,
-    random_state: int | None = 0,
-    device: str = "cpu",
+    seed: int | None = 0,
+    device: str = "auto",
 ) -> tuple[PrestoModel, PrestoClassifierHead | PrestoRegressorHead]:
     """Fine-tune a copy of the encoder and a linear head; early stopping on held-out series.
 
@@ -63,10 +65,12 @@ def finetune_presto(
     validation, patience
         Fraction of the series held out for early stopping and epochs without improvement
         before stopping; the best epoch is kept.
-    random_state
-        Seed of the split, the head's initialisation and the batches.
+    seed
+        Seed of the split, the head's initialisation and the batches (``random_state=``, its
+        old name, still works for one release).
     device
-        ``"cpu"``, ``"cuda"``: where training runs (the returned model is on the CPU).
+        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``: where training runs (the
+        returned model is on the CPU).
 
     Returns
     -------
@@ -97,8 +101,11 @@ def finetune_presto(
     m = np.isnan(x) if mask is None else (np.asarray(mask, bool) | np.isnan(x))
     dw = np.full(x.shape[:2], 9) if dynamic_world is None else np.asarray(dynamic_world)
     model.embed_arrays(x[:1], m[:1], dw[:1], np.asarray(latlon)[:1], np.asarray(month)[:1])
-    rng = np.random.default_rng(random_state)
-    torch.manual_seed(0 if random_state is None else int(random_state))
+    from .._deep_train import resolve_device
+
+    device = resolve_device(device)
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(0 if seed is None else int(seed))
     enc = copy.deepcopy(model.encoder).to(device).train()
     for p in enc.parameters():
         p.requires_grad_(True)
@@ -169,7 +176,8 @@ def finetune_presto(
         "epochs": len(history), "best_validation_loss": float(best), "history": history,
         "n_samples": int(n), "n_validation": int(len(va)),
         "parameters": {"lr": lr, "head_lr": head_lr, "weight_decay": weight_decay,
-                       "batch_size": batch_size, "patience": patience, "random_state": random_state},
+                       "batch_size": batch_size, "patience": patience, "seed": seed,
+                       "device": str(device)},
     }  # fmt: skip
     dim = enc.embedding_size
     zeros, ones = np.zeros(dim, "float32"), np.ones(dim, "float32")

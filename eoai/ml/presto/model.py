@@ -42,6 +42,12 @@ class PrestoModel:
         Its input contract.
     source
         Where the weights came from (a path), for provenance.
+    decoder
+        Its masked-auto-encoding decoder (:class:`eoai.ml.presto.encoder.PrestoDecoder`), when
+        known (the published weights, :func:`eoai.ml.presto.pretrain_presto`); None otherwise.
+        Embedding does not use it; :func:`eoai.ml.presto.pretrain_presto` continues from it.
+    metadata
+        How the model was made (pre-training history), JSON-ready.
 
     Examples
     --------
@@ -52,10 +58,19 @@ class PrestoModel:
     128
     """
 
-    def __init__(self, encoder: Any, card: ModelCard, source: str = "") -> None:
+    def __init__(
+        self,
+        encoder: Any,
+        card: ModelCard,
+        source: str = "",
+        decoder: Any = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
         self.encoder = encoder.eval()
         self.card = check_card(card)
         self.source = str(source)
+        self.decoder = decoder.eval() if decoder is not None else None
+        self.metadata = dict(metadata or {})
 
     def weights_hash(self) -> str:
         """sha256 of the weights (tensor bytes in key order): names the model in dask graphs."""
@@ -182,16 +197,28 @@ def _build(weights: bytes, card: ModelCard, src: str) -> PrestoModel:
             f"{src} is not a torch weights file readable with weights_only=True "
             f"({type(err).__name__}: {err}); it is corrupt, or holds objects other than tensors"
         ) from err
+    dec_state = (
+        {k[len("decoder.") :]: v for k, v in state.items() if k.startswith("decoder.")}
+        if isinstance(state, dict)
+        else {}
+    )
     state = _encoder_state(state, src)
     enc = PrestoEncoder(**card.architecture)
+    dec = None
     try:
         enc.load_state_dict(state, strict=True)
+        if dec_state:
+            from .pretrain import _new_decoder
+
+            dec = _new_decoder(enc, card)
+            dec.load_state_dict(dec_state, strict=True)
+            dec.channel_embeddings = enc.channel_embed  # shared, as in the reference model
     except RuntimeError as err:
         raise ModelError(
             f"the weights in {src} do not fit the architecture of the model card "
             f"({card.architecture}): {str(err).splitlines()[0]}"
         ) from err
-    return PrestoModel(enc, card, src)
+    return PrestoModel(enc, card, src, decoder=dec)
 
 
 def load_encoder(path: str | Path, *, card: ModelCard | dict | None = None) -> PrestoModel:
@@ -201,8 +228,9 @@ def load_encoder(path: str | Path, *, card: ModelCard | dict | None = None) -> P
     ----------
     path
         A weights file: one written by :func:`save_encoder` (card in ``<path>.json``), or a plain
-        Presto state dict (the authors' ``default_model.pt``: encoder and decoder; the decoder is
-        ignored), which needs ``card``.
+        Presto state dict (the authors' ``default_model.pt``: encoder and decoder, the decoder
+        kept as ``model.decoder`` for :func:`eoai.ml.presto.pretrain_presto`), which needs
+        ``card``.
     card
         The input contract, for a file without a sidecar (``eoai.ml.presto.PRESTO_CARD`` for the
         published weights). Given with a sidecar, it must agree with it.
@@ -254,6 +282,9 @@ def load_encoder(path: str | Path, *, card: ModelCard | dict | None = None) -> P
 def save_encoder(model: PrestoModel, path: str | Path) -> Path:
     """Save the encoder's ``state_dict`` to ``path`` and its card to ``<path>.json``.
 
+    A model with a decoder (pre-trained) is saved as the published file is (``encoder.*`` and
+    ``decoder.*`` keys), so that :func:`load_encoder` gives both back and pre-training can go on.
+
     Examples
     --------
     >>> import tempfile, os
@@ -277,6 +308,11 @@ def save_encoder(model: PrestoModel, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in model.encoder.state_dict().items()}
+    if model.decoder is not None:
+        state = {f"encoder.{k}": v for k, v in state.items()}
+        state.update(
+            {f"decoder.{k}": v.detach().cpu() for k, v in model.decoder.state_dict().items()}
+        )
     torch.save(state, path)
     desc = {
         "kind": "encoder",
@@ -285,6 +321,8 @@ def save_encoder(model: PrestoModel, path: str | Path) -> Path:
         "model_card": model.card.to_dict(),
         "weights_sha256": model.weights_hash(),
         "source": model.source,
+        "decoder": model.decoder is not None,
+        "metadata": model.metadata,
         "versions": {"eoai": eoai.__version__, "torch": torch.__version__},
     }
     sidecar_path(path).write_text(json.dumps(desc, indent=2))
