@@ -141,7 +141,7 @@ def fit(
         if class_weight is not None:
             raise InputError("class_weight= is not supported by the Presto head: leave it out")
         head = fit_presto_head(
-            samples, target, task=task, features=feats, random_state=seed,
+            samples, target, task=task, features=feats, seed=seed,
             **({"class_names": class_names, "colours": colours} if task == "classification" else {}),
             **params,
         )  # fmt: skip

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from ... import _skipped
+from ..._renamed import renamed_parameters
 from ...errors import DataSkippedWarning, InputError, ModelError
 from ..base import ClassifierModel
 
@@ -212,6 +213,7 @@ def _inputs(
     return X, np.asarray(target), [f"presto_{i:03d}" for i in range(X.shape[1])], None
 
 
+@renamed_parameters(random_state="seed")
 def fit_presto_head(
     embeddings: pd.DataFrame | np.ndarray,
     target: Any = None,
@@ -225,7 +227,7 @@ def fit_presto_head(
     batch_size: int = 128,
     validation: float = 0.15,
     patience: int = 30,
-    random_state: int | None = 0,
+    seed: int | None = 0,
     class_names: Any = None,
     colours: Any = None,
 ) -> PrestoClassifierHead | PrestoRegressorHead:
@@ -250,7 +252,7 @@ def fit_presto_head(
     validation, patience
         Fraction of the rows (of the groups, when the table has ``group``) held out for early
         stopping, and epochs without improvement before stopping; the best epoch is kept.
-    random_state
+    seed
         Seed of the split, the initialisation and the batches.
     class_names, colours
         As in :func:`eoai.ml.fit` (classification).
@@ -293,8 +295,8 @@ def fit_presto_head(
     if len(X) < 10:
         raise InputError(f"{len(X)} usable rows; a head needs at least 10")
     lr = float(lr if lr is not None else (1e-3 if hidden else 1e-2))
-    rng = np.random.default_rng(random_state)
-    torch.manual_seed(0 if random_state is None else int(random_state))
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(0 if seed is None else int(seed))
     mean = X.mean(axis=0)
     std = X.std(axis=0) + 1e-6
     Z = ((X - mean) / std).astype("float32")
@@ -333,7 +335,7 @@ def fit_presto_head(
         "epochs": int(epoch), "best_epoch": int(best_epoch), "best_validation_loss": float(best),
         "n_samples": int(len(X)), "n_validation": int(len(va)),
         "parameters": {"lr": lr, "weight_decay": weight_decay, "batch_size": batch_size,
-                       "validation": validation, "patience": patience, "random_state": random_state},
+                       "validation": validation, "patience": patience, "seed": seed},
     }  # fmt: skip
     if task == "classification":
         return PrestoClassifierHead(
