@@ -3,6 +3,7 @@
 - :class:`~eoai.ml.models.tempcnn.TempCNN` — pixel time series, Pelletier et al. (2019);
 - :class:`~eoai.ml.models.ltae.LTAE` — pixel time series with acquisition days, Garnot & Landrieu (2020);
 - :class:`~eoai.ml.models.unet.UNet` — patch segmentation, Ronneberger et al. (2015);
+- :class:`~eoai.ml.models.utae.UTAE` — patch segmentation of a series, Garnot & Landrieu (2021);
 - :class:`~eoai.ml.models.ensemble.Ensemble` / :class:`~eoai.ml.models.ensemble.GridEnsemble` — the
   mean probability of several of these (e.g. one architecture trained from several seeds).
 
@@ -18,11 +19,13 @@ from .ensemble import Ensemble, GridEnsemble
 from .ltae import LTAE
 from .tempcnn import TempCNN
 from .unet import UNet
+from .utae import UTAE
 
 ARCHITECTURES = {
     "tempcnn": TempCNN,
     "ltae": LTAE,
     "unet": UNet,
+    "utae": UTAE,
     "ensemble": Ensemble,
     "grid_ensemble": GridEnsemble,
 }
@@ -34,6 +37,7 @@ __all__ = [
     "GridEnsemble",
     "TempCNN",
     "UNet",
+    "UTAE",
     "build_model",
 ]
 
