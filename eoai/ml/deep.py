@@ -519,7 +519,7 @@ def _make_net(model: Any, *, kind: str, n_classes: int, **shape: int) -> tuple[A
     arch.update(shape.get("arch_kw", {}))
     try:
         return build_model(name, **arch), name
-    except TypeError as err:
+    except (TypeError, ValueError) as err:  # unknown or inconsistent parameters
         raise InputError(f"bad architecture parameters for {name}: {err}") from None
 
 

@@ -139,7 +139,7 @@ class TemporalAttention2d(nn.Module):
         pos = pos.repeat(1, 1, self.n_head)[:, None, None].expand(b, h, w, t, self.d_model)
         seq = seq + pos.reshape(n, t, self.d_model)
         keys = self.key(seq).view(n, t, self.n_head, self.d_k)
-        scores = torch.einsum("hd,ntha->nht", self.query, keys) / math.sqrt(self.d_k)
+        scores = torch.einsum("hd,nthd->nht", self.query, keys) / math.sqrt(self.d_k)
         ok = valid.permute(0, 2, 3, 1).reshape(n, 1, t)
         ok = ok | ~ok.any(dim=-1, keepdim=True)  # a cell without any valid date: uniform
         attn = torch.softmax(scores.masked_fill(~ok, float("-inf")), dim=-1)  # n, head, t
