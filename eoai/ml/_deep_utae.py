@@ -98,7 +98,7 @@ class SeriesSegmentationModel(SegmentationModel):
     >>> feats = ["ndvi_2021-05-01", "ndvi_2021-06-01", "ndvi_2021-07-01"]
     >>> m = SeriesSegmentationModel(net, feats, [0, 1], mean=[0.5], std=[0.2])
     >>> m.predict_proba_image(np.full((6, 5, 3), 0.4, "float32")).shape, m.halo, m.days.tolist()
-    ((6, 5, 2), 16, [0.0, 31.0, 61.0])
+    ((6, 5, 2), 18, [0.0, 31.0, 61.0])
     """
 
     def _init_layout(self) -> None:

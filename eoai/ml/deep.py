@@ -41,7 +41,7 @@ import json
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -897,4 +897,15 @@ def fit(
 
 from ._deep_io import load_network, load_saved, save_network  # noqa: E402
 from ._deep_segment import fit_segmentation  # noqa: E402
-from ._deep_utae import SeriesSegmentationModel  # noqa: E402
+
+if TYPE_CHECKING:
+    from ._deep_utae import SeriesSegmentationModel
+
+
+def __getattr__(name: str) -> Any:
+    # lazy, so that eoai.ml._deep_utae (which imports this module) may be imported first
+    if name == "SeriesSegmentationModel":
+        from ._deep_utae import SeriesSegmentationModel
+
+        return SeriesSegmentationModel
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
