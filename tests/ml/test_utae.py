@@ -83,6 +83,7 @@ def test_a_missing_date_is_left_out():
         assert (out - ref)[under].abs().mean() < (net(x, days) - ref)[under].abs().mean()
 
 
+@pytest.mark.slow  # trains the module's U-TAE (about 4 s of CPU)
 def test_fit_reaches_miou_on_the_unlabelled_part(scene, utae):
     cube, truth, _ = scene
     assert isinstance(utae, SeriesSegmentationModel) and utae.architecture == "utae"
@@ -96,6 +97,7 @@ def test_fit_reaches_miou_on_the_unlabelled_part(scene, utae):
     assert len(iou) == 3 and np.mean(iou) >= 0.7, iou
 
 
+@pytest.mark.slow  # trains the module's U-TAE (about 4 s of CPU)
 def test_tiled_equals_whole_image(scene, utae):
     cube, _, _ = scene
     m = utae.tile_multiple
@@ -115,6 +117,7 @@ def test_tiled_equals_whole_image(scene, utae):
     assert np.abs(seams["probability"].values - whole).max() > 1e-3
 
 
+@pytest.mark.slow  # trains the module's U-TAE (about 4 s of CPU)
 def test_classify_is_lazy_and_applies_to_other_dates(scene, utae):
     cube, truth, _ = scene
     lazy = cube.chunk({"time": -1, "y": 24, "x": 24})
@@ -126,6 +129,7 @@ def test_classify_is_lazy_and_applies_to_other_dates(scene, utae):
     assert (fewer == truth["class"].values).mean() > 0.5
 
 
+@pytest.mark.slow  # trains the module's U-TAE (about 4 s of CPU)
 def test_save_load_round_trip(scene, utae, tmp_path):
     cube, _, _ = scene
     path = eoai.ml.save_model(utae, tmp_path / "utae.pt")
