@@ -68,6 +68,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--clouds", type=float, default=0.3)
+    ap.add_argument("--day-jitter", type=float, default=0.0)
     args = ap.parse_args()
     import torch
 
@@ -85,7 +86,9 @@ def main() -> None:
                   progress=False)  # fmt: skip
     nets = {
         "unet": dict(model="unet", depth=2, base=16),
-        "utae": dict(model="utae", encoder=(16, 32, 32), n_head=4, d_model=32),
+        "utae": dict(
+            model="utae", encoder=(16, 32, 32), n_head=4, d_model=32, day_jitter=args.day_jitter
+        ),
     }
     ref = truth["class"].values[:, cut:]
     # the same scene observed on other dates (10 days later, other clouds): the U-TAE reads them

@@ -171,6 +171,10 @@ class UTAE(nn.Module):
         Dropout of the L-TAE's MLP.
     period : float
         Period of the acquisition-day encoding (days; 1000 in the paper).
+    day_jitter : float
+        Training only: the days of each training patch are shifted by one random offset in
+        ``[-day_jitter, day_jitter]`` days (0: off), so that the network does not tie the classes
+        to the exact days of its training dates (see ``benchmarks/README.md``, "U-TAE").
 
     Attributes
     ----------
@@ -205,6 +209,7 @@ class UTAE(nn.Module):
         d_k: int = 4,
         dropout: float = 0.2,
         period: float = 1000.0,
+        day_jitter: float = 0.0,
     ) -> None:
         super().__init__()
         enc = [int(c) for c in encoder]
@@ -224,7 +229,9 @@ class UTAE(nn.Module):
         self.config = dict(
             in_channels=in_channels, n_classes=n_classes, encoder=enc, decoder=dec,
             n_head=n_head, d_model=d_model, d_k=d_k, dropout=dropout, period=period,
+            day_jitter=day_jitter,
         )  # fmt: skip
+        self.day_jitter = float(day_jitter)
         self.depth = len(enc) - 1
         self.n_head = n_head
         self.in_conv = nn.Sequential(_conv(in_channels, enc[0]), _conv(enc[0], enc[0]))
@@ -287,7 +294,12 @@ class UTAE(nn.Module):
             masks.append(F.max_pool2d(masks[-1].float(), 2) > 0)
         low = maps[-1]
         low = low.view(b, t, *low.shape[1:])
-        out, attn = self.temporal(low, days.to(low.dtype), masks[-1])
+        days = days.to(low.dtype)
+        if self.training and self.day_jitter:
+            days = days.expand(b, t) + self.day_jitter * (
+                2 * torch.rand(b, 1, device=days.device, dtype=days.dtype) - 1
+            )
+        out, attn = self.temporal(low, days, masks[-1])
         for i, block in enumerate(self.up):
             level = self.depth - 1 - i
             out = block(out, self._aggregate(maps[level], attn, masks[level], b, t))
