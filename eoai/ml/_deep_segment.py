@@ -120,8 +120,9 @@ def fit_segmentation(
         U-TAE: day 0 of the day encoding (default the first date).
     **arch_kw
         U-Net parameters: ``depth`` (default 3), ``base`` (default 32); U-TAE parameters:
-        ``encoder`` (default (16, 32, 32)), ``decoder``, ``n_head``, ``d_model``, ``d_k``
-        (see :class:`eoai.ml.models.UTAE`).
+        ``encoder`` (default (16, 32, 32)), ``decoder``, ``n_head``, ``d_model``, ``d_k``,
+        ``day_jitter`` (e.g. 15 for a model meant for other dates; see
+        :class:`eoai.ml.models.UTAE`).
 
     Raises
     ------

@@ -59,6 +59,13 @@ def test_output_shape_and_attention_follows_the_days():
         np.testing.assert_allclose(net(x[:, perm], days[perm]).numpy(), out.numpy(), atol=1e-5)
         # the days are what orders the dates: the same images on shuffled days differ
         assert (net(x, days[perm]) - out).abs().max() > 1e-3
+    torch.manual_seed(0)
+    jit = UTAE(in_channels=3, n_classes=4, encoder=(8, 16), n_head=4, d_model=16, day_jitter=15)
+    jit.load_state_dict(net.state_dict())
+    with torch.no_grad():
+        np.testing.assert_allclose(jit.eval()(x, days).numpy(), out.numpy())  # eval: no jitter
+        jit.train()
+        assert (jit(x, days) - jit(x, days)).abs().max() > 1e-4  # training: random day shifts
 
 
 def test_a_missing_date_is_left_out():
