@@ -75,12 +75,15 @@ def fit_segmentation(
     class_names: Sequence[str] | Mapping[Any, str] | None = None,
     colours: Sequence[str] | Mapping[Any, str] | None = None,
     halo: int | None = None,
+    reference_date: Any = None,
     **arch_kw: Any,
 ) -> SegmentationModel:
-    """Train a patch segmentation network (U-Net) on a cube and a label raster or polygons.
+    """Train a patch segmentation network (U-Net, U-TAE) on a cube and a label raster or polygons.
 
-    Every feature of the cube (band x date, see :mod:`eoai.ml.features`) is an input channel,
-    standardised with the training mean and standard deviation (NaN -> the mean). The labelled
+    U-Net: every feature of the cube (band x date, see :mod:`eoai.ml.features`) is an input channel,
+    standardised with the training mean and standard deviation (NaN -> the mean). U-TAE
+    (``model="utae"``): the features are read as a series ``(time, band, y, x)`` with the
+    acquisition days, standardised per band, NaN kept (the network masks them). The labelled
     area of the cube is read into memory; the image is cut into a grid of ``patch`` x ``patch``
     tiles, a share ``val_fraction`` of the labelled tiles is held out for validation (its labels
     never train), and each epoch draws ``patches_per_epoch`` random windows from the rest, flipped
@@ -98,20 +101,37 @@ def fit_segmentation(
     features
         Feature names to use as channels (default all).
     model
-        ``"unet"`` or a ``torch.nn.Module`` mapping ``(batch, channel, y, x)`` to logits
+        ``"unet"``, ``"utae"`` (:class:`eoai.ml.models.UTAE`: a series network, see
+        :class:`eoai.ml.deep.SeriesSegmentationModel`) or a ``torch.nn.Module`` mapping
+        ``(batch, channel, y, x)`` to logits
         ``(batch, class, y, x)`` (e.g. a ``segmentation_models_pytorch.Unet``); its
         ``receptive_field`` attribute (pixels) sets the halo, else pass ``halo``; a
         ``tile_multiple`` attribute (its down-sampling factor) tells which chunk sizes keep
         tiled and whole-image maps identical.
     patch, patches_per_epoch
-        Window size (pixels) and windows drawn per epoch.
+        Window size (pixels) and windows drawn per epoch. For the U-TAE ``patch`` must be a
+        multiple of its down-sampling factor ``2 ** (len(encoder) - 1)``.
     epochs, batch_size, lr, weight_decay, class_weight, val_fraction, patience, seed, device, amp,
     progress, class_names, colours
         As for :func:`fit_network`.
     halo
         Overlap (pixels) between tiles at inference; default from the network's receptive field.
+    reference_date
+        U-TAE: day 0 of the day encoding (default the first date).
     **arch_kw
-        U-Net parameters: ``depth`` (default 3), ``base`` (default 32).
+        U-Net parameters: ``depth`` (default 3), ``base`` (default 32); U-TAE parameters:
+        ``encoder`` (default (16, 32, 32)), ``decoder``, ``n_head``, ``d_model``, ``d_k``,
+        ``day_jitter`` (e.g. 15 for a model meant for other dates; see
+        :class:`eoai.ml.models.UTAE`).
+
+    Raises
+    ------
+    eoai.errors.InputError
+        Bad parameters, no labelled pixel, a single class, a U-TAE on fewer than 2 dates or with a
+        ``patch`` that is not a multiple of its down-sampling factor.
+    eoai.errors.ModelError
+        A pixel network (``"tempcnn"``, ``"ltae"``), a custom module without a receptive field
+        and no ``halo``, or a U-TAE on features without dates (a cube without time).
 
     Returns
     -------
@@ -130,6 +150,8 @@ def fit_segmentation(
     import torch
 
     from . import _deep_train as T
+    from . import _deep_utae as U
+    from ._deep_layout import parse_layout
     from .features import as_dataset, feature_array, feature_names
 
     _check_training_args(epochs, batch_size, lr, val_fraction)
@@ -137,6 +159,15 @@ def fit_segmentation(
         raise InputError(f"patch must be >= 8 pixels, got {patch}")
     ds = as_dataset(cube)
     feats = list(features) if features is not None else feature_names(ds)
+    series = U.is_series(model)
+    multiple = U.tile_multiple_of(model, arch_kw) if series else 1
+    if series:
+        parse_layout(feats)  # a cube without time: ModelError before reading anything
+        if int(patch) % multiple:
+            raise InputError(
+                f"patch={patch} must be a multiple of {multiple}, the down-sampling factor of the "
+                f"U-TAE (2 ** (len(encoder) - 1)): e.g. patch={max(multiple, int(patch) // multiple * multiple)}"
+            )
     lab, nodata = _label_raster(ds, labels, label, nodata)
     valid = ~np.asarray(pd.isna(lab), dtype=bool)
     if nodata is not None:
@@ -156,15 +187,21 @@ def fit_segmentation(
     img = np.asarray(img.transpose("feature", "y", "x").values, dtype="float32")  # fit: in memory
     y_img = y_img[r0:r1, c0:c1]
     h, w = y_img.shape
-    p = int(min(patch, h, w))
+    p = int(min(patch, h, w)) // multiple * multiple
     if p < 8:
         raise InputError(f"the labelled area ({h} x {w} px) is smaller than 8 pixels")
-    mean = np.nanmean(img, axis=(1, 2))
-    std = np.nanstd(img, axis=(1, 2))
-    if not np.all(np.isfinite(mean)):
-        raise InputError("some features are NaN over the whole labelled area; drop them")
-    std = np.where(std > 1e-6, std, 1.0).astype("float32")
-    norm = np.nan_to_num((img - mean[:, None, None]) / std[:, None, None], nan=0.0)
+    days = None
+    if series:
+        norm, layout, mean, std, days, reference_date = U.prepare_series(img, feats, reference_date)
+        channels = len(layout.bands)
+    else:
+        mean = np.nanmean(img, axis=(1, 2))
+        std = np.nanstd(img, axis=(1, 2))
+        if not np.all(np.isfinite(mean)):
+            raise InputError("some features are NaN over the whole labelled area; drop them")
+        std = np.where(std > 1e-6, std, 1.0).astype("float32")
+        norm = np.nan_to_num((img - mean[:, None, None]) / std[:, None, None], nan=0.0)
+        channels = len(feats)
 
     rng = np.random.default_rng(seed)
     # validation: a share of the labelled grid tiles
@@ -205,7 +242,7 @@ def fit_segmentation(
         xs, ys = [], []
         for r in np.asarray(idx).tolist():
             a, b = pos[r] if r < n_tr else val_pos[r - n_tr]
-            xs.append(norm_t[:, a : a + p, b : b + p])
+            xs.append(norm_t[..., a : a + p, b : b + p])
             ys.append(ytr_t[a : a + p, b : b + p] if r < n_tr else val_y_t[r - n_tr])
         return torch.stack(xs), torch.stack(ys)
 
@@ -224,7 +261,7 @@ def fit_segmentation(
     with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
         torch.manual_seed(0 if seed is None else int(seed))
         net, arch = _make_net(
-            model, kind="patch", n_classes=n_classes, channels=len(feats), arch_kw=arch_kw
+            model, kind="patch", n_classes=n_classes, channels=channels, arch_kw=arch_kw
         )
         if halo is None and not hasattr(net, "receptive_field"):
             raise ModelError(
@@ -237,7 +274,7 @@ def fit_segmentation(
             weight_decay=float(weight_decay), weights=weights, patience=patience, device=dev,
             amp=amp, progress=progress, augment=augment, take=take,
             epoch_indices=lambda e: np.arange(e * n_win, (e + 1) * n_win),
-            eval_batch_size=int(batch_size), desc=f"training {arch}",
+            eval_batch_size=int(batch_size), desc=f"training {arch}", days=days,
         )  # fmt: skip
     meta = {
         "method": f"eoai.ml.deep.fit_segmentation({arch})",
@@ -259,6 +296,12 @@ def fit_segmentation(
             class_names = {c: str(names[c]) for c in classes if 0 <= c < len(names)}
         if colours is None and cols is not None:
             colours = {c: str(cols[c]) for c in classes if 0 <= c < len(cols)}
+    if series:
+        return U.SeriesSegmentationModel(
+            net, layout.features, classes, mean=mean, std=std, reference_date=reference_date,
+            allow_nan=True, device=device, amp=amp, class_names=class_names, colours=colours,
+            metadata=meta, halo=halo,
+        )  # fmt: skip
     return SegmentationModel(
         net, feats, classes, mean=mean, std=std, allow_nan=True, device=device, amp=amp,
         class_names=class_names, colours=colours, metadata=meta, halo=halo,

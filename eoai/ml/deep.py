@@ -48,7 +48,7 @@ import json
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -60,6 +60,7 @@ from .base import ClassifierModel
 __all__ = [
     "DeepModel",
     "SegmentationModel",
+    "SeriesSegmentationModel",
     "fit",
     "fit_network",
     "fit_segmentation",
@@ -506,13 +507,15 @@ def _make_net(model: Any, *, kind: str, n_classes: int, **shape: int) -> tuple[A
         return copy.deepcopy(model), _architecture_of(model)
     if not isinstance(model, str):
         raise InputError(
-            f"model must be 'tempcnn', 'ltae', 'unet' or a torch.nn.Module, got {type(model).__name__}"
+            f"model must be 'tempcnn', 'ltae', 'unet', 'utae' or a torch.nn.Module, got "
+            f"{type(model).__name__}"
         )
     name = model.lower()
-    if name == "unet" and kind == "pixel":
+    if name in ("unet", "utae") and kind == "pixel":
         raise ModelError(
-            "the U-Net is a patch model: train it on a cube and a label raster with "
-            "eoai.ml.deep.fit_segmentation(cube, labels) (pixel samples have no spatial context)"
+            f"the {'U-Net' if name == 'unet' else 'U-TAE'} is a patch model: train it on a cube "
+            f"and a label raster with eoai.ml.deep.fit_segmentation(cube, labels, model={name!r}) "
+            "(pixel samples have no spatial context)"
         )
     if name in ("tempcnn", "ltae", "fusion") and kind == "patch":
         raise ModelError(
@@ -523,12 +526,12 @@ def _make_net(model: Any, *, kind: str, n_classes: int, **shape: int) -> tuple[A
         arch.update(in_channels=shape["channels"], n_times=shape["times"])
     elif name == "ltae":
         arch.update(in_channels=shape["channels"])
-    elif name in ("unet", "fusion"):
+    elif name in ("unet", "utae", "fusion"):  # utae: channels = bands (the dates stay a time axis)
         arch.update(in_channels=shape["channels"])
     arch.update(shape.get("arch_kw", {}))
     try:
         return build_model(name, **arch), name
-    except TypeError as err:
+    except (TypeError, ValueError) as err:  # unknown or inconsistent parameters
         raise InputError(f"bad architecture parameters for {name}: {err}") from None
 
 
@@ -979,3 +982,15 @@ def fit(
 
 from ._deep_io import load_network, load_saved, save_network  # noqa: E402
 from ._deep_segment import fit_segmentation  # noqa: E402
+
+if TYPE_CHECKING:
+    from ._deep_utae import SeriesSegmentationModel
+
+
+def __getattr__(name: str) -> Any:
+    # lazy, so that eoai.ml._deep_utae (which imports this module) may be imported first
+    if name == "SeriesSegmentationModel":
+        from ._deep_utae import SeriesSegmentationModel
+
+        return SeriesSegmentationModel
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -5,6 +5,7 @@
 - :class:`~eoai.ml.models.fusion.FusionNet` — one temporal encoder per source, auxiliary heads
   (TWINNS, Ienco et al. 2019);
 - :class:`~eoai.ml.models.unet.UNet` — patch segmentation, Ronneberger et al. (2015);
+- :class:`~eoai.ml.models.utae.UTAE` — patch segmentation of a series, Garnot & Landrieu (2021);
 - :class:`~eoai.ml.models.ensemble.Ensemble` / :class:`~eoai.ml.models.ensemble.GridEnsemble` — the
   mean probability of several of these (e.g. one architecture trained from several seeds).
 
@@ -21,12 +22,14 @@ from .fusion import FusionNet
 from .ltae import LTAE
 from .tempcnn import TempCNN
 from .unet import UNet
+from .utae import UTAE
 
 ARCHITECTURES = {
     "tempcnn": TempCNN,
     "ltae": LTAE,
     "unet": UNet,
     "fusion": FusionNet,
+    "utae": UTAE,
     "ensemble": Ensemble,
     "grid_ensemble": GridEnsemble,
 }
@@ -39,6 +42,7 @@ __all__ = [
     "GridEnsemble",
     "TempCNN",
     "UNet",
+    "UTAE",
     "build_model",
 ]
 
