@@ -45,7 +45,7 @@ _FUNCTIONS = {
     "extract": "eoai.ml.samples",
     "fit": "eoai.ml.train",
     "cross_validate": "eoai.ml.train",
-    "infer_task": "eoai.ml.train",
+    "infer_task": "eoai.ml.base",
     "select_samples": "eoai.ml.selection",
     "spatial_blocks": "eoai.ml.folds",
     "spatial_clusters": "eoai.ml.folds",

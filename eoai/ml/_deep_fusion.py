@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import InputError, ModelError
 from ._deep_layout import _NAME, Layout, cube_layout, parse_layout
-from .deep import DeepModel
+from ._deep_model import DeepModel
 
 #: Weight of the mean auxiliary (per-source) loss added to the loss of the fused output.
 AUX_WEIGHT = 0.5

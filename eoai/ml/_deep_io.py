@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, ModelError
-from .deep import DeepModel, SegmentationModel
+from ._deep_model import DeepModel, SegmentationModel
 
 # --------------------------------------------------------------------------------------------
 # Persistence

@@ -10,7 +10,13 @@ import pandas as pd
 import xarray as xr
 
 from ..errors import InputError, ModelError
-from .deep import SegmentationModel, _check_training_args, _jsonable, _labels_index, _make_net
+from ._deep_model import (
+    SegmentationModel,
+    _check_training_args,
+    _jsonable,
+    _labels_index,
+    _make_net,
+)
 
 # --------------------------------------------------------------------------------------------
 # Patch segmentation

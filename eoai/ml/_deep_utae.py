@@ -20,7 +20,7 @@ import pandas as pd
 
 from ..errors import InputError, ModelError
 from ._deep_layout import Layout, parse_layout
-from .deep import DeepModel, SegmentationModel, _band_scaling
+from ._deep_model import DeepModel, SegmentationModel, _band_scaling
 
 
 def is_series(model: Any) -> bool:

@@ -19,6 +19,7 @@ sends them to the workers (once per worker: the model is one graph key, see :mod
 Examples
 --------
 >>> import numpy as np
+import pandas as pd
 >>> class Threshold(ClassifierModel):
 ...     def predict_proba(self, X):
 ...         p = (X[:, 0] > 0.5).astype("float32")
@@ -34,6 +35,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+import pandas as pd
 
 from ..errors import InputError, ModelError
 
@@ -221,3 +223,30 @@ class ClassifierModel:
             f"<{type(self).__name__}: {len(self.classes)} classes {self.class_names}, "
             f"{len(self.features)} features>"
         )
+
+
+#: Float targets with at most this many distinct whole numbers are class codes (see infer_task).
+MAX_FLOAT_CLASSES = 50
+
+
+def infer_task(values: Any) -> str:
+    """``"regression"`` or ``"classification"`` for the values of a target column.
+
+    Floats are continuous unless they are at most 50 distinct whole numbers (class codes read as
+    floats, e.g. from a file with missing values); integers, booleans, strings and categories are
+    class labels.
+
+    Examples
+    --------
+    >>> infer_task([12.5, 80.0, 101.25]), infer_task([1.0, 2.0, 2.0]), infer_task(["a", "b"])
+    ('regression', 'classification', 'classification')
+    """
+    s = pd.Series(values) if not isinstance(values, pd.Series) else values
+    if pd.api.types.is_bool_dtype(s) or not pd.api.types.is_numeric_dtype(s):
+        return "classification"
+    if pd.api.types.is_float_dtype(s):
+        v = s.dropna().to_numpy(dtype="float64")
+        if v.size and (not np.isfinite(v).all() or not np.array_equal(v, np.round(v))):
+            return "regression"
+        return "classification" if pd.unique(v).size <= MAX_FLOAT_CLASSES else "regression"
+    return "classification"

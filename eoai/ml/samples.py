@@ -246,7 +246,7 @@ def extract(
         Take every pixel a polygon touches, not only those whose centre is inside.
     min_samples
         Warn (:class:`FewSamplesWarning`, with counts) for classes with fewer samples (for a
-        continuous ``label``, see :func:`eoai.ml.train.infer_task`: when the whole table is
+        continuous ``label``, see :func:`eoai.ml.base.infer_task`: when the whole table is
         smaller).
     drop_empty
         Drop samples whose features are all NaN (warned with a count).
@@ -393,7 +393,7 @@ def extract(
     if len(table) == 0:
         raise NoOverlapError("the labels fall on the cube but every sampled pixel is NaN")
 
-    from .train import infer_task
+    from .base import infer_task
 
     continuous = infer_task(table["label"]) == "regression"
     counts = table.groupby("label").size()

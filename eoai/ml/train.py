@@ -28,7 +28,7 @@ import pandas as pd
 from .._options import option_threads
 from .._renamed import renamed_parameters
 from ..errors import InputError, ModelError
-from .base import ClassifierModel
+from .base import MAX_FLOAT_CLASSES, ClassifierModel, infer_task  # noqa: F401  (eoai.ml.train.infer_task since 0.1)
 from .samples import sample_features
 
 if TYPE_CHECKING:
@@ -210,31 +210,6 @@ def fit(
 
 
 TASKS = ("classification", "regression")
-#: float targets holding at most this many distinct whole numbers are taken as class codes
-MAX_FLOAT_CLASSES = 50
-
-
-def infer_task(values: Any) -> str:
-    """``"regression"`` or ``"classification"`` for the values of a target column.
-
-    Floats are continuous unless they are at most 50 distinct whole numbers (class codes read as
-    floats, e.g. from a file with missing values); integers, booleans, strings and categories are
-    class labels.
-
-    Examples
-    --------
-    >>> infer_task([12.5, 80.0, 101.25]), infer_task([1.0, 2.0, 2.0]), infer_task(["a", "b"])
-    ('regression', 'classification', 'classification')
-    """
-    s = pd.Series(values) if not isinstance(values, pd.Series) else values
-    if pd.api.types.is_bool_dtype(s) or not pd.api.types.is_numeric_dtype(s):
-        return "classification"
-    if pd.api.types.is_float_dtype(s):
-        v = s.dropna().to_numpy(dtype="float64")
-        if v.size and (not np.isfinite(v).all() or not np.array_equal(v, np.round(v))):
-            return "regression"
-        return "classification" if pd.unique(v).size <= MAX_FLOAT_CLASSES else "regression"
-    return "classification"
 
 
 def _example(labels: pd.Series) -> Any:

@@ -382,11 +382,9 @@ def save_head(head: PrestoClassifierHead | PrestoRegressorHead, path: str | Path
     >>> eoai.ml.load_model(p).predict(X[[0, -1]]).tolist()
     [0, 1]
     """
-    from ..persist import save_model, sidecar_path
+    from .._sidecar import sidecar_path
 
-    if isinstance(head, PrestoClassifierHead):
-        return save_model(head, path)
-    if not isinstance(head, PrestoRegressorHead):
+    if not isinstance(head, (PrestoClassifierHead, PrestoRegressorHead)):
         raise ModelError(f"save_head needs a head from fit_presto_head, got {type(head).__name__}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -208,8 +208,6 @@ def _build(weights: bytes, card: ModelCard, src: str) -> PrestoModel:
     try:
         enc.load_state_dict(state, strict=True)
         if dec_state:
-            from .pretrain import _new_decoder
-
             dec = _new_decoder(enc, card)
             dec.load_state_dict(dec_state, strict=True)
             dec.channel_embeddings = enc.channel_embed  # shared, as in the reference model
@@ -253,7 +251,7 @@ def load_encoder(path: str | Path, *, card: ModelCard | dict | None = None) -> P
     Traceback (most recent call last):
     eoai.errors.ModelError: default_model.pt has no model card ...
     """
-    from ..persist import read_sidecar, sidecar_path
+    from .._sidecar import read_sidecar, sidecar_path
 
     path = Path(path)
     if not path.is_file():
@@ -299,7 +297,7 @@ def save_encoder(model: PrestoModel, path: str | Path) -> Path:
 
     import eoai
 
-    from ..persist import sidecar_path
+    from .._sidecar import sidecar_path
 
     if not isinstance(model, PrestoModel):
         raise ModelError(
@@ -341,4 +339,19 @@ def load_saved(path: Path, description: dict[str, Any], *, trusted: bool = False
         raise ModelError(f"{path}: unknown stored format {description.get('format')!r}")
     return _build(
         Path(path).read_bytes(), ModelCard.from_dict(description["model_card"]), str(path)
+    )
+
+
+def _new_decoder(encoder: Any, card: ModelCard) -> Any:
+    from .encoder import PrestoDecoder
+
+    arch = card.architecture
+    return PrestoDecoder(
+        encoder.channel_embed,
+        encoder_dim=encoder.embedding_size,
+        decoder_dim=encoder.embedding_size,
+        depth=int(arch.get("depth", 2)),
+        num_heads=int(arch.get("num_heads", 8)),
+        mlp_ratio=float(arch.get("mlp_ratio", 4)),
+        max_sequence_length=encoder.max_sequence_length,
     )

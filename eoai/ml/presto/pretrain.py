@@ -52,7 +52,7 @@ from ... import _progress, _skipped
 from ...errors import DataSkippedWarning, InputError, ModelError
 from .card import PRESTO_CARD, ModelCard
 from .encoder import GROUPS, N_DW_CLASSES, STATIC_GROUPS
-from .model import PrestoModel
+from .model import PrestoModel, _new_decoder
 
 MASKS = ("random", "channel_groups", "contiguous_time", "random_time")
 #: Columns of the token grid of one month: the temporal channel groups, then Dynamic World.
@@ -128,21 +128,6 @@ def make_masks(
     for g in STATIC_GROUPS:
         eo[:, :, list(GROUPS[g])] = srtm[:, None, None]
     return eo, grid[:, :, -1]
-
-
-def _new_decoder(encoder: Any, card: ModelCard) -> Any:
-    from .encoder import PrestoDecoder
-
-    arch = card.architecture
-    return PrestoDecoder(
-        encoder.channel_embed,
-        encoder_dim=encoder.embedding_size,
-        decoder_dim=encoder.embedding_size,
-        depth=int(arch.get("depth", 2)),
-        num_heads=int(arch.get("num_heads", 8)),
-        mlp_ratio=float(arch.get("mlp_ratio", 4)),
-        max_sequence_length=encoder.max_sequence_length,
-    )
 
 
 def _start_model(model: Any) -> tuple[Any, Any, str, ModelCard, str]:
