@@ -19,7 +19,6 @@ sends them to the workers (once per worker: the model is one graph key, see :mod
 Examples
 --------
 >>> import numpy as np
-import pandas as pd
 >>> class Threshold(ClassifierModel):
 ...     def predict_proba(self, X):
 ...         p = (X[:, 0] > 0.5).astype("float32")
