@@ -22,7 +22,7 @@ from typing import Any
 
 from eoai._attrs import netcdf_attrs, to_json
 
-__all__ = ["provenance", "VARIABLE_KEYS"]
+__all__ = ["provenance", "step", "VARIABLE_KEYS"]
 
 #: attrs that describe one variable (its values, units, coding): not carried to a new Dataset
 VARIABLE_KEYS = frozenset(
@@ -82,3 +82,19 @@ def provenance(
     attrs["eoai:method"] = method
     attrs["eoai:parameters"] = parameters if isinstance(parameters, str) else to_json(parameters)
     return attrs
+
+
+def step(method: str, parameters: Mapping[str, Any] | str) -> dict[str, str]:
+    """``eoai:method`` and ``eoai:parameters`` (a JSON string) of one step, for an output that
+    starts its own attributes (a class map, a tree of sources); :func:`provenance` when the
+    input's attributes and lineage are carried.
+
+    Examples
+    --------
+    >>> step("eoai.ml.classify", {"majority": None})
+    {'eoai:method': 'eoai.ml.classify', 'eoai:parameters': '{"majority": null}'}
+    """
+    return {
+        "eoai:method": method,
+        "eoai:parameters": parameters if isinstance(parameters, str) else to_json(parameters),
+    }

@@ -68,6 +68,7 @@ import numpy as np
 import xarray as xr
 
 from ._attrs import to_json
+from ._provenance import step
 from .errors import InputError, UnknownBandError
 
 __all__ = ["index", "list_indices", "COMMON_INDICES"]
@@ -435,11 +436,10 @@ def _index(
     result.name = name.lower()
     result.attrs = {
         "long_name": spec.long_name,
-        "eoai:method": "index",
+        **step("index", used),
         "eoai:index": key,
         "eoai:formula": spec.formula,
         "eoai:bands": to_json({k: v for k, (kind, v) in plan.items() if kind == "band"}),
-        "eoai:parameters": to_json(used),
         "reference": spec.reference,
     }
     if sar_units:

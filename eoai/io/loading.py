@@ -23,6 +23,7 @@ import xarray as xr
 
 from .._attrs import netcdf_attrs
 from .._crs import check_crs
+from .._renamed import renamed_parameters
 from .._skipped import user_stacklevel
 from ..errors import (
     CatalogUnreachableError,
@@ -170,18 +171,20 @@ def _odc_resolution(resolution: Any) -> Any:
     return resxy_(x, -y)
 
 
+@renamed_parameters(threads="workers")
 def default_chunks(
     shape: Sequence[int],
     n_dates: int | None = None,
     n_bands: int = 1,
-    threads: int | None = None,
+    workers: int | None = None,
 ) -> dict[str, int]:
     """Default dask chunks of :func:`load` (local files) for a grid of ``(ny, nx)`` pixels.
 
     2048 x 2048 pixels in space. In time, as many dates as fit in the pixels of one
     2048 x 2048 date (never more memory per chunk than one such date), so that small areas get
     few chunks (fewer tasks, less rechunking for time-series work); when ``n_dates`` is known,
-    no more than needed to keep one chunk per thread (``threads``, default dask's thread count)
+    no more than needed to keep one chunk per dask worker thread (``workers``, default dask's
+    thread count; eoai's ``threads=`` means threads inside one chunk)
     over the ``n_bands`` bands, so reads still run in parallel. :func:`load` uses one date per
     chunk for remote files (latency-bound reads) and with ``min_valid_fraction``.
 
@@ -191,9 +194,9 @@ def default_chunks(
     {'time': 1, 'y': 2048, 'x': 2048}
     >>> default_chunks((512, 512))
     {'time': 16, 'y': 2048, 'x': 2048}
-    >>> default_chunks((512, 512), n_dates=60, n_bands=4, threads=8)
+    >>> default_chunks((512, 512), n_dates=60, n_bands=4, workers=8)
     {'time': 16, 'y': 2048, 'x': 2048}
-    >>> default_chunks((512, 512), n_dates=60, n_bands=1, threads=16)
+    >>> default_chunks((512, 512), n_dates=60, n_bands=1, workers=16)
     {'time': 4, 'y': 2048, 'x': 2048}
     """
     side = DEFAULT_CHUNKS["y"]
@@ -201,13 +204,13 @@ def default_chunks(
     per_date = max(1, min(side, ny) * min(side, nx))
     dates = max(1, side * side // per_date)
     if n_dates is not None:
-        if threads is None:
+        if workers is None:
             import os
 
             import dask
 
-            threads = int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
-        dates = min(dates, max(1, -(-int(n_dates) * int(n_bands) // max(1, int(threads)))))
+            workers = int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
+        dates = min(dates, max(1, -(-int(n_dates) * int(n_bands) // max(1, int(workers)))))
     return {"time": dates, "y": side, "x": side}
 
 

@@ -29,6 +29,7 @@ import numpy as np
 import xarray as xr
 
 from .._options import option_threads
+from .._provenance import step
 from .._renamed import renamed_parameters
 from ..errors import InputError, ModelError
 from .base import PixelClassifier
@@ -284,11 +285,10 @@ def classify(
         }
     params = {
         "probabilities": probabilities, "uncertainty": uncertainty, "nodata": nodata,
-        "majority": majority, "sieve": sieve, "connectivity": connectivity, "n_jobs": threads,
+        "majority": majority, "sieve": sieve, "connectivity": connectivity, "threads": threads,
     }  # fmt: skip
     out.attrs = {
-        "eoai:method": "eoai.ml.classify",
-        "eoai:parameters": json.dumps(params),
+        **step("eoai.ml.classify", params),
         "eoai:model": json.dumps(
             {
                 "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
@@ -436,10 +436,9 @@ def predict(
         var.attrs = {"long_name": long, "units": units}
         var.encoding["_FillValue"] = np.float32(np.nan)
         out[name] = var
-    params = {"interval": interval, "n_jobs": threads}
+    params = {"interval": interval, "threads": threads}
     out.attrs = {
-        "eoai:method": "eoai.ml.predict",
-        "eoai:parameters": json.dumps(params),
+        **step("eoai.ml.predict", params),
         "eoai:model": json.dumps(
             {
                 "model_class": f"{type(model).__module__}.{type(model).__qualname__}",

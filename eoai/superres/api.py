@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from .._provenance import provenance
 from .._renamed import renamed_parameters
 from .._skipped import user_stacklevel
 from ..errors import EoaiWarning, InputError, ModelError
@@ -196,7 +197,8 @@ def superres(
     xarray.Dataset
         The sharpened ``bands``, float32, same dims, coordinates, CRS (``spatial_ref``) and
         variable attrs as the input (``x2``: a grid twice as fine with the transform updated);
-        ``attrs["eoai:method"]``, ``attrs["eoai:params"]`` (JSON) and, when trained,
+        ``attrs["eoai:method"]``, ``attrs["eoai:parameters"]`` (JSON; earlier steps in
+        ``eoai:lineage``) and, when trained,
         ``attrs["eoai:training"]`` (JSON report: seconds, losses, ...). Lazy when the cube is.
 
     Raises
@@ -383,10 +385,9 @@ def superres(
                 data_vars[n] = ref.copy(data=arr)
         out = xr.Dataset(data_vars)
         params["halo"] = depth
-    out.attrs = dict(cube.attrs)
+    # the cube's attributes kept, its steps moved to eoai:lineage, this step's parameters as JSON
+    out.attrs = provenance([cube.attrs], f"superres.{method}", json.dumps(params, default=str))
     out.attrs.update(attrs)
-    out.attrs["eoai:method"] = f"superres.{method}"
-    out.attrs["eoai:params"] = json.dumps(params, default=str)
     for n in bands:
         out[n].attrs = dict(cube[n].attrs)
         out[n].attrs["eoai:method"] = f"superres.{method}"

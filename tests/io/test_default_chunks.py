@@ -21,7 +21,7 @@ def test_default_chunks_bound_memory_and_keep_threads_busy():
     assert small["time"] * 512 * 512 <= 2048 * 2048  # never more pixels than one full date
     assert small["time"] == 16
     # 60 dates x 1 band over 16 threads: 4 dates per chunk keeps every thread busy
-    assert default_chunks((512, 512), n_dates=60, n_bands=1, threads=16)["time"] == 4
+    assert default_chunks((512, 512), n_dates=60, n_bands=1, workers=16)["time"] == 4
 
 
 def test_small_local_load_has_several_dates_per_chunk_and_same_values():

@@ -92,7 +92,7 @@ def test_training_defaults_by_device():
     assert training_defaults("cpu") == {"steps": 400, "width": 32, "blocks": 3}
     assert training_defaults("cuda") == {"steps": 1500, "width": 48, "blocks": 4}
     out = superres(simulate_tiny(), steps=2, progress=False, threads=1, device="cpu")
-    params = json.loads(out.attrs["eoai:params"])
+    params = json.loads(out.attrs["eoai:parameters"])
     assert (params["width"], params["blocks"], params["blur"]) == (32, 3, "auto")
 
 

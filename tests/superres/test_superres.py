@@ -63,7 +63,7 @@ def test_output_metadata_and_spectral_consistency(slovenia, slovenia_weights):
     xr.testing.assert_equal(out.time, slovenia.time)
     assert "spatial_ref" in out.coords
     assert out.attrs["eoai:method"] == "superres.guided"
-    params = json.loads(out.attrs["eoai:params"])
+    params = json.loads(out.attrs["eoai:parameters"])
     assert params["guide"] == ["blue", "green", "red", "nir"] and params["bands"] == BANDS20
     assert out.rededge1.attrs["long_name"].endswith("B05")
     import odc.geo.xr  # noqa: F401  (registers .odc)
@@ -133,7 +133,7 @@ def test_weights_roundtrip_file_and_url(slovenia, slovenia_weights, tmp_path, mo
     np.testing.assert_allclose(
         via_url.to_array().values, trained.isel(time=[0]).to_array().values, atol=1e-5
     )
-    assert json.loads(via_url.attrs["eoai:params"])["model"] == url
+    assert json.loads(via_url.attrs["eoai:parameters"])["model"] == url
 
 
 def test_band_order_and_mismatch_errors(slovenia, slovenia_weights):
@@ -238,7 +238,7 @@ def test_onnx_weights_match_torch(slovenia, slovenia_weights, tmp_path):
             runner.net, tmp_path / "m.onnx", bands=meta["bands"], guide=meta["guide"]
         )
     out = superres(slovenia.chunk({"y": 50}), model=onnx_path)
-    assert json.loads(out.attrs["eoai:params"])["model"] == str(onnx_path)
+    assert json.loads(out.attrs["eoai:parameters"])["model"] == str(onnx_path)
     np.testing.assert_allclose(out.to_array().values, trained.to_array().values, atol=1e-5)
 
 
@@ -252,7 +252,7 @@ def test_nan_pixels_stay_nan_and_train_time(slovenia, slovenia_weights):
     assert int(out.to_array().isnull().sum()) == 6 * 50  # every band, nowhere else
     # training on one date chosen by label works with NaN present (patches with NaN skipped)
     first = superres(cube, steps=5, train_time=[cube.time.values[1]], **SMALL)
-    assert json.loads(first.attrs["eoai:params"])["train_time"].startswith("[")
+    assert json.loads(first.attrs["eoai:parameters"])["train_time"].startswith("[")
 
 
 def test_the_network_enters_the_graph_once(slovenia, tmp_path):
@@ -309,7 +309,7 @@ def test_old_parameter_names_warn_for_one_release(slovenia, slovenia_weights, tm
     for old_name, new in (("features", "width"), ("patch_size", "patch")):
         assert f"superres({old_name}=...) is renamed {new}=" in said
     assert "superres(save_weights=...) is renamed save_model=" in said
-    params = json.loads(out.attrs["eoai:params"])
+    params = json.loads(out.attrs["eoai:parameters"])
     assert (params["width"], params["patch"]) == (4, 16)
     assert load_weights(tmp_path / "o.pt")[1]["config"]["width"] == 4
     with pytest.warns(FutureWarning, match="renamed width="):
