@@ -55,7 +55,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from .._provenance import provenance
+from .._provenance import provenance, step
 from ..errors import CRSError, InputError, MissingDimensionError, NoOverlapError, TimeAxisError
 
 __all__ = ["stack_sources", "gapfill_sources", "map_sources", "EXTENTS", "RESAMPLING"]
@@ -543,8 +543,8 @@ def stack_sources(
         children[name] = child
     root = xr.Dataset(coords=grid)
     root.attrs = {
-        "eoai:method": "eoai.stack_sources",
-        "eoai:parameters": json.dumps(
+        **step(
+            "eoai.stack_sources",
             {
                 "like": like if isinstance(like, str) or like is None else "grid",
                 "crs": None if crs is None else str(crs),
@@ -554,7 +554,7 @@ def stack_sources(
                 "resampling": dict(resampling) if isinstance(resampling, Mapping) else resampling,
                 "static": list(static),
                 "grid": _grid_json(dst),
-            }
+            },
         ),
         "eoai:sources": list(children),
     }
