@@ -413,6 +413,15 @@ class SegmentationModel(DeepModel):
             "eoai.ml.classify(cube, model) (or call model.predict_proba_image(block))"
         )
 
+    def _image(self, block: np.ndarray) -> np.ndarray:
+        """``block`` as a float32 image ``(y, x, feature)`` of this model's features, checked."""
+        block = np.asarray(block, dtype="float32")
+        if block.ndim != 3 or block.shape[-1] != len(self.features):
+            raise ModelError(
+                f"expected an image (y, x, {len(self.features)}), got shape {block.shape}"
+            )
+        return block
+
     def predict_proba_image(self, block: np.ndarray) -> np.ndarray:
         """Class probabilities ``(y, x, class)`` of an image ``(y, x, feature)``.
 
@@ -422,11 +431,7 @@ class SegmentationModel(DeepModel):
         """
         import torch
 
-        block = np.asarray(block, dtype="float32")
-        if block.ndim != 3 or block.shape[-1] != len(self.features):
-            raise ModelError(
-                f"expected an image (y, x, {len(self.features)}), got shape {block.shape}"
-            )
+        block = self._image(block)
         dev = self._device()
         x = (block - self.mean) / self.std
         x = np.nan_to_num(x, nan=0.0)

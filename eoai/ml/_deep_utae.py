@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError, ModelError
+from ..errors import InputError
 from ._deep_layout import Layout, parse_layout
 from ._deep_model import DeepModel, SegmentationModel, _band_scaling
 
@@ -129,11 +129,7 @@ class SeriesSegmentationModel(SegmentationModel):
         """
         import torch
 
-        block = np.asarray(block, dtype="float32")
-        if block.ndim != 3 or block.shape[-1] != len(self.features):
-            raise ModelError(
-                f"expected an image (y, x, {len(self.features)}), got shape {block.shape}"
-            )
+        block = self._image(block)
         dev = self._device()
         ny, nx = block.shape[:2]
         t, c = len(self.layout.dates), len(self.layout.bands)
