@@ -117,7 +117,7 @@ def _uncertainty(proba: np.ndarray, method: str) -> np.ndarray:
     return np.where(invalid, np.nan, np.clip(h, 0, 1)).astype("float32")
 
 
-def _with_n_jobs(model: Any, threads: int | None) -> Any:
+def _with_threads(model: Any, threads: int | None) -> Any:
     if threads is None or not hasattr(model, "estimator"):
         return model
     est = model.estimator
@@ -233,7 +233,7 @@ def classify(
             f"nodata={nodata} must be a uint8 value that is not a class code {list(model.codes)}"
         )
     n_classes = len(model.classes)
-    run_model = _with_n_jobs(model, option_threads(threads))
+    run_model = _with_threads(model, option_threads(threads))
     halo = int(getattr(model, "halo", 0) or 0)
     if halo and hasattr(model, "predict_proba_image"):
         proba = _spatial_proba(feature_array(cube, model.features), run_model, halo, n_classes)
@@ -420,7 +420,7 @@ def predict(
         raise InputError(f"threads must be an int or None, got {threads!r}")
     if hasattr(model, "for_cube"):  # e.g. L-TAE: positional encoding from this cube's own dates
         model = model.for_cube(cube)
-    run_model = _RegressionOutputs(_with_n_jobs(model, option_threads(threads)), interval)
+    run_model = _RegressionOutputs(_with_threads(model, option_threads(threads)), interval)
     n_out = 1 if interval is None else 3
     values = _pixel_proba(cube, model, run_model, n_out)
     target = str(model.target)

@@ -1274,7 +1274,7 @@ def classify_objects(
     import dask.array as dsa
 
     from .base import PixelClassifier
-    from .classify import _predict_rows, _with_n_jobs
+    from .classify import _predict_rows, _with_threads
 
     if not isinstance(model, PixelClassifier):
         raise ModelError(
@@ -1312,7 +1312,7 @@ def classify_objects(
     n_classes = len(model.classes)
     if threads is not None:
         _check_number("threads", threads, 1, integer=True)
-    proba = _predict_rows(x, _with_n_jobs(model, threads), bool(model.allow_nan), n_classes)
+    proba = _predict_rows(x, _with_threads(model, threads), bool(model.allow_nan), n_classes)
     invalid = np.isnan(proba[:, 0])
     best = np.argmax(np.where(np.isnan(proba), -1.0, proba), axis=1)
     codes = np.asarray(model.codes, dtype="uint8")
