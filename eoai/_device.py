@@ -6,7 +6,9 @@
   ``detect_breaks`` run their numba kernels there (the fastest CPU code eoai has for them).
 - ``"cuda"`` / ``"cuda:N"``: that GPU (an error naming what torch sees when there is none).
 - ``"auto"`` (the default of every function): the ``device`` option of
-  :func:`eoai.set_options` when set, else a CUDA GPU when torch sees one, else the CPU.
+  :func:`eoai.set_options` when set, else a CUDA GPU when torch sees one, else the CPU. A call
+  that cannot run on a GPU (a method without a GPU kernel) runs on the CPU under ``"auto"``,
+  whatever the option; asked for a GPU explicitly, it raises.
 
 :func:`resolve_device` returns a plain string (``"cpu"``, ``"cuda"``, ``"cuda:1"``), resolved on the
 client when a function is called, so the same value goes into the dask graph and workers never
@@ -87,9 +89,13 @@ def resolve_device(
 
         device = OPTIONS["device"]
         if device == "auto":
+            if unsupported is not None:  # no GPU kernel: torch is not even imported
+                return "cpu"
             torch = _torch_or_none()
             gpu = torch is not None and torch.cuda.is_available()
             return "cuda" if gpu and unsupported is None else "cpu"
+        if unsupported is not None:  # the option is a preference: the CPU where no GPU kernel
+            return "cpu"
     if device == "cpu":
         return "cpu"
     if unsupported is not None:

@@ -91,7 +91,7 @@ def step(method: str, parameters: Mapping[str, Any] | str) -> dict[str, str]:
 
     Examples
     --------
-    >>> step("eoai.ml.classify", {"majority": None})
+    >>> step("classify", {"majority": None})
     {'eoai:method': 'eoai.ml.classify', 'eoai:parameters': '{"majority": null}'}
     """
     return {

@@ -4,6 +4,8 @@ while the graph is built), numpy and dask inputs give equal results, and the gri
 
 from __future__ import annotations
 
+import json
+import re
 import warnings
 
 import numpy as np
@@ -118,6 +120,9 @@ def test_method_is_lazy_and_keeps_grid_and_provenance(sample, name):
         np.testing.assert_array_equal(got[dim].values, eager[dim].values)
     method = got.attrs.get("eoai:method")
     assert method and method != eager.attrs.get("eoai:method"), got.attrs
+    # one pattern in the whole package (issue #14): the function's name, then ":" and its method
+    assert re.fullmatch(r"[a-z_0-9]+(:[a-z_0-9]+)?", method) and method.split(":")[0] == name
+    assert isinstance(json.loads(got.attrs["eoai:parameters"]), dict), got.attrs
 
 
 def test_raise_if_dask_computes_raises_at_the_offending_line():

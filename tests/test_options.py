@@ -1,5 +1,6 @@
 """eoai.set_options, the one device resolver and renamed keywords."""
 
+import json
 import warnings
 
 import pytest
@@ -103,3 +104,34 @@ def test_old_names_of_ml_functions_still_work_with_a_future_warning():
     np.testing.assert_array_equal(old.predict_proba(X), new.predict_proba(X))
     with eoai.set_options(threads=1):  # the option fills threads=None
         assert eoai.ml.fit(df, n_estimators=5).estimator.n_jobs == 1
+
+
+def test_device_option_reaches_the_time_series_kernels():
+    """gapfill and detect_breaks default to device="auto" like the networks (issue #14), so the
+    option reaches them; a method without a GPU kernel stays on the CPU under the option."""
+    import numpy as np
+    import pandas as pd
+    import torch
+    import xarray as xr
+
+    from eoai.timeseries.breaks import detect_breaks
+    from eoai.timeseries.gapfill import gapfill
+
+    t = pd.date_range("2018-01-01", periods=60, freq="16D")
+    rng = np.random.default_rng(0)
+    da = xr.DataArray(rng.random((60, 2, 2)), dims=("time", "y", "x"), coords={"time": t})
+    expected = gapfill(da, "linear", device="cpu")
+    xr.testing.assert_allclose(gapfill(da, "linear"), expected)  # auto = numba without a GPU
+    if torch.cuda.is_available():
+        pytest.skip("checks the option where torch sees no GPU")
+    with eoai.set_options(device="cuda"):
+        with pytest.raises(InputError, match="torch sees no CUDA GPU"):
+            gapfill(da, "linear")
+        with pytest.raises(InputError, match="torch sees no CUDA GPU"):
+            detect_breaks(da, "2019-06-01")
+        # no GPU kernel for the V-curve: the option is a preference, the CPU runs it
+        smooth = gapfill(da, "whittaker", lam="vcurve")
+        assert json.loads(smooth.attrs["eoai:parameters"]).get("device") is None
+        assert gapfill(da, "linear", device="cpu").equals(expected)  # the argument wins
+    with eoai.set_options(device="cpu"):
+        xr.testing.assert_allclose(gapfill(da, "linear"), expected)

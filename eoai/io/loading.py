@@ -23,6 +23,7 @@ import xarray as xr
 
 from .._attrs import netcdf_attrs
 from .._crs import check_crs
+from .._provenance import step
 from .._renamed import renamed_parameters
 from .._skipped import user_stacklevel
 from ..errors import (
@@ -788,7 +789,14 @@ def load(
     for name, extra in s1_attrs.items():  # units of the Sentinel-1 bands
         if name in ds.data_vars:
             ds[name].attrs.update(extra)
-    ds.attrs = netcdf_attrs(attrs)  # storable in netCDF and Zarr (resolution=(10, 10)...)
+    # the settings twice: flat keys (read by users) and one JSON ``eoai:parameters`` (the lineage)
+    attrs = netcdf_attrs(attrs)  # storable in netCDF and Zarr (resolution=(10, 10)...)
+    ds.attrs = {
+        **attrs,
+        **step(
+            "load", {k.removeprefix("eoai:"): v for k, v in attrs.items() if k != "eoai:method"}
+        ),
+    }
     return ds
 
 

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import xarray as xr
 
+from .._provenance import provenance, step
 from ..errors import InputError, UnknownBandError
 
 #: SCL classes masked by default (see module docstring).
@@ -433,8 +434,11 @@ def mask(
                 out[v] = _apply(obj[v])
         if mask_name is not None and not keep_mask:
             out = out.drop_vars(mask_name)
-    out.attrs = dict(obj.attrs)
-    out.attrs.update({"eoai:method": "mask", "eoai:mask": spec.describe()})
+    # the input's attrs kept, its step (e.g. load) moved to eoai:lineage
+    out.attrs = {
+        **provenance([obj.attrs], "mask", {"mask": spec.describe(), "keep_mask": bool(keep_mask)}),
+        "eoai:mask": spec.describe(),
+    }
     return out
 
 
@@ -497,5 +501,10 @@ def valid_fraction(
             valid = obj.notnull()
     frac = valid.astype("float64").mean(dim=spatial)
     frac.name = "valid_fraction"
-    frac.attrs = {"eoai:method": "valid_fraction", "units": "1"}
+    frac.attrs = {
+        **step(
+            "valid_fraction", {"mask": spec.describe() if isinstance(spec, MaskSpec) else str(spec)}
+        ),
+        "units": "1",
+    }
     return frac

@@ -538,13 +538,13 @@ def stack_sources(
             [c for c in child.coords if c not in grid and {ydim, xdim} & set(child[c].dims)]
         )
         params = {"source": name, "grid": _grid_json(dst), "static": name in static}
-        child.attrs = provenance([ds.attrs], "eoai.stack_sources", params)
+        child.attrs = provenance([ds.attrs], "stack_sources", params)
         child.attrs["eoai:stack"] = json.dumps(how)
         children[name] = child
     root = xr.Dataset(coords=grid)
     root.attrs = {
         **step(
-            "eoai.stack_sources",
+            "stack_sources",
             {
                 "like": like if isinstance(like, str) or like is None else "grid",
                 "crs": None if crs is None else str(crs),

@@ -221,7 +221,7 @@ def suggest_samples(
         }
     )
     out = gpd.GeoDataFrame(table, geometry=gpd.points_from_xy(table["x"], table["y"]), crs=_crs(da))
-    out.attrs["eoai:method"] = "eoai.ml.suggest_samples"
+    out.attrs["eoai:method"] = "suggest_samples"
     out.attrs["eoai:parameters"] = {
         "n": int(n), "method": method, "min_distance": float(min_distance),
         "candidates": int(candidates), "seed": seed, "valid_pixels": n_valid,

@@ -288,7 +288,7 @@ def classify(
         "majority": majority, "sieve": sieve, "connectivity": connectivity, "threads": threads,
     }  # fmt: skip
     out.attrs = {
-        **step("eoai.ml.classify", params),
+        **step("classify", params),
         "eoai:model": json.dumps(
             {
                 "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
@@ -438,7 +438,7 @@ def predict(
         out[name] = var
     params = {"interval": interval, "threads": threads}
     out.attrs = {
-        **step("eoai.ml.predict", params),
+        **step("predict", params),
         "eoai:model": json.dumps(
             {
                 "model_class": f"{type(model).__module__}.{type(model).__qualname__}",

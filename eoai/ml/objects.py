@@ -508,7 +508,7 @@ def segment(
         "time_first": bool(time_first), "size": size, "compactness": compactness, "scale": scale,
         "sigma": sigma, "min_size": min_size, "tile": tile, "halo": halo,
     }  # fmt: skip
-    attrs = provenance([src.attrs], "eoai.ml.segment", run)
+    attrs = provenance([src.attrs], "segment", run)
     attrs = {k: v for k, v in attrs.items() if k not in ("units", "nodata", "_FillValue")}
     attrs.update({"long_name": "segment id", "nodata": NODATA})
     out.attrs = attrs
@@ -903,7 +903,7 @@ def object_features(
         )
     table.attrs["eoai:features"] = feature_cols
     table.attrs["eoai:cube"] = describe_cube(ds)
-    table.attrs["eoai:method"] = "eoai.ml.object_features"
+    table.attrs["eoai:method"] = "object_features"
     table.attrs["eoai:stats"] = [s for s, _ in parsed]
     table.attrs["eoai:segments"] = {
         k: segments.attrs[k] for k in ("eoai:method", "eoai:parameters") if k in segments.attrs
@@ -1390,7 +1390,7 @@ def classify_objects(
     out["class"].encoding["_FillValue"] = np.uint8(nodata)
     out.attrs = provenance(
         [segments.attrs],
-        "eoai.ml.classify_objects",
+        "classify_objects",
         {"nodata": nodata, "threads": threads, "n_objects": int(len(ids)),
          "model_class": f"{type(model).__module__}.{type(model).__qualname__}"},
     )  # fmt: skip

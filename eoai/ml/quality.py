@@ -349,7 +349,7 @@ def sample_quality(
     out.iloc[pos, out.columns.get_loc("distance")] = np.sqrt(dist)
     out.iloc[pos, out.columns.get_loc("flagged")] = posterior < threshold
     out["flagged"] = out["flagged"].astype(bool)
-    out.attrs["eoai:method"] = "eoai.ml.sample_quality"
+    out.attrs["eoai:method"] = "sample_quality"
     out.attrs["eoai:som"] = {
         "grid": list(shape), "threshold": float(threshold), "iterations": int(iterations),
         "init": init, "seed": int(seed), "features": len(feats), "label_column": label,

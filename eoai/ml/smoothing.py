@@ -283,7 +283,7 @@ def bayes_smooth(
         ``probability`` ``(class_name, y, x)`` float32, smoothed, summing to 1 (NaN where the input
         is nodata), and ``class`` ``(y, x)`` uint8, its most probable class (codes and attrs of
         :func:`eoai.ml.classify`: ``flag_values``, ``class_names``, ``nodata``), with the grid and
-        CRS of the input and ``attrs["eoai:method"] = "eoai.ml.bayes_smooth"``.
+        CRS of the input and ``attrs["eoai:method"] = "bayes_smooth"``.
 
     Raises
     ------
@@ -337,5 +337,5 @@ def bayes_smooth(
         "smoothness": [float(s) for s in smooth] if np.ndim(smoothness) else float(smoothness),
         "neigh_fraction": float(neigh_fraction),
     }
-    out.attrs = provenance(sources + [{}], "eoai.ml.bayes_smooth", params)
+    out.attrs = provenance(sources + [{}], "bayes_smooth", params)
     return out

@@ -219,7 +219,7 @@ def superres(
     ...                    "rededge1": (("y", "x"), rep(rng.random((32, 32))))}).chunk(32)
     >>> sharp = cube.eoai.superres(steps=5, width=8, blocks=1, progress=False)
     >>> sharp.rededge1.shape, sharp.rededge1.chunks, sharp.attrs["eoai:method"]
-    ((64, 64), ((32, 32), (32, 32)), 'superres.guided')
+    ((64, 64), ((32, 32), (32, 32)), 'superres:guided')
 
     On real data (a Sentinel-2 L1C scene read at native resolutions)::
 
@@ -386,11 +386,11 @@ def superres(
         out = xr.Dataset(data_vars)
         params["halo"] = depth
     # the cube's attributes kept, its steps moved to eoai:lineage, this step's parameters as JSON
-    out.attrs = provenance([cube.attrs], f"superres.{method}", json.dumps(params, default=str))
+    out.attrs = provenance([cube.attrs], f"superres:{method}", json.dumps(params, default=str))
     out.attrs.update(attrs)
     for n in bands:
         out[n].attrs = dict(cube[n].attrs)
-        out[n].attrs["eoai:method"] = f"superres.{method}"
+        out[n].attrs["eoai:method"] = f"superres:{method}"
         out[n].attrs.pop("native_resolution", None)  # now on the output grid
     if mode == "x2":
         _update_transform(out, cube, y, x)

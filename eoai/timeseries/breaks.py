@@ -68,7 +68,7 @@ def detect_breaks(
     end: int = 10,
     min_history: int | None = None,
     standardize: str = "exact",
-    device: str = "cpu",
+    device: str = "auto",
 ) -> xr.Dataset:
     """Detect breaks in each pixel's series after ``monitor_start`` (BFAST Monitor).
 
@@ -114,10 +114,11 @@ def detect_breaks(
         the ratio of the exact variance of its residual sum under no change (history estimation
         error included, ``K - 2 a'G a_h + a'G a``) to the variance the intercept-only limit
         assumes, which keeps the false-alarm rate below ``level`` (tested).
-    device : {"cpu", "auto", "torch", "cuda", "cuda:N"}, default "cpu"
+    device : {"auto", "cpu", "torch", "cuda", "cuda:N"}, default "auto"
         Where to compute: "cpu" the numba kernels; "torch" the torch backend on the CPU;
-        "cuda" / "cuda:N" the torch backend on that GPU (float64, same results); "auto" the GPU
-        when torch sees one, else the numba kernels.
+        "cuda" / "cuda:N" the torch backend on that GPU (float64, same results); "auto" the
+        ``device`` option of :func:`eoai.set_options` when set, else the GPU when torch sees
+        one, else the numba kernels.
 
     Returns
     -------
@@ -336,7 +337,7 @@ def detect_breaks(
     sources.append({a: v for a, v in da.attrs.items() if a not in VARIABLE_KEYS})
     # (not ``params``: the chunk function reads that one at compute time)
     step = {k.removeprefix("eoai:"): v for k, v in flat.items() if k != "eoai:method"}
-    out.attrs = {**provenance(sources, "bfastmonitor", step), **flat}
+    out.attrs = {**provenance(sources, "detect_breaks:bfastmonitor", step), **flat}
     return out
 
 

@@ -46,11 +46,11 @@ Time is a core dimension: dask inputs are processed chunk by chunk with ``time``
 Unsorted dates are sorted (with a warning) and duplicate dates merged by their mean (with a
 ``DataSkippedWarning`` giving the count).
 
-Backends (``device=``): ``"cpu"`` (default) runs the numba kernels; ``"torch"`` (torch on the CPU),
+Backends (``device=``): ``"cpu"`` runs the numba kernels; ``"torch"`` (torch on the CPU),
 ``"cuda"`` / ``"cuda:N"`` (torch on a GPU) run ``"linear"`` and ``"whittaker"`` with a fixed ``lam``
 (with or without ``p``) as batched tensor operations over the pixels of a chunk (same outputs as
-numba to rounding); ``"auto"`` uses CUDA when ``torch.cuda.is_available()`` and the method is
-supported there, else numba.
+numba to rounding); ``"auto"`` (default) uses the ``device`` of :func:`eoai.set_options` when set,
+else CUDA when ``torch.cuda.is_available()``, and numba wherever the method has no GPU kernel.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def whittaker_smooth(
     weights: np.ndarray | None = None,
     order: int = 2,
     derivative: bool = False,
-    device: str = "cpu",
+    device: str = "auto",
 ) -> np.ndarray:
     """Whittaker-Eilers smoother of one series or a batch of series (rows), in memory.
 
@@ -117,8 +117,9 @@ def whittaker_smooth(
     derivative : bool
         With ``x``: multiply divided differences by ``order!`` so that the penalty approximates the
         squared derivative (this is what :func:`gapfill` uses, in days).
-    device : {"cpu", "torch", "cuda", "cuda:N", "auto"}
-        Backend, as in :func:`gapfill` (``"cpu"``: numba).
+    device : {"auto", "cpu", "torch", "cuda", "cuda:N"}
+        Backend, as in :func:`gapfill` (``"cpu"``: numba; ``"auto"``, the default, a GPU when
+        there is one).
 
     Returns
     -------
@@ -211,7 +212,7 @@ def gapfill(
     period: float = 365.25,
     weights: xr.DataArray | None = None,
     dim: str = "time",
-    device: str = "cpu",
+    device: str = "auto",
 ) -> xr.DataArray | xr.Dataset:
     """Fill gaps (NaN) in time series and resample them onto regular or given dates.
 
@@ -282,8 +283,10 @@ def gapfill(
         Name of the time dimension.
     device : {"cpu", "torch", "cuda", "cuda:N", "auto"}
         ``"cpu"``: numba kernels. ``"torch"``: torch on the CPU; ``"cuda"``/``"cuda:N"``: torch on
-        that GPU (``"linear"`` and ``"whittaker"`` with a numeric ``lam`` only). ``"auto"``: CUDA
-        when available and the method supports it, else numba.
+        that GPU (``"linear"`` and ``"whittaker"`` with a numeric ``lam`` only). ``"auto"``
+        (default): the ``device`` option of :func:`eoai.set_options`, else CUDA when available,
+        and numba wherever the method has no GPU kernel (looking for a GPU imports torch when
+        it is installed, once per process; ``"cpu"`` skips that).
 
     Returns
     -------

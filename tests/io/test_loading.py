@@ -7,6 +7,7 @@ solar_day, 5 dates x 94 x 67 px in EPSG:32633 with SCL-valid fractions about
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import dask
@@ -83,6 +84,15 @@ def test_load_is_lazy_and_keeps_crs(catalog, count_computes):
     assert cube.attrs["eoai:method"] == "load"
     assert cube.attrs["eoai:mask"] == "scl classes 0,1,3,8,9,10"
     assert "scl" not in _load(catalog).data_vars  # dropped unless keep_mask
+    # the settings also as one JSON step, so that a lineage after load has them (issue #14)
+    params = json.loads(cube.attrs["eoai:parameters"])
+    assert params["bands"] == cube.attrs["eoai:bands"] and params["resolution"] == 120
+    assert params["mask"] == "scl classes 0,1,3,8,9,10" and params["n_items"] == 10
+    # mask() keeps the cube's attrs and moves load into the lineage with its parameters
+    lineage = json.loads(masked.attrs["eoai:lineage"])
+    assert [s["method"] for s in lineage] == ["load"] and lineage[0]["parameters"] == params
+    assert masked.attrs["eoai:method"] == "mask" and masked.attrs["eoai:bands"] == params["bands"]
+    assert json.loads(frac.attrs["eoai:parameters"]) == {"mask": "auto"}
 
 
 def test_mask_pixel_for_pixel_against_scl(catalog):

@@ -279,7 +279,7 @@ def test_zarr_region_by_region_crs_cf_consolidated(tmp_path, classes, count_comp
     raw = xr.open_zarr(tmp_path / "c.zarr", mask_and_scale=False)
     np.testing.assert_array_equal(raw["class"].values, classes["class"].values)
     np.testing.assert_array_equal(back["uncertainty"].values, classes["uncertainty"].values)
-    assert back.attrs["eoai:method"] == "eoai.ml.classify"
+    assert back.attrs["eoai:method"] == "classify"
     assert back.sizes == {"y": 32, "x": 32}
 
 

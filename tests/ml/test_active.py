@@ -46,7 +46,7 @@ def test_picks_the_most_uncertain_pixels_in_order_and_never_nodata():
     assert pts["score"].iloc[0] == pytest.approx(h, rel=1e-5)
     assert pts["class"].tolist() == [1, 1, 2]  # codes 1, 2, 3 of the class names c0, c1, c2
     assert pts["class_name"].tolist() == ["c0", "c0", "c1"]
-    assert pts.attrs["eoai:method"] == "eoai.ml.suggest_samples"
+    assert pts.attrs["eoai:method"] == "suggest_samples"
 
 
 def test_margin_and_entropy_rank_differently():

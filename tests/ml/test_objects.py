@@ -155,7 +155,7 @@ def test_segment_is_lazy_keeps_the_grid_and_does_not_depend_on_dask_chunks(scene
     with raise_if_dask_computes(max_computes=1):
         a = seg.compute()
     np.testing.assert_array_equal(a.values, felz.values)  # 1 chunk and 4 chunks: the same ids
-    assert a.attrs["nodata"] == 0 and a.attrs["eoai:method"] == "eoai.ml.segment"
+    assert a.attrs["nodata"] == 0 and a.attrs["eoai:method"] == "segment"
     assert a.coords["spatial_ref"].attrs == cube.coords["spatial_ref"].attrs
     np.testing.assert_array_equal(a.x.values, cube.x.values)
 
@@ -320,7 +320,7 @@ def test_classify_objects_accuracy_polygons_and_lazy_map(scene, felz, object_tab
     accuracy = float((cls[:, 32:] == tc[:, 32:]).mean())  # the right half: not trained on
     assert accuracy >= 0.8, accuracy  # measured 0.9
     assert maps["class"].attrs["nodata"] == 255 and maps.attrs["eoai:method"] == (
-        "eoai.ml.classify_objects"
+        "classify_objects"
     )
     assert len(polys) == felz.values.max() and polys.crs == cube.odc.crs
     np.testing.assert_allclose(polys.area.to_numpy(), object_table["area_m2"].to_numpy())

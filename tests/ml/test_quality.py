@@ -62,7 +62,7 @@ def test_flags_most_swapped_labels(samples, by_group):
     assert q.index.equals(noisy.index)
     assert (q["label"] == noisy["label"]).all()
     assert q.attrs["eoai:som"]["grid"] == [7, 7]
-    assert q.attrs["eoai:method"] == "eoai.ml.sample_quality"
+    assert q.attrs["eoai:method"] == "sample_quality"
 
 
 def test_clean_samples_have_pure_neurons_and_few_flags(samples):

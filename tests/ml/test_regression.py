@@ -107,7 +107,7 @@ def test_synthetic_field_predicted_back_lazily(synthetic, field):
     inside = (lower <= known.values[held_out]) & (known.values[held_out] <= upper)
     assert inside.mean() > 0.6, inside.mean()
     assert out.odc.crs == cube.odc.crs
-    assert out.attrs["eoai:method"] == "eoai.ml.predict"
+    assert out.attrs["eoai:method"] == "predict"
     assert '"target": "mean_ndvi"' in out.attrs["eoai:model"]
     assert out["prediction"].attrs["long_name"] == "mean_ndvi"
 

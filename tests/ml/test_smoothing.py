@@ -77,7 +77,7 @@ def test_smoothing_raises_accuracy_of_a_noisy_map(noisy):
     assert strong >= 0.75, strong
     np.testing.assert_allclose(out["probability"].sum("class_name"), 1, atol=1e-5)
     assert out["class"].attrs["flag_values"] == [0, 1, 2, 3, 4, 5]
-    assert out.attrs["eoai:method"] == "eoai.ml.bayes_smooth"
+    assert out.attrs["eoai:method"] == "bayes_smooth"
 
 
 def test_tiles_give_the_whole_map_and_nodata_stays_nodata(noisy):
@@ -105,12 +105,12 @@ def test_lazy_and_reads_the_classify_dataset():
     ds = xr.Dataset({"probability": _proba(p, ["crop", "forest"]).chunk({"y": 6, "x": 6})})
     ds["class"] = xr.DataArray(np.zeros((12, 12), "uint8"), dims=("y", "x")).chunk(6)
     ds["class"].attrs = {"flag_values": [10, 20], "class_names": ["crop", "forest"], "nodata": 0}
-    ds.attrs = {"eoai:method": "eoai.ml.classify", "eoai:parameters": "{}"}
+    ds.attrs = {"eoai:method": "classify", "eoai:parameters": "{}"}
     with raise_if_dask_computes():
         out = ds.eoai.bayes_smooth(window=3)
     assert set(np.unique(out["class"].values)) <= {10, 20}
     assert out["class"].attrs["nodata"] == 0
-    assert "eoai.ml.classify" in out.attrs["eoai:lineage"]
+    assert "classify" in out.attrs["eoai:lineage"]
 
 
 def test_errors():

@@ -62,7 +62,7 @@ def test_output_metadata_and_spectral_consistency(slovenia, slovenia_weights):
     xr.testing.assert_equal(out.x, slovenia.x)
     xr.testing.assert_equal(out.time, slovenia.time)
     assert "spatial_ref" in out.coords
-    assert out.attrs["eoai:method"] == "superres.guided"
+    assert out.attrs["eoai:method"] == "superres:guided"
     params = json.loads(out.attrs["eoai:parameters"])
     assert params["guide"] == ["blue", "green", "red", "nir"] and params["bands"] == BANDS20
     assert out.rededge1.attrs["long_name"].endswith("B05")
@@ -207,7 +207,7 @@ def test_accessor_light_import_and_pickling(slovenia, slovenia_weights):
     subprocess.run([sys.executable, "-c", code], check=True)
     via = slovenia.eoai.superres("lanczos")
     xr.testing.assert_identical(via, superres(slovenia, "lanczos"))
-    assert via.attrs["eoai:method"] == "superres.lanczos"
+    assert via.attrs["eoai:method"] == "superres:lanczos"
     # the runner travels to dask.distributed workers by pickle
     from eoai.superres.weights import load_weights
 

@@ -309,7 +309,7 @@ def test_lazy_and_numpy_dask_agree(cube_truth, count_computes):
     eager = detect_breaks(small, MONITOR)
     computed = out.compute()
     xr.testing.assert_identical(computed, eager)
-    assert eager.attrs["eoai:method"] == "bfastmonitor"
+    assert eager.attrs["eoai:method"] == "detect_breaks:bfastmonitor"
     assert eager.attrs["eoai:monitor_start"] == MONITOR
     assert eager["magnitude"].attrs["units"] == "1"
 

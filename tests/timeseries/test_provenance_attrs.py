@@ -86,7 +86,7 @@ def test_input_provenance_is_kept_with_a_lineage(name):
         assert [s["method"] for s in lineage] == ["load", "gapfill:whittaker"]
     method = out.attrs["eoai:method"]
     assert method != "load" and method.split(":")[0] in {
-        "gapfill", "phenology", "change", "bfastmonitor"
+        "gapfill", "phenology", "change", "detect_breaks"
     }  # fmt: skip
     assert isinstance(json.loads(out.attrs["eoai:parameters"]), dict)
 
