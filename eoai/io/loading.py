@@ -426,10 +426,10 @@ def _plan_bands(
         for c, f in found.items()
         if f and (not data or set(f) & data)  # collections with only the mask are left out
     }
-    band_map: dict[str, str] = {}
+    band_map = {}
     for band in asked:
-        keys = sorted({f[band] for _, f in plans.values() if band in f})
-        band_map[band] = "|".join(keys)
+        asset_keys = sorted({f[band] for _, f in plans.values() if band in f})
+        band_map[band] = "|".join(asset_keys)
     return plans, band_map
 
 
@@ -465,7 +465,7 @@ def _to_float(raw: xr.DataArray, scale: float, offset: float) -> xr.Variable:
     nodata = raw.attrs.get("nodata")
     if nodata is not None and isinstance(nodata, float) and np.isnan(nodata):
         nodata = None  # float data already NaN there
-    kw = dict(scale=float(scale), offset=float(offset), nodata=nodata)
+    kw: dict[str, Any] = dict(scale=float(scale), offset=float(offset), nodata=nodata)
     dn = raw.data
     if isinstance(dn, np.ndarray):
         data = _scale_block(dn, **kw)
@@ -650,7 +650,7 @@ def load(
     if n_without:
         warnings.warn(
             f"{n_without} Sentinel-1 item(s) left out: they lack an asked polarisation "
-            f"({', '.join(map(str, [bands] if isinstance(bands, str) else bands))}); "
+            f"({', '.join(map(str, [bands] if isinstance(bands, str) else bands or ()))}); "
             "search with polarizations=[...] to select them beforehand",
             DataSkippedWarning,
             stacklevel=user_stacklevel(),
@@ -680,7 +680,7 @@ def load(
     groups = []  # (items, {variable: asset key}, {variable: scaling or None})
     for coll, (coll_items, names) in plans.items():
         to_load = dict(names)
-        if spec is not None and mask_var not in to_load:
+        if spec is not None and mask_var is not None and mask_var not in to_load:
             to_load[mask_var] = _mask_key_of(coll_items, spec, coll, len(plans))
         # per-item scaling; items with different scaling are loaded separately
         scalings: dict[tuple, list[Any]] = {}
@@ -784,7 +784,7 @@ def load(
         ds = ds.isel(time=np.flatnonzero(keep))
         ds = ds.assign_coords(valid_fraction=("time", frac.values[keep]))
         attrs["eoai:min_valid_fraction"] = float(min_valid_fraction)
-    if spec is not None and not keep_mask and user_mask_var is None:
+    if spec is not None and mask_var is not None and not keep_mask and user_mask_var is None:
         ds = ds.drop_vars(mask_var)
     for name, extra in s1_attrs.items():  # units of the Sentinel-1 bands
         if name in ds.data_vars:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any, overload
 
 import numpy as np
 import xarray as xr
@@ -190,7 +191,7 @@ class MaskSpec:
         >>> MaskSpec.clm().invalid(xr.DataArray(np.array([0, 1, 32], "uint8"))).values.tolist()
         [False, True, True]
         """
-        kw = dict(
+        kw: dict[str, Any] = dict(
             classes=tuple(int(c) for c in self.classes),
             bitmask=int(sum(1 << int(b) for b in self.bits)),
         )
@@ -305,8 +306,8 @@ def _find_mask_var(ds: xr.Dataset, spec: MaskSpec | str) -> tuple[str, MaskSpec]
     if isinstance(spec, str) and spec == "auto":
         marked = [v for v in ds.data_vars if ds[v].attrs.get("eoai:mask_kind") in KINDS]
         for v in marked:
-            return v, spec_from_attrs(ds[v].attrs)
-        lower = {str(v).lower(): v for v in ds.data_vars}
+            return str(v), spec_from_attrs(ds[v].attrs)
+        lower = {str(v).lower(): str(v) for v in ds.data_vars}
         for kind in KINDS:
             if kind in lower:
                 return lower[kind], MaskSpec.default(kind)
@@ -316,7 +317,7 @@ def _find_mask_var(ds: xr.Dataset, spec: MaskSpec | str) -> tuple[str, MaskSpec]
             "or pass mask_band=<DataArray>."
         )
     spec = as_spec(spec)
-    lower = {str(v).lower(): v for v in ds.data_vars}
+    lower = {str(v).lower(): str(v) for v in ds.data_vars}
     for name in (spec.band_name, spec.kind):
         if name in ds.data_vars:
             return name, spec
@@ -350,6 +351,22 @@ def _set_nan_block(x: np.ndarray, bad: np.ndarray) -> np.ndarray:
     return np.where(bad, x.dtype.type(np.nan), x)  # a scalar of x's dtype: float32 stays
 
 
+@overload
+def mask(
+    obj: xr.Dataset,
+    spec: MaskSpec | str = ...,
+    *,
+    mask_band: xr.DataArray | None = ...,
+    keep_mask: bool = ...,
+) -> xr.Dataset: ...
+@overload
+def mask(
+    obj: xr.DataArray,
+    spec: MaskSpec | str = ...,
+    *,
+    mask_band: xr.DataArray | None = ...,
+    keep_mask: bool = ...,
+) -> xr.DataArray: ...
 def mask(
     obj: xr.Dataset | xr.DataArray,
     spec: MaskSpec | str = "auto",
@@ -414,6 +431,7 @@ def mask(
         out.attrs = dict(da.attrs)
         return out
 
+    out: xr.Dataset | xr.DataArray
     if isinstance(obj, xr.DataArray):
         out = _apply(obj)
     else:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, overload
 
 import dask
 import numpy as np
@@ -24,6 +24,14 @@ from eoai.errors import (
 DAY_NS = np.timedelta64(1, "D").astype("timedelta64[ns]").astype(np.int64)
 
 
+@overload
+def check_time(obj: xr.DataArray, dim: str = ..., *, func: str) -> xr.DataArray: ...
+@overload
+def check_time(obj: xr.Dataset, dim: str = ..., *, func: str) -> xr.Dataset: ...
+@overload
+def check_time(
+    obj: xr.DataArray | xr.Dataset, dim: str = ..., *, func: str
+) -> xr.DataArray | xr.Dataset: ...
 def check_time(
     obj: xr.DataArray | xr.Dataset, dim: str = "time", *, func: str
 ) -> xr.DataArray | xr.Dataset:
@@ -88,7 +96,7 @@ def check_time(
 def days(times: Any, origin: np.datetime64) -> np.ndarray:
     """Days (float64) of ``times`` since ``origin``."""
     t = np.asarray(times, dtype="datetime64[ns]").astype(np.int64)
-    o = np.datetime64(origin, "ns").astype(np.int64)
+    o = np.asarray(origin, dtype="datetime64[ns]").astype(np.int64)
     return (t - o) / DAY_NS
 
 
@@ -112,20 +120,22 @@ def to_days(value: Any, name: str, func: str) -> float:
 
 def single_time_chunk(da: xr.DataArray, dim: str, func: str) -> xr.DataArray:
     """Rechunk a dask-backed array so ``dim`` is one chunk; warn when the chunks become large."""
-    if da.chunks is None:
+    chunks = da.chunks
+    if chunks is None:
         return da
     axis = da.get_axis_num(dim)
-    if len(da.chunks[axis]) == 1:
+    if len(chunks[axis]) == 1:
         return da
     limit = dask.utils.parse_bytes(dask.config.get("array.chunk-size"))
-    spatial = int(np.prod([max(c) for i, c in enumerate(da.chunks) if i != axis], dtype=np.int64))
+    spatial = int(np.prod([max(c) for i, c in enumerate(chunks) if i != axis], dtype=np.int64))
     nbytes = spatial * da.sizes[dim] * da.dtype.itemsize
     if nbytes > limit:
         other = {d: "auto" for d in da.dims if d != dim}
         new = da.chunk({dim: -1, **other})
-        new_bytes = int(np.prod([max(c) for c in new.chunks], dtype=np.int64)) * da.dtype.itemsize
+        new_chunks = new.chunks or ()
+        new_bytes = int(np.prod([max(c) for c in new_chunks], dtype=np.int64)) * da.dtype.itemsize
         warnings.warn(
-            f"{func}: {dim!r} was split over {len(da.chunks[axis])} chunks; it must be one chunk, "
+            f"{func}: {dim!r} was split over {len(chunks[axis])} chunks; it must be one chunk, "
             f"which would make chunks of {nbytes / 2**20:.0f} MiB, so the other dimensions were "
             f"rechunked too (now {new_bytes / 2**20:.0f} MiB per chunk). Load with "
             f"chunks={{{dim!r}: -1, 'x': 512, 'y': 512}} to avoid this rechunk.",

@@ -21,7 +21,7 @@ Examples
 from __future__ import annotations
 
 import numbers
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -49,12 +49,14 @@ def _index(cube: xr.Dataset, name: str) -> xr.DataArray:
     """A spectral index of the cube (:func:`eoai.indices.index`, lazy)."""
     from ..indices import index as _eoai_index
 
-    return _eoai_index(cube, name)
+    out = _eoai_index(cube, name)
+    assert isinstance(out, xr.DataArray)  # one name: one DataArray
+    return out
 
 
 def _period(
-    obj: xr.Dataset | xr.DataArray, period: Any, name: str, times: pd.DatetimeIndex
-) -> tuple[xr.Dataset | xr.DataArray, str]:
+    obj: xr.DataArray, period: Any, name: str, times: pd.DatetimeIndex
+) -> tuple[xr.DataArray, str]:
     """Select a date range: (start, end), slice, or a partial date string ('2021', '2021-07')."""
     func = "change"
     if isinstance(period, slice):
@@ -298,10 +300,10 @@ def change(
     else:
         if bands is None:
             names = [
-                v
+                str(v)
                 for v in ds.data_vars
                 if np.issubdtype(ds[v].dtype, np.floating)
-                and v.lower() not in _NOT_SPECTRAL
+                and str(v).lower() not in _NOT_SPECTRAL
                 and "time" in ds[v].dims
             ]
         else:
@@ -332,11 +334,14 @@ def change(
     diff = post_c - pre_c
 
     data_vars: dict[str, xr.DataArray] = {}
+    mag: xr.DataArray
     if method == "cva":
-        mag = np.sqrt((diff**2).sum("feature", skipna=False))
+        mag = (diff**2).sum("feature", skipna=False) ** 0.5
         if diff.sizes["feature"] == 2:
             d0, d1 = diff.isel(feature=0), diff.isel(feature=1)
-            direction = (np.degrees(np.arctan2(d1, d0)) % 360.0).where(mag.notnull())
+            # numpy ufuncs on DataArrays return DataArrays (numpy's stubs say ndarray)
+            angle = cast(xr.DataArray, np.degrees(np.arctan2(d1, d0)))
+            direction = (angle % 360.0).where(mag.notnull())
             direction.attrs = {
                 "long_name": f"CVA direction (angle from {names[0]} towards {names[1]})",
                 "units": "degree",
@@ -401,7 +406,9 @@ def change(
     sources = [dict(cube.attrs)] if isinstance(cube, xr.Dataset) else []
     if isinstance(cube, xr.DataArray):
         sources.append({a: v for a, v in cube.attrs.items() if a not in VARIABLE_KEYS})
-    step = {k.removeprefix("eoai:"): v for k, v in flat.items() if k != "eoai:method"}
+    step: dict[str, Any] = {
+        k.removeprefix("eoai:"): v for k, v in flat.items() if k != "eoai:method"
+    }
     step["features"] = list(feats)
     out.attrs = {**provenance(sources, f"change:{method}", step), **flat}
     return out

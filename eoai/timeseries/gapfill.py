@@ -151,6 +151,7 @@ def whittaker_smooth(
             raise InputError(
                 "whittaker_smooth: x must be strictly increasing with one value per sample"
             )
+    w2: np.ndarray
     if weights is None:
         w2 = np.ones((1, 1))
     else:
@@ -361,7 +362,7 @@ def gapfill(
                 "method='nearest')",
                 DataSkippedWarning,
             )
-        out = xr.Dataset(out_vars, attrs=_attrs(spec, obj.attrs))
+        out: xr.Dataset | xr.DataArray = xr.Dataset(out_vars, attrs=_attrs(spec, obj.attrs))
     else:
         out = _fill_da(obj, spec, weights, call, "", decoded.get(obj.name))
     call.seal()
@@ -493,7 +494,9 @@ def _check_weights(weights: Any, obj: Any, method: str, dim: str, func: str) -> 
         raise InputError(f"{func}: weights need the {dim!r} dimension, found {tuple(weights.dims)}")
     extra = set(weights.dims) - set(obj.dims)
     if extra:
-        raise InputError(f"{func}: weights have dimensions {sorted(extra)} that the data lacks")
+        raise InputError(
+            f"{func}: weights have dimensions {sorted(map(str, extra))} that the data lacks"
+        )
     if weights.sizes[dim] != obj.sizes[dim]:
         raise TimeAxisError(
             f"{func}: weights have {weights.sizes[dim]} dates, the data {obj.sizes[dim]}; "
@@ -608,7 +611,7 @@ def _make_spec(obj, method, freq, dates, lam, max_gap, order, lam_range, p, max_
         if edges not in ("hold", "extrapolate"):
             raise InputError(f"{func}: edges must be 'hold' or 'extrapolate', got {edges!r}")
         grid, out_idx = _working_grid(x_in, x_out)
-        coef = K.difference_coefficients(grid, grid.size, order, scale=True)
+        coef = K.difference_coefficients(grid, grid.size, int(order), scale=True)
         spec.update(grid=grid, in_idx=np.searchsorted(grid, x_in), out_idx=out_idx,
                     coef=coef, pen=K.penalty_band(coef, grid.size), order=int(order), lams=lams, mode=mode,
                     p=0.0 if p is None else float(p), max_iter=int(max_iter),
@@ -635,8 +638,8 @@ def _make_spec(obj, method, freq, dates, lam, max_gap, order, lam_range, p, max_
                 f"{func}: {n_in} dates are too few for {harmonics} harmonics (+trend={trend}); need {k}"
             )
         mid = 0.5 * (x_in[0] + x_in[-1])
-        spec.update(X_in=_design(x_in, mid, harmonics, trend, period),
-                    X_out=_design(x_out, mid, harmonics, trend, period), min_obs=k)  # fmt: skip
+        spec.update(X_in=_design(x_in, mid, int(harmonics), trend, period),
+                    X_out=_design(x_out, mid, int(harmonics), trend, period), min_obs=k)  # fmt: skip
         params.update(harmonics=int(harmonics), trend=bool(trend), period=float(period))
     return spec
 

@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -206,12 +206,14 @@ def phenology(
     func = "phenology"
     ds_attrs = dict(obj.attrs) if isinstance(obj, xr.Dataset) else None
     if isinstance(obj, xr.Dataset):
-        names = list(obj.data_vars)
+        variables = [str(v) for v in obj.data_vars]
         if variable is None:
-            variable = "ndvi" if "ndvi" in names else names[0] if len(names) == 1 else None
-        if variable is None or variable not in names:
+            variable = (
+                "ndvi" if "ndvi" in variables else variables[0] if len(variables) == 1 else None
+            )
+        if variable is None or variable not in variables:
             raise InputError(
-                f"{func}: choose the variable of the Dataset with variable=...; it has {names}"
+                f"{func}: choose the variable of the Dataset with variable=...; it has {variables}"
             )
         obj = obj[variable]
     if isinstance(obj, xr.DataArray) and dim in obj.dims:
@@ -266,7 +268,8 @@ def phenology(
         "absolute": bool(absolute), "sides": base == "sides", "min_amplitude": float(min_amplitude),
         "min_prominence": float(min_prominence), "origin": origin, "minima": windows == "minima",
     }  # fmt: skip
-    da = single_time_chunk(obj, dim, func)
+    # a Dataset became its variable above
+    da = single_time_chunk(cast(xr.DataArray, obj), dim, func)
     n_f = len(PK.FIELDS) + len(PK.DATE_FIELDS)
     call = _skipped.SkippedCall(functools.partial(_skipped_message, n_seasons=int(seasons)))
     res = xr.apply_ufunc(
