@@ -75,6 +75,31 @@ S2_REFLECTANCE = {
 }
 #: names of bands that hold classes or bit flags: loaded as integers, never scaled.
 MASK_BANDS = {"scl", "clm", "clm20", "qa_pixel", "qa_radsat", "qa_aerosol", "fmask", "mg2", "sat"}
+#: the one table of mask and class variables (lower case): the bands above plus the names other
+#: tools give masks (eo-learn's ``IS_DATA`` / ``IS_VALID``). Never interpolated (``gapfill``),
+#: never compared as reflectance (``change``), resampled by nearest neighbour (``stack_sources``).
+MASK_VARIABLES = frozenset(MASK_BANDS | {"qa", "mask", "cloud_mask", "is_data", "is_valid"})
+_FLAG_KEYS = ("flag_values", "flag_masks", "flag_meanings", "eoai:mask_kind")
+
+
+def is_class_or_mask(var: Any) -> bool:
+    """Whether a variable holds class codes or mask bits, not measurements.
+
+    True for CF ``flag_values`` / ``flag_masks`` / ``flag_meanings``, eoai's ``eoai:mask_kind``,
+    or a name in :data:`MASK_VARIABLES` (case-insensitive).
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> is_class_or_mask(xr.DataArray(np.zeros(2), name="SCL"))
+    True
+    >>> is_class_or_mask(xr.DataArray(np.zeros(2), name="lulc", attrs={"flag_values": [0, 1]}))
+    True
+    >>> is_class_or_mask(xr.DataArray(np.zeros(2), name="red"))
+    False
+    """
+    attrs = getattr(var, "attrs", {}) or {}
+    return any(k in attrs for k in _FLAG_KEYS) or str(var.name).lower() in MASK_VARIABLES
 
 
 @dataclass(frozen=True)

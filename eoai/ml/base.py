@@ -38,22 +38,8 @@ import pandas as pd
 
 from ..errors import InputError, ModelError
 
-# Qualitative palette (Tableau 10 then Tableau 20 light tones): readable on maps, colour-blind aware.
-PALETTE = [
-    "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
-    "#9c755f", "#bab0ac", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94",
-    "#f7b6d2", "#dbdb8d", "#9edae5", "#c7c7c7",
-]  # fmt: skip
-
-# Colours by common land-cover names (lower case, spaces/underscores ignored).
-NAMED_COLOURS = {
-    "forest": "#1a7f37", "tree": "#1a7f37", "trees": "#1a7f37", "grassland": "#a6d96a",
-    "grass": "#a6d96a", "shrubland": "#8c6d31", "schrubland": "#8c6d31", "shrub": "#8c6d31",
-    "cropland": "#f1c232", "cultivatedland": "#f1c232", "crop": "#f1c232", "crops": "#f1c232",
-    "water": "#2b83ba", "wetland": "#66c2a5", "wetlands": "#66c2a5", "urban": "#d7191c",
-    "builtup": "#d7191c", "artificialsurface": "#d7191c", "bareland": "#bdbdbd", "bare": "#bdbdbd",
-    "snowandice": "#f0f0f0", "snow": "#f0f0f0", "cloud": "#ffffff", "nodata": "#000000",
-}  # fmt: skip
+# the one palette of the package (eoai.viz.colours: numpy only, no plotting import)
+from ..viz.colours import NAMED_COLOURS, PALETTE, default_colours  # noqa: F401  (re-exported)
 
 
 @runtime_checkable
@@ -93,21 +79,6 @@ def class_codes(classes: Sequence[Any]) -> list[int]:
     if len(values) > 255:
         raise InputError(f"{len(values)} classes do not fit a uint8 class map (at most 255)")
     return list(range(len(values)))
-
-
-def default_colours(names: Sequence[str]) -> list[str]:
-    """A colour per class name: a land-cover colour when the name is known, else the palette.
-
-    Examples
-    --------
-    >>> default_colours(["forest", "thing"])
-    ['#1a7f37', '#f28e2b']
-    """
-    out = []
-    for i, name in enumerate(names):
-        key = str(name).lower().replace(" ", "").replace("_", "").replace("-", "")
-        out.append(NAMED_COLOURS.get(key, PALETTE[i % len(PALETTE)]))
-    return out
 
 
 class ClassifierModel:

@@ -434,7 +434,7 @@ def plot_som(quality: pd.DataFrame, *, width: int = 450) -> Any:
     >>> len(plot_som(q).data)
     2
     """
-    from ..viz.colours import PALETTE
+    from ..viz.colours import default_colours
     from ..viz.plots import _hv
 
     rows, cols = _check_quality(quality)
@@ -442,7 +442,7 @@ def plot_som(quality: pd.DataFrame, *, width: int = 450) -> Any:
     table = neuron_summary(quality)
     table = table[table["size"] > 0].copy()
     classes = quality.attrs["eoai:som"]["classes"]
-    colours = {c: PALETTE[i % len(PALETTE)] for i, c in enumerate(classes)}
+    colours = dict(zip(map(str, classes), default_colours(classes), strict=True))
     table["majority"] = table["majority"].astype(str)
     table["colour"] = table["majority"].map(colours)
     table["x0"], table["x1"] = table["col"] - 0.45, table["col"] + 0.45

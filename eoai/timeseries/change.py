@@ -30,6 +30,7 @@ import xarray as xr
 from .. import _skipped
 from .._provenance import VARIABLE_KEYS, provenance
 from ..errors import InputError, MissingDimensionError, TimeAxisError, UnknownBandError
+from ..io.presets import is_class_or_mask
 from ._nodata import to_float_with_nan
 from ._timeaxis import check_time, keep_spatial_meta, single_time_chunk, to_timestamp
 
@@ -41,8 +42,6 @@ __all__ = ["change"]
 # --------------------------------------------------------------------------------------------
 # bi-temporal change
 # --------------------------------------------------------------------------------------------
-
-_NOT_SPECTRAL = {"scl", "clm", "qa", "mask", "fmask", "spatial_ref"}
 
 
 def _index(cube: xr.Dataset, name: str) -> xr.DataArray:
@@ -303,7 +302,7 @@ def change(
                 str(v)
                 for v in ds.data_vars
                 if np.issubdtype(ds[v].dtype, np.floating)
-                and str(v).lower() not in _NOT_SPECTRAL
+                and not is_class_or_mask(ds[v])  # the one table of masks (eoai.io.presets)
                 and "time" in ds[v].dims
             ]
         else:

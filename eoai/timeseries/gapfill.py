@@ -67,6 +67,7 @@ import xarray as xr
 from eoai import _skipped
 from eoai._provenance import provenance
 from eoai.errors import DataSkippedWarning, ExtrapolationWarning, InputError, TimeAxisError
+from eoai.io.presets import MASK_VARIABLES, is_class_or_mask
 from eoai.timeseries import _gapfill_numba as K
 from eoai.timeseries._device import resolve_device
 from eoai.timeseries._nodata import to_float_with_nan
@@ -389,18 +390,8 @@ def _decode_input(obj: Any, dim: str, func: str) -> tuple[Any, list[str], dict]:
     return (obj.assign(new) if new else obj), left_out, decoded
 
 
-#: variable names that are masks or class maps, whatever their attrs (lower case)
-MASK_NAMES = ("scl", "clm", "qa", "qa_pixel", "fmask", "mask", "cloud_mask", "is_data", "is_valid")
-
-
-def is_class_or_mask(var: xr.DataArray) -> bool:
-    """Whether ``var`` holds class codes or mask bits (never interpolated).
-
-    True for CF ``flag_values`` / ``flag_masks`` / ``flag_meanings``, eoai's ``eoai:mask_kind``,
-    or a name in :data:`MASK_NAMES` (case-insensitive).
-    """
-    keys = ("flag_values", "flag_masks", "flag_meanings", "eoai:mask_kind")
-    return any(k in var.attrs for k in keys) or str(var.name).lower() in MASK_NAMES
+# mask and class variables: the one table in eoai.io.presets (re-exported for callers)
+MASK_NAMES = MASK_VARIABLES
 
 
 def _warn_extrapolation(spec: dict) -> None:

@@ -15,7 +15,7 @@ Examples
 >>> from eoai.viz.colours import class_legend
 >>> da = xr.DataArray(np.zeros((2, 2)), attrs={"class_names": ["water", "forest"]})
 >>> class_legend(da)
-{0: ('water', '#1f77b4'), 1: ('forest', '#ff7f0e')}
+{0: ('water', '#2b83ba'), 1: ('forest', '#1a7f37')}
 """
 
 from __future__ import annotations
@@ -27,12 +27,49 @@ import numpy as np
 
 from ..errors import InputError
 
-# A qualitative palette (tab10 then tab20 extras) for classes without colours of their own.
+# The package's one palette (issue #14): maps, plots, models and written class maps take their
+# class colours from here. Qualitative (Tableau 10 then Tableau 20 light tones): readable on
+# maps, colour-blind aware; used for classes without a colour of their own or a known name.
 PALETTE = [
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-    "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94",
-    "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5",
+    "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
+    "#9c755f", "#bab0ac", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94",
+    "#f7b6d2", "#dbdb8d", "#9edae5", "#c7c7c7",
 ]  # fmt: skip
+
+# Colours by common land-cover names (lower case, spaces / underscores / hyphens ignored).
+NAMED_COLOURS = {
+    "forest": "#1a7f37", "tree": "#1a7f37", "trees": "#1a7f37", "grassland": "#a6d96a",
+    "grass": "#a6d96a", "shrubland": "#8c6d31", "schrubland": "#8c6d31", "shrub": "#8c6d31",
+    "cropland": "#f1c232", "cultivatedland": "#f1c232", "crop": "#f1c232", "crops": "#f1c232",
+    "water": "#2b83ba", "wetland": "#66c2a5", "wetlands": "#66c2a5", "urban": "#d7191c",
+    "builtup": "#d7191c", "artificialsurface": "#d7191c", "bareland": "#bdbdbd", "bare": "#bdbdbd",
+    "snowandice": "#f0f0f0", "snow": "#f0f0f0", "cloud": "#ffffff", "nodata": "#000000",
+}  # fmt: skip
+
+
+def default_colour(name: Any, i: int) -> str:
+    """The colour of class number ``i`` named ``name``: its land-cover colour when the name is
+    known (:data:`NAMED_COLOURS`), else the ``i``-th colour of :data:`PALETTE`.
+
+    Examples
+    --------
+    >>> default_colour("Forest", 0), default_colour("thing", 1)
+    ('#1a7f37', '#f28e2b')
+    """
+    key = str(name).lower().replace(" ", "").replace("_", "").replace("-", "")
+    return NAMED_COLOURS.get(key, PALETTE[i % len(PALETTE)])
+
+
+def default_colours(names: Sequence[Any]) -> list[str]:
+    """A colour per class name (:func:`default_colour`).
+
+    Examples
+    --------
+    >>> default_colours(["forest", "thing"])
+    ['#1a7f37', '#f28e2b']
+    """
+    return [default_colour(n, i) for i, n in enumerate(names)]
+
 
 _VEGETATION = {"ndvi", "evi", "evi2", "savi", "ndre", "ndmi", "gndvi", "msavi", "kndvi", "nirv"}
 _WATER = {"ndwi", "mndwi"}
@@ -94,8 +131,9 @@ def class_legend(da: Any) -> dict[int, tuple[str, str]]:
     Returns
     -------
     dict
-        Class value -> (name, ``#rrggbb`` colour); colours missing from attrs come from
-        :data:`PALETTE`.
+        Class value -> (name, ``#rrggbb`` colour); colours missing from attrs are the class
+        name's land-cover colour when it is known, else from :data:`PALETTE`
+        (:func:`default_colour`).
 
     Raises
     ------
@@ -143,7 +181,7 @@ def class_legend(da: Any) -> dict[int, tuple[str, str]]:
         )
     out = {}
     for i, (v, n, c) in enumerate(zip(values, names, colours, strict=True)):
-        out[v] = (n, to_hex(c) if c is not None else PALETTE[i % len(PALETTE)])
+        out[v] = (n, to_hex(c) if c is not None else default_colour(n, i))
     return out
 
 

@@ -124,6 +124,24 @@ def test_cva_sector_codes_for_three_bands():
     np.testing.assert_allclose(out2["magnitude"].values.ravel(), [1.0, 2.0])
 
 
+def test_masks_and_class_maps_are_never_compared_as_bands():
+    """Float masks and class maps (eo-learn's IS_VALID, a float class map with flag_values) are
+    left out of the default features by the package's one table of masks (issue #14); a float
+    IS_VALID that flips 1 -> 0 used to be a 'change' of magnitude 1."""
+    t = pd.date_range("2020-01-01", periods=4, freq="30D")
+    v = np.ones((4, 1, 2))
+    ds = xr.Dataset(
+        {b: (("time", "y", "x"), v.copy()) for b in ("red", "nir", "IS_VALID", "lulc")},
+        coords={"time": t},
+    )
+    ds["IS_VALID"][2:] = 0.0
+    ds["lulc"].attrs["flag_values"] = [1, 2]
+    ds["lulc"][2:] = 2.0
+    out = change(ds, before=("2020-01-01", "2020-02-01"), after=("2020-03-01", "2020-05-01"))
+    assert out.attrs["eoai:features"] == "red,nir"
+    np.testing.assert_array_equal(out["magnitude"].values.ravel(), [0.0, 0.0])
+
+
 @pytest.mark.parametrize("chunks", [None, {"y": 2, "x": 2}])
 @pytest.mark.parametrize("method", ["cva", "difference"])
 def test_pixels_without_data_in_a_period_are_nodata_not_no_change(method, chunks):
