@@ -23,7 +23,9 @@ Examples
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 from typing import Any
 
 from .errors import InputError
@@ -37,6 +39,25 @@ def _torch_or_none() -> Any:
     except ImportError:
         return None
     return torch
+
+
+# device files an NVIDIA driver creates on Linux (bare metal, containers with GPUs, WSL2)
+_NVIDIA_FILES = ("/proc/driver/nvidia/version", "/dev/nvidiactl", "/dev/nvidia0", "/dev/dxg")
+
+
+def _gpu_available() -> bool:
+    """Whether torch sees a CUDA GPU, without importing torch where no GPU can exist.
+
+    On Linux without an NVIDIA driver (or with ``CUDA_VISIBLE_DEVICES`` empty) the answer is no
+    and torch is not imported: ``device="auto"`` costs a CPU-only user nothing.
+    """
+    if "torch" not in sys.modules:
+        if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+            return False
+        if sys.platform.startswith("linux") and not any(map(os.path.exists, _NVIDIA_FILES)):
+            return False
+    torch = _torch_or_none()
+    return torch is not None and bool(torch.cuda.is_available())
 
 
 def resolve_device(
@@ -91,9 +112,7 @@ def resolve_device(
         if device == "auto":
             if unsupported is not None:  # no GPU kernel: torch is not even imported
                 return "cpu"
-            torch = _torch_or_none()
-            gpu = torch is not None and torch.cuda.is_available()
-            return "cuda" if gpu and unsupported is None else "cpu"
+            return "cuda" if _gpu_available() else "cpu"
         if unsupported is not None:  # the option is a preference: the CPU where no GPU kernel
             return "cpu"
     if device == "cpu":
