@@ -35,6 +35,7 @@ import uuid
 import warnings
 import weakref
 from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
 import numpy as np
@@ -223,7 +224,8 @@ class ChunkReporter:
         return result
 
 
-def _ids_block(block_info: dict | None = None, *, offset: int) -> np.ndarray:
+def _ids_block(*, block_info: dict[Any, dict[str, Any]], offset: int) -> np.ndarray:
+    # dask.array.map_blocks passes block_info (it is in the signature); its None entry is the output's
     info = block_info[None]
     linear = offset + int(np.ravel_multi_index(info["chunk-location"], info["num-chunks"]))
     return np.broadcast_to(np.int64(linear), tuple(info["chunk-shape"]))
@@ -345,7 +347,8 @@ def user_stacklevel() -> int:
 
     Use as ``warnings.warn(text, Category, stacklevel=user_stacklevel())``.
     """
-    frame = sys._getframe(1)  # the function that calls warnings.warn: stacklevel 1
+    # the function that calls warnings.warn: stacklevel 1
+    frame: FrameType | None = sys._getframe(1)
     level = 1
     while frame is not None and _in_eoai(frame):
         frame = frame.f_back
@@ -355,7 +358,7 @@ def user_stacklevel() -> int:
 
 def _user_frame() -> tuple[str, int, str]:
     """File, line and module of the first caller outside eoai (where the warning points)."""
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None:
         if not _in_eoai(frame):
             return frame.f_code.co_filename, frame.f_lineno, frame.f_globals.get("__name__", "")

@@ -62,7 +62,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import xarray as xr
@@ -186,7 +186,7 @@ def list_indices(
             raise InputError(f"unknown domain {domain!r}; choose from {', '.join(sorted(domains))}")
         names = [n for n in names if indices[n].application_domain == domain]
     if bands is not None:
-        have = set(bands.data_vars) if isinstance(bands, xr.Dataset) else set(bands)
+        have = {str(v) for v in bands.data_vars} if isinstance(bands, xr.Dataset) else set(bands)
         keep = []
         for n in names:
             try:
@@ -373,7 +373,8 @@ def _sar_band(band: xr.DataArray, var: str, key: str, units: Any) -> tuple[xr.Da
     elif src == "amplitude":
         power = band * band
     if need == "dB":
-        power = 10.0 * np.log10(power.where(power > 0))
+        # numpy's stubs type np.log10 as ndarray; a DataArray dispatches it to itself (lazy)
+        power = 10.0 * cast(xr.DataArray, np.log10(power.where(power > 0)))
     return power, src
 
 

@@ -27,7 +27,7 @@ the spectra, codes and classes in :mod:`eoai.datasets._spectra` (both re-exporte
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -424,10 +424,9 @@ def synthetic_cube(
     highres_vars: dict[str, np.ndarray] = {}
     for b in bands:
         ib = BANDS.index(b)
-        if b == "red":
-            refl = s_rn * (1 - nd32)
-        elif b == "nir":
-            refl = s_rn * (1 + nd32)
+        if b in ("red", "nir"):
+            rn = cast(np.ndarray, s_rn)  # computed above whenever red or nir is asked for
+            refl = rn * (1 - nd32) if b == "red" else rn * (1 + nd32)
         else:
             refl = bg32[:, ib] * (1 - v)
             refl += veg32[ib] * v

@@ -239,8 +239,9 @@ def resolve_bands(items: Sequence[Any], bands: Sequence[str]) -> dict[str, str]:
         if not isinstance(band, str):
             raise UnknownBandError(f"band names must be strings, got {band!r}")
         key = names.get(band) or lower.get(band.lower())
-        if key is None and common_name(band) is not None:  # "B04" where assets say "red"
-            key = names.get(common_name(band))
+        # "B04" where assets say "red"
+        if key is None and (common := common_name(band)) is not None:
+            key = names.get(common)
         if key is None:
             available = ", ".join(sorted(names, key=str.lower)) or "(no data asset)"
             raise UnknownBandError(

@@ -185,7 +185,7 @@ def item_polarisations(item: Any) -> list[str] | None:
     pols = item.properties.get("sar:polarizations")
     if pols:
         return [str(p).lower() for p in pols]
-    found = [common_name(k) for k in item.assets if k.upper() in SENTINEL1_BANDS]
+    found = [SENTINEL1_BANDS[k.upper()] for k in item.assets if k.upper() in SENTINEL1_BANDS]
     return sorted(set(found)) or None
 
 
@@ -366,7 +366,8 @@ def filter_sentinel1(items: Iterable[Any], **filters: Any) -> list[Any]:
     items = list(items)
     if not checked:
         return items
-    out, missing = [], {}
+    out: list[Any] = []
+    missing: dict[str, int] = {}
     for item in items:
         ok = True
         for name, value in checked.items():
@@ -505,8 +506,9 @@ def band_units(
         if name in given:
             unit = given[name]
         else:
-            found = {asset_units(it, k) for it in s1 for k in key_set if k in it.assets}
-            if None in found or not found:
+            found_or_none = {asset_units(it, k) for it in s1 for k in key_set if k in it.assets}
+            found = {u for u in found_or_none if u is not None}
+            if None in found_or_none or not found:
                 raise InputError(
                     f"the unit of Sentinel-1 band {name!r} cannot be determined: the items "
                     f"({', '.join(sorted({str(i.collection_id) for i in s1}))}) are not of a "

@@ -58,7 +58,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import product
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from xml.sax.saxutils import quoteattr
 
 import numpy as np
@@ -213,6 +213,17 @@ def _as_dataset(obj: Any) -> tuple[xr.Dataset, bool]:
     )
 
 
+def _check_names(ds: xr.Dataset) -> None:
+    """Variable, coordinate and dimension names are text: Zarr, netCDF and COG file names need it."""
+    bad = list(dict.fromkeys(n for n in (*ds.variables, *ds.dims) if not isinstance(n, str)))
+    if bad:
+        raise InputError(
+            f"eoai.write needs text names for variables, coordinates and dimensions (Zarr keys and "
+            f"COG file names are made of them); {bad} are not: rename them, e.g. "
+            f"obj.rename({{{bad[0]!r}: {str(bad[0])!r}}})"
+        )
+
+
 def _spatial_dims(ds: xr.Dataset) -> tuple[str, str]:
     return spatial_dims(ds, "eoai.write")
 
@@ -278,9 +289,9 @@ def _prepare(ds: xr.Dataset, gbox: Any, chunks: int, spatial: tuple[str, str]) -
 
 
 def _region_dims(ds: xr.Dataset) -> list[str]:
-    dims: list[str] = []
+    dims: list[str] = []  # names are str (checked by _check_names)
     for var in ds.data_vars.values():
-        for d in var.dims:
+        for d in map(str, var.dims):
             if d not in dims:
                 dims.append(d)
     return dims
@@ -307,7 +318,7 @@ def _region_subset(ds: xr.Dataset, region: dict[str, tuple[int, int]]) -> xr.Dat
         return None
     sub = ds[keep]
     dims = {d for v in keep for d in ds[v].dims}
-    sub = sub.isel({d: slice(*region[d]) for d in dims})
+    sub = sub.isel({d: slice(*region[str(d)]) for d in dims})
     # numpy coordinates were written with the metadata; dask-backed ones go with their regions
     return sub.drop_vars(
         [c for c in sub.coords if not hasattr(sub[c].data, "dask") or c in sub.dims]
@@ -499,7 +510,7 @@ def _stage(
                     sub = _region_subset(ds, region)
                     if sub is None:
                         continue
-                    slices = {d: slice(*region[d]) for d in sub.dims}
+                    slices = {str(d): slice(*region[str(d)]) for d in sub.dims}
                     delayeds.append(
                         sub.to_zarr(
                             store, region=slices, mode="r+", compute=False, consolidated=False
@@ -536,7 +547,7 @@ def _date_labels(times: np.ndarray) -> list[str]:
 def _cog_outputs(
     ds: xr.Dataset, path: Path, single_file: bool, spatial: tuple[str, str]
 ) -> list[_CogOutput]:
-    names = list(ds.data_vars)
+    names = [str(v) for v in ds.data_vars]  # str already (checked by _check_names)
     outs = []
     for var in names:
         if not set(spatial) <= set(ds[var].dims):
@@ -732,8 +743,9 @@ def _finalise_cog(
     made = [cog_tmp]
     if legend is not None:
         (tmp_dir / (out.name + ".aux.xml")).write_text(_aux_xml(legend, var), encoding="utf-8")
+        # a legend is only made for integer class maps, whose nodata is an int or None
         (tmp_dir / (Path(out.name).stem + ".qml")).write_text(
-            _qml(legend, nodata), encoding="utf-8"
+            _qml(legend, cast(int | None, nodata)), encoding="utf-8"
         )
         made += [tmp_dir / (out.name + ".aux.xml"), tmp_dir / (Path(out.name).stem + ".qml")]
     return made
@@ -807,7 +819,8 @@ def write(
     Raises
     ------
     eoai.errors.InputError
-        ``obj`` is not xarray, or has no data variables.
+        ``obj`` is not xarray, has no data variables, or has a variable, coordinate or dimension
+        name that is not a str.
     eoai.errors.MissingDimensionError
         No ``y``/``x`` dims.
     eoai.errors.CRSError
@@ -840,6 +853,7 @@ def write(
     from .._progress import enabled
 
     ds, _ = _as_dataset(obj)
+    _check_names(ds)
     target = Path(os.fspath(path))
     fmt = _resolve_format(target, format)
     spatial = _spatial_dims(ds)
@@ -859,7 +873,7 @@ def write(
                     "them to Zarr (a path ending in .zarr) or write their *_doy (day of year) twins"
                 )
             warnings.warn(
-                f"{len(dates)} date variables ({', '.join(dates)}) are not written to GeoTIFF "
+                f"{len(dates)} date variables ({', '.join(map(str, dates))}) are not written to GeoTIFF "
                 "(datetime64 is no pixel type); their *_doy variables hold the same dates as day "
                 "of year, and a .zarr path keeps them all",
                 DataSkippedWarning,

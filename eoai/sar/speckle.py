@@ -47,6 +47,7 @@ True
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -95,7 +96,7 @@ def _local_stats(power: np.ndarray, h: int) -> tuple[np.ndarray, np.ndarray, np.
     return n, mean, var
 
 
-def _lee(p: np.ndarray, h: int, looks: float, **_: Any) -> np.ndarray:
+def _lee(p: np.ndarray, h: int, looks: float, **_kw: Any) -> np.ndarray:
     _, m, v = _local_stats(p, h)
     cu2 = 1.0 / looks
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -155,10 +156,10 @@ def _select_half_sums(a: np.ndarray, sel: np.ndarray) -> np.ndarray:
         where = sel == k
         if not where.any():
             continue
-        acc = None
-        for dy in rows:
-            part = segs[side][length(dy) - 1][..., h + dy : h + dy + ny, :]
-            acc = part.copy() if acc is None else acc.__iadd__(part)
+        parts = [segs[side][length(dy) - 1][..., h + dy : h + dy + ny, :] for dy in rows]
+        acc = parts[0].copy()
+        for part in parts[1:]:
+            acc += part
         out = np.where(where, acc, out)
     return out
 
@@ -195,16 +196,16 @@ def _refined_lee(p: np.ndarray, h: int, looks: float, **_: Any) -> np.ndarray:
         v = np.maximum(_select_half_sums(z * z, sel) / n - m * m, 0.0)
     cu2 = 1.0 / looks
     with np.errstate(divide="ignore", invalid="ignore"):
-        k = np.clip((v - m * m * cu2) / ((1.0 + cu2) * v), 0.0, 1.0)
-    k = np.where(v > 0, k, 0.0)
-    return m + k * (p - m)
+        gain = np.clip((v - m * m * cu2) / ((1.0 + cu2) * v), 0.0, 1.0)
+    gain = np.where(v > 0, gain, 0.0)
+    return m + gain * (p - m)
 
 
 def _boxcar(p: np.ndarray, h: int, **_: Any) -> np.ndarray:
     return _local_stats(p, h)[1]
 
 
-def _quegan(p: np.ndarray, h: int, time_axis: int = 0, **_: Any) -> np.ndarray:
+def _quegan(p: np.ndarray, h: int, time_axis: int = 0, **_kw: Any) -> np.ndarray:
     _, m, _ = _local_stats(p, h)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(m > 0, p / m, np.nan)
@@ -214,7 +215,7 @@ def _quegan(p: np.ndarray, h: int, time_axis: int = 0, **_: Any) -> np.ndarray:
     return m * mean_ratio
 
 
-_KERNELS = {
+_KERNELS: dict[str, Callable[..., np.ndarray]] = {
     "lee": _lee,
     "refined_lee": _refined_lee,
     "enhanced_lee": _enhanced_lee,

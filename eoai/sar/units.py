@@ -221,6 +221,7 @@ def convert_units(
     to = normalise_units(to, "to")
     func = {"dB": "to_db", "linear": "from_db"}.get(to, "convert_units")
     call = _skipped.SkippedCall(functools.partial(_nonpositive_message, func=func, dst=to))
+    out: xr.DataArray | xr.Dataset
     if isinstance(obj, xr.Dataset):
         out_vars = {}
         for name, var in obj.data_vars.items():

@@ -256,7 +256,8 @@ def superres(
         runner, meta = load_weights(model, device=device, threads=threads)
         if meta["mode"] != mode:
             raise ModelError(f"model {model} is for mode={meta['mode']!r}, not mode={mode!r}")
-    bands, guide = default_bands(cube, method, mode, bands, guide, meta)
+    chosen: tuple[list[str], list[str]] = default_bands(cube, method, mode, bands, guide, meta)
+    bands, guide = chosen
     check_grid(cube, bands + guide, y, x, tdim)
     if meta is not None:
         _check_order(meta, bands, guide, model)
@@ -372,7 +373,7 @@ def superres(
             res = res[0]
         if not lazy:
             res = res.compute()
-        coords = _fine_coords(cube, y, x) if upscale else None
+        coords = _fine_coords(cube, y, x) if upscale else {}  # only used when upscaling
         data_vars = {}
         for i, n in enumerate(bands):
             ref = cube[n].transpose(*order)

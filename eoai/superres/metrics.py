@@ -16,8 +16,13 @@ Examples
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import xarray as xr
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SCALE = 10000.0
 
@@ -86,7 +91,7 @@ def ssim(truth, pred, sigma: float = 1.5) -> float:
     return float(np.mean(s[sel])) if sel.any() else float(np.mean(s[ok]))
 
 
-def compare(truth: xr.Dataset, pred: xr.Dataset, bands=None) -> pd.DataFrame:  # noqa: F821
+def compare(truth: xr.Dataset, pred: xr.Dataset, bands=None) -> pd.DataFrame:
     """Per-band RMSE (x 10000), PSNR (dB) and SSIM of ``pred`` against ``truth``.
 
     Images with a ``time`` dimension are compared date by date; SSIM is averaged over dates,

@@ -24,6 +24,8 @@ Examples
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 
@@ -51,7 +53,7 @@ class TorchRunner:
         self.net = net.cpu().eval()
         self.device = device
         self.threads = threads
-        self._on = None
+        self._on: tuple[Any, Any] | None = None  # (torch device, the net on it)
 
     def __getstate__(self):
         return {"net": self.net, "device": self.device, "threads": self.threads}

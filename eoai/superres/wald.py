@@ -38,6 +38,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 
@@ -286,7 +287,7 @@ BLUR_GRID = tuple(round(0.1 * i, 1) for i in range(26))
 def estimate_blur(
     coarse: np.ndarray,
     guide: np.ndarray,
-    grid: Sequence[float] = BLUR_GRID,
+    grid: Sequence[float] | np.ndarray = BLUR_GRID,
 ) -> dict:
     """Estimate each coarse band's blur from the fine guide bands (the scene's MTF, measured).
 
@@ -605,7 +606,7 @@ def train(
         )
         scale = net.low_std.view(1, -1, 1, 1)
         losses = []
-        bar = range(steps)
+        bar: Any = range(steps)  # a tqdm over it when progress is on
         from eoai._progress import enabled
 
         progress = enabled(progress)

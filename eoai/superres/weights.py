@@ -34,6 +34,7 @@ import os
 import urllib.parse
 import urllib.request
 from pathlib import Path
+from typing import Literal, overload
 
 import numpy as np
 
@@ -113,6 +114,10 @@ def _cache_dir() -> Path:
     return Path(d) if d else Path.home() / ".cache" / "eoai" / "superres"
 
 
+@overload
+def fetch(source: str | Path, *, sidecar: Literal[False] = False) -> Path: ...
+@overload
+def fetch(source: str | Path, *, sidecar: bool) -> Path | None: ...
 def fetch(source: str | Path, *, sidecar: bool = False) -> Path | None:
     """Local path of ``source``: a path as is, a URL downloaded once into the cache.
 

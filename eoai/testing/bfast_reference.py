@@ -9,6 +9,7 @@ the kernel against it and ``benchmarks/bench_change.py`` uses it as the baseline
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import numpy as np
 from numba import njit
@@ -25,7 +26,9 @@ def _recresid(X: np.ndarray, y: np.ndarray) -> np.ndarray:
             continue
         beta = np.linalg.lstsq(Xr, yr, rcond=None)[0]
         # x'(Xr'Xr)^-1 x through the QR factor (inverting Xr'Xr squares its condition number)
-        u = np.linalg.solve(np.linalg.qr(Xr, mode="r").T, X[r])
+        # (numpy's stubs give every mode the QRResult type; mode="r" returns the R array alone)
+        R = cast(np.ndarray, np.linalg.qr(Xr, mode="r"))
+        u = np.linalg.solve(R.T, X[r])
         f = 1.0 + u @ u
         out.append((y[r] - X[r] @ beta) / math.sqrt(f))
     return np.asarray(out)

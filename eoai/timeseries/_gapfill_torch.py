@@ -108,8 +108,9 @@ def _factor_solve(
     ``s > 1e-13 * ref`` and ``s > 0``).
     """
     m = len(w)
-    # L[i][k] = L[i, i - k] for k = 1..d (index 0 unused)
-    L: list[list[torch.Tensor | None]] = [[None] * (d + 1) for _ in range(m)]
+    # L[i][k] = L[i, i - k] for k = 1..d (index 0 unused). L, Dg and z start as None placeholders,
+    # each written before it is read: typed as the tensors they hold (the ignores are for the None)
+    L: list[list[torch.Tensor]] = [[None] * (d + 1) for _ in range(m)]  # type: ignore[list-item]
     Dg: list[torch.Tensor] = [None] * m  # type: ignore[list-item]
     ok = torch.ones_like(w[0], dtype=torch.bool)
     for j in range(m):

@@ -81,10 +81,9 @@ def to_float_with_nan(da: xr.DataArray, func: str) -> tuple[xr.DataArray, dict[s
         )
     if not nodata and scale is None and offset is None:
         return da, {}
+    dtype: np.dtype = da.dtype
     if integer:
-        dtype = np.float32 if da.dtype.itemsize <= 2 else np.float64
-    else:
-        dtype = da.dtype
+        dtype = np.dtype(np.float32 if da.dtype.itemsize <= 2 else np.float64)
     attrs = {k: v for k, v in da.attrs.items() if k not in CODING_ATTRS}
     out = da.astype(dtype)
     if nodata:

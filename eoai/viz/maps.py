@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,10 +84,13 @@ class _Layer:
             rgba = np.concatenate([rgb, np.where(valid, 255, 0)[..., None]], axis=-1)
             return rgba.astype(np.uint8)
         values = np.asarray(data.values, dtype="float64")
-        if self.vmin is None and self.legend is None and self.cmap is not None:
+        open_end = self.vmin is None or self.vmax is None
+        if open_end and self.legend is None and self.cmap is not None:
             if not np.isfinite(values).any():
                 return np.zeros(values.shape + (4,), dtype=np.uint8)
-            self.vmin, self.vmax = colours.robust_range(values)
+            lo, hi = colours.robust_range(values)  # only the end the caller did not give
+            self.vmin = lo if self.vmin is None else self.vmin
+            self.vmax = hi if self.vmax is None else self.vmax
         return colours.colourise(values, self.cmap or "viridis", self.vmin, self.vmax, self.legend)
 
 
@@ -132,7 +136,7 @@ def _to_mercator(obj: xr.DataArray | xr.Dataset, max_size: int, categorical: boo
     return out, gbox
 
 
-def _latlon_bounds(gbox) -> tuple[tuple[float, float], tuple[float, float]]:
+def _latlon_bounds(gbox) -> list[list[float]]:
     bb = gbox.extent.to_crs("epsg:4326").boundingbox
     return [[bb.bottom, bb.left], [bb.top, bb.right]]
 
@@ -196,11 +200,11 @@ def _make_layers(
     layers: list[_Layer] = []
     gbox = None
     if isinstance(obj, xr.DataArray) and "embedding" in obj.dims:
-        items: list[tuple[str, Any]] = [_embedding_rgb(obj, variables)]
+        items: list[tuple[Hashable, Any]] = [_embedding_rgb(obj, variables)]
     elif isinstance(obj, xr.DataArray):
         items = [(obj.name or "layer", obj)]
     else:
-        names = variables
+        names: Sequence[Hashable] | None = variables
         if names is None:
             names = (
                 ["rgb"]
@@ -209,19 +213,19 @@ def _make_layers(
             )
         items = []
         for name in names:
-            if name in _COMPOSITES:
+            if isinstance(name, str) and name in _COMPOSITES:
                 missing = [b for b in _COMPOSITES[name] if b not in obj.data_vars]
                 if missing:
                     raise InputError(
                         f"layer {name!r} needs bands {_COMPOSITES[name]}, missing {missing}; "
-                        f"available: {sorted(obj.data_vars)}"
+                        f"available: {sorted(map(str, obj.data_vars))}"
                     )
                 items.append((name, obj[list(_COMPOSITES[name])]))
             elif name in obj.data_vars:
                 items.append((name, obj[name]))
             else:
                 raise InputError(
-                    f"unknown layer {name!r}: available variables are {sorted(obj.data_vars)} "
+                    f"unknown layer {name!r}: available variables are {sorted(map(str, obj.data_vars))} "
                     f"and the composites {sorted(_COMPOSITES)}"
                 )
     for name, data in items:
@@ -426,7 +430,7 @@ def explore(
     t0 = 0
     if time is not None and labels:
         t0 = (
-            time
+            int(time)
             if isinstance(time, (int, np.integer))
             else int(np.argmin(np.abs(obj["time"].values - np.datetime64(time))))
         )
@@ -499,7 +503,7 @@ def explore(
                     position="bottomleft",
                 )
             )
-        elif layer.cmap and layer.vmin is not None:
+        elif layer.cmap and layer.vmin is not None and layer.vmax is not None:
             html = colours.continuous_legend_html(layer.name, layer.cmap, layer.vmin, layer.vmax)
             m.add(ipyleaflet.WidgetControl(widget=w.HTML(html), position="bottomleft"))
 
@@ -536,8 +540,8 @@ def explore(
 
     if series is None:
         first = obj if isinstance(obj, xr.DataArray) else None
-        if first is None:
-            names = [v for v in (variables or list(obj.data_vars)) if v in obj.data_vars]
+        if isinstance(obj, xr.Dataset):
+            names = [v for v in (variables or obj.data_vars) if v in obj.data_vars]
             first = obj[names[0]] if names else None
         series = first if first is not None and "time" in first.dims else None
     elif "time" not in series.dims:

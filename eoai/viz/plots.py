@@ -20,7 +20,7 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -48,7 +48,7 @@ def _single_var(obj: xr.DataArray | xr.Dataset, what: str) -> xr.DataArray:
         return obj[next(iter(obj.data_vars))]
     if isinstance(obj, xr.Dataset):
         raise InputError(
-            f"{what} is a Dataset with variables {sorted(obj.data_vars)}: pick one, "
+            f"{what} is a Dataset with variables {sorted(map(str, obj.data_vars))}: pick one, "
             f"e.g. ds[{next(iter(obj.data_vars))!r}]"
         )
     raise InputError(f"{what} must be an xarray DataArray, got {type(obj).__name__}")
@@ -207,7 +207,9 @@ def _pick_date(ds: xr.Dataset, bands: Sequence[str], time: Any, max_size: int) -
     # the clearest date: valid fraction on a subsample of at most 256 px a side
     step = max(1, max(ds.sizes["y"], ds.sizes["x"]) // 256)
     sub = ds[list(bands)].isel(y=slice(None, None, step), x=slice(None, None, step))
-    valid = sum(sub[b].notnull() for b in bands).mean(("y", "x")).compute()
+    # a sum of DataArrays is one (bands is never empty: quicklook takes three)
+    n_valid = cast(xr.DataArray, sum(sub[b].notnull() for b in bands))
+    valid = n_valid.mean(("y", "x")).compute()
     return ds.isel(time=int(valid.argmax("time")))
 
 

@@ -649,3 +649,15 @@ def test_real_slovenia_reference_and_ndvi(tmp_path, shared_data):
     back = xr.open_zarr(tmp_path / "ndvi.zarr")["NDVI"]
     assert back.dtype == "float32" and np.nanmax(back.values) > 0.5
     np.testing.assert_array_equal(back.values, ndvi.values)
+
+
+def test_names_that_are_not_text_are_refused_before_anything_is_written(tmp_path, classes):
+    # regression: an int variable name escaped as xarray's TypeError (Zarr) or str.join's (COG)
+    conf = classes["confidence"]
+    ds = xr.Dataset({1: conf, "confidence": conf})
+    for target in ("x.zarr", "folder"):
+        with pytest.raises(InputError, match=r"\[1\] are not.*rename\(\{1: '1'\}\)"):
+            eoai.write(ds, tmp_path / target, progress=False)
+    with pytest.raises(InputError, match=r"\[0\] are not"):
+        eoai.write(conf.expand_dims({0: 1}), tmp_path / "x.zarr", progress=False)
+    assert not list(tmp_path.iterdir())

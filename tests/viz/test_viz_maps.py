@@ -174,3 +174,30 @@ def test_embedding_shown_as_rgb_of_three_dimensions():
         explore(emb, ["presto_000"])
     with pytest.raises(InputError, match="unknown embedding dimension"):
         explore(emb, ["presto_000", "presto_001", "presto_009"])
+
+
+def test_one_end_of_the_stretch_given_keeps_it_and_fills_the_other_from_the_data():
+    # regression: vmin alone crashed the legend (vmax None), vmax alone was replaced by the
+    # image's 98th percentile
+    import ipyleaflet
+    import matplotlib
+
+    grid = utm_grid()  # 0..1 along x: 2-98 percentiles ~0.02 and ~0.98
+
+    def legend_range(m):
+        widgets = [c.widget for c in m.controls if isinstance(c, ipyleaflet.WidgetControl)]
+        html = [w.value for w in widgets if "eoai-legend" in getattr(w, "value", "")][0]
+        return [float(part.split("</span>")[0]) for part in html.split("<span>")[1:]]
+
+    m = explore(grid, vmin=0.25)
+    lo, hi = legend_range(m)
+    assert lo == 0.25 and hi == pytest.approx(0.98, abs=0.02)
+
+    m = explore(grid, vmax=0.5)
+    lo, hi = legend_range(m)
+    assert lo == pytest.approx(0.02, abs=0.02) and hi == 0.5
+    # the given top is the top of the colour map: every pixel >= 0.5 has its colour
+    img = decode(m.eoai_layers["ndvi"].url)
+    top = np.array(matplotlib.colormaps["RdYlGn"](1.0, bytes=True)[:3])
+    right = img[:, int(img.shape[1] * 0.6) :]
+    assert np.all(right[right[..., 3] > 0][:, :3] == top)
