@@ -330,7 +330,7 @@ def print_class_table(results: list[dict], sizes: list[str]) -> None:
           "over seeds; training CPU seconds per fold (mean; 1 thread)")  # fmt: skip
     npoly = {s: np.mean([r["n_polygons"] for r in results if r["size"] == s]) for s in sizes}
     print("| method | " + " | ".join(f"n={s} ({npoly[s]:.0f})" if s == "all" else f"n={s}" for s in sizes)
-          + " | CPU s/fold at all |")  # fmt: skip
+          + f" | CPU s/fold, n={sizes[0]} / {sizes[-1]} |")  # fmt: skip
     print("|" + "---|" * (len(sizes) + 2))
     for name in dict.fromkeys(r["method"] for r in results):
         cells = []
@@ -338,7 +338,7 @@ def print_class_table(results: list[dict], sizes: list[str]) -> None:
             rs = [r for r in results if r["method"] == name and r["size"] == size]
             ok = [r for r in rs if "oa" in r]
             if not ok:
-                cells.append("n/a" if not rs else f"fails ({len(rs)}/{len(rs)})")
+                cells.append("-" if not rs else f"fails ({len(rs)}/{len(rs)})")
                 continue
             oa, ka = [r["oa"] for r in ok], [r["kappa"] for r in ok]
             cell = (f"{np.mean(oa):.3f} / {np.mean(ka):.2f} ({min(oa):.2f}-{max(oa):.2f})"
@@ -346,16 +346,16 @@ def print_class_table(results: list[dict], sizes: list[str]) -> None:
             if len(ok) < len(rs):
                 cell += f" [{len(rs) - len(ok)} of {len(rs)} seeds fail]"
             cells.append(cell)
-        secs = [
-            r.get("cpu", r["seconds"])
-            for r in results
-            if r["method"] == name and r["size"] == sizes[-1]
-        ]
-        print(
-            f"| {name} | "
-            + " | ".join(cells)
-            + f" | {np.mean(secs) if secs else float('nan'):.1f} |"
-        )
+
+        def cpu(size, name=name):
+            c = [
+                r.get("cpu", r["seconds"])
+                for r in results
+                if r["method"] == name and r["size"] == size
+            ]
+            return f"{np.mean(c):.1f}" if c else "-"
+
+        print(f"| {name} | " + " | ".join(cells) + f" | {cpu(sizes[0])} / {cpu(sizes[-1])} |")
 
 
 def main() -> None:
