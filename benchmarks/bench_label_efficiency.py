@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+SIZES = ["10", "20", "50", "200", "all"]
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "presto" / "data"
 
 
@@ -95,19 +96,301 @@ def fit_net(kind: str, x: np.ndarray, y: np.ndarray, month: np.ndarray, seed: in
     return predict
 
 
+# -- the Slovenia patch: classification, labels counted in polygons ------------------------------
+
+SLO = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "eolearn_slovenia"
+SLO_NAMES = {1: "cultivated land", 2: "forest", 3: "grassland", 4: "shrubland", 8: "artificial"}
+L1C = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12"]
+
+
+def draw_polygons(polys: np.ndarray, classes: np.ndarray, n: int, rng) -> np.ndarray:
+    """``n`` of the polygons ``polys`` (class ``classes``): one polygon of each class first (the
+    classes in random order, as many as ``n`` allows), then the rest at random."""
+    order = rng.permutation(len(polys))
+    first: list[int] = []
+    for c in rng.permutation(np.unique(classes)):
+        if len(first) < n:
+            first.append(int(next(i for i in order if classes[i] == c)))
+    rest = [int(i) for i in order if i not in first]
+    return np.sort(polys[np.array(first + rest[: n - len(first)], dtype=int)])
+
+
+def slovenia_inputs(cache: Path, pretrain_epochs: int, pretrain: bool, n_pixels: int) -> dict:
+    """The patch's sample tables (the same labelled pixels, in the same order, in every table) and
+    the Presto inputs of those pixels; embeddings and the pre-trained encoder cached in ``cache``."""
+    import warnings
+
+    import geopandas as gpd
+    import pandas as pd
+    import xarray as xr
+
+    import eoai  # noqa: F401 - the .eoai accessor
+    import eoai.ml.presto as presto
+    from eoai.io.bands import common_name
+    from eoai.ml.presto.pretrain import _cube_series
+    from eoai.timeseries.gapfill import gapfill
+
+    ds = xr.open_dataset(SLO / "eolearn_testpatch.nc").load()
+    ndvi = ds["NDVI"].where(ds["CLM"] == 0).rename(time_all="time").rename("ndvi")
+    clm5 = ds["CLM"].sel(time_all=ds["time"].values).rename(time_all="time")
+    s2 = ds[L1C].where(clm5 == 0).rename({b: common_name(b) for b in L1C})  # clouds NaN
+    labels = gpd.read_file(SLO / "LULC_polygons.gpkg")
+    labels = labels[labels["LULC_ID"] > 0]
+
+    def extract(cube):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # 6 of the 84 polygons cover no pixel (tested)
+            return cube.eoai.extract(
+                labels, label="LULC_ID", max_per_polygon=300, drop_empty=False
+            ).reset_index(drop=True)
+
+    cache.mkdir(parents=True, exist_ok=True)
+    model = presto.load_encoder(DATA / "default_model.pt", card=presto.PRESTO_CARD)
+    s2p = s2[presto.PRESTO_CARD.required]  # B01, B09, B10 are not Presto inputs
+
+    def embedded(name, enc):
+        f = cache / f"{name}.npy"
+        t0 = time.perf_counter()
+        if not f.exists():
+            np.save(f, s2p.chunk({"y": 64, "x": 64}).eoai.embed(enc).values)
+        emb = xr.DataArray(np.load(f), dims=("embedding", "y", "x"),
+                           coords={"embedding": [f"presto_{i:03d}" for i in range(128)],
+                                   "y": ds["y"], "x": ds["x"], "spatial_ref": ds["spatial_ref"]})  # fmt: skip
+        return extract(emb.to_dataset("embedding")), time.perf_counter() - t0
+
+    tables = (
+        cache / "tables.pkl"
+    )  # this script's own file (a pickle: never load one you did not write)
+    if tables.exists():
+        out = pd.read_pickle(tables)
+    else:
+        out = {"ndvi": extract(ndvi), "filled": extract(gapfill(ndvi, "linear")),
+               "bands": extract(s2)}  # fmt: skip
+        out["emb0"], out["t_embed"] = embedded("emb0", model)
+        for k in ("filled", "bands", "emb0"):  # the same pixels as the NDVI table
+            assert np.array_equal(out[k][["x", "y", "group"]], out["ndvi"][["x", "y", "group"]]), k
+        # the encoder's inputs of every pixel, as pretrain_presto samples them from the cube
+        ny, nx = ds.sizes["y"], ds.sizes["x"]
+        x, miss, dw, latlon, month = _cube_series(s2p, model.card, ny * nx, 0, "auto", "auto")
+        assert len(x) == ny * nx  # every pixel has a clear date: row i is pixel (i // nx, i % nx)
+        iy = np.searchsorted(-ds["y"].values, -out["ndvi"]["y"].to_numpy())
+        ix = np.searchsorted(ds["x"].values, out["ndvi"]["x"].to_numpy())
+        pix = iy * nx + ix
+        out["series"] = (x[pix], miss[pix], dw[pix], latlon[pix], month[pix])
+        feats = [f"presto_{i:03d}" for i in range(128)]
+        again = model.embed_arrays(*out["series"])
+        out["check"] = float(np.abs(again - out["emb0"][feats].to_numpy()).max())
+        pd.to_pickle(out, tables)
+    out["model"] = model
+    out["months"] = sorted({str(t)[:7] for t in s2p["time"].values})
+    out["t_pretrain"] = "not run"
+    fp = cache / "pretrained.pt"
+    if not pretrain:
+        return out
+    if fp.exists():
+        out["pre"] = presto.load_encoder(fp)
+        out["t_pretrain"] = json.loads((cache / "pretrained.json").read_text())
+    else:
+        t0 = time.perf_counter()
+        pre = presto.pretrain_presto(s2p, model=model, n_pixels=n_pixels, epochs=pretrain_epochs,
+                                     patience=2, progress=False, seed=0)  # fmt: skip
+        md = pre.metadata
+        out["t_pretrain"] = {"seconds": time.perf_counter() - t0, "epochs": md["epochs"],
+                             "n_series": md["n_series"], "mse_before": md["validation_mse_before"],
+                             "mse_after": md["validation_mse_after"]}  # fmt: skip
+        presto.save_encoder(pre, fp)
+        (cache / "pretrained.json").write_text(json.dumps(out["t_pretrain"]))
+        out["pre"] = pre
+    out["emb1"], _ = embedded("emb1", out["pre"])
+    return out
+
+
+def slovenia(args: argparse.Namespace) -> None:
+    import warnings
+
+    import torch
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    import eoai.ml
+    import eoai.ml.presto as presto
+    from eoai.ml.metrics import confusion_from_labels, scores_from_confusion
+
+    torch.set_num_threads(1)
+    cache = Path(args.cache)
+    t0 = time.perf_counter()
+    wanted = args.methods or ["pretrained"]
+    d = slovenia_inputs(
+        cache,
+        args.pretrain_epochs,
+        any(m.startswith("pretrained") for m in wanted),
+        args.pretrain_pixels,
+    )
+    base = d["ndvi"]
+    y, groups = base["label"].to_numpy(), base["group"].to_numpy()
+    poly = base.groupby("group")["label"].first()
+    print(f"slovenia: {len(base)} labelled px in {len(poly)} polygons "
+          f"({poly.value_counts().sort_index().to_dict()} polygons per class); 5-fold CV grouped by "
+          f"polygon (seed 0, as cross_validate); seeds {args.seeds}; 1 torch thread; "
+          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; inputs {time.perf_counter() - t0:.0f} s")  # fmt: skip
+    print(f"Presto: 13-band L1C TOA on 5 dates -> monthly composites {d['months']}; embedding "
+          f"{d['t_embed']:.1f} s (cached: 0); embed() vs embed_arrays max |diff| {d['check']:.2e}; "
+          f"pre-training {d['t_pretrain']}")  # fmt: skip
+    folds = list(StratifiedGroupKFold(5, shuffle=True, random_state=0).split(base, y, groups))
+    sx, smiss, sdw, slatlon, smonth = d["series"]
+    rf = dict(n_estimators=100, threads=1)
+    deep = dict(progress=False, device="cpu")  # TRAINING_DEFAULTS of eoai.ml.deep otherwise
+
+    def fitted(table, model, **kw):
+        def run(tr, te, seed):
+            m = eoai.ml.fit(table.iloc[tr], model, seed=seed, **kw)
+            cols = list(m.features)
+            return m.predict(table.iloc[te][cols].to_numpy("float32"))
+
+        return run
+
+    def finetune(start):
+        def run(tr, te, seed):
+            n = len(tr)
+            epochs = 30 if n <= 50 else (15 if n <= 200 else args.finetune_epochs)
+            new, head = presto.finetune_presto(
+                start, sx[tr], y[tr], mask=smiss[tr], dynamic_world=sdw[tr], latlon=slatlon[tr],
+                month=smonth[tr], task="classification", epochs=epochs, patience=5, seed=seed,
+                batch_size=16 if n <= 200 else 64,
+            )  # fmt: skip
+            emb = new.embed_arrays(sx[te], smiss[te], sdw[te], slatlon[te], smonth[te])
+            return head.predict(emb)
+
+        return run
+
+    pre, emb1 = d.get("pre"), d.get("emb1")
+    methods = {
+        "rf ndvi": fitted(d["ndvi"], "rf", **rf),
+        "rf bands": fitted(d["bands"], "rf", **rf),
+        "presto head": fitted(d["emb0"], "presto"),
+        "presto rf": fitted(d["emb0"], "rf", **rf),
+        "pretrained head": fitted(emb1, "presto"),
+        "pretrained rf": fitted(emb1, "rf", **rf),
+        "tempcnn": fitted(d["filled"], "tempcnn", **deep),
+        "ltae": fitted(d["ndvi"], "ltae", **deep),
+        "presto finetuned": finetune(d["model"]),
+        "pretrained finetuned": finetune(pre),
+    }
+    if args.methods:
+        methods = {k: v for k, v in methods.items() if k in args.methods}
+    results = []
+    for size in args.sizes:
+        for seed in args.seeds:
+            rng = np.random.default_rng(1000 + seed)
+            fold_rows = []
+            for tr, te in folds:
+                polys = np.unique(groups[tr])
+                if size != "all":
+                    polys = draw_polygons(polys, poly.loc[polys].to_numpy(), int(size), rng)
+                fold_rows.append((np.flatnonzero(np.isin(groups, polys)), te, len(polys)))
+            for name, fn in methods.items():
+                pred = np.empty(len(y), dtype=object)
+                secs, cpu, error = [], [], None
+                for tr, te, _ in fold_rows:
+                    t0, c0 = time.perf_counter(), time.process_time()
+                    try:
+                        with warnings.catch_warnings():
+                            warnings.simplefilter("ignore")
+                            pred[te] = fn(tr, te, seed)
+                    except Exception as err:  # noqa: BLE001 - recorded in the table
+                        error = f"{type(err).__name__}: {err}"
+                        break
+                    secs.append(time.perf_counter() - t0)
+                    cpu.append(time.process_time() - c0)
+                row = {"size": size, "seed": seed, "method": name, "seconds": float(np.mean(secs or [0])), "cpu": float(np.mean(cpu or [0])),
+                       "n_px": float(np.mean([len(r[0]) for r in fold_rows])),
+                       "n_polygons": float(np.mean([r[2] for r in fold_rows]))}  # fmt: skip
+                if error is None:
+                    oa, kappa, _ = scores_from_confusion(
+                        confusion_from_labels(pred, y, sorted(poly.unique()))
+                    )
+                    row.update(oa=float(oa), kappa=float(kappa))
+                else:
+                    row["error"] = error
+                results.append(row)
+                msg = (
+                    f"OA {row['oa']:.3f} kappa {row['kappa']:.3f}" if error is None else error[:120]
+                )
+                print(f"  n={size:>3} seed {seed} {name:<21} {msg}  {row['seconds']:6.1f} s/fold, CPU {row['cpu']:.1f} s "
+                      f"({row['n_px']:.0f} px)", flush=True)  # fmt: skip
+    if args.json:
+        Path(args.json).write_text(json.dumps(
+            {"dataset": "slovenia", "t_embed": d["t_embed"], "t_pretrain": d["t_pretrain"],
+             "results": results}, default=str))  # fmt: skip
+    print_class_table(results, args.sizes)
+
+
+def print_class_table(results: list[dict], sizes: list[str]) -> None:
+    """OA and kappa, mean (min-max) over seeds, per method and number of polygons."""
+    print("\nslovenia: OA / kappa on the held-out polygons (pooled over 5 folds), mean (min-max) "
+          "over seeds; training CPU seconds per fold (mean; 1 thread)")  # fmt: skip
+    npoly = {s: np.mean([r["n_polygons"] for r in results if r["size"] == s]) for s in sizes}
+    print("| method | " + " | ".join(f"n={s} ({npoly[s]:.0f})" if s == "all" else f"n={s}" for s in sizes)
+          + f" | CPU s/fold, n={sizes[0]} / {sizes[-1]} |")  # fmt: skip
+    print("|" + "---|" * (len(sizes) + 2))
+    for name in dict.fromkeys(r["method"] for r in results):
+        cells = []
+        for size in sizes:
+            rs = [r for r in results if r["method"] == name and r["size"] == size]
+            ok = [r for r in rs if "oa" in r]
+            if not ok:
+                cells.append("-" if not rs else f"fails ({len(rs)}/{len(rs)})")
+                continue
+            oa, ka = [r["oa"] for r in ok], [r["kappa"] for r in ok]
+            cell = (f"{np.mean(oa):.3f} / {np.mean(ka):.2f} ({min(oa):.2f}-{max(oa):.2f})"
+                    if len(ok) > 1 else f"{oa[0]:.3f} / {ka[0]:.2f}")  # fmt: skip
+            if len(ok) < len(rs):
+                cell += f" [{len(rs) - len(ok)} of {len(rs)} seeds fail]"
+            cells.append(cell)
+
+        def cpu(size, name=name):
+            c = [
+                r.get("cpu", r["seconds"])
+                for r in results
+                if r["method"] == name and r["size"] == size
+            ]
+            return f"{np.mean(c):.1f}" if c else "-"
+
+        print(f"| {name} | " + " | ".join(cells) + f" | {cpu(sizes[0])} / {cpu(sizes[-1])} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
-        "--dataset", default="algae_blooms", choices=["algae_blooms", "fuel_moisture"]
+        "--dataset", default="algae_blooms", choices=["algae_blooms", "fuel_moisture", "slovenia"]
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--sizes", nargs="+", default=["10", "20", "50", "200", "all"])
+    parser.add_argument("--sizes", nargs="+", default=SIZES)
     parser.add_argument("--finetune-epochs", type=int, default=8)
     parser.add_argument("--net-epochs", type=int, default=60)
     parser.add_argument("--pretrain-epochs", type=int, default=5)
     parser.add_argument("--methods", nargs="+", default=None)
+    parser.add_argument(
+        "--pretrain-pixels", type=int, default=5000, help="slovenia: pixels pre-trained on"
+    )
     parser.add_argument("--json", default=None)
+    parser.add_argument(
+        "--cache",
+        default="/tmp/eoai_label_efficiency",
+        help="slovenia: embeddings and the pre-trained encoder (not in the repo)",
+    )
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        default=None,
+        help="print the table of these --json files (seeds merged), run nothing",
+    )
     args = parser.parse_args()
+    if args.merge:
+        return merge(args.merge)
+    if args.dataset == "slovenia":
+        if args.sizes == SIZES:
+            args.sizes = ["5", "10", "20", "40", "all"]
+        return slovenia(args)
     import torch
     from sklearn.ensemble import RandomForestRegressor
     from sklearn.linear_model import RidgeCV
@@ -131,17 +414,21 @@ def main() -> None:
     t0 = time.perf_counter()
     emb0 = model.embed_arrays(x, dynamic_world=dw, latlon=latlon, month=month)
     t_embed = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    pre = presto.pretrain_presto(
-        x[train], model=model, latlon=latlon[train], month=month[train],
-        dynamic_world=dw[train], epochs=args.pretrain_epochs, patience=2, progress=False, seed=0,
-    )  # fmt: skip
-    t_pre = time.perf_counter() - t0
-    emb1 = pre.embed_arrays(x, dynamic_world=dw, latlon=latlon, month=month)
-    md = pre.metadata
-    print(f"frozen embeddings of all series: {t_embed:.1f} s; pre-training on the {len(train)} "
-          f"unlabelled train series: {t_pre:.0f} s, {md['epochs']} epochs, held-out masked MSE "
-          f"{md['validation_mse_before']:.4f} -> {md['validation_mse_after']:.4f}")  # fmt: skip
+    pre = emb1 = md = t_pre = None
+    if args.methods is None or any(m.startswith("pretrained") for m in args.methods):
+        t0 = time.perf_counter()
+        pre = presto.pretrain_presto(
+            x[train], model=model, latlon=latlon[train], month=month[train],
+            dynamic_world=dw[train], epochs=args.pretrain_epochs, patience=2, progress=False,
+            seed=0,
+        )  # fmt: skip
+        t_pre = time.perf_counter() - t0
+        emb1 = pre.embed_arrays(x, dynamic_world=dw, latlon=latlon, month=month)
+        md = pre.metadata
+        print(f"pre-training on the {len(train)} unlabelled train series: {t_pre:.0f} s, "
+              f"{md['epochs']} epochs, held-out masked MSE {md['validation_mse_before']:.4f} -> "
+              f"{md['validation_mse_after']:.4f}")  # fmt: skip
+    print(f"frozen embeddings of all series: {t_embed:.1f} s")
     flat = raw.reshape(len(raw), -1)
 
     def ridge(emb, idx):
@@ -198,27 +485,52 @@ def main() -> None:
                     f"  n={size:>4} seed {seed} {name:<22} RMSE {results[-1]['rmse']:7.3f}  {dt:6.1f} s",
                     flush=True,
                 )
-    print(
-        f"\n{args.dataset}: test RMSE, mean (min-max) over seeds {args.seeds}; training seconds (mean)"
-    )
-    header = "| method | " + " | ".join(f"n={s}" for s in args.sizes) + " | s at n=all |"
-    print(header)
-    print("|" + "---|" * (len(args.sizes) + 2))
-    for name in methods:
-        cells = []
-        for size in args.sizes:
-            r = [v["rmse"] for v in results if v["method"] == name and v["size"] == size]
-            cells.append(
-                f"{np.mean(r):.3f} ({min(r):.2f}-{max(r):.2f})" if len(r) > 1 else f"{r[0]:.3f}"
-            )
-        secs = np.mean(
-            [v["seconds"] for v in results if v["method"] == name and v["size"] == args.sizes[-1]]
-        )
-        print(f"| {name} | " + " | ".join(cells) + f" | {secs:.1f} |")
-    print(f"| (train mean) | {rmse(np.full(len(te), y[train].mean()), y[te]):.3f} |")
+    baseline = rmse(np.full(len(te), y[train].mean()), y[te])
     if args.json:
         Path(args.json).write_text(json.dumps({"dataset": args.dataset, "t_embed": t_embed,
-                                               "t_pretrain": t_pre, "pretrain": md, "results": results}, default=str))  # fmt: skip
+                                               "t_pretrain": t_pre, "pretrain": md, "baseline": baseline,
+                                               "results": results}, default=str))  # fmt: skip
+    print_rmse_table(args.dataset, results, args.sizes, baseline)
+
+
+def print_rmse_table(dataset: str, results: list[dict], sizes: list[str], baseline: float) -> None:
+    """Test RMSE, mean (min-max) over seeds, per method and number of labelled series."""
+    seeds = sorted({r["seed"] for r in results})
+    print(f"\n{dataset}: test RMSE, mean (min-max) over seeds {seeds} (n/seeds per cell); "
+          "training seconds (mean)")  # fmt: skip
+    print("| method | " + " | ".join(f"n={s}" for s in sizes) + " | s at n=all |")
+    print("|" + "---|" * (len(sizes) + 2))
+    for name in dict.fromkeys(r["method"] for r in results):
+        cells = []
+        for size in sizes:
+            r = [v["rmse"] for v in results if v["method"] == name and v["size"] == size]
+            cells.append(
+                "-"
+                if not r
+                else f"{np.mean(r):.3f} ({min(r):.2f}-{max(r):.2f}; {len(r)})"
+                if len(r) > 1
+                else f"{r[0]:.3f}"
+            )
+        secs = [v["seconds"] for v in results if v["method"] == name and v["size"] == sizes[-1]]
+        print(
+            f"| {name} | "
+            + " | ".join(cells)
+            + f" | {np.mean(secs) if secs else float('nan'):.1f} |"
+        )
+    print(f"| (train mean) | {baseline:.3f} |")
+
+
+def merge(files: list[str]) -> None:
+    """The table of several ``--json`` files of one dataset (e.g. other seeds, other methods)."""
+    runs = [json.loads(Path(f).read_text()) for f in files]
+    dataset = runs[0]["dataset"]
+    results = [r for run in runs for r in run["results"]]
+    sizes = list(dict.fromkeys(r["size"] for r in results))
+    if dataset == "slovenia":
+        print_class_table(results, sizes)
+    else:
+        baseline = next((run["baseline"] for run in runs if run.get("baseline")), float("nan"))
+        print_rmse_table(dataset, results, sizes, baseline)
 
 
 if __name__ == "__main__":

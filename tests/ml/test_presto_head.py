@@ -107,3 +107,35 @@ def test_fit_model_presto_is_the_head_for_both_tasks():
     assert np.sqrt(np.mean((pred - df["cover"].to_numpy()) ** 2)) < 0.3  # std of cover is 2
     with pytest.raises(InputError, match="class_weight"):
         eoai.ml.fit(df, "presto", class_weight="balanced")
+
+
+def test_every_class_is_trained_on_with_few_polygons():
+    """Early stopping never holds out a class's last polygon (issue #12: 5 polygons, 5 classes).
+
+    The old split held out 15 % of the polygons at random: with one polygon per class, one class
+    was never trained on and never predicted."""
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 4, (5, 8))
+    names = ["cultivated", "forest", "grassland", "shrubland", "artificial"]
+
+    def draw(k):
+        X = np.concatenate([c + rng.normal(0, 0.3, (k, 8)) for c in centres]).astype("float32")
+        return X, np.repeat(names, k)
+
+    X, y = draw(4)  # one polygon of 4 pixels per class
+    df = pd.DataFrame(X, columns=[f"presto_{i:03d}" for i in range(8)])
+    df["label"], df["group"] = y, np.repeat(np.arange(5), 4)
+    head = fit_presto_head(df, epochs=60, batch_size=20, lr=0.05)
+    assert head.metadata["validation_split"] == "rows by class (a single group in every class)"
+    Xt, yt = draw(10)
+    assert (head.predict(Xt) == yt).all()
+    # one polygon of a class among many of another: that polygon stays in training
+    df = pd.DataFrame(np.concatenate([X[:4], X[4:8].repeat(5, 0)]), columns=df.columns[:8])
+    df["label"] = ["cultivated"] * 4 + ["forest"] * 20
+    df["group"] = np.r_[[0] * 4, np.arange(1, 21) // 2 + 1]
+    for seed in range(2):
+        head = fit_presto_head(df, epochs=30, batch_size=24, lr=0.05, seed=seed)
+        assert head.metadata["validation_split"] == "groups by class"
+        va = head.metadata["n_validation"]
+        assert 2 <= va <= 4  # about 15 % of forest's 10 polygons of 2 pixels, none of cultivated
+        assert (head.predict(Xt[:20]) == yt[:20]).all()

@@ -252,6 +252,9 @@ def fit_presto_head(
     validation, patience
         Fraction of the rows (of the groups, when the table has ``group``) held out for early
         stopping, and epochs without improvement before stopping; the best epoch is kept.
+        Classification holds out about this share of each class and never a class's last group,
+        so every class is trained on (with a single group per class, rows of the groups are held
+        out); ``metadata["validation_split"]`` says which.
     seed
         Seed of the split, the initialisation and the batches.
     class_names, colours
@@ -315,14 +318,10 @@ def fit_presto_head(
         y_mean, y_std = float(yf.mean()), float(yf.std() or 1.0)
         t = torch.tensor(((yf - y_mean) / y_std)[:, None], dtype=torch.float32)
         n_out, loss_fn = 1, torch.nn.functional.mse_loss
-    # held-out part for early stopping (by group when known)
-    units = np.unique(groups) if groups is not None else np.arange(len(X))
-    held = rng.choice(units, size=max(1, int(round(validation * len(units)))), replace=False)
-    is_val = np.isin(groups if groups is not None else np.arange(len(X)), held)
-    if is_val.all() or not is_val.any():
-        raise InputError("validation leaves no training or no validation rows; change validation")
+    tr, va, split = _validation_split(
+        t.numpy() if task == "classification" else None, groups, len(X), validation, seed, rng
+    )
     zt = torch.from_numpy(Z)
-    tr, va = np.flatnonzero(~is_val), np.flatnonzero(is_val)
     net = _net(Z.shape[1], n_out, int(hidden))
     opt = _AdamW(list(net.parameters()), lr=lr, weight_decay=weight_decay)
     with _one_thread():
@@ -333,7 +332,7 @@ def fit_presto_head(
     metadata = {
         "method": f"eoai.ml.presto.fit_presto_head({task}, hidden={int(hidden)})",
         "epochs": int(epoch), "best_epoch": int(best_epoch), "best_validation_loss": float(best),
-        "n_samples": int(len(X)), "n_validation": int(len(va)),
+        "n_samples": int(len(X)), "n_validation": int(len(va)), "validation_split": split,
         "parameters": {"lr": lr, "weight_decay": weight_decay, "batch_size": batch_size,
                        "validation": validation, "patience": patience, "seed": seed},
     }  # fmt: skip
@@ -343,6 +342,41 @@ def fit_presto_head(
             metadata=metadata,
         )  # fmt: skip
     return PrestoRegressorHead(net, mean, std, hidden, feats, y_mean, y_std, metadata)
+
+
+def _validation_split(
+    classes: np.ndarray | None, groups: np.ndarray | None, n: int, validation: float, seed, rng
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """Training and early-stopping rows, and how they were split.
+
+    Classes (``classes`` = class index per row): about ``validation`` of each class's groups
+    (polygons; rows without a group column) are held out, never the last group of a class (the
+    rule of :func:`eoai.ml._deep_train.grouped_split`), so that every class stays in training.
+    When every class has a single group (e.g. one polygon per class), rows of those groups are
+    held out instead. Regression, or when that too leaves nothing to hold out: a random
+    ``validation`` share of the groups (rows).
+    """
+    if classes is not None:
+        from .._deep_train import grouped_split
+
+        units = groups if groups is not None else np.arange(n)
+        tr, va = grouped_split(classes, units, validation, seed)
+        if len(va):
+            return tr, va, "groups by class" if groups is not None else "rows by class"
+        if groups is not None:
+            tr, va = grouped_split(classes, np.arange(n), validation, seed)
+            if len(va):
+                return tr, va, "rows by class (a single group in every class)"
+    units = np.unique(groups) if groups is not None else np.arange(n)
+    held = rng.choice(units, size=max(1, int(round(validation * len(units)))), replace=False)
+    is_val = np.isin(groups if groups is not None else np.arange(n), held)
+    if is_val.all() or not is_val.any():
+        raise InputError("validation leaves no training or no validation rows; change validation")
+    return (
+        np.flatnonzero(~is_val),
+        np.flatnonzero(is_val),
+        "random groups" if groups is not None else "random rows",
+    )
 
 
 def _train(net, opt, loss_fn, zt, t, tr, va, rng, epochs, batch_size, patience) -> tuple:
