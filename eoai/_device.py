@@ -109,12 +109,10 @@ def resolve_device(
         from ._options import OPTIONS
 
         device = OPTIONS["device"]
-        if device == "auto":
-            if unsupported is not None:  # no GPU kernel: torch is not even imported
-                return "cpu"
-            return "cuda" if _gpu_available() else "cpu"
-        if unsupported is not None:  # the option is a preference: the CPU where no GPU kernel
+        if unsupported is not None:  # no GPU kernel: the CPU, whatever the option (torch unused)
             return "cpu"
+        if device == "auto":
+            return "cuda" if _gpu_available() else "cpu"
     if device == "cpu":
         return "cpu"
     if unsupported is not None:

@@ -22,7 +22,7 @@ from typing import Any
 
 from eoai._attrs import netcdf_attrs, to_json
 
-__all__ = ["provenance", "step", "VARIABLE_KEYS"]
+__all__ = ["provenance", "step", "flat_parameters", "VARIABLE_KEYS"]
 
 #: attrs that describe one variable (its values, units, coding): not carried to a new Dataset
 VARIABLE_KEYS = frozenset(
@@ -84,6 +84,18 @@ def provenance(
     return attrs
 
 
+def flat_parameters(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``eoai:parameters`` of a step whose settings are also written as flat ``eoai:*`` keys
+    (``eoai:method`` left out, the prefix dropped).
+
+    Examples
+    --------
+    >>> flat_parameters({"eoai:method": "load", "eoai:bands": "red=B04", "eoai:n_items": 3})
+    {'bands': 'red=B04', 'n_items': 3}
+    """
+    return {k.removeprefix("eoai:"): v for k, v in flat.items() if k != "eoai:method"}
+
+
 def step(method: str, parameters: Mapping[str, Any] | str) -> dict[str, str]:
     """``eoai:method`` and ``eoai:parameters`` (a JSON string) of one step, for an output that
     starts its own attributes (a class map, a tree of sources); :func:`provenance` when the
@@ -92,7 +104,7 @@ def step(method: str, parameters: Mapping[str, Any] | str) -> dict[str, str]:
     Examples
     --------
     >>> step("classify", {"majority": None})
-    {'eoai:method': 'eoai.ml.classify', 'eoai:parameters': '{"majority": null}'}
+    {'eoai:method': 'classify', 'eoai:parameters': '{"majority": null}'}
     """
     return {
         "eoai:method": method,

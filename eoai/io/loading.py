@@ -23,7 +23,7 @@ import xarray as xr
 
 from .._attrs import netcdf_attrs
 from .._crs import check_crs
-from .._provenance import step
+from .._provenance import flat_parameters, step
 from .._renamed import renamed_parameters
 from .._skipped import user_stacklevel
 from ..errors import (
@@ -793,9 +793,7 @@ def load(
     attrs = netcdf_attrs(attrs)  # storable in netCDF and Zarr (resolution=(10, 10)...)
     ds.attrs = {
         **attrs,
-        **step(
-            "load", {k.removeprefix("eoai:"): v for k, v in attrs.items() if k != "eoai:method"}
-        ),
+        **step("load", flat_parameters(attrs)),
     }
     return ds
 

@@ -350,7 +350,7 @@ def _reproject_var(
     from odc.geo.xr import xr_reproject
 
     from ..sar.units import _is_backscatter, backscatter_units, convert_units
-    from ..timeseries.gapfill import is_class_or_mask
+    from .presets import is_class_or_mask
 
     ydim, xdim = src_gbox.dimensions if var.odc.spatial_dims is None else var.odc.spatial_dims
     attrs = dict(var.attrs)

@@ -32,7 +32,7 @@ import pandas as pd
 import xarray as xr
 
 from .. import _skipped
-from .._provenance import VARIABLE_KEYS, provenance
+from .._provenance import VARIABLE_KEYS, flat_parameters, provenance
 from ..errors import InputError, TimeAxisError
 from . import _breaks_numba
 from ._mosum_critvals import PERIODS, WINSIZES, mosum_critval
@@ -336,7 +336,7 @@ def detect_breaks(
     sources = [dict(obj.attrs)] if isinstance(obj, xr.Dataset) else []
     sources.append({a: v for a, v in da.attrs.items() if a not in VARIABLE_KEYS})
     # (not ``params``: the chunk function reads that one at compute time)
-    step = {k.removeprefix("eoai:"): v for k, v in flat.items() if k != "eoai:method"}
+    step = flat_parameters(flat)
     out.attrs = {**provenance(sources, "detect_breaks:bfastmonitor", step), **flat}
     return out
 

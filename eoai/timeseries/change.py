@@ -28,7 +28,7 @@ import pandas as pd
 import xarray as xr
 
 from .. import _skipped
-from .._provenance import VARIABLE_KEYS, provenance
+from .._provenance import VARIABLE_KEYS, flat_parameters, provenance
 from ..errors import InputError, MissingDimensionError, TimeAxisError, UnknownBandError
 from ..io.presets import is_class_or_mask
 from ._nodata import to_float_with_nan
@@ -405,9 +405,7 @@ def change(
     sources = [dict(cube.attrs)] if isinstance(cube, xr.Dataset) else []
     if isinstance(cube, xr.DataArray):
         sources.append({a: v for a, v in cube.attrs.items() if a not in VARIABLE_KEYS})
-    step: dict[str, Any] = {
-        k.removeprefix("eoai:"): v for k, v in flat.items() if k != "eoai:method"
-    }
+    step = flat_parameters(flat)
     step["features"] = list(feats)
     out.attrs = {**provenance(sources, f"change:{method}", step), **flat}
     return out

@@ -67,7 +67,7 @@ import xarray as xr
 from eoai import _skipped
 from eoai._provenance import provenance
 from eoai.errors import DataSkippedWarning, ExtrapolationWarning, InputError, TimeAxisError
-from eoai.io.presets import MASK_VARIABLES, is_class_or_mask
+from eoai.io.presets import is_class_or_mask
 from eoai.timeseries import _gapfill_numba as K
 from eoai.timeseries._device import resolve_device
 from eoai.timeseries._nodata import to_float_with_nan
@@ -388,10 +388,6 @@ def _decode_input(obj: Any, dim: str, func: str) -> tuple[Any, list[str], dict]:
             if info:
                 decoded[name] = info
     return (obj.assign(new) if new else obj), left_out, decoded
-
-
-# mask and class variables: the one table in eoai.io.presets (re-exported for callers)
-MASK_NAMES = MASK_VARIABLES
 
 
 def _warn_extrapolation(spec: dict) -> None:
