@@ -36,10 +36,13 @@ from ..errors import DataSkippedWarning, InputError
 from .classify import CLASS_DIM, UNCERTAINTY, _uncertainty
 from .smoothing import as_probability, check_block
 
+# candidates of a block or a cube: score, row, column, most probable class, number of valid pixels
+_Candidates = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]
+
 
 def _block_candidates(
     block: np.ndarray, row0: int, col0: int, k: int, method: str
-) -> tuple[np.ndarray, ...]:
+) -> _Candidates:
     """The ``k`` most uncertain valid pixels of a ``(class, y, x)`` block: score, row, col, class."""
     p = np.asarray(block, dtype="float32")
     valid = check_block(p, " of a chunk")
@@ -57,7 +60,7 @@ def _block_candidates(
     return flat[idx], rows + row0, cols + col0, best.astype("int64"), n_valid
 
 
-def _candidates(data: Any, k: int, method: str) -> tuple[np.ndarray, ...]:
+def _candidates(data: Any, k: int, method: str) -> _Candidates:
     """Candidates of every chunk of a ``(class, y, x)`` numpy or dask array, in one compute."""
     if not hasattr(data, "dask"):
         parts = [_block_candidates(np.asarray(data), 0, 0, k, method)]
