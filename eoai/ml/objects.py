@@ -553,9 +553,9 @@ def _geobox(obj: Any) -> Any:
 
 def _same_axis(a: xr.DataArray, b: xr.DataArray) -> bool:
     """Equal pixel coordinates, to 1 % of a pixel."""
-    a, b = np.asarray(a.values, dtype="float64"), np.asarray(b.values, dtype="float64")
-    step = float(np.abs(np.diff(a)).min()) if a.size > 1 else 1.0
-    return bool(np.allclose(a, b, rtol=0.0, atol=0.01 * step))
+    va, vb = np.asarray(a.values, dtype="float64"), np.asarray(b.values, dtype="float64")
+    step = float(np.abs(np.diff(va)).min()) if va.size > 1 else 1.0
+    return bool(np.allclose(va, vb, rtol=0.0, atol=0.01 * step))
 
 
 def _check_segments(segments: Any, ds: xr.Dataset | None = None) -> xr.DataArray:
@@ -1282,9 +1282,10 @@ def classify_objects(
             "(a raw scikit-learn estimator lacks the feature names and classes; a regression "
             "model predicts no classes)"
         )
-    if getattr(model, "halo", 0) and hasattr(model, "predict_proba_image"):
+    halo = getattr(model, "halo", 0)
+    if halo and hasattr(model, "predict_proba_image"):
         raise ModelError(
-            f"{model!r} is a patch model (it reads image windows, halo {model.halo} px), not "
+            f"{model!r} is a patch model (it reads image windows, halo {halo} px), not "
             "object features: classify the pixels with cube.eoai.classify(model) and take the "
             "majority class per object, or train a model on object_samples"
         )
