@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -28,7 +28,18 @@ from ..errors import DataSkippedWarning, InputError
 SCORES = ("n", "rmse", "mae", "bias", "r2", "r")
 
 
-def regression_scores(predicted: Any, reference: Any) -> dict[str, float]:
+class RegressionScores(TypedDict):
+    """The scores of :func:`regression_scores` (the fields ``SCORES`` of a RegressionAssessment)."""
+
+    n: int
+    rmse: float
+    mae: float
+    bias: float
+    r2: float
+    r: float
+
+
+def regression_scores(predicted: Any, reference: Any) -> RegressionScores:
     """``n``, ``rmse``, ``mae``, ``bias`` (mean of prediction - reference), ``r2``, ``r``.
 
     Pairs where either value is NaN are left out (count them before if it matters).
