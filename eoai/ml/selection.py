@@ -196,6 +196,7 @@ def select_samples(
                 raise InputError(f"n[{c!r}] must be an int >= 0, got {v!r}")
             wanted[i] = int(v)
     elif strategy == "percent":
+        assert ratio is not None  # checked with the arguments above
         wanted = np.maximum(1, np.round(available * float(ratio)).astype(np.int64))
     else:  # total
         total = _check_count(n, "n")
