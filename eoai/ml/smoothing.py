@@ -217,7 +217,7 @@ def _smooth_block(
 def _smooth_array(data: Any, window: int, fraction: float, smoothness: np.ndarray) -> Any:
     """``(class, y, x)`` numpy or dask -> smoothed, same type (dask: map_overlap with a halo)."""
     h = window // 2
-    kw = {"window": window, "fraction": fraction, "smoothness": smoothness, "halo": h}
+    kw: dict[str, Any] = {"window": window, "fraction": fraction, "smoothness": smoothness, "halo": h}
     if not hasattr(data, "dask"):
         padded = np.pad(np.asarray(data), ((0, 0), (h, h), (h, h)), mode="symmetric")
         return _smooth_block(padded, **kw)
@@ -334,7 +334,7 @@ def bayes_smooth(
     sources = [probabilities.attrs] if isinstance(probabilities, xr.Dataset) else []
     params = {
         "window": int(window),
-        "smoothness": [float(s) for s in smooth] if np.ndim(smoothness) else float(smoothness),
+        "smoothness": [float(s) for s in smooth] if np.ndim(smoothness) else float(smooth[0]),
         "neigh_fraction": float(neigh_fraction),
     }
     out.attrs = provenance(sources + [{}], "bayes_smooth", params)
