@@ -102,6 +102,8 @@ class _HeadMixin:
     mean: np.ndarray
     std: np.ndarray
     hidden: int
+    task: str
+    _n_out: int
 
     def _forward(self, X: np.ndarray) -> np.ndarray:
         import torch
