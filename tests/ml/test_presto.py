@@ -343,6 +343,18 @@ def test_finetune_changes_encoder_not_encodings(model, presto_dir, tmp_path):
                                new.embed_arrays(x[:4], **{k: v[:4] for k, v in kw.items()}), atol=1e-6)  # fmt: skip
 
 
+def test_finetune_errors_say_what_to_change(model, presto_dir):
+    npy = presto_dir / "data" / "fuel_moisture" / "npy"
+    x = presto.normalise(np.load(npy / "s1_s2_era5_srtm.npy")[:12])
+    y = np.load(npy / "target.npy")[:12].astype("float64")
+    kw = {k: np.load(npy / f"{k}.npy")[:12] for k in ("latlon", "month", "dynamic_world")}
+    # both were a TypeError ('NoneType' object is not subscriptable): no epoch kept a state
+    with pytest.raises(InputError, match=r"1 of 12 targets are missing \(NaN\); drop those series"):
+        presto.finetune_presto(model, x, np.where(np.arange(12) == 3, np.nan, y), epochs=1, **kw)
+    with pytest.raises(ModelError, match=r"NaN or infinite in all 2 epochs .*lower lr and head_lr"):
+        presto.finetune_presto(model, x, y, epochs=2, lr=1e30, head_lr=1e30, **kw)
+
+
 def test_dynamic_world_and_static_inputs(model):
     """dynamic_world: most frequent valid class per month (NaN / 9 missing); SRTM static (y, x)."""
     dates = ["2021-05-03", "2021-05-10", "2021-05-25", "2021-06-02"]

@@ -10,7 +10,7 @@ import pytest
 import xarray as xr
 
 import eoai.ml
-from eoai.errors import DataSkippedWarning, InputError
+from eoai.errors import DataSkippedWarning, InputError, ModelError
 
 torch = pytest.importorskip("torch")
 head_mod = pytest.importorskip("eoai.ml.presto.head")
@@ -91,6 +91,11 @@ def test_head_errors():
         fit_presto_head(pd.DataFrame({"a": [1.0], "label": [1]}))
     with pytest.raises(InputError, match="regression target must be numeric"):
         fit_presto_head(np.zeros((20, 4)), ["a"] * 20, task="regression")
+    # a learning rate so large that every validation loss is NaN or inf: no best state to keep
+    # (this was a TypeError from load_state_dict(None))
+    X = np.random.default_rng(0).normal(size=(40, 8)).astype("float32")
+    with pytest.raises(ModelError, match=r"NaN or infinite in all 3 epochs .*lower lr"):
+        fit_presto_head(X, 3 * X[:, 0], task="regression", lr=1e30, epochs=3)
 
 
 def test_fit_model_presto_is_the_head_for_both_tasks():

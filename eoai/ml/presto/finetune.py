@@ -23,7 +23,7 @@ import pandas as pd
 
 from ..._renamed import renamed_parameters
 from ...errors import InputError, ModelError
-from .head import TASKS, PrestoClassifierHead, PrestoRegressorHead, _AdamW, _net
+from .head import TASKS, PrestoClassifierHead, PrestoRegressorHead, _AdamW, _diverged, _net
 from .model import PrestoModel
 
 
@@ -80,9 +80,9 @@ def finetune_presto(
     Raises
     ------
     eoai.errors.InputError
-        Shapes disagree, unknown task, fewer than 10 series.
+        Shapes disagree, unknown task, fewer than 10 series, missing targets.
     eoai.errors.ModelError
-        ``model`` is not a PrestoModel.
+        ``model`` is not a PrestoModel; training diverged (no finite validation loss).
     """
     import torch
 
@@ -97,6 +97,11 @@ def finetune_presto(
         raise InputError(f"{y.shape[0]} targets for {n} series")
     if n < 10:
         raise InputError(f"{n} series; fine-tuning needs at least 10")
+    if pd.isna(y).any():
+        raise InputError(
+            f"{int(pd.isna(y).sum())} of {n} targets are missing (NaN); drop those series (their "
+            "rows of x, latlon, month and the other inputs) before fine-tuning"
+        )
     # the same checks and conversions as embedding (shapes, months, classes)
     m = np.isnan(x) if mask is None else (np.asarray(mask, bool) | np.isnan(x))
     dw = np.full(x.shape[:2], 9) if dynamic_world is None else np.asarray(dynamic_world)
@@ -165,6 +170,8 @@ def finetune_presto(
             stale += 1
             if stale >= patience:
                 break
+    if best_state is None:
+        raise _diverged("finetune_presto", len(history), "lr and head_lr")
     enc.load_state_dict(best_state[0])
     head.load_state_dict(best_state[1])
     enc, head = enc.cpu().eval(), head.cpu().eval()
@@ -182,6 +189,7 @@ def finetune_presto(
     dim = enc.embedding_size
     zeros, ones = np.zeros(dim, "float32"), np.ones(dim, "float32")
     feats = [f"presto_{i:03d}" for i in range(dim)]
+    out: PrestoClassifierHead | PrestoRegressorHead
     if task == "classification":
         out = PrestoClassifierHead(head, zeros, ones, 0, feats, classes, metadata=metadata)
     else:

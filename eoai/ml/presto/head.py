@@ -272,6 +272,8 @@ def fit_presto_head(
     eoai.errors.InputError
         Unknown task, no embedding columns, no target, too few rows, or a non-numeric regression
         target.
+    eoai.errors.ModelError
+        Training diverged (no finite validation loss): lower ``lr``.
 
     Examples
     --------
@@ -330,6 +332,8 @@ def fit_presto_head(
         best, best_state, best_epoch, epoch = _train(
             net, opt, loss_fn, zt, t, tr, va, rng, int(epochs), int(batch_size), int(patience)
         )
+    if best_state is None:
+        raise _diverged("fit_presto_head", epoch, "lr")
     net.load_state_dict(best_state)
     metadata = {
         "method": f"eoai.ml.presto.fit_presto_head({task}, hidden={int(hidden)})",
@@ -378,6 +382,14 @@ def _validation_split(
         np.flatnonzero(~is_val),
         np.flatnonzero(is_val),
         "random groups" if groups is not None else "random rows",
+    )
+
+
+def _diverged(function: str, epochs: int, rates: str) -> ModelError:
+    """The error when no epoch had a finite validation loss: training diverged, no state to keep."""
+    return ModelError(
+        f"{function}: the validation loss was NaN or infinite in all {epochs} epochs (training "
+        f"diverged), so there is no best state to keep; lower {rates}"
     )
 
 
