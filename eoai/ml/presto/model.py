@@ -260,13 +260,6 @@ def load_encoder(path: str | Path, *, card: ModelCard | dict | None = None) -> P
     if sidecar_path(path).exists():
         desc = read_sidecar(path, required=("loader", "model_card"))
         stored = ModelCard.from_dict(desc["model_card"])
-    if card is None and stored is None:
-        raise ModelError(
-            f"{path.name} has no model card (no {sidecar_path(path).name} beside it), so eoai "
-            "cannot check what inputs it expects. If it is the published Presto encoder "
-            "(nasaharvest/presto data/default_model.pt), pass card=eoai.ml.presto.PRESTO_CARD; "
-            "then eoai.ml.presto.save_encoder(model, 'presto.pt') stores the card with the weights"
-        )
     if card is not None:
         card = check_card(card)
         if stored is not None and card != stored:
@@ -274,7 +267,16 @@ def load_encoder(path: str | Path, *, card: ModelCard | dict | None = None) -> P
                 f"the card given for {path.name} differs from the one stored in "
                 f"{sidecar_path(path).name}; omit card= to use the stored one"
             )
-    return _build(path.read_bytes(), card or stored, str(path))
+    elif stored is not None:
+        card = stored
+    else:
+        raise ModelError(
+            f"{path.name} has no model card (no {sidecar_path(path).name} beside it), so eoai "
+            "cannot check what inputs it expects. If it is the published Presto encoder "
+            "(nasaharvest/presto data/default_model.pt), pass card=eoai.ml.presto.PRESTO_CARD; "
+            "then eoai.ml.presto.save_encoder(model, 'presto.pt') stores the card with the weights"
+        )
+    return _build(path.read_bytes(), card, str(path))
 
 
 def save_encoder(model: PrestoModel, path: str | Path) -> Path:
