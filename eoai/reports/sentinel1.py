@@ -90,7 +90,8 @@ class Sentinel1Quicklook:
         return f"Sentinel1Quicklook(found={self.found}, message={self.message!r})"
 
     def stretch(self, percentiles: tuple[float, float] = (2, 98)) -> dict[str, tuple[float, float]]:
-        """Display range (dB) of each composite band: its ``percentiles`` over the valid pixels.
+        """Display range (dB) of each composite band: its ``percentiles`` over the pixels where
+        all three bands are valid (the stretch :meth:`plot` uses, at full resolution).
 
         Computes the composite.
 
@@ -101,18 +102,7 @@ class Sentinel1Quicklook:
         ...
         eoai.errors.InputError: no Sentinel-1 quicklook to stretch: none
         """
-        from ..viz.colours import robust_range
-
-        comp = self._require("stretch")
-        out = {}
-        for name, da in comp.data_vars.items():
-            values = np.asarray(da.values, dtype="float64")
-            values = values[np.isfinite(values)]
-            if values.size == 0:
-                raise InputError(f"the Sentinel-1 composite band {name!r} has no valid pixel")
-            lo, hi = robust_range(values, percentiles)
-            out[str(name)] = (float(lo), float(hi))
-        return out
+        return _stretch(self._require("stretch").compute(), percentiles)
 
     def _require(self, what: str) -> xr.Dataset:
         if not self.found or self.composite is None:
@@ -156,21 +146,28 @@ class Sentinel1Quicklook:
         ...
         eoai.errors.InputError: no Sentinel-1 quicklook to plot: none
         """
+        import dask
+
+        from ..sar import to_db
         from ..viz.colours import robust_range
         from ..viz.plots import _hv, quicklook
 
         comp = self._require("plot")
         if int(max_dates) < 1:
             raise InputError(f"max_dates must be >= 1, got {max_dates}")
-        assert self.cube is not None and self.polarisations is not None
+        if self.cube is None or self.polarisations is None:
+            raise InputError("a Sentinel1Quicklook with a composite also needs its cube and pair")
         co, cross = self.polarisations
         hv = _hv()
         ratio = f"{co}_{cross}"
         step = max(1, int(np.ceil(max(comp.sizes["y"], comp.sizes["x"]) / max_size)))
-        small = comp.isel(y=slice(None, None, step), x=slice(None, None, step)).compute()
-        ranges = Sentinel1Quicklook(True, self.message, small, self.cube, self.polarisations)
-        stretch = ranges.stretch(percentiles)
+        every = {"y": slice(None, None, step), "x": slice(None, None, step)}
         n = self.cube.sizes["time"]
+        picks = np.unique(np.linspace(0, n - 1, min(n, int(max_dates))).round().astype(int))
+        dates_lazy = to_db(self.cube[co].isel(time=picks.tolist())).isel(every)
+        # one computation: the composite and the dates share their reads of the files
+        small, dates = dask.compute(comp.isel(every), dates_lazy if per_date else None)
+        stretch = _stretch(small, percentiles)
         title = (
             f"Sentinel-1 {co.upper()} / {cross.upper()} / {co.upper()}:{cross.upper()} (dB), "
             f"mean of {n} date{'s' * (n > 1)} in linear power"
@@ -186,12 +183,7 @@ class Sentinel1Quicklook:
             width=width, height=60
         )
         layout = rgb + text
-        if per_date:
-            from ..sar import to_db
-
-            picks = np.unique(np.linspace(0, n - 1, min(n, int(max_dates))).round().astype(int))
-            dates = to_db(self.cube[co].isel(time=picks.tolist()))
-            dates = dates.isel(y=slice(None, None, step), x=slice(None, None, step)).compute()
+        if dates is not None:
             values = np.asarray(dates.values, dtype="float32")  # half the bytes in the HTML
             finite = values[np.isfinite(values)]
             clim = robust_range(finite, percentiles) if finite.size else (-25.0, 0.0)
@@ -209,6 +201,21 @@ class Sentinel1Quicklook:
                     height=height, data_aspect=1, tools=["hover"],
                 )  # fmt: skip
         return layout.cols(2)
+
+
+def _stretch(comp: xr.Dataset, percentiles: tuple[float, float]) -> dict[str, tuple[float, float]]:
+    """``{band: (low, high)}``: percentiles of each band where all bands are valid."""
+    from ..viz.colours import robust_range
+
+    arrays = {str(k): np.asarray(v.values, dtype="float64") for k, v in comp.data_vars.items()}
+    valid = np.logical_and.reduce([np.isfinite(a) for a in arrays.values()])
+    if not valid.any():
+        raise InputError("the Sentinel-1 composite has no pixel where all its bands are valid")
+    out = {}
+    for name, a in arrays.items():
+        lo, hi = robust_range(a[valid], percentiles)
+        out[name] = (float(lo), float(hi))
+    return out
 
 
 def _pol_keys(item: Any, pols: Sequence[str]) -> list[str]:

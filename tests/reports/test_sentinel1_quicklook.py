@@ -132,6 +132,15 @@ def test_one_orbit_direction(s1_catalog, rasters):
     assert float(s1.composite["vv"][i, j]) == pytest.approx(rasters["vv"][1, i, j], abs=1e-4)
 
 
+def test_unknown_units_ask_for_units(shared_data):
+    """Items of an unknown collection without raster:bands unit: load's error, then units=."""
+    items = s1_local.ssl4eo_items(shared_data, unit=None)
+    with pytest.raises(InputError, match="pass units='dB'"):
+        sentinel1_quicklook(items)
+    s1 = sentinel1_quicklook(items, units="dB")
+    assert s1 and s1.cube["vh"].attrs["units"] == "dB"
+
+
 def test_no_sentinel1_is_a_result_not_an_error(s1_catalog, shared_data):
     sample = sentinel1_quicklook(eoai.datasets.sample_catalog())
     assert not sample and sample.composite is None
