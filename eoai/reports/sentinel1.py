@@ -508,7 +508,7 @@ def sentinel1_quicklook(
                 "dates": cube.sizes["time"],
                 "polarisations": [co, cross],
                 "mean": "linear power",
-            }  # fmt: skip
+            }
         ),
     }
     orbits = {k: int(v) for k, v in zip(*np.unique(states, return_counts=True), strict=True)}
