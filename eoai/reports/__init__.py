@@ -2,7 +2,9 @@
 
 - :func:`run_report` (``eoai report NOTEBOOK -p NAME VALUE --out DIR``);
 - :func:`demo` (``eoai demo``): the flagship report on the embedded sample;
-- :func:`export_html`: offline HTML (code hidden) from an executed notebook.
+- :func:`export_html`: offline HTML (code hidden) from an executed notebook;
+- :func:`sentinel1_quicklook`: whether a catalog holds Sentinel-1 over an area and time, and its
+  quicklook (dB composite averaged in linear power, a panel per date with its orbit direction).
 
 Examples
 --------
@@ -23,6 +25,8 @@ _FUNCTIONS = {
     "export_html": "eoai.reports.html",
     "demo": "eoai.reports.demo",
     "flagship_notebook": "eoai.reports.demo",
+    "sentinel1_quicklook": "eoai.reports.sentinel1",
+    "Sentinel1Quicklook": "eoai.reports.sentinel1",
 }
 
 __all__ = list(_FUNCTIONS)

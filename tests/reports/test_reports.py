@@ -110,6 +110,11 @@ def test_demo_writes_an_offline_report(demo_report):
     share = float(re.search(r"(\d+\.\d)% of the pixels with data changed", text)[1])
     assert 0.5 < share < 15  # mean + 2 sd of the magnitude, not Otsu's 30 %
     assert "sharpened to 10 m (guided network)" in html
+    # the sample has no Sentinel-1: its section is one line saying so (tests/reports/
+    # test_sentinel1_quicklook.py runs that cell on a real Sentinel-1 catalog)
+    s1_lines = [line for line in text.splitlines() if "Sentinel-1" in line]
+    assert len(s1_lines) == 1 and s1_lines[0].startswith("no Sentinel-1 in this catalog: its 73 ")
+    assert s1_lines[0].endswith("the Sentinel-1 section is skipped (-p s1_catalog URL adds one)")
     maps = out / "maps"
     assert {"land_cover.tif", "land_cover.qml"} <= {p.name for p in maps.iterdir()}
     assert (maps / "ndvi_change" / "magnitude.tif").is_file()  # one COG per variable
