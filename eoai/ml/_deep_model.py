@@ -429,6 +429,10 @@ class SegmentationModel(DeepModel):
         --------
         >>> proba = model.predict_proba_image(block)  # doctest: +SKIP
         """
+        return self._image_outputs(block, softmax=True)
+
+    def _image_outputs(self, block: np.ndarray, softmax: bool = False) -> np.ndarray:
+        """Network outputs ``(y, x, output)`` (softmax-ed or raw) of an image ``(y, x, feature)``."""
         import torch
 
         block = self._image(block)
@@ -437,9 +441,11 @@ class SegmentationModel(DeepModel):
         x = np.nan_to_num(x, nan=0.0)
         xt = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None].to(dev)
         with torch.no_grad():
-            logits = self._logits(xt, None).float()
-            proba = torch.softmax(logits, dim=1)[0].permute(1, 2, 0).cpu().numpy()
-        return np.ascontiguousarray(proba, dtype="float32")
+            out = self._logits(xt, None).float()
+            if softmax:
+                out = torch.softmax(out, dim=1)
+            out = out[0].permute(1, 2, 0).cpu().numpy()
+        return np.ascontiguousarray(out, dtype="float32")
 
 
 # --------------------------------------------------------------------------------------------

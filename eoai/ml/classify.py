@@ -330,6 +330,10 @@ class _RegressionOutputs:
             )
         return out.astype("float32", copy=False)
 
+    def predict_proba_image(self, block: np.ndarray) -> np.ndarray:
+        """A patch regressor (U-Net) on an image ``(y, x, feature)`` -> ``(y, x, 1)`` values."""
+        return np.asarray(self.model.predict_image(block), dtype="float32")[..., None]
+
 
 @renamed_parameters(n_jobs="threads")
 def predict(
@@ -422,7 +426,11 @@ def predict(
         model = model.for_cube(cube)
     run_model = _RegressionOutputs(_with_threads(model, option_threads(threads)), interval)
     n_out = 1 if interval is None else 3
-    values = _pixel_proba(cube, model, run_model, n_out)
+    halo = int(getattr(model, "halo", 0) or 0)
+    if halo and hasattr(model, "predict_image"):  # a patch regressor (U-Net): tiles with a halo
+        values = _spatial_proba(feature_array(cube, model.features), run_model, halo, n_out)
+    else:
+        values = _pixel_proba(cube, model, run_model, n_out)
     target = str(model.target)
     units = str(getattr(model, "units", "") or "")
     out = xr.Dataset()
