@@ -297,6 +297,11 @@ class DeepModel(ClassifierModel):
             "batch_size": self.batch_size,
             "halo": int(getattr(self, "halo", 0)),
             "tile_multiple": int(getattr(self, "tile_multiple", 1)),
+            **(
+                {"encoder": {"card": card.to_dict()}}
+                if (card := getattr(self.net, "card", None))
+                else {}
+            ),
         }
 
     def _eoai_save(self, path: Path) -> dict[str, Any]:
@@ -401,6 +406,12 @@ class SegmentationModel(DeepModel):
         m = self.tile_multiple
         need = rf // 2 + m
         return int(-(-need // m) * m)
+
+    @property
+    def card(self) -> Any:
+        """The encoder's :class:`eoai.ml.presto.card.ModelCard` (a U-Net on a pluggable encoder:
+        ``fit_segmentation(..., encoder=)``), else ``None``."""
+        return getattr(self.net, "card", None)
 
     def for_cube(self, cube: Any, *, reference_date: Any = None) -> DeepModel:
         """Patch models read their training features; returned unchanged (checked by classify)."""

@@ -126,7 +126,9 @@ class DeepRegressor(RegressorModel):
         )
 
 
-def load_saved(path: Path, description: dict[str, Any], *, trusted: bool = False) -> DeepRegressor:
+def load_saved(
+    path: Path, description: dict[str, Any], *, trusted: bool = False, encoder: Any = None
+) -> DeepRegressor:
     """Loader named in the JSON of saved deep regressors, called by :func:`eoai.ml.load_model`.
 
     Examples
@@ -143,7 +145,7 @@ def load_saved(path: Path, description: dict[str, Any], *, trusted: bool = False
         )
     inner = _build(
         Path(path).read_bytes(), {**description, "classes": _INNER_CLASSES, "metadata": {}},
-        str(path),
+        str(path), encoder=encoder,
     )  # fmt: skip
     return DeepRegressor(
         inner, str(description.get("target", "label")), y_mean=float(scaling["mean"]),
@@ -230,7 +232,7 @@ class SegmentationRegressor(DeepRegressor):
 
 
 def load_saved_regressor(
-    path: Path, description: dict[str, Any], *, trusted: bool = False
+    path: Path, description: dict[str, Any], *, trusted: bool = False, encoder: Any = None
 ) -> SegmentationRegressor:
     """Loader named in the JSON of saved U-Net regressors, called by :func:`eoai.ml.load_model`.
 
@@ -238,7 +240,7 @@ def load_saved_regressor(
     --------
     >>> model = eoai.ml.load_model("unet_height.pt")  # doctest: +SKIP
     """
-    reg = load_saved(path, description)
+    reg = load_saved(path, description, encoder=encoder)
     if not isinstance(reg.inner, SegmentationModel):
         raise ModelError(f"{path}.json does not describe a patch network (network.kind 'patch')")
     return SegmentationRegressor(

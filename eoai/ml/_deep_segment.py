@@ -146,6 +146,8 @@ def fit_segmentation(
     reference_date: Any = None,
     task: str | None = None,
     units: str | None = None,
+    encoder: Any = None,
+    encoder_weights: Any = None,
     **arch_kw: Any,
 ) -> SegmentationModel | SegmentationRegressor:
     """Train a patch network (U-Net, U-TAE) on a cube and a label (or continuous target) raster.
@@ -203,8 +205,28 @@ def fit_segmentation(
     units
         Units of a continuous target (default the raster's ``units`` attribute), carried to the
         predicted map.
+    encoder
+        A pluggable U-Net encoder (``model="unet"``): a ``torch.nn.Module`` honouring timm's
+        ``features_only`` contract, or ``"timm:<name>"`` (created with
+        ``timm.create_model(name, features_only=True, pretrained=False, in_chans=<features>)``;
+        needs ``pip install timm``). The contract: ``encoder(x)``, ``x`` of shape
+        ``(batch, n_features, H, W)`` standardised as above, returns a list of feature maps,
+        finest first; ``encoder.feature_info.channels()`` and ``.reduction()`` list their
+        channels and down-sampling factors (increasing, each a multiple of the previous one); an
+        optional ``receptive_field`` attribute (pixels) sets the halo, else pass ``halo``. The
+        decoder (:class:`eoai.ml.models.EncoderUNet`, widths ``decoder=``) is built from those
+        lists and the tiles are multiples of the coarsest reduction. The encoder's input
+        contract is kept as a model card (``model.card``,
+        :class:`eoai.ml.presto.card.ModelCard`: channels, units, scaling, pixel size, patch
+        size, dates) in the saved model's sidecar; :func:`eoai.ml.load_model` rebuilds a
+        ``timm:`` encoder and takes a custom one as ``load_model(path, encoder=MyEncoder(...))``.
+    encoder_weights
+        A local ``state_dict`` file of the encoder (e.g. pretrained weights), loaded with
+        ``torch.load(weights_only=True)`` before training.
     **arch_kw
-        U-Net parameters: ``depth`` (default 3), ``base`` (default 32); U-TAE parameters:
+        U-Net parameters: ``depth`` (default 3), ``base`` (default 32), or with ``encoder``
+        only ``decoder`` (channels per level, finest first); U-TAE parameters (``encoder``
+        is then its widths per level):
         ``encoder`` (default (16, 32, 32)), ``decoder``, ``n_head``, ``d_model``, ``d_k``,
         ``day_jitter`` (e.g. 15 for a model meant for other dates; see
         :class:`eoai.ml.models.UTAE`).
@@ -212,14 +234,17 @@ def fit_segmentation(
     Raises
     ------
     eoai.errors.InputError
-        Bad parameters, no labelled pixel, a single class, a label raster not on the cube's grid,
+        Bad parameters (``encoder`` not a module or ``"timm:<name>"``, an unreadable
+        ``encoder_weights`` file), no labelled pixel, a single class, a label raster not on the
+        cube's grid,
         ``task="classification"`` on a continuous target (or ``"regression"`` on class labels), a
         constant target, a U-TAE on fewer than 2 dates or with a ``patch`` that is not a multiple
         of its down-sampling factor.
     eoai.errors.ModelError
         A pixel network (``"tempcnn"``, ``"ltae"``), a custom module without a receptive field
         and no ``halo``, a U-TAE on features without dates (a cube without time) or on a
-        continuous target.
+        continuous target; an encoder breaking the contract (wrong input channels, feature maps
+        unlike its ``feature_info``), weights that do not fit it, timm not installed.
 
     Returns
     -------
@@ -239,6 +264,11 @@ def fit_segmentation(
     ...                      units="m", progress=False)
     >>> type(r).__name__, r.target, r.units
     ('SegmentationRegressor', 'height', 'm')
+    >>> from eoai.ml.models.unet import TinyEncoder  # any module of the features_only contract
+    >>> e = fit_segmentation(cube.drop_vars("scl"), truth["class"], encoder=TinyEncoder(14),
+    ...                      patch=16, epochs=1, progress=False)
+    >>> e.card.architecture["reduction"], e.tile_multiple
+    ([2, 4], 4)
     """
     import torch
 
@@ -253,6 +283,20 @@ def fit_segmentation(
     ds = as_dataset(cube)
     feats = list(features) if features is not None else feature_names(ds)
     series = U.is_series(model)
+    if series and encoder is not None and encoder_weights is None:
+        arch_kw["encoder"], encoder = encoder, None  # the U-TAE's encoder widths
+    if encoder_weights is not None and encoder is None:
+        raise InputError("encoder_weights= are the weights of encoder=: pass the encoder too")
+    if encoder is not None:
+        if not (isinstance(model, str) and model.lower() == "unet"):
+            raise InputError(
+                f"encoder= replaces the encoder of the U-Net: leave model='unet', not {model!r}"
+            )
+        if set(arch_kw) - {"decoder"}:
+            raise InputError(
+                f"with encoder= the U-Net takes decoder= only (its widths per level), not "
+                f"{sorted(set(arch_kw) - {'decoder'})}: the encoder sets depth and width"
+            )
     multiple = U.tile_multiple_of(model, arch_kw) if series else 1
     if series:
         parse_layout(feats)  # a cube without time: ModelError before reading anything
@@ -393,9 +437,19 @@ def fit_segmentation(
     weights = None if regression else T.class_weights(counts_y, n_classes, class_weight, classes)
     with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
         torch.manual_seed(0 if seed is None else int(seed))
-        net, arch = _make_net(
-            model, kind="patch", n_classes=n_classes, channels=channels, arch_kw=arch_kw
-        )
+        if encoder is not None:
+            from ._deep_encoder import make_encoder
+            from .models import EncoderUNet
+
+            enc, source = make_encoder(encoder, channels=channels, weights=encoder_weights)
+            try:
+                net, arch = EncoderUNet(enc, n_classes, **arch_kw), "encoder_unet"
+            except (TypeError, ValueError) as err:
+                raise InputError(f"bad decoder parameters: {err}") from None
+        else:
+            net, arch = _make_net(
+                model, kind="patch", n_classes=n_classes, channels=channels, arch_kw=arch_kw
+            )
         if halo is None and not hasattr(net, "receptive_field"):
             raise ModelError(
                 f"{type(net).__name__} has no receptive_field attribute: pass halo= (pixels of "
@@ -409,6 +463,13 @@ def fit_segmentation(
             epoch_indices=lambda e: np.arange(e * n_win, (e + 1) * n_win),
             eval_batch_size=int(batch_size), desc=f"training {arch}", days=days,
             regression=regression,
+        )  # fmt: skip
+    if encoder is not None:
+        from ._deep_encoder import encoder_card
+
+        net.card = encoder_card(
+            net.encoder, source=source, features=feats, mean=mean, std=std, cube=ds, patch=p,
+            weights=encoder_weights,
         )  # fmt: skip
     meta: dict[str, Any] = {
         "method": f"eoai.ml.deep.fit_segmentation({arch})",
