@@ -163,3 +163,28 @@ def test_encoder_errors(scene, tmp_path):
         fit_segmentation(cube, truth["class"], encoder=NoRF(14), **quick)
     m = fit_segmentation(cube, truth["class"], encoder=NoRF(14), halo=8, **quick)
     assert m.halo == 8
+
+
+def test_timm_names_are_created_with_the_features_only_contract(scene, tmp_path, monkeypatch):
+    """``encoder="timm:<name>"`` (a stand-in timm module: the real one needs torchvision)."""
+    import sys
+    import types
+
+    calls = []
+
+    def create_model(name, **kw):
+        calls.append((name, kw))
+        return TinyEncoder(kw["in_chans"], width=4)
+
+    monkeypatch.setitem(sys.modules, "timm", types.SimpleNamespace(create_model=create_model))
+    cube, truth = scene
+    m = fit_segmentation(
+        cube, truth["class"], encoder="timm:resnet18", patch=16, patches_per_epoch=4, epochs=1,
+        batch_size=4, progress=False,
+    )  # fmt: skip
+    assert calls == [("resnet18", {"features_only": True, "pretrained": False, "in_chans": 14})]
+    assert m.card.architecture["source"] == "timm:resnet18" and m.card.name.endswith("resnet18")
+    back = eoai.ml.load_model(eoai.ml.save_model(m, tmp_path / "timm.pt"))  # no encoder= needed
+    assert len(calls) == 2 and calls[1] == calls[0]
+    block = np.random.default_rng(0).normal(size=(16, 16, 14)).astype("float32")
+    np.testing.assert_array_equal(back.predict_proba_image(block), m.predict_proba_image(block))
