@@ -354,7 +354,9 @@ def predict(
     model
         A regression model from :func:`eoai.ml.fit` (continuous target) or
         :func:`eoai.ml.load_model`, or any object following
-        :class:`eoai.ml.regress.PixelRegressor`.
+        :class:`eoai.ml.regress.PixelRegressor`. A patch regressor (the U-Net of
+        :func:`eoai.ml.deep.fit_segmentation` on a continuous raster: ``halo`` and
+        ``predict_image``) is applied tile by tile with its halo, as :func:`classify` does.
     interval
         Central share of the trees' predictions to report as ``lower`` / ``upper`` (e.g. 0.9:
         their 5 % and 95 % quantiles), for forests (``"rf"``, ``"et"``); ``None``: no interval.
