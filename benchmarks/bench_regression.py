@@ -17,7 +17,15 @@ variants, so that the default ``max_features`` is chosen on two real sets.
 - a synthetic cube (eoai.datasets, 96 x 96 px, 10 bands, 30 % clouds): classes (OA) and the
   known mean-NDVI field (RMSE) with the same four kinds of folds.
 
-Run: ``PYTHONPATH=. .venv/bin/python benchmarks/bench_regression.py [fuel|folds] [--threads N]``.
+``unet``: the U-Net regressor (``fit_segmentation`` on a continuous target raster, issue #13)
+against a per-pixel random forest (``eoai.ml.fit(..., target=)``) on a synthetic cube (eoai.datasets,
+128 x 128 px, 13 dates x red / nir / swir16, no clouds) with two known fields, the target known
+on the left 85 columns and scored on the right 43 (never trained on): a *neighbourhood* field (the
+9 x 9 px mean of the pixel's mean NIR, as canopy height depends on the stand around a pixel) and a
+*per-pixel* field (a linear function of the pixel's own mean NIR and red). Both models are mapped
+with ``eoai.ml.predict`` on 64 x 64 px chunks.
+
+Run: ``PYTHONPATH=. .venv/bin/python benchmarks/bench_regression.py [fuel|folds|unet] [--threads N]``.
 """
 
 from __future__ import annotations
@@ -191,9 +199,67 @@ def _synthetic_folds(n: int) -> None:
                 dict(n_estimators=50, threads=n), group=group, target="mean_ndvi")  # fmt: skip
 
 
+def unet(args: argparse.Namespace) -> None:
+    import torch
+    from scipy.ndimage import uniform_filter
+
+    import eoai.datasets
+    import eoai.ml
+    from eoai.ml.deep import fit_segmentation
+
+    torch.set_num_threads(args.threads)
+    cube, _ = eoai.datasets.synthetic_cube(
+        shape=(128, 128), freq="30D", breaks=False, seed=7, parcel_size=40, cloud_fraction=0.0,
+        bands=["red", "nir", "swir16"],
+    )  # fmt: skip
+    cube = cube.drop_vars("scl")
+    nir, red = cube["nir"].mean("time"), cube["red"].mean("time")
+    local = nir.copy(data=uniform_filter(nir.values, size=9, mode="reflect"))
+    fields = {
+        "neighbourhood (9 x 9 px mean of mean NIR) x 40 m": 40 * local,
+        "per-pixel (30 x mean NIR - 10 x mean red + 5) m": 30 * nir - 10 * red + 5,
+    }
+    train_cols, n_px = 85, 6000
+    lazy = cube.chunk({"time": -1, "y": 64, "x": 64})
+    rng = np.random.default_rng(0)
+    print(f"cube 128 x 128 px, {len(eoai.ml.features.feature_names(cube))} features; target on "
+          f"x < {train_cols} ({128 * train_cols} px), scored on the other {128 * (128 - train_cols)}")  # fmt: skip
+    for name, field in fields.items():
+        field = field.astype("float32").rename("height").assign_attrs(units="m")
+        target = field.where(field.x < field.x[train_cols])
+        ref = field.values[:, train_cols:]
+        print(f"\n{name}: std on the scored part {ref.std():.2f} m", flush=True)
+        t0 = time.perf_counter()
+        m = fit_segmentation(
+            cube, target, patch=32, patches_per_epoch=64, epochs=args.epochs, batch_size=8,
+            lr=3e-3, depth=3, base=16, seed=0, progress=False,
+        )  # fmt: skip
+        secs = time.perf_counter() - t0
+        hist = m.metadata["history"]
+        pred = eoai.ml.predict(lazy, m)["prediction"].values[:, train_cols:]
+        a = eoai.ml.assess_regression(pred.ravel(), ref.ravel())
+        print(f"  U-Net (depth 3, base 16, patch 32, {len(hist)} epochs): RMSE {a.rmse:.3f} "
+              f"MAE {a.mae:.3f} bias {a.bias:+.3f} R2 {a.r2:.3f}; fit {secs:.0f} s", flush=True)  # fmt: skip
+        # the forest: a random sample of the labelled pixels as a table
+        feats = eoai.ml.features.feature_array(cube).transpose("y", "x", "feature")
+        X = feats.values[:, :train_cols].reshape(-1, feats.sizes["feature"])
+        y = field.values[:, :train_cols].ravel()
+        pick = rng.choice(len(y), size=n_px, replace=False)
+        table = pd.DataFrame(X[pick], columns=list(feats["feature"].values)).assign(height=y[pick])
+        t0 = time.perf_counter()
+        rf = eoai.ml.fit(table, "rf", target="height", units="m", threads=args.threads)
+        secs = time.perf_counter() - t0
+        pred = eoai.ml.predict(lazy, rf)["prediction"].values[:, train_cols:]
+        b = eoai.ml.assess_regression(pred.ravel(), ref.ravel())
+        print(f"  random forest (200 trees, {n_px} px): RMSE {b.rmse:.3f} MAE {b.mae:.3f} "
+              f"bias {b.bias:+.3f} R2 {b.r2:.3f}; fit {secs:.0f} s; U-Net / forest RMSE "
+              f"{a.rmse / b.rmse:.3f}", flush=True)  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("what", nargs="?", default="fuel", choices=["fuel", "folds"])
+    parser.add_argument("what", nargs="?", default="fuel", choices=["fuel", "folds", "unet"])
+    parser.add_argument("--epochs", type=int, default=40, help="unet: training epochs")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seeds", type=int, default=1, help="folds: seeds 0..N-1, mean and range")
     parser.add_argument("--only", choices=["slovenia", "synthetic"], help="folds: one data set")
@@ -203,7 +269,7 @@ def main() -> None:
 
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average "
           f"{' '.join(f'{v:.1f}' for v in os.getloadavg())}, {os.cpu_count()} CPUs")  # fmt: skip
-    {"fuel": fuel, "folds": folds}[args.what](args)
+    {"fuel": fuel, "folds": folds, "unet": unet}[args.what](args)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ def load_network(
     map_location: Any = "cpu",
     device: Any = "auto",
     net: Any = None,
+    encoder: Any = None,
     timeout: float = 60.0,
 ) -> DeepModel:
     """Load a network saved by :func:`save_network` from a path or an ``http(s)://`` URL.
@@ -59,6 +60,9 @@ def load_network(
         Device the model predicts on (``"auto"``: CUDA when available).
     net
         A module of the saved architecture (needed for ``architecture == "custom"``).
+    encoder
+        For a U-Net on a custom encoder (``fit_segmentation(..., encoder=module)``): a module of
+        the encoder's class, built like the one trained; it receives the saved weights.
     timeout
         Seconds to wait for a URL.
 
@@ -83,17 +87,24 @@ def load_network(
         if not path.exists():
             raise InputError(f"network file {path} does not exist")
         weights, description = path.read_bytes(), read_sidecar(path, required=())
-    return _build(weights, description, src, map_location=map_location, device=device, net=net)
+    return _build(
+        weights, description, src, map_location=map_location, device=device, net=net,
+        encoder=encoder,
+    )  # fmt: skip
 
 
-def load_saved(path: Path, description: dict[str, Any], *, trusted: bool = False) -> DeepModel:
+def load_saved(
+    path: Path, description: dict[str, Any], *, trusted: bool = False, encoder: Any = None
+) -> DeepModel:
     """Loader named in the JSON of saved networks, called by :func:`eoai.ml.load_model`.
+
+    ``encoder``: the module of a custom U-Net encoder (see :func:`load_network`).
 
     Examples
     --------
     >>> model = eoai.ml.load_model("tempcnn.pt")  # doctest: +SKIP
     """
-    return _build(Path(path).read_bytes(), description, str(path))
+    return _build(Path(path).read_bytes(), description, str(path), encoder=encoder)
 
 
 def _fetch(url: str, timeout: float) -> tuple[bytes, dict[str, Any]]:
@@ -128,6 +139,7 @@ def _build(
     map_location: Any = "cpu",
     device: Any = "auto",
     net: Any = None,
+    encoder: Any = None,
 ) -> DeepModel:
     import io
 
@@ -149,6 +161,22 @@ def _build(
     if missing:
         raise InputError(f"{source}.json lacks {', '.join(map(repr, missing))}; {fix}")
     arch = spec["architecture"]
+    if net is None and arch == "encoder_unet":  # the decoder on a pluggable encoder
+        from ._deep_encoder import rebuild_encoder
+        from .models import EncoderUNet
+
+        enc, card = rebuild_encoder(spec.get("encoder") or {}, encoder, source)
+        try:
+            net = EncoderUNet(enc, **(spec.get("config") or {}))
+        except (TypeError, ValueError) as err:
+            raise ModelError(
+                f"{source}.json describes a U-Net decoder that cannot be built ({err}); {fix}"
+            ) from None
+        net.card = card
+    elif encoder is not None:
+        raise InputError(
+            f"encoder= is for a U-Net on a pluggable encoder; {source} holds a {arch!r} network"
+        )
     if net is None:
         if arch == "custom" or spec.get("config") is None:
             raise ModelError(

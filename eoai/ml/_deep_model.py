@@ -297,6 +297,11 @@ class DeepModel(ClassifierModel):
             "batch_size": self.batch_size,
             "halo": int(getattr(self, "halo", 0)),
             "tile_multiple": int(getattr(self, "tile_multiple", 1)),
+            **(
+                {"encoder": {"card": card.to_dict()}}
+                if (card := getattr(self.net, "card", None))
+                else {}
+            ),
         }
 
     def _eoai_save(self, path: Path) -> dict[str, Any]:
@@ -402,6 +407,12 @@ class SegmentationModel(DeepModel):
         need = rf // 2 + m
         return int(-(-need // m) * m)
 
+    @property
+    def card(self) -> Any:
+        """The encoder's :class:`eoai.ml.presto.card.ModelCard` (a U-Net on a pluggable encoder:
+        ``fit_segmentation(..., encoder=)``), else ``None``."""
+        return getattr(self.net, "card", None)
+
     def for_cube(self, cube: Any, *, reference_date: Any = None) -> DeepModel:
         """Patch models read their training features; returned unchanged (checked by classify)."""
         return self
@@ -429,6 +440,10 @@ class SegmentationModel(DeepModel):
         --------
         >>> proba = model.predict_proba_image(block)  # doctest: +SKIP
         """
+        return self._image_outputs(block, softmax=True)
+
+    def _image_outputs(self, block: np.ndarray, softmax: bool = False) -> np.ndarray:
+        """Network outputs ``(y, x, output)`` (softmax-ed or raw) of an image ``(y, x, feature)``."""
         import torch
 
         block = self._image(block)
@@ -437,9 +452,11 @@ class SegmentationModel(DeepModel):
         x = np.nan_to_num(x, nan=0.0)
         xt = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None].to(dev)
         with torch.no_grad():
-            logits = self._logits(xt, None).float()
-            proba = torch.softmax(logits, dim=1)[0].permute(1, 2, 0).cpu().numpy()
-        return np.ascontiguousarray(proba, dtype="float32")
+            out = self._logits(xt, None).float()
+            if softmax:
+                out = torch.softmax(out, dim=1)
+            out = out[0].permute(1, 2, 0).cpu().numpy()
+        return np.ascontiguousarray(out, dtype="float32")
 
 
 # --------------------------------------------------------------------------------------------

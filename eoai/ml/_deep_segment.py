@@ -17,6 +17,7 @@ from ._deep_model import (
     _labels_index,
     _make_net,
 )
+from ._deep_regress import SegmentationRegressor
 
 # --------------------------------------------------------------------------------------------
 # Patch segmentation
@@ -34,6 +35,7 @@ def _label_raster(cube: Any, labels: Any, label: str, nodata: Any) -> tuple[np.n
                 f"{cube.sizes['x']}: put the labels on the cube grid (labels.interp_like(cube, "
                 "method='nearest') or rasterise polygons by passing them)"
             )
+        _check_on_grid(cube, labels)
         arr = np.asarray(labels.transpose("y", "x").values)
         if nodata is None:
             nodata = labels.attrs.get("nodata", labels.attrs.get("_FillValue"))
@@ -55,6 +57,66 @@ def _label_raster(cube: Any, labels: Any, label: str, nodata: Any) -> tuple[np.n
     )  # fmt: skip
     arr = np.where(burned >= 0, np.asarray(classes, dtype=object)[np.maximum(burned, 0)], None)
     return arr, None
+
+
+def _check_on_grid(cube: Any, labels: xr.DataArray) -> None:
+    """InputError unless the label / target raster has the cube's y / x coordinates and CRS."""
+    fix = (
+        "resample it onto the cube first, e.g. labels.odc.reproject(cube.odc.geobox, "
+        "resampling='nearest') (or labels.interp_like(cube, method='nearest') on one CRS)"
+    )
+    for dim in ("y", "x"):
+        if dim not in labels.coords or dim not in cube.coords:
+            continue
+        a = np.asarray(labels[dim].values, dtype="float64")
+        b = np.asarray(cube[dim].values, dtype="float64")
+        step = float(np.abs(np.diff(b)).min()) if b.size > 1 else 1.0
+        if a.shape != b.shape or not np.allclose(a, b, rtol=0, atol=1e-3 * step):
+            off = float(np.abs(a - b).max()) if a.shape == b.shape else float("nan")
+            raise InputError(
+                f"the label raster is not on the cube's grid: its {dim} coordinates differ from "
+                f"the cube's (by up to {off:g}, pixel {step:g}); {fix}"
+            )
+    crs_l, crs_c = _crs_of(labels), _crs_of(cube)
+    if crs_l is not None and crs_c is not None and crs_l != crs_c:
+        raise InputError(
+            f"the label raster is in {crs_l} and the cube in {crs_c}: not on the cube's grid; {fix}"
+        )
+
+
+def _crs_of(obj: Any) -> Any:
+    try:
+        return obj.odc.crs
+    except Exception:  # noqa: BLE001 - no CRS known
+        return None
+
+
+def _segmentation_task(values: np.ndarray, task: str | None) -> str:
+    """``"classification"`` or ``"regression"`` of the labelled pixels (:func:`infer_task` rules)."""
+    from .base import infer_task
+
+    if task is not None and task not in ("classification", "regression"):
+        raise InputError(f"task must be 'classification', 'regression' or None, got {task!r}")
+    series = pd.Series(values).infer_objects()
+    inferred = infer_task(series)
+    numeric = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+    if task == "regression" and not numeric:
+        raise InputError(
+            f"a regression needs a numeric target raster, but it holds {series.dtype} values "
+            f"(e.g. {series.iloc[0]!r}): these are class labels; drop task= to segment classes"
+        )
+    if (
+        task == "classification"
+        and pd.api.types.is_float_dtype(series)
+        and inferred == "regression"
+    ):
+        raise InputError(
+            f"the target raster is continuous ({series.nunique()} distinct float values, e.g. "
+            f"{series.iloc[0]!r}) but a classifier was asked for (task='classification'); drop "
+            "task= (or pass task='regression') to train a U-Net regressor, or bin the values into "
+            "classes first"
+        )
+    return task or inferred
 
 
 def fit_segmentation(
@@ -82,9 +144,13 @@ def fit_segmentation(
     colours: Sequence[str] | Mapping[Any, str] | None = None,
     halo: int | None = None,
     reference_date: Any = None,
+    task: str | None = None,
+    units: str | None = None,
+    encoder: Any = None,
+    encoder_weights: Any = None,
     **arch_kw: Any,
-) -> SegmentationModel:
-    """Train a patch segmentation network (U-Net, U-TAE) on a cube and a label raster or polygons.
+) -> SegmentationModel | SegmentationRegressor:
+    """Train a patch network (U-Net, U-TAE) on a cube and a label (or continuous target) raster.
 
     U-Net: every feature of the cube (band x date, see :mod:`eoai.ml.features`) is an input channel,
     standardised with the training mean and standard deviation (NaN -> the mean). U-TAE
@@ -95,13 +161,22 @@ def fit_segmentation(
     never train), and each epoch draws ``patches_per_epoch`` random windows from the rest, flipped
     and rotated at random.
 
+    A continuous target raster (canopy height, biomass: floats that are not a few whole numbers,
+    the :func:`eoai.ml.infer_task` rules; ``task=`` overrides) trains a U-Net regressor: one
+    output, the target standardised with its mean and standard deviation, a mean squared error
+    over the labelled pixels only (NaN / ``nodata`` pixels count for nothing), the same windows,
+    validation tiles and early stopping on the validation loss. The result is a
+    :class:`eoai.ml.deep.SegmentationRegressor`, mapped with :func:`eoai.ml.predict`
+    (``cube.eoai.predict(model)``) in the target's units.
+
     Parameters
     ----------
     cube
         Dataset / DataArray ``(time, y, x)`` with a CRS.
     labels
-        A DataArray ``(y, x)`` of class labels on the cube grid (``nodata`` or NaN = unlabelled),
-        or polygons (GeoDataFrame or file) with a ``label`` column, rasterised onto the cube.
+        A DataArray ``(y, x)`` of class labels or of a continuous target on the cube grid (same
+        ``y`` / ``x`` coordinates and CRS; ``nodata`` or NaN = unlabelled), or polygons
+        (GeoDataFrame or file) with a ``label`` column, rasterised onto the cube.
     label, nodata
         Class column of polygons; label value meaning "no label" for a raster.
     features
@@ -124,8 +199,34 @@ def fit_segmentation(
         Overlap (pixels) between tiles at inference; default from the network's receptive field.
     reference_date
         U-TAE: day 0 of the day encoding (default the first date).
+    task
+        ``"classification"``, ``"regression"`` or ``None``: inferred from the labelled values as
+        by :func:`eoai.ml.infer_task`.
+    units
+        Units of a continuous target (default the raster's ``units`` attribute), carried to the
+        predicted map.
+    encoder
+        A pluggable U-Net encoder (``model="unet"``): a ``torch.nn.Module`` honouring timm's
+        ``features_only`` contract, or ``"timm:<name>"`` (created with
+        ``timm.create_model(name, features_only=True, pretrained=False, in_chans=<features>)``;
+        needs ``pip install timm``). The contract: ``encoder(x)``, ``x`` of shape
+        ``(batch, n_features, H, W)`` standardised as above, returns a list of feature maps,
+        finest first; ``encoder.feature_info.channels()`` and ``.reduction()`` list their
+        channels and down-sampling factors (increasing, each a multiple of the previous one); an
+        optional ``receptive_field`` attribute (pixels) sets the halo, else pass ``halo``. The
+        decoder (:class:`eoai.ml.models.EncoderUNet`, widths ``decoder=``) is built from those
+        lists and the tiles are multiples of the coarsest reduction. The encoder's input
+        contract is kept as a model card (``model.card``,
+        :class:`eoai.ml.presto.card.ModelCard`: channels, units, scaling, pixel size, patch
+        size, dates) in the saved model's sidecar; :func:`eoai.ml.load_model` rebuilds a
+        ``timm:`` encoder and takes a custom one as ``load_model(path, encoder=MyEncoder(...))``.
+    encoder_weights
+        A local ``state_dict`` file of the encoder (e.g. pretrained weights), loaded with
+        ``torch.load(weights_only=True)`` before training.
     **arch_kw
-        U-Net parameters: ``depth`` (default 3), ``base`` (default 32); U-TAE parameters:
+        U-Net parameters: ``depth`` (default 3), ``base`` (default 32), or with ``encoder``
+        only ``decoder`` (channels per level, finest first); U-TAE parameters (``encoder``
+        is then its widths per level):
         ``encoder`` (default (16, 32, 32)), ``decoder``, ``n_head``, ``d_model``, ``d_k``,
         ``day_jitter`` (e.g. 15 for a model meant for other dates; see
         :class:`eoai.ml.models.UTAE`).
@@ -133,15 +234,21 @@ def fit_segmentation(
     Raises
     ------
     eoai.errors.InputError
-        Bad parameters, no labelled pixel, a single class, a U-TAE on fewer than 2 dates or with a
-        ``patch`` that is not a multiple of its down-sampling factor.
+        Bad parameters (``encoder`` not a module or ``"timm:<name>"``, an unreadable
+        ``encoder_weights`` file), no labelled pixel, a single class, a label raster not on the
+        cube's grid,
+        ``task="classification"`` on a continuous target (or ``"regression"`` on class labels), a
+        constant target, a U-TAE on fewer than 2 dates or with a ``patch`` that is not a multiple
+        of its down-sampling factor.
     eoai.errors.ModelError
         A pixel network (``"tempcnn"``, ``"ltae"``), a custom module without a receptive field
-        and no ``halo``, or a U-TAE on features without dates (a cube without time).
+        and no ``halo``, a U-TAE on features without dates (a cube without time) or on a
+        continuous target; an encoder breaking the contract (wrong input channels, feature maps
+        unlike its ``feature_info``), weights that do not fit it, timm not installed.
 
     Returns
     -------
-    SegmentationModel
+    SegmentationModel or SegmentationRegressor
 
     Examples
     --------
@@ -152,6 +259,16 @@ def fit_segmentation(
     ...                      depth=1, base=4, progress=False)
     >>> m.halo >= m.net.receptive_field // 2
     True
+    >>> height = (truth["class"] * 2.5).astype("float32").rename("height")  # a continuous target
+    >>> r = fit_segmentation(cube.drop_vars("scl"), height, patch=16, epochs=2, depth=1, base=4,
+    ...                      units="m", progress=False)
+    >>> type(r).__name__, r.target, r.units
+    ('SegmentationRegressor', 'height', 'm')
+    >>> from eoai.ml.models.unet import TinyEncoder  # any module of the features_only contract
+    >>> e = fit_segmentation(cube.drop_vars("scl"), truth["class"], encoder=TinyEncoder(14),
+    ...                      patch=16, epochs=1, progress=False)
+    >>> e.card.architecture["reduction"], e.tile_multiple
+    ([2, 4], 4)
     """
     import torch
 
@@ -166,6 +283,20 @@ def fit_segmentation(
     ds = as_dataset(cube)
     feats = list(features) if features is not None else feature_names(ds)
     series = U.is_series(model)
+    if series and encoder is not None and encoder_weights is None:
+        arch_kw["encoder"], encoder = encoder, None  # the U-TAE's encoder widths
+    if encoder_weights is not None and encoder is None:
+        raise InputError("encoder_weights= are the weights of encoder=: pass the encoder too")
+    if encoder is not None:
+        if not (isinstance(model, str) and model.lower() == "unet"):
+            raise InputError(
+                f"encoder= replaces the encoder of the U-Net: leave model='unet', not {model!r}"
+            )
+        if set(arch_kw) - {"decoder"}:
+            raise InputError(
+                f"with encoder= the U-Net takes decoder= only (its widths per level), not "
+                f"{sorted(set(arch_kw) - {'decoder'})}: the encoder sets depth and width"
+            )
     multiple = U.tile_multiple_of(model, arch_kw) if series else 1
     if series:
         parse_layout(feats)  # a cube without time: ModelError before reading anything
@@ -179,12 +310,50 @@ def fit_segmentation(
     if nodata is not None:
         valid &= lab != nodata
     if not valid.any():
-        raise InputError("the labels hold no labelled pixel on the cube")
-    classes, yidx = _labels_index(pd.Series(lab[valid]))
-    if len(classes) < 2:
-        raise InputError(f"training needs at least 2 classes, the labels have {classes}")
-    y_img = np.full(lab.shape, T.IGNORE, dtype=np.int64)
-    y_img[valid] = yidx
+        raise InputError(
+            "the labels hold no labelled pixel on the cube (all NaN or nodata"
+            f"{'' if nodata is None else f' = {nodata!r}'}): check the raster covers the cube"
+        )
+    task = _segmentation_task(lab[valid], task)
+    regression = task == "regression"
+    if regression:
+        for name, value in (("class_weight", class_weight), ("class_names", class_names),
+                            ("colours", colours)):  # fmt: skip
+            if value is not None:
+                raise InputError(
+                    f"{name}= is for classes, but the target raster is continuous (a "
+                    f"regression); drop {name}="
+                )
+        if series:
+            raise ModelError(
+                "the U-TAE has no regression head yet: train model='unet' (or a custom module "
+                "with one output) on a continuous target raster"
+            )
+        yv = np.asarray(lab[valid], dtype="float64")
+        if not np.isfinite(yv).all():
+            raise InputError(
+                f"{int((~np.isfinite(yv)).sum())} pixels of the target raster are infinite; "
+                "set them to NaN (unlabelled)"
+            )
+        y_mean, y_std = float(yv.mean()), float(yv.std())
+        if not y_std > 0:
+            raise InputError(f"the target raster is constant ({yv[0]}): nothing to learn")
+        y_img = np.full(lab.shape, np.nan, dtype=np.float32)
+        y_img[valid] = ((yv - y_mean) / y_std).astype("float32")
+        classes: list[Any] = [0, 1]  # placeholder classes of the inner model (one output)
+    else:
+        if units:
+            raise InputError("units= is for a continuous target raster; class labels have none")
+        classes, yidx = _labels_index(pd.Series(lab[valid]))
+        if len(classes) < 2:
+            raise InputError(f"training needs at least 2 classes, the labels have {classes}")
+        y_img = np.full(lab.shape, T.IGNORE, dtype=np.int64)
+        y_img[valid] = yidx
+
+    def labelled(a: np.ndarray) -> np.ndarray:
+        return ~np.isnan(a) if regression else a != T.IGNORE
+
+    unlabelled = np.nan if regression else T.IGNORE
     # read the labelled bounding box only
     rows, cols = np.nonzero(valid)
     r0, r1 = rows.min(), rows.max() + 1
@@ -213,14 +382,14 @@ def fit_segmentation(
     # validation: a share of the labelled grid tiles
     ty, tx = -(-h // p), -(-w // p)
     tiles = [(i, j) for i in range(ty) for j in range(tx)
-             if (y_img[i * p:(i + 1) * p, j * p:(j + 1) * p] != T.IGNORE).any()]  # fmt: skip
+             if labelled(y_img[i * p:(i + 1) * p, j * p:(j + 1) * p]).any()]  # fmt: skip
     n_val = int(round(val_fraction * len(tiles))) if len(tiles) > 1 else 0
     n_val = min(n_val, len(tiles) - 1)
     val_tiles = [tiles[k] for k in rng.permutation(len(tiles))[:n_val]]
     y_train = y_img.copy()
     for i, j in val_tiles:
-        y_train[i * p : (i + 1) * p, j * p : (j + 1) * p] = T.IGNORE
-    if not (y_train != T.IGNORE).any():
+        y_train[i * p : (i + 1) * p, j * p : (j + 1) * p] = unlabelled
+    if not labelled(y_train).any():
         raise InputError("no labelled pixel is left for training; lower val_fraction")
 
     # validation windows: each held-out tile (shifted inside the image), labels of that tile only
@@ -230,9 +399,11 @@ def fit_segmentation(
         inside = np.zeros((h, w), bool)
         inside[i * p : (i + 1) * p, j * p : (j + 1) * p] = True
         val_pos.append((a, b))
-        val_y.append(np.where(inside[a : a + p, b : b + p], y_img[a : a + p, b : b + p], T.IGNORE))
+        val_y.append(
+            np.where(inside[a : a + p, b : b + p], y_img[a : a + p, b : b + p], unlabelled)
+        )
     # training windows: patches_per_epoch per epoch, centred on labelled pixels (clipped)
-    lab_r, lab_c = np.nonzero(y_train != T.IGNORE)
+    lab_r, lab_c = np.nonzero(labelled(y_train))
     n_win = int(patches_per_epoch)
     if n_win < 2:
         raise InputError(f"patches_per_epoch must be >= 2, got {patches_per_epoch}")
@@ -261,14 +432,24 @@ def fit_segmentation(
 
     dev = T.resolve_device(device)
     amp = T.warn_amp_on_cpu(amp, dev)
-    n_classes = len(classes)
-    counts_y = y_img[y_img != T.IGNORE]
-    weights = T.class_weights(counts_y, n_classes, class_weight, classes)
+    n_classes = 1 if regression else len(classes)
+    counts_y = y_img[labelled(y_img)]
+    weights = None if regression else T.class_weights(counts_y, n_classes, class_weight, classes)
     with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
         torch.manual_seed(0 if seed is None else int(seed))
-        net, arch = _make_net(
-            model, kind="patch", n_classes=n_classes, channels=channels, arch_kw=arch_kw
-        )
+        if encoder is not None:
+            from ._deep_encoder import make_encoder
+            from .models import EncoderUNet
+
+            enc, source = make_encoder(encoder, channels=channels, weights=encoder_weights)
+            try:
+                net, arch = EncoderUNet(enc, n_classes, **arch_kw), "encoder_unet"
+            except (TypeError, ValueError) as err:
+                raise InputError(f"bad decoder parameters: {err}") from None
+        else:
+            net, arch = _make_net(
+                model, kind="patch", n_classes=n_classes, channels=channels, arch_kw=arch_kw
+            )
         if halo is None and not hasattr(net, "receptive_field"):
             raise ModelError(
                 f"{type(net).__name__} has no receptive_field attribute: pass halo= (pixels of "
@@ -281,12 +462,19 @@ def fit_segmentation(
             amp=amp, progress=progress, augment=augment, take=take,
             epoch_indices=lambda e: np.arange(e * n_win, (e + 1) * n_win),
             eval_batch_size=int(batch_size), desc=f"training {arch}", days=days,
+            regression=regression,
         )  # fmt: skip
-    meta = {
+    if encoder is not None:
+        from ._deep_encoder import encoder_card
+
+        net.card = encoder_card(
+            net.encoder, source=source, features=feats, mean=mean, std=std, cube=ds, patch=p,
+            weights=encoder_weights,
+        )  # fmt: skip
+    meta: dict[str, Any] = {
         "method": f"eoai.ml.deep.fit_segmentation({arch})",
         "training_cube": _describe(ds),
         "n_labelled_pixels": int(valid.sum()),
-        "pixels_per_class": {str(c): int((counts_y == i).sum()) for i, c in enumerate(classes)},
         "parameters": {
             "patch": p, "patches_per_epoch": n_win, "epochs": epochs, "batch_size": batch_size,
             "lr": lr, "weight_decay": weight_decay, "val_fraction": val_fraction,
@@ -295,6 +483,23 @@ def fit_segmentation(
         },
         "history": history,
     }  # fmt: skip
+    if regression:
+        inner = SegmentationModel(
+            net, feats, classes, mean=mean, std=std, allow_nan=True, device=device, amp=amp,
+            halo=halo,
+        )  # fmt: skip
+        meta["task"] = "regression"
+        meta["target_summary"] = {
+            "mean": y_mean, "std": y_std, "min": float(yv.min()), "max": float(yv.max()),
+        }  # fmt: skip
+        if units is None and isinstance(labels, xr.DataArray):
+            units = labels.attrs.get("units")
+        name = labels.name if isinstance(labels, xr.DataArray) else label
+        return SegmentationRegressor(
+            inner, str(name or "label"), y_mean=y_mean, y_std=y_std, units=str(units or ""),
+            metadata=meta,
+        )  # fmt: skip
+    meta["pixels_per_class"] = {str(c): int((counts_y == i).sum()) for i, c in enumerate(classes)}
     if isinstance(labels, xr.DataArray) and all(isinstance(c, int) for c in classes):
         names = labels.attrs.get("class_names")
         cols = labels.attrs.get("class_colours") or labels.attrs.get("colours")

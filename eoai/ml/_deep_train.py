@@ -142,7 +142,8 @@ def train(
     """Train ``net`` in place on tensors ``x``/``y`` (rows ``train_idx``); keep the best weights.
 
     ``y`` holds class indices (``IGNORE`` = no label), or with ``regression=True`` float targets
-    (standardised by the caller; the loss is the mean squared error of the first output).
+    (standardised by the caller; the loss is the mean squared error of the first output over the
+    targets that are not NaN: a patch's unlabelled pixels).
     ``aux_weight`` > 0 with a network whose ``forward`` takes ``aux=True`` and then returns
     ``(output, [auxiliary outputs])`` (:class:`eoai.ml.models.FusionNet`) adds ``aux_weight`` x
     the mean loss of the auxiliary outputs to the training loss (the validation loss and the
@@ -169,7 +170,11 @@ def train(
         mse = nn.MSELoss()
 
         def loss_fn(out: Any, yb: Any) -> Any:
-            return mse(out[:, 0], yb)
+            # NaN targets (unlabelled pixels of a patch) are left out of the mean
+            ok = ~torch.isnan(yb)
+            if bool(ok.all()):
+                return mse(out[:, 0], yb)
+            return mse(out[:, 0][ok], yb[ok]) if bool(ok.any()) else out.sum() * 0.0
     else:
         loss_fn = nn.CrossEntropyLoss(
             weight=None if weights is None else torch.as_tensor(weights, device=device),
@@ -230,7 +235,7 @@ def train(
             scaler.step(opt)
             scaler.update()
             sched.step()
-            lab = torch.ones_like(yb, dtype=torch.bool) if regression else yb != IGNORE
+            lab = ~torch.isnan(yb) if regression else yb != IGNORE
             n_lab = int(lab.sum())
             tot_loss += float(loss.detach()) * n_lab
             if not regression:
@@ -294,7 +299,7 @@ def _evaluate(
             xb, yb = take(sel)
             xb, yb = xb.to(device), yb.to(device)
             logits = forward(xb).float()
-            lab = torch.ones_like(yb, dtype=torch.bool) if regression else yb != IGNORE
+            lab = ~torch.isnan(yb) if regression else yb != IGNORE
             n_lab = int(lab.sum())
             if n_lab == 0:
                 continue

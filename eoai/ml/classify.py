@@ -330,6 +330,10 @@ class _RegressionOutputs:
             )
         return out.astype("float32", copy=False)
 
+    def predict_proba_image(self, block: np.ndarray) -> np.ndarray:
+        """A patch regressor (U-Net) on an image ``(y, x, feature)`` -> ``(y, x, 1)`` values."""
+        return np.asarray(self.model.predict_image(block), dtype="float32")[..., None]
+
 
 @renamed_parameters(n_jobs="threads")
 def predict(
@@ -350,7 +354,9 @@ def predict(
     model
         A regression model from :func:`eoai.ml.fit` (continuous target) or
         :func:`eoai.ml.load_model`, or any object following
-        :class:`eoai.ml.regress.PixelRegressor`.
+        :class:`eoai.ml.regress.PixelRegressor`. A patch regressor (the U-Net of
+        :func:`eoai.ml.deep.fit_segmentation` on a continuous raster: ``halo`` and
+        ``predict_image``) is applied tile by tile with its halo, as :func:`classify` does.
     interval
         Central share of the trees' predictions to report as ``lower`` / ``upper`` (e.g. 0.9:
         their 5 % and 95 % quantiles), for forests (``"rf"``, ``"et"``); ``None``: no interval.
@@ -422,7 +428,11 @@ def predict(
         model = model.for_cube(cube)
     run_model = _RegressionOutputs(_with_threads(model, option_threads(threads)), interval)
     n_out = 1 if interval is None else 3
-    values = _pixel_proba(cube, model, run_model, n_out)
+    halo = int(getattr(model, "halo", 0) or 0)
+    if halo and hasattr(model, "predict_image"):  # a patch regressor (U-Net): tiles with a halo
+        values = _spatial_proba(feature_array(cube, model.features), run_model, halo, n_out)
+    else:
+        values = _pixel_proba(cube, model, run_model, n_out)
     target = str(model.target)
     units = str(getattr(model, "units", "") or "")
     out = xr.Dataset()

@@ -20,7 +20,9 @@ The same protocol as the random forest: samples from :func:`eoai.ml.extract`, tr
   :class:`eoai.ml._deep_regress.DeepRegressor`, mapped with :func:`eoai.ml.predict`.
 - **U-Net** (Ronneberger et al. 2015) segments patches of the cube (every band x date is a channel):
   train with :func:`fit_segmentation` on a label raster or polygons; :func:`eoai.ml.classify` runs it
-  tiled with a halo (``dask.array.map_overlap``) so tiles join without seams.
+  tiled with a halo (``dask.array.map_overlap``) so tiles join without seams. On a continuous
+  target raster (canopy height, biomass) it is a regressor, :class:`SegmentationRegressor`, mapped
+  by :func:`eoai.ml.predict` through the same tiles.
 
 A trained network is a :class:`DeepModel` (an :class:`eoai.ml.base.ClassifierModel`): it carries the
 per-channel normalisation of its training set, the classes, names, colours, bands, dates and the
@@ -64,12 +66,14 @@ from ._deep_model import (
     _labels_index,
     _make_net,
 )
+from ._deep_regress import SegmentationRegressor
 from ._deep_segment import fit_segmentation
 from ._deep_utae import SeriesSegmentationModel
 
 __all__ = [
     "DeepModel",
     "SegmentationModel",
+    "SegmentationRegressor",
     "SeriesSegmentationModel",
     "fit",
     "fit_network",

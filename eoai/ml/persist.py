@@ -126,7 +126,7 @@ def save_model(model: Any, path: str | Path) -> Path:
     return path
 
 
-def load_model(path: str | Path, trusted: bool = False) -> Any:
+def load_model(path: str | Path, trusted: bool = False, *, encoder: Any = None) -> Any:
     """Load a model saved with :func:`save_model`.
 
     Parameters
@@ -136,6 +136,10 @@ def load_model(path: str | Path, trusted: bool = False) -> Any:
     trusted
         Allow loading formats that can run code from the file (pickle / joblib, skops files with
         types other than scikit-learn and numpy). Only for files you made or trust.
+    encoder
+        A U-Net trained on a custom encoder (``fit_segmentation(..., encoder=module)``): a
+        module of the same class, built like the one trained, to receive the saved weights
+        (``"timm:<name>"`` encoders are rebuilt from the saved card).
 
     Returns
     -------
@@ -166,7 +170,17 @@ def load_model(path: str | Path, trusted: bool = False) -> Any:
         raise ModelError(
             f"{meta} names no valid eoai loader ({loader!r}); it was not written by eoai"
         )
-    return getattr(import_module(module), func)(path, description, trusted=trusted)
+    load = getattr(import_module(module), func)
+    if encoder is None:
+        return load(path, description, trusted=trusted)
+    import inspect
+
+    if "encoder" not in inspect.signature(load).parameters:
+        raise InputError(
+            f"encoder= is for a U-Net on a pluggable encoder; {path} holds another model "
+            f"(loader {loader}): drop encoder="
+        )
+    return load(path, description, trusted=trusted, encoder=encoder)
 
 
 def load_sklearn(path: Path, description: dict[str, Any], *, trusted: bool = False) -> Any:

@@ -5,6 +5,8 @@
 - :class:`~eoai.ml.models.fusion.FusionNet` — one temporal encoder per source, auxiliary heads
   (TWINNS, Ienco et al. 2019);
 - :class:`~eoai.ml.models.unet.UNet` — patch segmentation, Ronneberger et al. (2015);
+  :class:`~eoai.ml.models.unet.EncoderUNet` — its decoder on any encoder honouring timm's
+  ``features_only`` contract (rebuilt with the encoder, not by ``build_model``);
 - :class:`~eoai.ml.models.utae.UTAE` — patch segmentation of a series, Garnot & Landrieu (2021);
 - :class:`~eoai.ml.models.ensemble.Ensemble` / :class:`~eoai.ml.models.ensemble.GridEnsemble` — the
   mean probability of several of these (e.g. one architecture trained from several seeds).
@@ -21,13 +23,14 @@ from .ensemble import Ensemble, GridEnsemble
 from .fusion import FusionNet
 from .ltae import LTAE
 from .tempcnn import TempCNN
-from .unet import UNet
+from .unet import EncoderUNet, UNet
 from .utae import UTAE
 
 ARCHITECTURES = {
     "tempcnn": TempCNN,
     "ltae": LTAE,
     "unet": UNet,
+    "encoder_unet": EncoderUNet,
     "fusion": FusionNet,
     "utae": UTAE,
     "ensemble": Ensemble,
@@ -37,6 +40,7 @@ ARCHITECTURES = {
 __all__ = [
     "ARCHITECTURES",
     "LTAE",
+    "EncoderUNet",
     "Ensemble",
     "FusionNet",
     "GridEnsemble",
