@@ -15,6 +15,15 @@ Dataset whose variables are ``"<source>.<var>"`` and whose time axes are ``"time
 a Dataset whose variables are already named ``"s2.red"``, ``"s1.vv"`` on one ``time`` axis gives
 the same names, so a model trained on either applies to both.
 
+A fine source (``stack_sources(..., fine="vhr")``: a very-high-resolution image at ``ratio`` times
+the resolution, dims ``y_fine`` / ``x_fine``) is not flattened; :func:`eoai.ml.extract` with
+``patch=p`` reads the ``p x p`` fine pixels around each pixel as the features
+``"<source>.<band>[i,j]"`` (row ``i``, column ``j`` of the patch, both from 0; band-major, then
+row-major: :func:`patch_names`). The patch of base pixel ``(r, c)`` starts at fine pixel
+``(r * ratio + (ratio - p) // 2, c * ratio + (ratio - p) // 2)``: centred on the pixel when
+``p`` and ``ratio`` are both even or both odd, otherwise half a fine pixel up and left. Fine
+pixels outside the image are NaN.
+
 Examples
 --------
 >>> import numpy as np, pandas as pd, xarray as xr
@@ -38,6 +47,9 @@ import xarray as xr
 from ..errors import InputError, MissingDimensionError, ModelError
 
 SPATIAL_DIMS = ("y", "x")
+#: pixel dims of a fine source of a sources tree (``stack_sources(fine=...)``)
+FINE_SUFFIX = "_fine"
+FINE_DIMS = ("y" + FINE_SUFFIX, "x" + FINE_SUFFIX)
 #: time axis of source ``s`` in a flattened multi-source cube: ``"time_<s>"``
 TIME_PREFIX = "time_"
 
@@ -116,6 +128,8 @@ def flatten_sources(tree: xr.DataTree) -> xr.Dataset:
                 )
         tdim = f"{TIME_PREFIX}{src}"
         for name, var in ds.data_vars.items():
+            if any(str(d).endswith(FINE_SUFFIX) for d in var.dims):
+                continue  # a fine source (stack_sources(fine=...)): read as patches, fine_array
             v = var.rename({"time": tdim}) if "time" in var.dims else var
             v = v.drop_vars([c for c in v.coords if c != tdim and tdim in v[c].dims])
             v.attrs = {**var.attrs, "eoai:source": src}
@@ -398,3 +412,113 @@ def _short(items: Sequence[str], n: int = 12) -> str:
         return "(none)"
     text = ", ".join(items[:n])
     return text + (f", ... ({len(items) - n} more)" if len(items) > n else "")
+
+
+_PATCH = re.compile(r"^(?P<var>[^\[\]]+)\[(?P<i>\d+),(?P<j>\d+)\]$")
+
+
+def patch_names(bands: Sequence[str], patch: int) -> list[str]:
+    """Feature names of ``patch x patch`` patches of fine ``bands`` (``"<source>.<band>"``).
+
+    Examples
+    --------
+    >>> patch_names(["vhr.pan"], 2)
+    ['vhr.pan[0,0]', 'vhr.pan[0,1]', 'vhr.pan[1,0]', 'vhr.pan[1,1]']
+    """
+    return [f"{b}[{i},{j}]" for b in bands for i in range(patch) for j in range(patch)]
+
+
+def split_patch_features(features: Sequence[str]) -> tuple[list[str], list[str], int]:
+    """``(other features, patch bands, patch size)`` of feature names (size 0: no patch).
+
+    Raises
+    ------
+    eoai.errors.InputError
+        The patch features are not complete square patches of every band (as
+        :func:`patch_names` gives them, in that order).
+
+    Examples
+    --------
+    >>> split_patch_features(["s2.red_2021-05-01", *patch_names(["vhr.pan"], 3)])
+    (['s2.red_2021-05-01'], ['vhr.pan'], 3)
+    """
+    rest, patch, bands = [], [], []
+    for f in features:
+        m = _PATCH.match(str(f))
+        if m is None:
+            rest.append(str(f))
+            continue
+        patch.append(str(f))
+        if m["var"] not in bands:
+            bands.append(m["var"])
+    if not patch:
+        return rest, [], 0
+    p = int(round((len(patch) / len(bands)) ** 0.5))
+    if patch != patch_names(bands, p):
+        raise InputError(
+            f"the patch features ({len(patch)} of bands {bands}) are not whole {p} x {p} patches "
+            "in the order of eoai.ml.features.patch_names (band, then row, then column); pass "
+            "every column that eoai.ml.extract(..., patch=p) gave"
+        )
+    return rest, bands, p
+
+
+def fine_array(tree: Any, bands: Sequence[str] | None = None) -> tuple[xr.DataArray, int]:
+    """The fine source(s) of a tree as a ``(y_fine, x_fine, band)`` float32 array, and the ratio.
+
+    Parameters
+    ----------
+    tree
+        A sources tree with ``fine=`` sources (:func:`eoai.stack_sources`).
+    bands
+        ``"<source>.<band>"`` names to keep, in this order (a model's patch bands); default all.
+
+    Raises
+    ------
+    eoai.errors.ModelError
+        The tree has no fine source, or lacks a band of ``bands``, or fine sources of different
+        ratios are asked for.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> ds = xr.Dataset({"pan": (("y_fine", "x_fine"), np.ones((4, 6)))}, attrs={"eoai:fine_ratio": 2})
+    >>> arr, ratio = fine_array(xr.DataTree.from_dict({"vhr": ds}))
+    >>> arr.dims, arr.shape, ratio, list(arr.band.values)
+    (('y_fine', 'x_fine', 'band'), (4, 6, 1), 2, ['vhr.pan'])
+    """
+    from ..io.stack import fine_sources
+
+    fines = fine_sources(tree)
+    have = {f"{k}.{v}": (ds[v], r) for k, (ds, r) in fines.items() for v in ds.data_vars}
+    if bands is None:
+        bands = list(have)
+    missing = [b for b in bands if b not in have]
+    if missing or not bands:
+        raise ModelError(
+            f"patches of the fine band(s) {list(bands) or '(any)'} are needed; the cube "
+            + (f"has the fine bands {sorted(have)}" if have else "has no fine source")
+            + ". Stack the very-high-resolution image with the others at its own resolution: "
+            "eoai.stack_sources({..., 'vhr': vhr}, fine='vhr')"
+        )
+    ratios = sorted({have[b][1] for b in bands})
+    if len(ratios) > 1:
+        raise ModelError(f"the fine bands {list(bands)} have different ratios {ratios}")
+    parts = [have[b][0].transpose(*FINE_DIMS).astype("float32", copy=False) for b in bands]
+    arr = xr.concat([p.drop_attrs(deep=False) for p in parts], dim="band", coords="minimal",
+                    compat="override", join="override")  # fmt: skip
+    arr = arr.assign_coords(band=np.asarray(list(bands), dtype=object)).transpose(*FINE_DIMS, "band")
+    if arr.chunks is not None:
+        arr = arr.chunk({"band": -1})
+    return arr, ratios[0]
+
+
+def patch_offset(ratio: int, patch: int) -> int:
+    """First fine row (column) of the patch of base pixel 0: ``(ratio - patch) // 2``.
+
+    Examples
+    --------
+    >>> patch_offset(4, 8), patch_offset(4, 5)
+    (-2, -1)
+    """
+    return (int(ratio) - int(patch)) // 2

@@ -33,7 +33,17 @@ from ..errors import (
     InputError,
     NoOverlapError,
 )
-from .features import _var_features, as_dataset, check_features, feature_names, time_dim
+from .features import (
+    FINE_DIMS,
+    _var_features,
+    as_dataset,
+    check_features,
+    feature_names,
+    fine_array,
+    patch_names,
+    patch_offset,
+    time_dim,
+)
 
 RESERVED = ("label", "group", "x", "y")
 LON_NAMES = ("lon", "longitude", "lng", "long")
@@ -220,6 +230,7 @@ def extract(
     drop_empty: bool = True,
     seed: int | None = 0,
     crs: Any = None,
+    patch: int | None = None,
 ) -> pd.DataFrame:
     """Sample the cube under labelled points or polygons into a tidy table of features.
 
@@ -254,6 +265,11 @@ def extract(
         Seed of ``max_per_polygon``.
     crs
         CRS of a CSV with x/y columns.
+    patch
+        With a sources tree holding a fine source (``eoai.stack_sources(..., fine="vhr")``): also
+        take the ``patch x patch`` fine pixels around each sampled pixel, the features
+        ``"<source>.<band>[i,j]"`` (layout in :mod:`eoai.ml.features`; NaN outside the image), for
+        a patch branch (``eoai.ml.fit(samples, "m3fusion")``).
 
     Returns
     -------
@@ -288,6 +304,22 @@ def extract(
 
     ds = as_dataset(cube)
     names = feature_names(ds)
+    fine = None
+    if patch is not None:
+        if isinstance(patch, bool) or not isinstance(patch, (int, np.integer)) or patch < 1:
+            raise InputError(f"patch must be a whole number of fine pixels >= 1, got {patch!r}")
+        if not isinstance(cube, xr.DataTree):
+            raise InputError(
+                "patch= reads a fine (very-high-resolution) source: pass a sources tree, "
+                "eoai.stack_sources({'s2': s2, 'vhr': vhr}, fine='vhr')"
+            )
+        from ..errors import ModelError
+
+        try:
+            fine, ratio = fine_array(cube)
+        except ModelError as err:
+            raise InputError(str(err)) from None
+        names = names + patch_names([str(b) for b in fine["band"].values], int(patch))
     if features is not None:
         check_features(names, features)
     try:
@@ -370,6 +402,8 @@ def extract(
                 columns[fname] = values[:, j].astype("float32", copy=False)
         else:
             columns[str(name)] = var.values.astype("float32", copy=False)
+    if fine is not None:
+        columns.update(_patches(fine, ratio, int(patch), rows, cols))
     table = pd.DataFrame({n: columns[n] for n in names})
     if features is not None:
         table = table[list(features)]
@@ -428,6 +462,26 @@ def extract(
     table.attrs["eoai:label"] = label
     table.attrs["eoai:cube"] = describe_cube(ds)
     return table
+
+
+def _patches(
+    fine: xr.DataArray, ratio: int, patch: int, rows: np.ndarray, cols: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The patch columns (:func:`eoai.ml.features.patch_names`) of base pixels (rows, cols)."""
+    off = np.arange(patch) + patch_offset(ratio, patch)
+    fr, fc = rows[:, None] * ratio + off, cols[:, None] * ratio + off
+    h, w = fine.sizes[FINE_DIMS[0]], fine.sizes[FINE_DIMS[1]]
+    inside = ((fr >= 0) & (fr < h))[:, :, None] & ((fc >= 0) & (fc < w))[:, None, :]
+    iy = xr.DataArray(np.clip(fr, 0, h - 1), dims=("sample", "pi"))
+    ix = xr.DataArray(np.clip(fc, 0, w - 1), dims=("sample", "pj"))
+    vals = fine.isel({FINE_DIMS[0]: iy, FINE_DIMS[1]: ix}).transpose("sample", "band", "pi", "pj")
+    values = np.where(inside[:, None], vals.values, np.nan).astype("float32")
+    out = {}
+    for b, band in enumerate(fine["band"].values):
+        flat = values[:, b].reshape(len(rows), patch * patch)
+        for k, fname in enumerate(patch_names([str(band)], patch)):
+            out[fname] = flat[:, k]
+    return out
 
 
 def sample_features(
