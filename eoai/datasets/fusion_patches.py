@@ -130,7 +130,7 @@ def fusion_patches(
 
     # the series: one NDVI peak per parcel, early or late, jittered
     dates = pd.date_range("2021-01-01", "2021-12-31", periods=n_dates + 2)[1:-1].normalize()
-    doy = dates.dayofyear.to_numpy("float64")
+    doy = dates.day_of_year.to_numpy("float64")
     peak = np.where(early, 120.0, 240.0) + rng.normal(0, 12, n_par)
     amp = 0.5 + rng.normal(0, 0.06, n_par)
     width = 45.0 + rng.normal(0, 5, n_par)

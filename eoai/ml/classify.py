@@ -10,7 +10,10 @@ with each task and the graph sent to the scheduler stays small.
 
 Models with spatial context (patch models of :mod:`eoai.ml.deep`) declare ``halo`` (pixels) and
 ``predict_proba_image(block)`` (``(y, x, feature)`` -> ``(y, x, class)``); they are applied with
-``dask.array.map_overlap`` and the halo cropped, so tiles join without seams.
+``dask.array.map_overlap`` and the halo cropped, so tiles join without seams. Models that read the
+patch of a fine source around each pixel (``patch_features``, M3Fusion) get each chunk's fine
+pixels plus a halo of the patches' reach (NaN beyond the image, as :func:`eoai.ml.extract` reads
+them), so chunked and whole-image maps are equal.
 
 Examples
 --------
@@ -235,7 +238,9 @@ def classify(
     n_classes = len(model.classes)
     run_model = _with_threads(model, option_threads(threads))
     halo = int(getattr(model, "halo", 0) or 0)
-    if halo and hasattr(model, "predict_proba_image"):
+    if getattr(model, "patch_features", None):  # M3Fusion: a fine patch around each pixel
+        proba = _patch_proba(cube, model, run_model, n_classes)
+    elif halo and hasattr(model, "predict_proba_image"):
         proba = _spatial_proba(feature_array(cube, model.features), run_model, halo, n_classes)
     else:
         proba = _pixel_proba(cube, model, run_model, n_classes)
@@ -556,3 +561,70 @@ def _spatial_proba(feats: xr.DataArray, model: Any, halo: int, n_classes: int) -
     if not hasattr(feats.data, "dask"):
         out = out.compute()
     return out
+
+
+def _predict_patch_block(
+    series: np.ndarray, fine: np.ndarray, *, model: Any, ratio: int, patch: int, halo: int,
+    n_classes: int,
+) -> np.ndarray:  # fmt: skip
+    """(y, x, feature) series and the haloed (y*r + 2h, x*r + 2h, band) fine block -> (y, x, class)."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    from .features import patch_offset
+
+    ny, nx = series.shape[:2]
+    start = patch_offset(ratio, patch) + halo
+    win = sliding_window_view(np.asarray(fine, dtype="float32"), (patch, patch), axis=(0, 1))
+    win = win[start : start + ny * ratio : ratio, start : start + nx * ratio : ratio]
+    flat = np.concatenate(
+        [np.asarray(series, dtype="float32").reshape(ny * nx, -1), win.reshape(ny * nx, -1)], 1
+    )
+    return _predict_rows(flat, model, True, n_classes).reshape(ny, nx, n_classes)
+
+
+def _patch_proba(cube: Any, model: Any, run_model: Any, n_classes: int) -> xr.DataArray:
+    """A series + fine-patch model: one task per chunk, its fine block read with a NaN halo."""
+    import dask.array as da
+    from dask.array.overlap import ensure_minimum_chunksize
+
+    from .._graph import graph_constant
+    from .features import fine_array, patch_offset
+
+    if not isinstance(cube, xr.DataTree):
+        raise ModelError(
+            f"the model reads {model.patch} x {model.patch} patches of the fine band(s) "
+            f"{model.patch_bands} around each pixel: classify a sources tree holding them, "
+            "eoai.stack_sources({..., 'vhr': vhr}, fine='vhr')"
+        )
+    n_series = len(model.features) - len(model.patch_features)
+    feats = feature_array(cube, model.features[:n_series])
+    fine, ratio = fine_array(cube, model.patch_bands)
+    lazy = hasattr(feats.data, "dask") or hasattr(fine.data, "dask")
+    s = da.asarray(feats.transpose("y", "x", "feature").data)
+    f = da.asarray(fine.data)
+    if f.shape[:2] != (s.shape[0] * ratio, s.shape[1] * ratio):
+        raise ModelError(
+            f"the fine source is {f.shape[0]} x {f.shape[1]} px for a {s.shape[0]} x "
+            f"{s.shape[1]} px grid at ratio {ratio}; stack it with eoai.stack_sources(fine=...)"
+        )
+    p = int(model.patch)
+    off = patch_offset(ratio, p)
+    halo = max(0, -off, off + p - ratio)
+    need = max(1, -(-halo // ratio))  # base pixels whose fine pixels hold the halo
+    s = s.rechunk({0: ensure_minimum_chunksize(need, s.chunks[0]),
+                   1: ensure_minimum_chunksize(need, s.chunks[1]), 2: -1})  # fmt: skip
+    f = f.rechunk((tuple(c * ratio for c in s.chunks[0]), tuple(c * ratio for c in s.chunks[1]),
+                   -1))  # fmt: skip
+    if halo:
+        f = da.overlap.overlap(
+            f, depth={0: halo, 1: halo, 2: 0}, boundary={0: np.nan, 1: np.nan, 2: "none"}
+        )
+    proba = da.blockwise(
+        _predict_patch_block, "yxc", s, "yxf", f, "yxb", new_axes={"c": n_classes},
+        adjust_chunks={"y": s.chunks[0], "x": s.chunks[1]}, align_arrays=False,
+        concatenate=True, dtype=np.float32, meta=np.empty((0, 0, 0), np.float32),
+        model=graph_constant(run_model), ratio=ratio, patch=p, halo=halo, n_classes=n_classes,
+    )  # fmt: skip
+    coords = {k: v for k, v in feats.coords.items() if "feature" not in v.dims}
+    out = xr.DataArray(proba, dims=("y", "x", "class"), coords=coords)
+    return out if lazy else out.compute()

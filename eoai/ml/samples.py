@@ -461,6 +461,10 @@ def extract(
     table.attrs["eoai:features"] = feats
     table.attrs["eoai:label"] = label
     table.attrs["eoai:cube"] = describe_cube(ds)
+    if fine is not None:
+        table.attrs["eoai:patch"] = {
+            "size": int(patch), "ratio": int(ratio), "bands": [str(b) for b in fine["band"].values]
+        }
     return table
 
 

@@ -4,6 +4,8 @@
 - :class:`~eoai.ml.models.ltae.LTAE` — pixel time series with acquisition days, Garnot & Landrieu (2020);
 - :class:`~eoai.ml.models.fusion.FusionNet` — one temporal encoder per source, auxiliary heads
   (TWINNS, Ienco et al. 2019);
+- :class:`~eoai.ml.models.patchfusion.PatchFusionNet` — those branches plus a CNN on a
+  very-high-resolution patch around the pixel (M3Fusion, Benedetti et al. 2018);
 - :class:`~eoai.ml.models.unet.UNet` — patch segmentation, Ronneberger et al. (2015);
 - :class:`~eoai.ml.models.utae.UTAE` — patch segmentation of a series, Garnot & Landrieu (2021);
 - :class:`~eoai.ml.models.ensemble.Ensemble` / :class:`~eoai.ml.models.ensemble.GridEnsemble` — the
@@ -20,6 +22,7 @@ from typing import Any
 from .ensemble import Ensemble, GridEnsemble
 from .fusion import FusionNet
 from .ltae import LTAE
+from .patchfusion import PatchFusionNet
 from .tempcnn import TempCNN
 from .unet import UNet
 from .utae import UTAE
@@ -29,6 +32,7 @@ ARCHITECTURES = {
     "ltae": LTAE,
     "unet": UNet,
     "fusion": FusionNet,
+    "m3fusion": PatchFusionNet,
     "utae": UTAE,
     "ensemble": Ensemble,
     "grid_ensemble": GridEnsemble,
@@ -40,6 +44,7 @@ __all__ = [
     "Ensemble",
     "FusionNet",
     "GridEnsemble",
+    "PatchFusionNet",
     "TempCNN",
     "UNet",
     "UTAE",

@@ -119,11 +119,17 @@ class FusionNet(nn.Module):
             self.register_buffer(f"_ch{i}", torch.tensor(s["channels"]), persistent=False)
             if s["times"] is not None:
                 self.register_buffer(f"_t{i}", torch.tensor(s["times"]), persistent=False)
+        self.width = width  # of the concatenated embeddings
+        self.head = self._fused_head(width)
+
+    def _fused_head(self, width: int) -> nn.Module:
+        """The MLP on ``width`` concatenated embedding features."""
         layers: list[nn.Module] = []
         for w in self.config["fused"]:
-            layers += [nn.Linear(width, w), nn.BatchNorm1d(w), nn.ReLU(), nn.Dropout(dropout)]
+            layers += [nn.Linear(width, w), nn.BatchNorm1d(w), nn.ReLU(),
+                       nn.Dropout(self.config["dropout"])]  # fmt: skip
             width = w
-        self.head = nn.Sequential(*layers, nn.Linear(width, n_classes))
+        return nn.Sequential(*layers, nn.Linear(width, self.config["n_classes"]))
 
     @property
     def sources(self) -> list[str]:

@@ -1,0 +1,144 @@
+"""PatchFusionNet: temporal branches per source plus a CNN on a very-high-resolution patch (M3Fusion).
+
+Benedetti, P., Ienco, D., Gaetano, R., Ose, K., Pensa, R. G., Dupuy, S. (2018). *M3Fusion: A Deep
+Learning Architecture for Multiscale Multimodal Multitemporal Satellite Data Fusion.* IEEE JSTARS
+11(12), 4939-4949. https://doi.org/10.1109/JSTARS.2018.2876357
+
+M3Fusion classifies a pixel from its Sentinel-2 series (a recurrent branch) and the patch of a
+SPOT image around it (a CNN branch); the two embeddings are concatenated and classified, and each
+branch has an **auxiliary classifier** trained with the fused one, so that each branch learns
+features that are discriminative on their own. Here the temporal branches are those of
+:class:`~eoai.ml.models.fusion.FusionNet` (one L-TAE or TempCNN per source, TWINNS) and the patch
+branch is a small CNN (3 x 3 convolutions, batch norm, one 2 x 2 max-pooling for patches of 4 px
+or more, global average pooling), so the texture it finds does not depend on where in the patch
+it lies.
+
+The input is one flat tensor ``(batch, time * channel + patch_channels * patch ** 2)``: the series
+``(time, channel)`` row-major, then the patch ``(patch_channel, row, column)``
+(:meth:`PatchFusionNet.pack`); the number of dates follows from its length, so an L-TAE model
+applies to other dates. NaN in the patch (outside the image) count as 0 (the training mean after
+standardisation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from .fusion import FusionNet
+
+
+class PatchCNN(nn.Module):
+    """The patch branch: ``(batch, channel, p, p)`` -> an embedding ``(batch, width)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> PatchCNN(1, 8, width=16)(torch.zeros(2, 1, 8, 8)).shape
+    torch.Size([2, 16])
+    """
+
+    def __init__(self, in_channels: int, patch: int, width: int = 32) -> None:
+        super().__init__()
+        half = max(width // 2, 1)
+
+        def block(a: int, b: int) -> list[nn.Module]:
+            return [nn.Conv2d(a, b, 3, padding=1, bias=False), nn.BatchNorm2d(b), nn.ReLU()]
+
+        layers = block(in_channels, half) + block(half, width)
+        if patch >= 4:
+            layers.append(nn.MaxPool2d(2))
+        layers += block(width, width) + [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class PatchFusionNet(FusionNet):
+    """M3Fusion-style network: :class:`FusionNet` temporal branches plus a fine-patch CNN.
+
+    Parameters
+    ----------
+    in_channels, n_classes, branches, fused, dropout
+        As for :class:`~eoai.ml.models.fusion.FusionNet` (the series part of the input).
+    patch_channels : int
+        Bands of the fine patch.
+    patch_size : int
+        Side of the patch, in fine pixels.
+    patch_width : int
+        Width of the patch embedding (channels of the last convolution).
+
+    Examples
+    --------
+    >>> import torch
+    >>> br = [{"name": "s2", "channels": [0], "encoder": "ltae",
+    ...        "config": {"d_model": 8, "n_head": 2, "d_k": 2, "mlp": [8], "encoder": []}}]
+    >>> net = PatchFusionNet(in_channels=1, n_classes=4, branches=br, patch_channels=1,
+    ...                      patch_size=6, patch_width=8)
+    >>> x = net.pack(torch.randn(3, 5, 1), torch.randn(3, 1, 6, 6))
+    >>> out, aux = net(x, torch.arange(5.0), aux=True)
+    >>> out.shape, len(aux), net.branch_names
+    (torch.Size([3, 4]), 2, ['s2', 'patch'])
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        n_classes: int,
+        branches: Sequence[Mapping[str, Any]],
+        patch_channels: int,
+        patch_size: int,
+        patch_width: int = 32,
+        fused: Sequence[int] = (64,),
+        dropout: float = 0.2,
+    ) -> None:
+        super().__init__(in_channels, n_classes, branches, fused=fused, dropout=dropout)
+        if int(patch_channels) < 1 or int(patch_size) < 1 or int(patch_width) < 1:
+            raise ValueError(
+                f"patch_channels, patch_size and patch_width must be >= 1, got {patch_channels}, "
+                f"{patch_size}, {patch_width}"
+            )
+        self.config.update(patch_channels=int(patch_channels), patch_size=int(patch_size),
+                           patch_width=int(patch_width))  # fmt: skip
+        self.patch_len = int(patch_channels) * int(patch_size) ** 2
+        self.patch = PatchCNN(int(patch_channels), int(patch_size), int(patch_width))
+        self.patch_aux = nn.Linear(int(patch_width), int(n_classes))
+        self.head = self._fused_head(self.width + int(patch_width))
+
+    @property
+    def branch_names(self) -> list[str]:
+        """The temporal branches (sources), then ``"patch"``: the order of the auxiliary outputs."""
+        return [*self.sources, "patch"]
+
+    @staticmethod
+    def pack(series: torch.Tensor, patch: torch.Tensor) -> torch.Tensor:
+        """One input row per pixel from ``series`` ``(b, time, channel)`` and ``patch`` ``(b, c, p, p)``."""
+        return torch.cat([series.reshape(len(series), -1), patch.reshape(len(patch), -1)], 1)
+
+    def unpack(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(series (b, time, channel), patch (b, c, p, p))`` of a packed input."""
+        c, p = self.config["in_channels"], self.config["patch_size"]
+        series = x[:, : x.shape[1] - self.patch_len].reshape(len(x), -1, c)
+        patch = x[:, x.shape[1] - self.patch_len :].reshape(len(x), -1, p, p)
+        return series, patch
+
+    def forward(self, x: torch.Tensor, days: torch.Tensor, aux: bool = False) -> Any:
+        """Output ``(batch, n_classes)`` of a packed input (:meth:`pack`) on ``days``.
+
+        With ``aux=True``: ``(output, [output of each temporal branch alone, of the patch alone])``.
+        """
+        series, patch = self.unpack(x)
+        embs, auxs = [], []
+        for i in range(len(self.specs)):
+            e, a = self._embed(i, series, days)
+            embs.append(e)
+            auxs.append(a)
+        pe = self.patch(torch.nan_to_num(patch, nan=0.0))
+        embs.append(pe)
+        auxs.append(self.patch_aux(pe))
+        out = self.head(torch.cat(embs, dim=1))
+        return (out, auxs) if aux else out
