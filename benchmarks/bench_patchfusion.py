@@ -98,7 +98,11 @@ def main() -> None:
             m = eoai.ml.fit(s, "m3fusion", epochs=args.epochs, seed=seed, aux_weight=aux,
                             progress=False)  # fmt: skip
             out = eoai.ml.classify(test, m)
-            add(f"m3fusion (series + patch), aux {aux}", _score(out, truth), time.perf_counter() - t0)
+            add(
+                f"m3fusion (series + patch), aux {aux}",
+                _score(out, truth),
+                time.perf_counter() - t0,
+            )
             if aux:
                 heads = _aux_scores(m, test, truth)
                 add("  its series head alone", heads[0], 0.0)
@@ -119,7 +123,9 @@ def main() -> None:
     print("\n| model | OA (mean ± sd over seeds) | seconds |\n|---|---|---|")
     for name, v in rows.items():
         oa = np.array([a for a, _ in v])
-        print(f"| {name.strip()} | {oa.mean():.3f} ± {oa.std():.3f} | {np.mean([b for _, b in v]):.0f} |")
+        print(
+            f"| {name.strip()} | {oa.mean():.3f} ± {oa.std():.3f} | {np.mean([b for _, b in v]):.0f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -246,7 +246,7 @@ def fit_patch_fusion(
     given = dict(epochs=epochs, val_fraction=val_fraction, date_dropout=date_dropout, noise=noise,
                  shift=shift, label_smoothing=label_smoothing, average_last=average_last,
                  batch_size=batch_size)  # fmt: skip
-    c = {k: M3FUSION_DEFAULTS[k] if v is None else v for k, v in given.items()}
+    c: dict[str, Any] = {k: M3FUSION_DEFAULTS[k] if v is None else v for k, v in given.items()}
     _check_training_args(c["epochs"], c["batch_size"], lr, c["val_fraction"])
     if not 0 <= c["date_dropout"] < 1 or not c["noise"] >= 0 or int(c["shift"]) < 0:
         raise InputError("date_dropout must be in [0, 1), noise and shift >= 0")
@@ -357,7 +357,8 @@ def fit_patch_fusion(
         "fine_ratio": patch_info.get("ratio"),
     }
     return PatchFusionModel(
-        net, [*layout.features, *pcols], classes, mean=mean, std=std, reference_date=reference,
+        net, [*layout.features, *pcols], classes, mean=mean.tolist(), std=std.tolist(),
+        reference_date=reference,
         allow_nan=True, device=device, amp=amp, class_names=class_names, colours=colours,
         metadata=meta,
     )  # fmt: skip

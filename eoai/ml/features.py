@@ -507,7 +507,9 @@ def fine_array(tree: Any, bands: Sequence[str] | None = None) -> tuple[xr.DataAr
     parts = [have[b][0].transpose(*FINE_DIMS).astype("float32", copy=False) for b in bands]
     arr = xr.concat([p.drop_attrs(deep=False) for p in parts], dim="band", coords="minimal",
                     compat="override", join="override")  # fmt: skip
-    arr = arr.assign_coords(band=np.asarray(list(bands), dtype=object)).transpose(*FINE_DIMS, "band")
+    arr = arr.assign_coords(band=np.asarray(list(bands), dtype=object)).transpose(
+        *FINE_DIMS, "band"
+    )
     if arr.chunks is not None:
         arr = arr.chunk({"band": -1})
     return arr, ratios[0]

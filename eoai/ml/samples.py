@@ -304,7 +304,7 @@ def extract(
 
     ds = as_dataset(cube)
     names = feature_names(ds)
-    fine = None
+    fine, ratio, p = None, 0, 0
     if patch is not None:
         if isinstance(patch, bool) or not isinstance(patch, (int, np.integer)) or patch < 1:
             raise InputError(f"patch must be a whole number of fine pixels >= 1, got {patch!r}")
@@ -319,7 +319,8 @@ def extract(
             fine, ratio = fine_array(cube)
         except ModelError as err:
             raise InputError(str(err)) from None
-        names = names + patch_names([str(b) for b in fine["band"].values], int(patch))
+        p = int(patch)
+        names = names + patch_names([str(b) for b in fine["band"].values], p)
     if features is not None:
         check_features(names, features)
     try:
@@ -403,7 +404,7 @@ def extract(
         else:
             columns[str(name)] = var.values.astype("float32", copy=False)
     if fine is not None:
-        columns.update(_patches(fine, ratio, int(patch), rows, cols))
+        columns.update(_patches(fine, ratio, p, rows, cols))
     table = pd.DataFrame({n: columns[n] for n in names})
     if features is not None:
         table = table[list(features)]
@@ -463,7 +464,9 @@ def extract(
     table.attrs["eoai:cube"] = describe_cube(ds)
     if fine is not None:
         table.attrs["eoai:patch"] = {
-            "size": int(patch), "ratio": int(ratio), "bands": [str(b) for b in fine["band"].values]
+            "size": p,
+            "ratio": int(ratio),
+            "bands": [str(b) for b in fine["band"].values],
         }
     return table
 

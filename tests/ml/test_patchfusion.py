@@ -134,9 +134,7 @@ def test_chunked_classify_is_lazy_and_equals_the_whole_image_and_the_samples(tra
     cols = ((s.x - 600000) // 10).astype(int).to_numpy()
     np.testing.assert_allclose(whole.probability.values[:, rows, cols].T, proba, atol=1e-6)
     _, few, _, _ = scene(0, chunks={"y": 8, "x": 8})
-    assert_model_enters_once(
-        eoai.ml.classify(few, model)["class"], lazy["class"], model
-    )
+    assert_model_enters_once(eoai.ml.classify(few, model)["class"], lazy["class"], model)
 
 
 def test_save_load_and_cross_validate(trained, tmp_path):
