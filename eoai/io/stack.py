@@ -531,6 +531,12 @@ def stack_sources(
             f"stack_sources: fine={fine} names every source; the base grid comes from the others "
             "(e.g. fine='vhr' with {'s2': s2, 'vhr': vhr})"
         )
+    timed = [k for k in fine if "time" in getattr(sources[k], "dims", ())]
+    if timed:
+        raise InputError(
+            f"stack_sources: fine source(s) {timed} have a time axis; a fine source is one image: "
+            "select one date (ds.isel(time=0, drop=True))"
+        )
     cubes = {
         _check_name(k): _as_source(v, k, k in static or k in fine) for k, v in sources.items()
     }  # fmt: skip

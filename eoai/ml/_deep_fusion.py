@@ -184,7 +184,7 @@ class FusionModel(DeepModel):
             )
         if not self.dates_free:
             want = set(names)
-            gone = [f for f in self.features if f not in want]
+            gone = [f for f in self._series_part(np.asarray(self.features)) if f not in want]
             if not gone:
                 return self
             raise ModelError(

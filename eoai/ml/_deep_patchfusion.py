@@ -85,7 +85,8 @@ class PatchFusionModel(FusionModel):
         return max(0, -off, off + self.patch - r)
 
     def _series_part(self, X: np.ndarray) -> np.ndarray:
-        return X[:, : X.shape[1] - len(self.patch_features)]
+        """The series columns of ``X`` (rows of features, or the feature names)."""
+        return X[..., : X.shape[-1] - len(self.patch_features)]
 
     def _tensor(self, X: np.ndarray) -> Any:
         """Features ``(n, F)`` -> the packed, standardised input of the network."""

@@ -185,3 +185,16 @@ def test_fusion_beats_each_source_alone_on_a_new_scene():
     # one source alone tells two pairs of classes apart: about 0.5 at best (0.48 measured)
     assert oa_series < 0.6
     assert oa > 0.72  # 0.81 measured (benchmarks: 0.90 at 48 x 48 px, 40 epochs)
+
+
+def test_ltae_branch_maps_other_dates_a_tempcnn_branch_asks_for_them(trained):
+    sources, tree, s, model = trained
+    fewer = {"s2": sources["s2"].isel(time=slice(1, None)), "vhr": sources["vhr"]}
+    other = eoai.stack_sources(fewer, fine="vhr")
+    assert model.for_cube(other).features[:7] == eoai.ml.features.feature_names(other)
+    assert np.isin(eoai.ml.classify(other, model)["class"].values, [1, 2, 3, 4]).all()
+    tiny = {**TINY, "epochs": 1, "encoder_kw": {"hidden": 4, "dense": 8}}
+    grid = eoai.ml.fit(s, "m3fusion", encoder="tempcnn", **tiny)
+    assert np.isin(eoai.ml.classify(tree, grid)["class"].values, [1, 2, 3, 4]).all()
+    with pytest.raises(ModelError, match="lacks 1 of the model's features"):
+        eoai.ml.classify(other, grid)
