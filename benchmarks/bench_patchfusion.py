@@ -42,7 +42,7 @@ def _score(out, truth) -> float:
 def _aux_scores(model, tree, truth) -> list[float]:
     """OA of each auxiliary head (series branches..., patch) of a PatchFusionModel on a scene."""
     m = model.for_cube(tree)
-    samples_all = _all_pixels(tree, m.patch)
+    samples_all = _all_pixels(tree, m.patches["vhr"])
     X = samples_all[m.features].to_numpy("float32")
     x = m._tensor(X)
     days = torch.from_numpy(m.days)

@@ -66,6 +66,7 @@ def fusion_patches(
     origin: tuple[float, float] = (600000.0, 4900000.0),
     resolution: float = 10.0,
     chunks: dict[str, int] | None = None,
+    ms: bool = False,
 ) -> tuple[dict[str, xr.Dataset], xr.Dataset, Any]:
     """Sources, truth and labelled parcels of the series-and-texture scene (module docstring).
 
@@ -87,6 +88,11 @@ def fusion_patches(
         Seeds everything.
     crs, origin, resolution
         The grid (upper-left corner, pixel size in metres).
+    ms
+        Also a one-date multispectral image ``"ms"`` (``red``, ``nir`` on the 10 m grid, no time
+        axis) on day 120, when the early classes are green and the late ones bare: with the fine
+        image, the panchromatic + multispectral pair of MultiResoLCC (``fit(..., "multireso")``);
+        stack it with ``static=["ms"]``.
     chunks
         Dask chunks of the base grid (``{"y": 16, "x": 16}``; the fine image gets ``ratio`` times
         them); default numpy.
@@ -95,7 +101,7 @@ def fusion_patches(
     -------
     sources : dict
         ``{"s2": Dataset ndvi (time, y, x), "vhr": Dataset pan (y, x)}`` with CRS, ready for
-        ``eoai.stack_sources(sources, fine="vhr")``.
+        ``eoai.stack_sources(sources, fine="vhr")`` (and ``"ms"``, see ``ms``).
     truth : xarray.Dataset
         ``class`` (y, x) with ``class_names``, and ``parcel`` (y, x) ids.
     labels : geopandas.GeoDataFrame
@@ -165,6 +171,21 @@ def fusion_patches(
         cy, cx = int(chunks.get("y", ny)), int(chunks.get("x", nx))
         s2 = s2.chunk({"time": -1, "y": cy, "x": cx})
         vhr = vhr.chunk({"y": cy * ratio, "x": cx * ratio})
+    out = {"s2": s2, "vhr": vhr}
+    if ms:
+        green = 0.2 + amp * np.exp(-0.5 * ((120.0 - peak) / width) ** 2)
+        g = green[pid] + rng.normal(0, noise, (ny, nx))
+        red = 0.12 - 0.08 * g + rng.normal(0, 0.01, (ny, nx))
+        nir = 0.25 + 0.3 * g + rng.normal(0, 0.01, (ny, nx))
+        out["ms"] = xr.Dataset(
+            {
+                "red": (("y", "x"), red.astype("float32")),
+                "nir": (("y", "x"), nir.astype("float32")),
+            },
+            coords=bc,
+        )
+        if chunks:
+            out["ms"] = out["ms"].chunk({"y": cy, "x": cx})
     names = {c: v[0] for c, v in FUSION_CLASSES.items()}
     truth = xr.Dataset(
         {"class": (("y", "x"), klass.astype("uint8")), "parcel": (("y", "x"), pid)}, coords=bc
@@ -177,7 +198,7 @@ def fusion_patches(
         geoms.append(box(xa, ya - parcel * resolution, xa + parcel * resolution, ya))
         rows_out.append({"class": int(codes[k]), "class_name": names[int(codes[k])], "parcel": k})
     labels = gpd.GeoDataFrame(rows_out, geometry=geoms, crs=crs)
-    return {"s2": s2, "vhr": vhr}, truth, labels
+    return out, truth, labels
 
 
 def _affine(x0: float, y0: float, res: float) -> Any:

@@ -18,8 +18,8 @@ Examples
 >>> samples = eoai.ml.extract(tree, labels, label="class", patch=4, min_samples=1)
 >>> model = eoai.ml.fit(samples, "m3fusion", epochs=2, patch_width=4, fused=(8,),
 ...                     encoder_kw={"d_model": 8, "n_head": 2, "d_k": 2, "mlp": [8]}, progress=False)
->>> model.patch, model.patch_bands, model.sources
-(4, ['vhr.pan'], ['s2'])
+>>> model.patches, model.patch_ratios, model.sources
+({'vhr': 4}, {'vhr': 4}, ['s2'])
 >>> eoai.ml.classify(tree, model)["class"].shape
 (8, 8)
 """
@@ -37,6 +37,9 @@ from ._deep_fusion import AUX_WEIGHT, FusionModel, fusion_branches, split_source
 from ._deep_layout import parse_layout
 from ._deep_model import DeepModel
 
+#: The models :func:`fit_patch_fusion` trains: series + patches (M3Fusion), patches only
+#: (MultiResoLCC: a panchromatic and a multispectral patch of one footprint)
+MODELS = ("m3fusion", "multireso")
 #: Training defaults of ``fit(..., "m3fusion")``: those of ``"fusion"`` (L-TAE's recipe)
 M3FUSION_DEFAULTS: dict[str, Any] = dict(
     epochs=40, val_fraction=0.0, date_dropout=0.2, noise=0.05, shift=1, label_smoothing=0.1,
@@ -45,44 +48,60 @@ M3FUSION_DEFAULTS: dict[str, Any] = dict(
 
 
 class PatchFusionModel(FusionModel):
-    """A trained :class:`~eoai.ml.models.PatchFusionNet`: series branches and a fine-patch branch.
+    """A trained :class:`~eoai.ml.models.PatchFusionNet`: series branches and patch branches.
 
-    Its features are the series ``<source>.<band>_<date>`` followed by the patch
-    ``<source>.<band>[i,j]`` (:func:`eoai.ml.features.patch_names`); ``mean`` / ``std`` hold the
-    series bands' scaling, then the patch bands'. :func:`eoai.ml.classify` needs a sources tree
-    with the fine source (``eoai.stack_sources(..., fine=...)``) at the ratio of the training one.
+    Its features are the series ``<source>.<band>_<date>`` (none for ``"multireso"``) followed by
+    each source's patches ``<source>.<band>[i,j]`` (:func:`eoai.ml.features.patch_names`);
+    ``mean`` / ``std`` hold the series bands' scaling, then each patch band's.
+    :func:`eoai.ml.classify` needs a sources tree with those sources, at the training ratios.
+
+    Attributes
+    ----------
+    groups : list of dict
+        One per patch branch: ``source``, ``bands``, ``size`` (pixels), ``features``.
     """
 
     def _init_layout(self) -> None:
-        from .features import patch_names, split_patch_features
+        from ._deep_layout import Layout
+        from .features import patch_groups, patch_names
 
-        series, bands, p = split_patch_features(self.features)
-        if not p:
+        series, groups = patch_groups(self.features)
+        if not groups:
             raise ModelError(
                 "a patch fusion model needs patch features '<source>.<band>[i,j]' (from "
                 "eoai.ml.extract(..., patch=p)); these features have none"
             )
-        self.patch, self.patch_bands = int(p), list(bands)
-        self.patch_features = patch_names(bands, p)
-        self.layout = parse_layout(series, complete=False)
+        self.groups: list[dict[str, Any]] = [
+            {"source": b[0].partition(".")[0], "bands": list(b), "size": int(p),
+             "features": patch_names(b, p)}
+            for b, p in groups
+        ]  # fmt: skip
+        self.patch_features = [f for g in self.groups for f in g["features"]]
+        if series:
+            self.layout = parse_layout(series, complete=False)
+        else:
+            self.layout = Layout(bands=[], dates=[], perm=np.arange(0))
 
     def _n_channels(self) -> int:
-        return len(self.layout.bands) + len(self.patch_bands)
+        return len(self.layout.bands) + sum(len(g["bands"]) for g in self.groups)
 
     @property
-    def fine_ratio(self) -> int | None:
-        """Fine pixels per pixel side of the training patches (``None`` when not recorded)."""
-        r = self.metadata.get("fine_ratio")
-        return None if r is None else int(r)
+    def patches(self) -> dict[str, int]:
+        """``{source: patch size}`` (pixels of that source's image)."""
+        return {g["source"]: g["size"] for g in self.groups}
 
     @property
-    def halo(self) -> int:
-        """Fine pixels a chunk reads beyond its edges: the reach of the patches."""
+    def patch_ratios(self) -> dict[str, int]:
+        """``{source: pixels of its image per pixel side}`` of the training images (when known)."""
+        return {str(k): int(v) for k, v in (self.metadata.get("patch_ratios") or {}).items()}
+
+    def patch_halo(self, source: str, ratio: int) -> int:
+        """Pixels of ``source``'s image a chunk reads beyond its edges: its patches' reach."""
         from .features import patch_offset
 
-        r = self.fine_ratio or 1
-        off = patch_offset(r, self.patch)
-        return max(0, -off, off + self.patch - r)
+        size = self.patches[source]
+        off = patch_offset(ratio, size)
+        return max(0, -off, off + size - ratio)
 
     def _series_part(self, X: np.ndarray) -> np.ndarray:
         """The series columns of ``X`` (rows of features, or the feature names)."""
@@ -99,31 +118,43 @@ class PatchFusionModel(FusionModel):
                 "columns model.features"
             )
         c = len(self.layout.bands)
-        series = (self.layout.grid(self._series_part(X)) - self.mean[:c]) / self.std[:c]
-        patch = X[:, X.shape[1] - len(self.patch_features) :].reshape(len(X), -1, self.patch**2)
-        patch = (patch - self.mean[c:, None]) / self.std[c:, None]
-        return self.net.pack(torch.from_numpy(series), torch.from_numpy(patch))
+        if c:
+            series = (self.layout.grid(self._series_part(X)) - self.mean[:c]) / self.std[:c]
+        else:
+            series = np.zeros((len(X), 0, 0), "float32")
+        patches, col, ch = [], X.shape[1] - len(self.patch_features), c
+        for g in self.groups:
+            nb, n = len(g["bands"]), len(g["features"])
+            patch = X[:, col : col + n].reshape(len(X), nb, g["size"] ** 2)
+            patch = (patch - self.mean[ch : ch + nb, None]) / self.std[ch : ch + nb, None]
+            patches.append(torch.from_numpy(np.ascontiguousarray(patch)))
+            col, ch = col + n, ch + nb
+        return self.net.pack(torch.from_numpy(np.ascontiguousarray(series)), patches)
 
     def for_cube(self, cube: Any, *, reference_date: Any = None) -> DeepModel:
-        """This model set up for the series dates of ``cube`` (a sources tree with the fine source).
+        """This model set up for the series dates of ``cube`` (a sources tree with the images).
 
         Raises
         ------
         eoai.errors.ModelError
-            The cube lacks the fine source or one of its bands (a Dataset has none), its ratio
-            differs from the training one, or the series sources / dates do not fit (as for
+            The cube lacks a patch source or one of its bands (a Dataset has none), an image's
+            ratio differs from the training one, or the series sources / dates do not fit (as for
             :meth:`FusionModel.for_cube`).
         """
-        from .features import fine_array
+        from .features import patch_array
 
-        _, ratio = fine_array(cube, self.patch_bands)
-        if self.fine_ratio is not None and ratio != self.fine_ratio:
-            raise ModelError(
-                f"the model was trained on patches of {self.patch} x {self.patch} fine pixels at "
-                f"{self.fine_ratio} fine pixels per pixel side; the fine source of the cube has "
-                f"{ratio}: reproject it onto eoai.io.stack.fine_geobox(base_geobox, "
-                f"{self.fine_ratio}) before stacking"
-            )
+        for g in self.groups:
+            _, ratio = patch_array(cube, g["source"], g["bands"])
+            want = self.patch_ratios.get(g["source"])
+            if want is not None and ratio != want:
+                raise ModelError(
+                    f"the model was trained on {g['size']} x {g['size']} patches of "
+                    f"{g['source']!r} at {want} of its pixels per pixel side; the cube's has "
+                    f"{ratio}: reproject it onto eoai.io.stack.fine_geobox(base_geobox, {want}) "
+                    "before stacking"
+                )
+        if not self.layout.bands:
+            return self
         new = super().for_cube(cube, reference_date=reference_date)
         if new is not self:
             new.features = [*new.features, *self.patch_features]
@@ -134,30 +165,32 @@ class PatchFusionModel(FusionModel):
         return {**super().network_config(), "kind": "patchfusion"}
 
     def __repr__(self) -> str:
-        encs = ", ".join(f"{s['name']}: {s['encoder']}" for s in self._specs)
+        parts = [f"{s['name']}: {s['encoder']}" for s in self._specs]
+        parts += [f"{g['source']}: {g['size']} x {g['size']} patch" for g in self.groups]
         return (
-            f"<PatchFusionModel ({encs}; patch {self.patch} x {self.patch} of "
-            f"{', '.join(self.patch_bands)}): {len(self.classes)} classes {self.class_names}>"
+            f"<PatchFusionModel ({', '.join(parts)}): {len(self.classes)} classes "
+            f"{self.class_names}>"
         )
 
 
 def _patch_augmentation(net: Any, series_aug: Any, noise: float, rotate: bool) -> Any:
-    """Batch augmentation of packed inputs: the series one on the series part; on the patch a
-    random rotation by quarter turns and flip (one per batch) and Gaussian noise."""
+    """Batch augmentation of packed inputs: the series one on the series part; on the patches one
+    random rotation by quarter turns and flip (per batch, the same for every image) and noise."""
     import torch
 
     def augment(xb: Any, yb: Any, gen: Any) -> tuple[Any, Any]:
-        series, patch = net.unpack(xb)
-        if series_aug is not None:
+        series, patches = net.unpack(xb)
+        if series_aug is not None and series.shape[-1]:
             series, yb = series_aug(series, yb, gen)
         if rotate:
             k = int(torch.randint(0, 4, (1,), generator=gen))
-            patch = torch.rot90(patch, k, (2, 3))
-            if bool(torch.randint(0, 2, (1,), generator=gen)):
-                patch = patch.flip(3)
+            flip = bool(torch.randint(0, 2, (1,), generator=gen))
+            patches = [torch.rot90(p, k, (2, 3)) for p in patches]
+            if flip:
+                patches = [p.flip(3) for p in patches]
         if noise:
-            patch = patch + noise * torch.randn(patch.shape, generator=gen)
-        return net.pack(series, patch), yb
+            patches = [p + noise * torch.randn(p.shape, generator=gen) for p in patches]
+        return net.pack(series, patches), yb
 
     return augment
 
@@ -234,16 +267,19 @@ def fit_patch_fusion(
         _jsonable,
         _labels_index,
     )
-    from .features import patch_names, split_patch_features
+    from .features import patch_groups, patch_names
     from .models import build_model
     from .samples import sample_features
 
+    name = str(model).lower()
+    if name not in MODELS:
+        raise InputError(f"fit_patch_fusion trains {MODELS}, not {model!r}")
     if task != "classification":
         raise InputError(
-            "model='m3fusion' classifies; for a continuous target use 'fusion', 'ltae' or 'rf'"
+            f"model={name!r} classifies; for a continuous target use 'fusion', 'ltae' or 'rf'"
         )
     if int(ensemble) != 1:
-        raise InputError("ensemble > 1 is not available for model='m3fusion'; use ensemble=1")
+        raise InputError(f"ensemble > 1 is not available for model={name!r}; use ensemble=1")
     given = dict(epochs=epochs, val_fraction=val_fraction, date_dropout=date_dropout, noise=noise,
                  shift=shift, label_smoothing=label_smoothing, average_last=average_last,
                  batch_size=batch_size)  # fmt: skip
@@ -258,68 +294,94 @@ def fit_patch_fusion(
     if not float(aux_weight) >= 0:
         raise InputError(f"aux_weight must be >= 0, got {aux_weight}")
     feats = sample_features(samples, features, target)
-    series, pbands, p = split_patch_features(feats)
-    if not p:
+    series, pgroups = patch_groups(feats)
+    if not pgroups:
         raise InputError(
-            "model='m3fusion' reads the patch of a fine image around each pixel, and the samples "
-            "have no patch features ('<source>.<band>[i,j]'): stack the image with "
+            f"model={name!r} reads patches of images around each pixel, and the samples have no "
+            "patch features ('<source>.<band>[i,j]'): stack the images with "
             "eoai.stack_sources({..., 'vhr': vhr}, fine='vhr') and extract with patch=, e.g. "
             "eoai.ml.extract(tree, labels, patch=8)"
         )
-    if not series:
+    if name == "m3fusion" and not series:
         raise InputError(
             "model='m3fusion' combines series and patches; the samples have only patch features. "
             "Add a series source to the tree (eoai.stack_sources({'s2': s2, 'vhr': vhr}, "
-            "fine='vhr'))"
+            "fine='vhr')), or use model='multireso' for patches alone"
         )
-    split_sources(series)
-    layout = parse_layout(series, complete=False)
+    if name == "multireso" and series:
+        raise InputError(
+            f"model='multireso' reads patches only (MultiResoLCC), and {len(series)} features are "
+            f"not patches (e.g. {series[0]}): pass features= the patch columns, or use "
+            "model='m3fusion' to combine them with series"
+        )
+    from ._deep_layout import Layout
+
+    if series:
+        split_sources(series)
+        layout = parse_layout(series, complete=False)
+    else:
+        layout = Layout(bands=[], dates=[], perm=np.arange(0))
     labels = samples[target]
     if labels.isna().any():
         raise InputError(f"{int(labels.isna().sum())} samples have no {target!r}; drop them first")
     classes, y = _labels_index(labels)
     if len(classes) < 2:
         raise InputError(f"training needs at least 2 classes, the samples have {classes}")
-    Xs = layout.grid(samples[series].to_numpy(dtype="float32"))
-    pcols = patch_names(pbands, p)
-    Xp = samples[pcols].to_numpy(dtype="float32").reshape(len(samples), len(pbands), p * p)
-    n = len(Xs)
-    empty = np.isnan(Xs).all(axis=(1, 2))
-    if empty.any():
-        raise InputError(f"{int(empty.sum())} samples have no valid series value; drop them")
+    n = len(samples)
+    if series:
+        Xs = layout.grid(samples[series].to_numpy(dtype="float32"))
+        empty = np.isnan(Xs).all(axis=(1, 2))
+        if empty.any():
+            raise InputError(f"{int(empty.sum())} samples have no valid series value; drop them")
+    else:
+        Xs = np.zeros((n, 0, 0), "float32")
+    pcols = [patch_names(b, p) for b, p in pgroups]
+    Xp = [
+        samples[cols].to_numpy(dtype="float32").reshape(n, len(b), p * p)
+        for cols, (b, p) in zip(pcols, pgroups, strict=True)
+    ]
     dev = T.resolve_device(device)
     amp = T.warn_amp_on_cpu(amp, dev)
     groups = samples["group"].to_numpy() if "group" in samples.columns else np.arange(n)
     tr, va = T.grouped_split(y, groups, c["val_fraction"], seed)
-    branches = fusion_branches(layout, Xs[tr], encoder=encoder, encoder_kw=encoder_kw)
+    branches = (
+        fusion_branches(layout, Xs[tr], encoder=encoder, encoder_kw=encoder_kw) if series else []
+    )
     date_dropout, shift = c["date_dropout"], int(c["shift"])
     if any(b["encoder"] == "tempcnn" for b in branches):  # no NaN on a TempCNN branch
         date_dropout, shift = 0.0, 0
-    mean_s, std_s = _band_scaling(Xs[tr], scaling)
-    mean_p, std_p = _band_scaling(Xp[tr].transpose(0, 2, 1), scaling)
-    mean = np.r_[mean_s, mean_p]
+    scales = [_band_scaling(Xs[tr], scaling)] if series else []
+    scales += [_band_scaling(xp[tr].transpose(0, 2, 1), scaling) for xp in Xp]
+    mean = np.concatenate([m for m, _ in scales])
     if not np.all(np.isfinite(mean)):
-        names = [*layout.bands, *pbands]
+        names = [*layout.bands, *(band for b, _ in pgroups for band in b)]
         bad = [b for b, m in zip(names, mean, strict=True) if not np.isfinite(m)]
         raise InputError(f"band(s) {bad} are NaN in every training sample")
-    std = np.r_[std_s, std_p]
+    std = np.concatenate([sd for _, sd in scales])
     std = np.where(std > 1e-6, std, 1.0).astype("float32")
     mean = mean.astype("float32")
     k = len(layout.bands)
-    reference = pd.Timestamp(reference_date if reference_date is not None else layout.dates[0])
-    days = torch.from_numpy(layout.days(reference))
-    xs = torch.from_numpy((Xs - mean[:k]) / std[:k])
-    xp = torch.from_numpy((Xp - mean[k:, None]) / std[k:, None])
+    first = layout.dates[0] if layout.dates else "1970-01-01"
+    reference = pd.Timestamp(reference_date if reference_date is not None else first)
+    days = torch.from_numpy(layout.days(reference)) if series else torch.zeros(0)
+    xs = torch.from_numpy((Xs - mean[:k]) / std[:k]) if series else torch.from_numpy(Xs)
+    xps, ch = [], k
+    for xp in Xp:
+        nb = xp.shape[1]
+        xps.append(torch.from_numpy((xp - mean[ch : ch + nb, None]) / std[ch : ch + nb, None]))
+        ch += nb
+    patch_info = dict(samples.attrs.get("eoai:patch") or {})
+    patches = [{"name": b[0].partition(".")[0], "channels": len(b), "size": p} for b, p in pgroups]
     with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
         torch.manual_seed(0 if seed is None else int(seed))
         try:
             net = build_model(
                 "m3fusion", in_channels=k, n_classes=len(classes), branches=branches,
-                patch_channels=len(pbands), patch_size=p, **arch_kw,
+                patches=patches, **arch_kw,
             )  # fmt: skip
         except (TypeError, ValueError) as err:
-            raise InputError(f"bad architecture parameters for m3fusion: {err}") from None
-        x = net.pack(xs, xp)
+            raise InputError(f"bad architecture parameters for {name}: {err}") from None
+        x = net.pack(xs, xps)
         series_aug = _augmentation(date_dropout=date_dropout, noise=float(c["noise"]), shift=shift)
         augment = _patch_augmentation(net, series_aug, float(c["noise"]), bool(rotate))
         history = T.train(
@@ -327,11 +389,10 @@ def fit_patch_fusion(
             epochs=int(c["epochs"]), batch_size=int(c["batch_size"]), lr=float(lr),
             weight_decay=float(weight_decay),
             weights=T.class_weights(y, len(classes), class_weight, classes), patience=patience,
-            device=dev, amp=amp, progress=progress, augment=augment, desc="training m3fusion",
+            device=dev, amp=amp, progress=progress, augment=augment, desc=f"training {name}",
             label_smoothing=float(c["label_smoothing"]), average_last=int(c["average_last"]),
             aux_weight=float(aux_weight),
         )  # fmt: skip
-    patch_info = dict(samples.attrs.get("eoai:patch") or {})
     params = {
         **c, "lr": lr, "weight_decay": weight_decay,
         "class_weight": class_weight if not isinstance(class_weight, Mapping)
@@ -350,15 +411,19 @@ def fit_patch_fusion(
             str(k2): int(v) for k2, v in labels.value_counts().sort_index().items()
         },
         **dict(metadata or {}),
-        "method": "eoai.ml.deep.fit_network(m3fusion)",
+        "method": f"eoai.ml.deep.fit_network({name})",
         "parameters": params,
         "n_train": int(len(tr)),
         "n_validation": int(len(va)),
         "history": history,
-        "fine_ratio": patch_info.get("ratio"),
+        "patch_ratios": {
+            g["name"]: int(patch_info[g["name"]]["ratio"])
+            for g in patches
+            if isinstance(patch_info.get(g["name"]), Mapping) and "ratio" in patch_info[g["name"]]
+        },
     }
     return PatchFusionModel(
-        net, [*layout.features, *pcols], classes, mean=mean.tolist(), std=std.tolist(),
+        net, [*layout.features, *(f for cols in pcols for f in cols)], classes, mean=mean.tolist(), std=std.tolist(),
         reference_date=reference,
         allow_nan=True, device=device, amp=amp, class_names=class_names, colours=colours,
         metadata=meta,

@@ -564,67 +564,87 @@ def _spatial_proba(feats: xr.DataArray, model: Any, halo: int, n_classes: int) -
 
 
 def _predict_patch_block(
-    series: np.ndarray, fine: np.ndarray, *, model: Any, ratio: int, patch: int, halo: int,
+    series: np.ndarray, *images: np.ndarray, model: Any, specs: list[tuple[int, int, int]],
     n_classes: int,
 ) -> np.ndarray:  # fmt: skip
-    """(y, x, feature) series and the haloed (y*r + 2h, x*r + 2h, band) fine block -> (y, x, class)."""
+    """(y, x, feature) series and each image's haloed (y*r + 2h, x*r + 2h, band) block, with
+    ``specs`` ``[(ratio, patch, halo)]`` -> (y, x, class)."""
     from numpy.lib.stride_tricks import sliding_window_view
 
     from .features import patch_offset
 
     ny, nx = series.shape[:2]
-    start = patch_offset(ratio, patch) + halo
-    win = sliding_window_view(np.asarray(fine, dtype="float32"), (patch, patch), axis=(0, 1))
-    win = win[start : start + ny * ratio : ratio, start : start + nx * ratio : ratio]
-    flat = np.concatenate(
-        [np.asarray(series, dtype="float32").reshape(ny * nx, -1), win.reshape(ny * nx, -1)], 1
-    )
+    parts = [np.asarray(series, dtype="float32").reshape(ny * nx, -1)]
+    for image, (ratio, patch, halo) in zip(images, specs, strict=True):
+        start = patch_offset(ratio, patch) + halo
+        win = sliding_window_view(np.asarray(image, dtype="float32"), (patch, patch), axis=(0, 1))
+        win = win[start : start + ny * ratio : ratio, start : start + nx * ratio : ratio]
+        parts.append(win.reshape(ny * nx, -1))
+    flat = np.concatenate(parts, 1)
     return _predict_rows(flat, model, True, n_classes).reshape(ny, nx, n_classes)
 
 
 def _patch_proba(cube: Any, model: Any, run_model: Any, n_classes: int) -> xr.DataArray:
-    """A series + fine-patch model: one task per chunk, its fine block read with a NaN halo."""
+    """A series + patches model: one task per chunk, each image's block read with a NaN halo."""
     import dask.array as da
     from dask.array.overlap import ensure_minimum_chunksize
 
     from .._graph import graph_constant
-    from .features import fine_array, patch_offset
+    from .features import patch_array
 
     if not isinstance(cube, xr.DataTree):
         raise ModelError(
-            f"the model reads {model.patch} x {model.patch} patches of the fine band(s) "
-            f"{model.patch_bands} around each pixel: classify a sources tree holding them, "
-            "eoai.stack_sources({..., 'vhr': vhr}, fine='vhr')"
+            f"the model reads patches of {list(model.patches)} around each pixel: classify a "
+            "sources tree holding them, eoai.stack_sources({..., 'vhr': vhr}, fine='vhr')"
         )
     n_series = len(model.features) - len(model.patch_features)
-    feats = feature_array(cube, model.features[:n_series])
-    fine, ratio = fine_array(cube, model.patch_bands)
-    lazy = hasattr(feats.data, "dask") or hasattr(fine.data, "dask")
-    s = da.asarray(feats.transpose("y", "x", "feature").data)
-    f = da.asarray(fine.data)
-    if f.shape[:2] != (s.shape[0] * ratio, s.shape[1] * ratio):
-        raise ModelError(
-            f"the fine source is {f.shape[0]} x {f.shape[1]} px for a {s.shape[0]} x "
-            f"{s.shape[1]} px grid at ratio {ratio}; stack it with eoai.stack_sources(fine=...)"
+    grid = as_dataset(cube)
+    images = [patch_array(cube, g["source"], g["bands"]) for g in model.groups]
+    lazy = any(hasattr(a.data, "dask") for a, _ in images)
+    if n_series:
+        feats = feature_array(cube, model.features[:n_series])
+        lazy = lazy or hasattr(feats.data, "dask")
+        s = da.asarray(feats.transpose("y", "x", "feature").data)
+        coords = {k: v for k, v in feats.coords.items() if "feature" not in v.dims}
+    else:  # patches only: the chunks of the first image, in base pixels
+        arr, ratio = images[0]
+        data = arr.data
+        ny, nx = grid.sizes["y"], grid.sizes["x"]
+        cy = max(1, max(data.chunks[0]) // ratio) if hasattr(data, "dask") else ny
+        cx = max(1, max(data.chunks[1]) // ratio) if hasattr(data, "dask") else nx
+        s = da.zeros((ny, nx, 0), dtype="float32", chunks=(cy, cx, -1))
+        coords = {k: v for k, v in grid.coords.items() if set(v.dims) <= {"y", "x"}}
+    specs = []
+    for g, (arr, ratio) in zip(model.groups, images, strict=True):
+        if arr.shape[:2] != (s.shape[0] * ratio, s.shape[1] * ratio):
+            raise ModelError(
+                f"the image of {g['source']!r} is {arr.shape[0]} x {arr.shape[1]} px for a "
+                f"{s.shape[0]} x {s.shape[1]} px grid at ratio {ratio}; stack it with "
+                "eoai.stack_sources"
+            )
+        halo = model.patch_halo(g["source"], ratio)
+        specs.append((ratio, g["size"], halo))
+        need = max(1, -(-halo // ratio))  # base pixels whose image pixels hold the halo
+        s = s.rechunk({0: ensure_minimum_chunksize(need, s.chunks[0]),
+                       1: ensure_minimum_chunksize(need, s.chunks[1]), 2: -1})  # fmt: skip
+    blocks = []
+    for (arr, ratio), (_, _, halo) in zip(images, specs, strict=True):
+        f = da.asarray(arr.data).rechunk(
+            (tuple(c * ratio for c in s.chunks[0]), tuple(c * ratio for c in s.chunks[1]), -1)
         )
-    p = int(model.patch)
-    off = patch_offset(ratio, p)
-    halo = max(0, -off, off + p - ratio)
-    need = max(1, -(-halo // ratio))  # base pixels whose fine pixels hold the halo
-    s = s.rechunk({0: ensure_minimum_chunksize(need, s.chunks[0]),
-                   1: ensure_minimum_chunksize(need, s.chunks[1]), 2: -1})  # fmt: skip
-    f = f.rechunk((tuple(c * ratio for c in s.chunks[0]), tuple(c * ratio for c in s.chunks[1]),
-                   -1))  # fmt: skip
-    if halo:
-        f = da.overlap.overlap(
-            f, depth={0: halo, 1: halo, 2: 0}, boundary={0: np.nan, 1: np.nan, 2: "none"}
-        )
+        if halo:
+            f = da.overlap.overlap(
+                f, depth={0: halo, 1: halo, 2: 0}, boundary={0: np.nan, 1: np.nan, 2: "none"}
+            )
+        blocks.append(f)
+    args: list[Any] = [s, ("y", "x", "f")]
+    for i, f in enumerate(blocks):
+        args += [f, ("y", "x", f"b{i}")]
     proba = da.blockwise(
-        _predict_patch_block, "yxc", s, "yxf", f, "yxb", new_axes={"c": n_classes},
+        _predict_patch_block, ("y", "x", "c"), *args, new_axes={"c": n_classes},
         adjust_chunks={"y": s.chunks[0], "x": s.chunks[1]}, align_arrays=False,
         concatenate=True, dtype=np.float32, meta=np.empty((0, 0, 0), np.float32),
-        model=graph_constant(run_model), ratio=ratio, patch=p, halo=halo, n_classes=n_classes,
+        model=graph_constant(run_model), specs=specs, n_classes=n_classes,
     )  # fmt: skip
-    coords = {k: v for k, v in feats.coords.items() if "feature" not in v.dims}
     out = xr.DataArray(proba, dims=("y", "x", "class"), coords=coords)
     return out if lazy else out.compute()

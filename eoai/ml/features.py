@@ -428,39 +428,104 @@ def patch_names(bands: Sequence[str], patch: int) -> list[str]:
     return [f"{b}[{i},{j}]" for b in bands for i in range(patch) for j in range(patch)]
 
 
-def split_patch_features(features: Sequence[str]) -> tuple[list[str], list[str], int]:
-    """``(other features, patch bands, patch size)`` of feature names (size 0: no patch).
+def patch_groups(features: Sequence[str]) -> tuple[list[str], list[tuple[list[str], int]]]:
+    """``(other features, [(bands, size) of each source's patches])`` of feature names.
+
+    Each source's patch features must be whole ``size x size`` patches of its bands in the order of
+    :func:`patch_names`; sources (groups) keep their order of appearance.
 
     Raises
     ------
     eoai.errors.InputError
-        The patch features are not complete square patches of every band (as
-        :func:`patch_names` gives them, in that order).
+        A source's patch features are not whole square patches of its bands in that order.
 
     Examples
     --------
-    >>> split_patch_features(["s2.red_2021-05-01", *patch_names(["vhr.pan"], 3)])
-    (['s2.red_2021-05-01'], ['vhr.pan'], 3)
+    >>> feats = ["s2.red_2021-05-01", *patch_names(["vhr.pan"], 3), *patch_names(["ms.red", "ms.nir"], 2)]
+    >>> patch_groups(feats)
+    (['s2.red_2021-05-01'], [(['vhr.pan'], 3), (['ms.red', 'ms.nir'], 2)])
     """
-    rest, patch, bands = [], [], []
+    rest: list[str] = []
+    cols: dict[str, list[str]] = {}
+    bands: dict[str, list[str]] = {}
     for f in features:
         m = _PATCH.match(str(f))
         if m is None:
             rest.append(str(f))
             continue
-        patch.append(str(f))
-        if m["var"] not in bands:
-            bands.append(m["var"])
-    if not patch:
-        return rest, [], 0
-    p = int(round((len(patch) / len(bands)) ** 0.5))
-    if patch != patch_names(bands, p):
-        raise InputError(
-            f"the patch features ({len(patch)} of bands {bands}) are not whole {p} x {p} patches "
-            "in the order of eoai.ml.features.patch_names (band, then row, then column); pass "
-            "every column that eoai.ml.extract(..., patch=p) gave"
+        src = m["var"].partition(".")[0]
+        cols.setdefault(src, []).append(str(f))
+        if m["var"] not in bands.setdefault(src, []):
+            bands[src].append(m["var"])
+    groups = []
+    for src, bs in bands.items():
+        p = int(round((len(cols[src]) / len(bs)) ** 0.5))
+        if cols[src] != patch_names(bs, p):
+            raise InputError(
+                f"the patch features of {src!r} ({len(cols[src])} of bands {bs}) are not whole "
+                f"{p} x {p} patches in the order of eoai.ml.features.patch_names (band, then row, "
+                "then column); pass every column that eoai.ml.extract(..., patch=...) gave"
+            )
+        groups.append((bs, p))
+    return rest, groups
+
+
+def patch_array(
+    tree: Any, source: str, bands: Sequence[str] | None = None
+) -> tuple[xr.DataArray, int]:
+    """The image patches of ``source`` are read from: ``(rows, columns, band)`` and its ratio.
+
+    A fine source (:func:`fine_array`, ratio > 1 fine pixels per pixel side) or a source on the
+    base grid whose variables are static (ratio 1: a multispectral image, a DEM).
+
+    Raises
+    ------
+    eoai.errors.ModelError
+        ``tree`` is not a sources tree, or lacks ``source`` or one of ``bands``.
+    eoai.errors.InputError
+        The base-grid ``source`` has variables with a time axis.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> ms = xr.Dataset({"red": (("y", "x"), np.ones((2, 3)))})
+    >>> arr, ratio = patch_array(xr.DataTree.from_dict({"ms": ms}), "ms")
+    >>> arr.shape, ratio, list(arr.band.values)
+    ((2, 3, 1), 1, ['ms.red'])
+    """
+    from ..io.stack import fine_sources
+
+    fix = (
+        "stack the images with the others, the very-high-resolution one at its own resolution: "
+        "eoai.stack_sources({..., 'vhr': vhr, 'ms': ms}, fine='vhr', static=['ms'])"
+    )
+    if not isinstance(tree, xr.DataTree) or source not in tree.children:
+        have = list(tree.children) if isinstance(tree, xr.DataTree) else []
+        raise ModelError(
+            f"patches of source {source!r} are needed; the cube "
+            + (f"has the sources {have}" if have else "is no sources tree")
+            + f"; {fix}"
         )
-    return rest, bands, p
+    fines = fine_sources(tree)
+    if source in fines:
+        names = [f"{source}.{v}" for v in fines[source][0].data_vars]
+        return fine_array(tree, list(bands) if bands is not None else names)
+    ds = tree[source].to_dataset()
+    timed = [str(v) for v, var in ds.data_vars.items() if "time" in var.dims]
+    if timed:
+        raise InputError(
+            f"patches of source {source!r} read one image on the base grid, and its variables "
+            f"{timed} have a time axis: stack it as static (one date, stack_sources(static=[...]))"
+        )
+    names = [f"{source}.{v}" for v in ds.data_vars if set(SPATIAL_DIMS) <= set(ds[v].dims)]
+    want = list(bands) if bands is not None else names
+    missing = [b for b in want if b not in names]
+    if missing or not want:
+        raise ModelError(
+            f"patches of the band(s) {want} of source {source!r} are needed; it has {names}; {fix}"
+        )
+    arr = feature_array(tree, want).rename(feature="band")
+    return arr, 1
 
 
 def fine_array(tree: Any, bands: Sequence[str] | None = None) -> tuple[xr.DataArray, int]:

@@ -59,86 +59,100 @@ class PatchCNN(nn.Module):
 
 
 class PatchFusionNet(FusionNet):
-    """M3Fusion-style network: :class:`FusionNet` temporal branches plus a fine-patch CNN.
+    """M3Fusion / MultiResoLCC-style network: :class:`FusionNet` temporal branches and patch CNNs.
 
     Parameters
     ----------
     in_channels, n_classes, branches, fused, dropout
-        As for :class:`~eoai.ml.models.fusion.FusionNet` (the series part of the input).
-    patch_channels : int
-        Bands of the fine patch.
-    patch_size : int
-        Side of the patch, in fine pixels.
+        As for :class:`~eoai.ml.models.fusion.FusionNet` (the series part of the input);
+        ``branches`` may be empty (patches only: MultiResoLCC, ``in_channels=0``).
+    patches : list of dict
+        One patch branch each: ``{"name": str, "channels": int, "size": int}`` (bands and side
+        in pixels of that image's patch: a fine panchromatic patch, a multispectral one...).
     patch_width : int
-        Width of the patch embedding (channels of the last convolution).
+        Width of each patch embedding (channels of its last convolution).
 
     Examples
     --------
     >>> import torch
     >>> br = [{"name": "s2", "channels": [0], "encoder": "ltae",
     ...        "config": {"d_model": 8, "n_head": 2, "d_k": 2, "mlp": [8], "encoder": []}}]
-    >>> net = PatchFusionNet(in_channels=1, n_classes=4, branches=br, patch_channels=1,
-    ...                      patch_size=6, patch_width=8)
-    >>> x = net.pack(torch.randn(3, 5, 1), torch.randn(3, 1, 6, 6))
+    >>> net = PatchFusionNet(in_channels=1, n_classes=4, branches=br,
+    ...                      patches=[{"name": "vhr", "channels": 1, "size": 6}], patch_width=8)
+    >>> x = net.pack(torch.randn(3, 5, 1), [torch.randn(3, 1, 6, 6)])
     >>> out, aux = net(x, torch.arange(5.0), aux=True)
     >>> out.shape, len(aux), net.branch_names
-    (torch.Size([3, 4]), 2, ['s2', 'patch'])
+    (torch.Size([3, 4]), 2, ['s2', 'vhr'])
     """
+
+    _min_branches = 0
 
     def __init__(
         self,
         in_channels: int,
         n_classes: int,
         branches: Sequence[Mapping[str, Any]],
-        patch_channels: int,
-        patch_size: int,
+        patches: Sequence[Mapping[str, Any]],
         patch_width: int = 32,
         fused: Sequence[int] = (64,),
         dropout: float = 0.2,
     ) -> None:
         super().__init__(in_channels, n_classes, branches, fused=fused, dropout=dropout)
-        if int(patch_channels) < 1 or int(patch_size) < 1 or int(patch_width) < 1:
-            raise ValueError(
-                f"patch_channels, patch_size and patch_width must be >= 1, got {patch_channels}, "
-                f"{patch_size}, {patch_width}"
-            )
-        self.config.update(patch_channels=int(patch_channels), patch_size=int(patch_size),
-                           patch_width=int(patch_width))  # fmt: skip
-        self.patch_len = int(patch_channels) * int(patch_size) ** 2
-        self.patch = PatchCNN(int(patch_channels), int(patch_size), int(patch_width))
-        self.patch_aux = nn.Linear(int(patch_width), int(n_classes))
-        self.head = self._fused_head(self.width + int(patch_width))
+        specs: list[dict[str, Any]] = [
+            {"name": str(p.get("name", i)), "channels": int(p["channels"]), "size": int(p["size"])}
+            for i, p in enumerate(patches)
+        ]
+        if not specs and not self.specs:
+            raise ValueError("a patch fusion network needs at least one branch")
+        bad = [p for p in specs if p["channels"] < 1 or p["size"] < 1]
+        if bad or int(patch_width) < 1:
+            raise ValueError(f"patch channels, sizes and patch_width must be >= 1: {specs}")
+        self.config.update(patches=specs, patch_width=int(patch_width))
+        self.patch_specs = specs
+        self.patch_lens = [p["channels"] * p["size"] ** 2 for p in specs]
+        self.patch_len = sum(self.patch_lens)
+        self.patch_cnns = nn.ModuleList(
+            PatchCNN(p["channels"], p["size"], int(patch_width)) for p in specs
+        )
+        self.patch_aux = nn.ModuleList(nn.Linear(int(patch_width), int(n_classes)) for _ in specs)
+        self.head = self._fused_head(self.width + int(patch_width) * len(specs))
 
     @property
     def branch_names(self) -> list[str]:
-        """The temporal branches (sources), then ``"patch"``: the order of the auxiliary outputs."""
-        return [*self.sources, "patch"]
+        """The temporal branches (sources), then the patch branches: the auxiliary outputs' order."""
+        return [*self.sources, *(p["name"] for p in self.patch_specs)]
 
     @staticmethod
-    def pack(series: torch.Tensor, patch: torch.Tensor) -> torch.Tensor:
-        """One input row per pixel from ``series`` ``(b, time, channel)`` and ``patch`` ``(b, c, p, p)``."""
-        return torch.cat([series.reshape(len(series), -1), patch.reshape(len(patch), -1)], 1)
+    def pack(series: torch.Tensor, patches: Sequence[torch.Tensor]) -> torch.Tensor:
+        """One input row per pixel: ``series`` ``(b, time, channel)``, then each ``(b, c, p, p)``."""
+        b = len(series)
+        return torch.cat([series.reshape(b, -1), *(p.reshape(b, -1) for p in patches)], 1)
 
-    def unpack(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(series (b, time, channel), patch (b, c, p, p))`` of a packed input."""
-        c, p = self.config["in_channels"], self.config["patch_size"]
-        series = x[:, : x.shape[1] - self.patch_len].reshape(len(x), -1, c)
-        patch = x[:, x.shape[1] - self.patch_len :].reshape(len(x), -1, p, p)
-        return series, patch
+    def unpack(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """``(series (b, time, channel), [patch (b, c, p, p), ...])`` of a packed input."""
+        b, c = len(x), self.config["in_channels"]
+        n_series = x.shape[1] - self.patch_len
+        series = x[:, :n_series].reshape(b, -1, c) if c else x[:, :0].reshape(b, 0, 0)
+        out, start = [], n_series
+        for spec, n in zip(self.patch_specs, self.patch_lens, strict=True):
+            out.append(x[:, start : start + n].reshape(b, spec["channels"], spec["size"], -1))
+            start += n
+        return series, out
 
     def forward(self, x: torch.Tensor, days: torch.Tensor, aux: bool = False) -> Any:
         """Output ``(batch, n_classes)`` of a packed input (:meth:`pack`) on ``days``.
 
-        With ``aux=True``: ``(output, [output of each temporal branch alone, of the patch alone])``.
+        With ``aux=True``: ``(output, [output of each branch alone])`` (:attr:`branch_names`).
         """
-        series, patch = self.unpack(x)
+        series, patches = self.unpack(x)
         embs, auxs = [], []
         for i in range(len(self.specs)):
             e, a = self._embed(i, series, days)
             embs.append(e)
             auxs.append(a)
-        pe = self.patch(torch.nan_to_num(patch, nan=0.0))
-        embs.append(pe)
-        auxs.append(self.patch_aux(pe))
+        for cnn, head, patch in zip(self.patch_cnns, self.patch_aux, patches, strict=True):
+            pe = cnn(torch.nan_to_num(patch, nan=0.0))
+            embs.append(pe)
+            auxs.append(head(pe))
         out = self.head(torch.cat(embs, dim=1))
         return (out, auxs) if aux else out
