@@ -11,6 +11,8 @@ pixel against its truth:
   heads (aux 0.5); the same with ``aux_weight=0``;
 - its branches alone, read from the same network's auxiliary heads (patch head, series head);
 - ``fusion`` (L-TAE, the series only);
+- ``multireso`` (MultiResoLCC): CNNs on the fine patch and on a 3 x 3 patch of a one-date 10 m
+  multispectral image (``red``, ``nir`` on day 120), no series;
 - a random forest (200 trees) on the series + the raw patch pixels, and on the patch pixels only.
 
 Run: ``PYTHONPATH=. .venv/bin/python benchmarks/bench_patchfusion.py [--seeds 3]`` (one torch
@@ -31,8 +33,8 @@ from eoai.datasets.fusion_patches import fusion_patches
 
 
 def _scene(size: int, seed: int):
-    sources, truth, labels = fusion_patches(shape=(size, size), parcel=4, seed=seed)
-    return eoai.stack_sources(sources, fine="vhr"), truth, labels
+    sources, truth, labels = fusion_patches(shape=(size, size), parcel=4, seed=seed, ms=True)
+    return eoai.stack_sources(sources, fine="vhr", static=["ms"]), truth, labels
 
 
 def _score(out, truth) -> float:
@@ -64,7 +66,7 @@ def _all_pixels(tree, patch):
                            crs=str(gb.crs))  # fmt: skip
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        df = eoai.ml.extract(tree, gdf, label="class", patch=patch, min_samples=1)
+        df = eoai.ml.extract(tree, gdf, label="class", patch={"vhr": patch}, min_samples=1)
     # extract gives raster order (rows, then columns)
     return df
 
@@ -88,15 +90,16 @@ def main() -> None:
     for seed in range(args.seeds):
         tree, _, labels = _scene(args.size, 100 + seed)
         test, truth, _ = _scene(args.size, 200 + seed)
-        s = eoai.ml.extract(tree, labels, label="class", patch=args.patch,
+        s = eoai.ml.extract(tree, labels, label="class", patch={"vhr": args.patch, "ms": 3},
                             max_per_polygon=args.per_parcel, seed=seed, min_samples=1)  # fmt: skip
         series = [c for c in s.columns if c.startswith("s2.")]
-        patchc = [c for c in s.columns if "[" in c]
+        patchc = [c for c in s.columns if c.startswith("vhr.")]
+        msc = [c for c in s.columns if c.startswith("ms.") and "[" in c]
         print(f"seed {seed}: {len(s)} samples, {len(series)} series + {len(patchc)} patch features")
         for aux in (0.5, 0.0):
             t0 = time.perf_counter()
-            m = eoai.ml.fit(s, "m3fusion", epochs=args.epochs, seed=seed, aux_weight=aux,
-                            progress=False)  # fmt: skip
+            m = eoai.ml.fit(s, "m3fusion", features=series + patchc, epochs=args.epochs,
+                            seed=seed, aux_weight=aux, progress=False)  # fmt: skip
             out = eoai.ml.classify(test, m)
             add(
                 f"m3fusion (series + patch), aux {aux}",
@@ -107,6 +110,11 @@ def main() -> None:
                 heads = _aux_scores(m, test, truth)
                 add("  its series head alone", heads[0], 0.0)
                 add("  its patch head alone", heads[-1], 0.0)
+        t0 = time.perf_counter()
+        m = eoai.ml.fit(s, "multireso", features=patchc + msc, epochs=args.epochs, seed=seed,
+                        progress=False)  # fmt: skip
+        add("multireso (pan 8 x 8 + ms 3 x 3 patches)", _score(eoai.ml.classify(test, m), truth),
+            time.perf_counter() - t0)  # fmt: skip
         t0 = time.perf_counter()
         m = eoai.ml.fit(s[[*series, "label", "group"]], "fusion", features=series,
                         epochs=args.epochs, seed=seed, progress=False)  # fmt: skip
