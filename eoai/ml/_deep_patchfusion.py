@@ -1,4 +1,4 @@
-"""M3Fusion: series branches plus a very-high-resolution patch branch (private; ``fit(..., "m3fusion")``).
+"""M3Fusion and MultiResoLCC: patch branches (private; ``fit(..., "m3fusion" | "multireso")``).
 
 The samples hold series features ``<source>.<band>_<date>`` and the ``p x p`` patch of a fine
 source around each pixel, ``<source>.<band>[i,j]`` (:func:`eoai.ml.extract` with ``patch=p`` on
@@ -8,6 +8,11 @@ series source, a CNN on the patch, each branch with an auxiliary head) and retur
 :class:`PatchFusionModel`, which :func:`eoai.ml.classify` applies to a sources tree with the same
 fine source lazily: every chunk reads its fine pixels plus a halo of the patch's reach, so a
 chunked map equals the whole-image map.
+
+``"multireso"`` (MultiResoLCC, Gaetano et al. 2018) reads patches only: ``extract(tree, labels,
+patch={"vhr": 32, "ms": 8})`` with a panchromatic ``fine=`` source and a one-date multispectral
+``static=`` source on the base grid gives a patch of each at its own resolution, one CNN branch
+each (``features=`` the patch columns).
 
 Examples
 --------
@@ -230,9 +235,10 @@ def fit_patch_fusion(
     ensemble: int = 1,
     **arch_kw: Any,
 ) -> PatchFusionModel:
-    """Train an M3Fusion network (series branches + fine-patch CNN, auxiliary heads) on samples.
+    """Train an M3Fusion or MultiResoLCC network (series + patch CNNs, auxiliary heads) on samples.
 
-    Reached as ``eoai.ml.fit(samples, "m3fusion", ...)`` (and :func:`eoai.ml.cross_validate`).
+    Reached as ``eoai.ml.fit(samples, "m3fusion" | "multireso", ...)`` (and
+    :func:`eoai.ml.cross_validate`).
     The parameters are those of :func:`eoai.ml.deep.fit_network` with ``model="fusion"``
     (defaults: :data:`M3FUSION_DEFAULTS`), plus:
 
@@ -240,7 +246,10 @@ def fit_patch_fusion(
     ----------
     samples
         From ``eoai.ml.extract(tree, labels, patch=p)``: series features of one or more sources
-        and the patch features ``<source>.<band>[i,j]`` of the fine source.
+        and the patch features ``<source>.<band>[i,j]`` of the fine source (``"m3fusion"``), or
+        patches only, e.g. of a panchromatic and a multispectral image (``"multireso"``).
+    model
+        ``"m3fusion"`` (series and patches) or ``"multireso"`` (patches only).
     rotate
         Augment each training batch's patches by a random quarter-turn rotation and flip (the
         texture of a class is taken to have no preferred direction); ``noise`` applies to the
@@ -254,7 +263,8 @@ def fit_patch_fusion(
     Raises
     ------
     eoai.errors.InputError
-        No patch features (extract with ``patch=``) or no series features, a regression target,
+        No patch features (extract with ``patch=``), no series features for ``"m3fusion"`` or
+        some for ``"multireso"``, a regression target,
         ``ensemble`` > 1, bad parameters, a sample without any valid series value.
     """
     import torch

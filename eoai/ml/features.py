@@ -22,7 +22,9 @@ the resolution, dims ``y_fine`` / ``x_fine``) is not flattened; :func:`eoai.ml.e
 row-major: :func:`patch_names`). The patch of base pixel ``(r, c)`` starts at fine pixel
 ``(r * ratio + (ratio - p) // 2, c * ratio + (ratio - p) // 2)``: centred on the pixel when
 ``p`` and ``ratio`` are both even or both odd, otherwise half a fine pixel up and left. Fine
-pixels outside the image are NaN.
+pixels outside the image are NaN. ``patch={"vhr": 32, "ms": 8}`` names the sources: a static source
+on the base grid (one multispectral image) gives its ``8 x 8`` base pixels the same way (ratio 1,
+:func:`patch_array`); :func:`patch_groups` splits feature names into series and per-source patches.
 
 Examples
 --------

@@ -1,4 +1,4 @@
-"""PatchFusionNet: temporal branches per source plus a CNN on a very-high-resolution patch (M3Fusion).
+"""PatchFusionNet: temporal branches per source plus CNNs on image patches (M3Fusion, MultiResoLCC).
 
 Benedetti, P., Ienco, D., Gaetano, R., Ose, K., Pensa, R. G., Dupuy, S. (2018). *M3Fusion: A Deep
 Learning Architecture for Multiscale Multimodal Multitemporal Satellite Data Fusion.* IEEE JSTARS
@@ -13,11 +13,16 @@ branch is a small CNN (3 x 3 convolutions, batch norm, one 2 x 2 max-pooling for
 or more, global average pooling), so the texture it finds does not depend on where in the patch
 it lies.
 
-The input is one flat tensor ``(batch, time * channel + patch_channels * patch ** 2)``: the series
-``(time, channel)`` row-major, then the patch ``(patch_channel, row, column)``
-(:meth:`PatchFusionNet.pack`); the number of dates follows from its length, so an L-TAE model
-applies to other dates. NaN in the patch (outside the image) count as 0 (the training mean after
-standardisation).
+Gaetano, R., Ienco, D., Ose, K., Cresson, R. (2018). *A Two-Branch CNN Architecture for Land Cover
+Classification of PAN and MS Imagery* (MultiResoLCC). Remote Sensing 10(11), 1746.
+https://doi.org/10.3390/rs10111746 — a panchromatic patch and a multispectral patch of the same
+footprint, each at its own resolution, one CNN branch each: here ``patches`` with two entries and
+no temporal branch.
+
+The input is one flat tensor per pixel: the series ``(time, channel)`` row-major, then each patch
+``(channel, row, column)`` (:meth:`PatchFusionNet.pack`); the number of dates follows from its
+length, so an L-TAE model applies to other dates. NaN in a patch (outside the image) count as 0
+(the training mean after standardisation).
 """
 
 from __future__ import annotations
