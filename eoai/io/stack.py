@@ -32,6 +32,11 @@ Rules:
   biased low. Order statistics (``"nearest"``, ``"mode"``, ``"min"``...) need no conversion.
 - **Time.** Every source keeps its own ``time`` axis; a source without one is an error unless it
   is named in ``static=`` (a DEM, a land-cover map): its variables are then ``(y, x)`` features.
+- **Fine sources.** A very-high-resolution or panchromatic image named in ``fine=`` is not
+  resampled down: it keeps its own pixels on a grid aligned with the base grid at an integer ratio
+  (:func:`fine_geobox`; dims ``y_fine`` / ``x_fine``, attrs ``eoai:fine_ratio``), sliced (NaN
+  outside it) and never interpolated. :func:`eoai.ml.extract` (``patch=``) reads a patch of it
+  around every pixel for a patch branch (``eoai.ml.fit(..., model="m3fusion")``).
 
 Examples
 --------
@@ -58,7 +63,10 @@ import xarray as xr
 from .._provenance import provenance, step
 from ..errors import CRSError, InputError, MissingDimensionError, NoOverlapError, TimeAxisError
 
-__all__ = ["stack_sources", "gapfill_sources", "map_sources", "EXTENTS", "RESAMPLING"]
+__all__ = [
+    "stack_sources", "gapfill_sources", "map_sources", "fine_geobox", "fine_sources", "EXTENTS",
+    "RESAMPLING", "FINE_SUFFIX",
+]  # fmt: skip
 
 #: extents of the default grid: the sources' common area, or all of it
 EXTENTS = ("intersection", "union")
@@ -69,6 +77,8 @@ RESAMPLING = (
 )  # fmt: skip
 #: methods whose output is one of the input values: no unit conversion needed for backscatter
 _ORDER_STATISTICS = frozenset({"nearest", "mode", "max", "min", "med", "q1", "q3"})
+#: suffix of the pixel dims of a fine source (``y_fine``, ``x_fine``)
+FINE_SUFFIX = "_fine"
 
 
 def _check_name(name: Any) -> str:
@@ -408,6 +418,7 @@ def stack_sources(
     extent: str | None = None,
     resampling: str | Mapping[str, str] = "bilinear",
     static: Sequence[str] = (),
+    fine: str | Sequence[str] = (),
 ) -> xr.DataTree:
     """Put several sources (sensors, products, a DEM) on one grid, each with its own dates.
 
@@ -438,6 +449,14 @@ def stack_sources(
     static
         Sources without a time axis (a DEM): their variables are ``(y, x)`` and become one
         feature each (``"dem.elevation"``).
+    fine
+        Sources kept at their own, finer resolution (a very-high-resolution or panchromatic image
+        for a patch branch, :func:`eoai.ml.extract` ``patch=``): one date (no ``time`` axis), on a
+        grid whose pixels divide the base grid's by an integer ratio and whose edges fall on its
+        pixel edges (:func:`fine_geobox`; reproject it onto that grid first otherwise). Its
+        variables get dims ``y_fine`` / ``x_fine`` (the window over the base grid, NaN where the
+        image does not reach) and the child the attribute ``eoai:fine_ratio``. Fine sources do
+        not take part in choosing the base grid.
 
     Returns
     -------
@@ -462,6 +481,9 @@ def stack_sources(
         A source has no CRS or is in radar geometry; ``crs=`` is not a CRS.
     eoai.errors.NoOverlapError
         Two sources (or a source and the ``like=`` grid) do not overlap; the message names them.
+    eoai.errors.CRSError
+        A ``fine=`` source whose pixels are not an integer division of the base grid's, or whose
+        grid is shifted or in another CRS (the message gives the ratio or offset found).
 
     Notes
     -----
@@ -497,14 +519,28 @@ def stack_sources(
         raise InputError("stack_sources: no sources given; pass {'s2': s2_cube, 's1': s1_cube}")
     if isinstance(static, str):
         static = [static]
-    unknown = [s for s in static if s not in sources]
-    if unknown:
+    fine = [fine] if isinstance(fine, str) else list(fine)
+    for what, names in (("static", static), ("fine", fine)):
+        unknown = [s for s in names if s not in sources]
+        if unknown:
+            raise InputError(
+                f"stack_sources: {what}={list(names)} names {unknown}, not sources ({list(sources)})"
+            )
+    if fine and len(fine) == len(sources):
         raise InputError(
-            f"stack_sources: static={list(static)} names {unknown}, not sources ({list(sources)})"
+            f"stack_sources: fine={fine} names every source; the base grid comes from the others "
+            "(e.g. fine='vhr' with {'s2': s2, 'vhr': vhr})"
+        )
+    timed = [k for k in fine if "time" in getattr(sources[k], "dims", ())]
+    if timed:
+        raise InputError(
+            f"stack_sources: fine source(s) {timed} have a time axis; a fine source is one image: "
+            "select one date (ds.isel(time=0, drop=True))"
         )
     cubes = {
-        _check_name(k): _as_source(v, k, k in static) for k, v in sources.items()
+        _check_name(k): _as_source(v, k, k in static or k in fine) for k, v in sources.items()
     }  # fmt: skip
+    fine_cubes = {k: cubes.pop(k) for k in fine}
     if isinstance(resampling, Mapping):
         bad = [k for k in resampling if k.split(".")[0] not in cubes]
         if bad:
@@ -541,6 +577,9 @@ def stack_sources(
         child.attrs = provenance([ds.attrs], "stack_sources", params)
         child.attrs["eoai:stack"] = json.dumps(how)
         children[name] = child
+    for name, ds in fine_cubes.items():
+        children[name] = _fine_child(ds, name, dst)
+    children = {k: children[k] for k in sources}  # the order given
     root = xr.Dataset(coords=grid)
     root.attrs = {
         **step(
@@ -553,12 +592,146 @@ def stack_sources(
                 or ("intersection" if like is None or isinstance(like, str) else None),
                 "resampling": dict(resampling) if isinstance(resampling, Mapping) else resampling,
                 "static": list(static),
+                **({"fine": fine} if fine else {}),
                 "grid": _grid_json(dst),
             },
         ),
         "eoai:sources": list(children),
     }
     return xr.DataTree.from_dict({"/": root, **children})
+
+
+def fine_geobox(gbox: Any, ratio: int) -> Any:
+    """The grid of ``ratio`` x ``ratio`` fine pixels in every pixel of ``gbox`` (same extent).
+
+    Reproject a very-high-resolution image onto it (``odc.geo.xr.xr_reproject(vhr,
+    fine_geobox(base, 4))``) to stack it as a ``fine=`` source of :func:`stack_sources`.
+
+    Examples
+    --------
+    >>> from odc.geo.geobox import GeoBox
+    >>> base = GeoBox.from_bbox((0, 0, 100, 50), "EPSG:32633", resolution=10)
+    >>> g = fine_geobox(base, 4)
+    >>> g.shape, g.resolution.x
+    (Shape2d(x=40, y=20), 2.5)
+    """
+    from affine import Affine
+    from odc.geo.geobox import GeoBox
+
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, np.integer)) or ratio < 1:
+        raise InputError(f"fine_geobox: ratio must be an integer >= 1, got {ratio!r}")
+    a = gbox.affine
+    aff = Affine(a.a / ratio, a.b, a.c, a.d, a.e / ratio, a.f)
+    return GeoBox((gbox.shape[0] * ratio, gbox.shape[1] * ratio), aff, gbox.crs)
+
+
+def _fine_ratio(src: Any, dst: Any, name: str) -> tuple[int, int, int]:
+    """(ratio, row, col): the fine grid ``src`` divides ``dst``'s pixels by ``ratio``; ``dst``'s
+    first pixel starts at fine pixel (row, col). Raises when the grids do not nest."""
+    fix = (
+        f"reproject it onto a grid nested in the base grid first: odc.geo.xr.xr_reproject("
+        f"{name}, eoai.io.stack.fine_geobox(base_geobox, ratio)) (base_geobox: "
+        "tree.to_dataset().odc.geobox)"
+    )
+    if src.crs != dst.crs:
+        raise CRSError(
+            f"stack_sources: fine source {name!r} is in {src.crs}, the base grid in {dst.crs}; "
+            + fix
+        )
+    a, b = src.affine, dst.affine
+    if a.b or a.d or b.b or b.d:
+        raise CRSError(f"stack_sources: fine source {name!r} or the base grid is rotated; {fix}")
+    rx, ry = b.a / a.a, b.e / a.e
+    ratio = round(rx)
+    if ratio < 1 or abs(rx - ratio) > 1e-6 or abs(ry - ratio) > 1e-6:
+        raise CRSError(
+            f"stack_sources: the pixels of fine source {name!r} ({abs(a.a):g} x {abs(a.e):g}) do "
+            f"not divide the base grid's ({abs(b.a):g} x {abs(b.e):g}) by an integer ratio (x "
+            f"{rx:.4g}, y {ry:.4g}); {fix}"
+        )
+    col, row = _apply(~a, b.c, b.f)
+    if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
+        raise CRSError(
+            f"stack_sources: the pixel edges of fine source {name!r} are shifted by ({col % 1:.3f}, "
+            f"{row % 1:.3f}) of its pixels from the base grid's; {fix}"
+        )
+    return ratio, int(round(row)), int(round(col))
+
+
+def _fine_child(ds: xr.Dataset, name: str, dst: Any) -> xr.Dataset:
+    """A fine source cut to the window of ``dst`` at its own resolution (dims ``y_fine``...)."""
+    src = _geobox(ds, name)
+    ratio, r0, c0 = _fine_ratio(src, dst, name)
+    ydim, xdim = dst.dimensions
+    fy, fx = ydim + FINE_SUFFIX, xdim + FINE_SUFFIX
+    sy, sx = ds.odc.spatial_dims
+    ny, nx = int(dst.shape[0]) * ratio, int(dst.shape[1]) * ratio
+    fgb = fine_geobox(dst, ratio)
+    a = fgb.affine
+    coords = {fy: a.e * (np.arange(ny) + 0.5) + a.f, fx: a.a * (np.arange(nx) + 0.5) + a.c}
+    out: dict[str, xr.DataArray] = {}
+    for vname, var in ds.data_vars.items():
+        if not {sy, sx} <= set(var.dims):
+            continue
+        var = var.transpose(..., sy, sx)
+        if not np.issubdtype(var.dtype, np.floating):
+            nodata = _declared_nodata(var)
+            var = var.astype("float32")
+            if nodata is not None:
+                var = var.where(var != nodata)
+        h, w = var.sizes[sy], var.sizes[sx]
+        top, left = max(0, -r0), max(0, -c0)  # NaN rows / cols before the image
+        win = var.isel({sy: slice(max(0, r0), max(0, min(h, r0 + ny))),
+                        sx: slice(max(0, c0), max(0, min(w, c0 + nx)))})  # fmt: skip
+        win = win.drop_vars([c for c in win.coords if set(win[c].dims) & {sy, sx}])
+        pad = {sy: (top, ny - top - win.sizes[sy]), sx: (left, nx - left - win.sizes[sx])}
+        if win.sizes[sy] == 0 or win.sizes[sx] == 0:
+            raise NoOverlapError(
+                f"stack_sources: fine source {name!r} does not overlap the base grid; load it "
+                "over the same area"
+            )
+        if any(p != (0, 0) for p in pad.values()):
+            win = win.pad(pad, constant_values=np.nan)
+        v = win.rename({sy: fy, sx: fx}).assign_coords(coords)
+        v.attrs = {k: val for k, val in var.attrs.items() if k != "_FillValue"}
+        out[str(vname)] = v
+    if not out:
+        raise InputError(f"stack_sources: fine source {name!r} has no variable on its pixel grid")
+    child = xr.Dataset(out)
+    params = {"source": name, "grid": _grid_json(fgb), "fine_ratio": ratio}
+    child.attrs = provenance([ds.attrs], "stack_sources", params)
+    child.attrs["eoai:fine_ratio"] = int(ratio)
+    child.attrs["eoai:stack"] = json.dumps(
+        {str(k): {"resampling": f"none (window of the source grid, 1/{ratio} of a pixel)"}
+         for k in out}
+    )  # fmt: skip
+    return child
+
+
+def fine_sources(tree: Any) -> dict[str, tuple[xr.Dataset, int]]:
+    """``{name: (Dataset, ratio)}`` of the ``fine=`` sources of a sources tree (may be empty).
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> ds = xr.Dataset({"pan": (("y_fine", "x_fine"), np.zeros((4, 4)))}, attrs={"eoai:fine_ratio": 2})
+    >>> {k: (list(d.data_vars), r) for k, (d, r) in fine_sources(xr.DataTree.from_dict({"vhr": ds})).items()}
+    {'vhr': (['pan'], 2)}
+    """
+    if not isinstance(tree, xr.DataTree):
+        return {}
+    out = {}
+    for k, c in tree.children.items():
+        ds = c.to_dataset(inherit=False)
+        if "eoai:fine_ratio" in ds.attrs or any(str(d).endswith(FINE_SUFFIX) for d in ds.dims):
+            ratio = int(ds.attrs.get("eoai:fine_ratio", 0))
+            if ratio < 1:
+                raise InputError(
+                    f"source {k!r} has {FINE_SUFFIX} dims but no eoai:fine_ratio attribute; "
+                    "stack it with eoai.stack_sources(..., fine=[...])"
+                )
+            out[str(k)] = (ds, ratio)
+    return out
 
 
 def _grid_json(gbox: Any) -> dict[str, Any]:

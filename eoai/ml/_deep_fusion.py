@@ -184,7 +184,7 @@ class FusionModel(DeepModel):
             )
         if not self.dates_free:
             want = set(names)
-            gone = [f for f in self.features if f not in want]
+            gone = [f for f in self._series_part(np.asarray(self.features)) if f not in want]
             if not gone:
                 return self
             raise ModelError(
@@ -209,7 +209,7 @@ class FusionModel(DeepModel):
         grid = [s for s in self._specs if s["encoder"] == "tempcnn"]
         if not grid:
             return super()._outputs(X, n_out, softmax)
-        cube = self.layout.grid(np.asarray(X, dtype="float32"))
+        cube = self.layout.grid(self._series_part(np.asarray(X, dtype="float32")))
         ok = np.ones(len(cube), dtype=bool)
         for s in grid:
             ok &= ~np.isnan(cube[:, s["times"]][:, :, s["channels"]]).any(axis=(1, 2))
@@ -217,6 +217,10 @@ class FusionModel(DeepModel):
         if ok.any():
             out[ok] = super()._outputs(np.asarray(X, dtype="float32")[ok], n_out, softmax)
         return out
+
+    def _series_part(self, X: np.ndarray) -> np.ndarray:
+        """The columns of ``X`` that are series features (all of them here)."""
+        return X
 
     def network_config(self) -> dict[str, Any]:
         """As :meth:`DeepModel.network_config`, of kind ``"fusion"``."""

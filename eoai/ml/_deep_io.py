@@ -213,6 +213,8 @@ def _build(
         if getattr(net, "takes_series", False):  # U-TAE: (time, band, y, x) series
             from ._deep_utae import SeriesSegmentationModel as cls
         extra = {"halo": spec.get("halo"), "tile_multiple": spec.get("tile_multiple")}
+    elif spec.get("kind") == "patchfusion":
+        from ._deep_patchfusion import PatchFusionModel as cls
     elif spec.get("kind") == "fusion":
         from ._deep_fusion import FusionModel
 

@@ -10,7 +10,10 @@ with each task and the graph sent to the scheduler stays small.
 
 Models with spatial context (patch models of :mod:`eoai.ml.deep`) declare ``halo`` (pixels) and
 ``predict_proba_image(block)`` (``(y, x, feature)`` -> ``(y, x, class)``); they are applied with
-``dask.array.map_overlap`` and the halo cropped, so tiles join without seams.
+``dask.array.map_overlap`` and the halo cropped, so tiles join without seams. Models that read the
+patch of a fine source around each pixel (``patch_features``, M3Fusion) get each chunk's fine
+pixels plus a halo of the patches' reach (NaN beyond the image, as :func:`eoai.ml.extract` reads
+them), so chunked and whole-image maps are equal.
 
 Examples
 --------
@@ -235,7 +238,9 @@ def classify(
     n_classes = len(model.classes)
     run_model = _with_threads(model, option_threads(threads))
     halo = int(getattr(model, "halo", 0) or 0)
-    if halo and hasattr(model, "predict_proba_image"):
+    if getattr(model, "patch_features", None):  # M3Fusion: a fine patch around each pixel
+        proba = _patch_proba(cube, model, run_model, n_classes)
+    elif halo and hasattr(model, "predict_proba_image"):
         proba = _spatial_proba(feature_array(cube, model.features), run_model, halo, n_classes)
     else:
         proba = _pixel_proba(cube, model, run_model, n_classes)
@@ -566,3 +571,90 @@ def _spatial_proba(feats: xr.DataArray, model: Any, halo: int, n_classes: int) -
     if not hasattr(feats.data, "dask"):
         out = out.compute()
     return out
+
+
+def _predict_patch_block(
+    series: np.ndarray, *images: np.ndarray, model: Any, specs: list[tuple[int, int, int]],
+    n_classes: int,
+) -> np.ndarray:  # fmt: skip
+    """(y, x, feature) series and each image's haloed (y*r + 2h, x*r + 2h, band) block, with
+    ``specs`` ``[(ratio, patch, halo)]`` -> (y, x, class)."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    from .features import patch_offset
+
+    ny, nx = series.shape[:2]
+    parts = [np.asarray(series, dtype="float32").reshape(ny * nx, -1)]
+    for image, (ratio, patch, halo) in zip(images, specs, strict=True):
+        start = patch_offset(ratio, patch) + halo
+        win = sliding_window_view(np.asarray(image, dtype="float32"), (patch, patch), axis=(0, 1))
+        win = win[start : start + ny * ratio : ratio, start : start + nx * ratio : ratio]
+        parts.append(win.reshape(ny * nx, -1))
+    flat = np.concatenate(parts, 1)
+    return _predict_rows(flat, model, True, n_classes).reshape(ny, nx, n_classes)
+
+
+def _patch_proba(cube: Any, model: Any, run_model: Any, n_classes: int) -> xr.DataArray:
+    """A series + patches model: one task per chunk, each image's block read with a NaN halo."""
+    import dask.array as da
+    from dask.array.overlap import ensure_minimum_chunksize
+
+    from .._graph import graph_constant
+    from .features import patch_array
+
+    if not isinstance(cube, xr.DataTree):
+        raise ModelError(
+            f"the model reads patches of {list(model.patches)} around each pixel: classify a "
+            "sources tree holding them, eoai.stack_sources({..., 'vhr': vhr}, fine='vhr')"
+        )
+    n_series = len(model.features) - len(model.patch_features)
+    grid = as_dataset(cube)
+    images = [patch_array(cube, g["source"], g["bands"]) for g in model.groups]
+    lazy = any(hasattr(a.data, "dask") for a, _ in images)
+    if n_series:
+        feats = feature_array(cube, model.features[:n_series])
+        lazy = lazy or hasattr(feats.data, "dask")
+        s = da.asarray(feats.transpose("y", "x", "feature").data)
+        coords = {k: v for k, v in feats.coords.items() if "feature" not in v.dims}
+    else:  # patches only: the chunks of the first image, in base pixels
+        arr, ratio = images[0]
+        data = arr.data
+        ny, nx = grid.sizes["y"], grid.sizes["x"]
+        cy = max(1, max(data.chunks[0]) // ratio) if hasattr(data, "dask") else ny
+        cx = max(1, max(data.chunks[1]) // ratio) if hasattr(data, "dask") else nx
+        s = da.zeros((ny, nx, 0), dtype="float32", chunks=(cy, cx, -1))
+        coords = {k: v for k, v in grid.coords.items() if set(v.dims) <= {"y", "x"}}
+    specs = []
+    for g, (arr, ratio) in zip(model.groups, images, strict=True):
+        if arr.shape[:2] != (s.shape[0] * ratio, s.shape[1] * ratio):
+            raise ModelError(
+                f"the image of {g['source']!r} is {arr.shape[0]} x {arr.shape[1]} px for a "
+                f"{s.shape[0]} x {s.shape[1]} px grid at ratio {ratio}; stack it with "
+                "eoai.stack_sources"
+            )
+        halo = model.patch_halo(g["source"], ratio)
+        specs.append((ratio, g["size"], halo))
+        need = max(1, -(-halo // ratio))  # base pixels whose image pixels hold the halo
+        s = s.rechunk({0: ensure_minimum_chunksize(need, s.chunks[0]),
+                       1: ensure_minimum_chunksize(need, s.chunks[1]), 2: -1})  # fmt: skip
+    blocks = []
+    for (arr, ratio), (_, _, halo) in zip(images, specs, strict=True):
+        f = da.asarray(arr.data).rechunk(
+            (tuple(c * ratio for c in s.chunks[0]), tuple(c * ratio for c in s.chunks[1]), -1)
+        )
+        if halo:
+            f = da.overlap.overlap(
+                f, depth={0: halo, 1: halo, 2: 0}, boundary={0: np.nan, 1: np.nan, 2: "none"}
+            )
+        blocks.append(f)
+    args: list[Any] = [s, ("y", "x", "f")]
+    for i, f in enumerate(blocks):
+        args += [f, ("y", "x", f"b{i}")]
+    proba = da.blockwise(
+        _predict_patch_block, ("y", "x", "c"), *args, new_axes={"c": n_classes},
+        adjust_chunks={"y": s.chunks[0], "x": s.chunks[1]}, align_arrays=False,
+        concatenate=True, dtype=np.float32, meta=np.empty((0, 0, 0), np.float32),
+        model=graph_constant(run_model), specs=specs, n_classes=n_classes,
+    )  # fmt: skip
+    out = xr.DataArray(proba, dims=("y", "x", "class"), coords=coords)
+    return out if lazy else out.compute()

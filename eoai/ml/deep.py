@@ -432,4 +432,8 @@ def fit(
     >>> model = eoai.ml.fit(samples, "ltae", epochs=20)  # doctest: +SKIP
     """
     kwargs.pop("threads", None)  # torch's own threads (torch.set_num_threads) are used
+    if isinstance(model, str) and model.lower() in ("m3fusion", "multireso"):  # patches, #15
+        from ._deep_patchfusion import fit_patch_fusion
+
+        return fit_patch_fusion(samples, model, seed=seed, **kwargs)
     return fit_network(samples, model, seed=seed, **kwargs)

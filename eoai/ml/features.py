@@ -15,6 +15,17 @@ Dataset whose variables are ``"<source>.<var>"`` and whose time axes are ``"time
 a Dataset whose variables are already named ``"s2.red"``, ``"s1.vv"`` on one ``time`` axis gives
 the same names, so a model trained on either applies to both.
 
+A fine source (``stack_sources(..., fine="vhr")``: a very-high-resolution image at ``ratio`` times
+the resolution, dims ``y_fine`` / ``x_fine``) is not flattened; :func:`eoai.ml.extract` with
+``patch=p`` reads the ``p x p`` fine pixels around each pixel as the features
+``"<source>.<band>[i,j]"`` (row ``i``, column ``j`` of the patch, both from 0; band-major, then
+row-major: :func:`patch_names`). The patch of base pixel ``(r, c)`` starts at fine pixel
+``(r * ratio + (ratio - p) // 2, c * ratio + (ratio - p) // 2)``: centred on the pixel when
+``p`` and ``ratio`` are both even or both odd, otherwise half a fine pixel up and left. Fine
+pixels outside the image are NaN. ``patch={"vhr": 32, "ms": 8}`` names the sources: a static source
+on the base grid (one multispectral image) gives its ``8 x 8`` base pixels the same way (ratio 1,
+:func:`patch_array`); :func:`patch_groups` splits feature names into series and per-source patches.
+
 Examples
 --------
 >>> import numpy as np, pandas as pd, xarray as xr
@@ -38,6 +49,9 @@ import xarray as xr
 from ..errors import InputError, MissingDimensionError, ModelError
 
 SPATIAL_DIMS = ("y", "x")
+#: pixel dims of a fine source of a sources tree (``stack_sources(fine=...)``)
+FINE_SUFFIX = "_fine"
+FINE_DIMS = ("y" + FINE_SUFFIX, "x" + FINE_SUFFIX)
 #: time axis of source ``s`` in a flattened multi-source cube: ``"time_<s>"``
 TIME_PREFIX = "time_"
 
@@ -116,6 +130,8 @@ def flatten_sources(tree: xr.DataTree) -> xr.Dataset:
                 )
         tdim = f"{TIME_PREFIX}{src}"
         for name, var in ds.data_vars.items():
+            if any(str(d).endswith(FINE_SUFFIX) for d in var.dims):
+                continue  # a fine source (stack_sources(fine=...)): read as patches, fine_array
             v = var.rename({"time": tdim}) if "time" in var.dims else var
             v = v.drop_vars([c for c in v.coords if c != tdim and tdim in v[c].dims])
             v.attrs = {**var.attrs, "eoai:source": src}
@@ -398,3 +414,180 @@ def _short(items: Sequence[str], n: int = 12) -> str:
         return "(none)"
     text = ", ".join(items[:n])
     return text + (f", ... ({len(items) - n} more)" if len(items) > n else "")
+
+
+_PATCH = re.compile(r"^(?P<var>[^\[\]]+)\[(?P<i>\d+),(?P<j>\d+)\]$")
+
+
+def patch_names(bands: Sequence[str], patch: int) -> list[str]:
+    """Feature names of ``patch x patch`` patches of fine ``bands`` (``"<source>.<band>"``).
+
+    Examples
+    --------
+    >>> patch_names(["vhr.pan"], 2)
+    ['vhr.pan[0,0]', 'vhr.pan[0,1]', 'vhr.pan[1,0]', 'vhr.pan[1,1]']
+    """
+    return [f"{b}[{i},{j}]" for b in bands for i in range(patch) for j in range(patch)]
+
+
+def patch_groups(features: Sequence[str]) -> tuple[list[str], list[tuple[list[str], int]]]:
+    """``(other features, [(bands, size) of each source's patches])`` of feature names.
+
+    Each source's patch features must be whole ``size x size`` patches of its bands in the order of
+    :func:`patch_names`; sources (groups) keep their order of appearance.
+
+    Raises
+    ------
+    eoai.errors.InputError
+        A source's patch features are not whole square patches of its bands in that order.
+
+    Examples
+    --------
+    >>> feats = ["s2.red_2021-05-01", *patch_names(["vhr.pan"], 3), *patch_names(["ms.red", "ms.nir"], 2)]
+    >>> patch_groups(feats)
+    (['s2.red_2021-05-01'], [(['vhr.pan'], 3), (['ms.red', 'ms.nir'], 2)])
+    """
+    rest: list[str] = []
+    cols: dict[str, list[str]] = {}
+    bands: dict[str, list[str]] = {}
+    for f in features:
+        m = _PATCH.match(str(f))
+        if m is None:
+            rest.append(str(f))
+            continue
+        src = m["var"].partition(".")[0]
+        cols.setdefault(src, []).append(str(f))
+        if m["var"] not in bands.setdefault(src, []):
+            bands[src].append(m["var"])
+    groups = []
+    for src, bs in bands.items():
+        p = int(round((len(cols[src]) / len(bs)) ** 0.5))
+        if cols[src] != patch_names(bs, p):
+            raise InputError(
+                f"the patch features of {src!r} ({len(cols[src])} of bands {bs}) are not whole "
+                f"{p} x {p} patches in the order of eoai.ml.features.patch_names (band, then row, "
+                "then column); pass every column that eoai.ml.extract(..., patch=...) gave"
+            )
+        groups.append((bs, p))
+    return rest, groups
+
+
+def patch_array(
+    tree: Any, source: str, bands: Sequence[str] | None = None
+) -> tuple[xr.DataArray, int]:
+    """The image patches of ``source`` are read from: ``(rows, columns, band)`` and its ratio.
+
+    A fine source (:func:`fine_array`, ratio > 1 fine pixels per pixel side) or a source on the
+    base grid whose variables are static (ratio 1: a multispectral image, a DEM).
+
+    Raises
+    ------
+    eoai.errors.ModelError
+        ``tree`` is not a sources tree, or lacks ``source`` or one of ``bands``.
+    eoai.errors.InputError
+        The base-grid ``source`` has variables with a time axis.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> ms = xr.Dataset({"red": (("y", "x"), np.ones((2, 3)))})
+    >>> arr, ratio = patch_array(xr.DataTree.from_dict({"ms": ms}), "ms")
+    >>> arr.shape, ratio, list(arr.band.values)
+    ((2, 3, 1), 1, ['ms.red'])
+    """
+    from ..io.stack import fine_sources
+
+    fix = (
+        "stack the images with the others, the very-high-resolution one at its own resolution: "
+        "eoai.stack_sources({..., 'vhr': vhr, 'ms': ms}, fine='vhr', static=['ms'])"
+    )
+    if not isinstance(tree, xr.DataTree) or source not in tree.children:
+        have = list(tree.children) if isinstance(tree, xr.DataTree) else []
+        raise ModelError(
+            f"patches of source {source!r} are needed; the cube "
+            + (f"has the sources {have}" if have else "is no sources tree")
+            + f"; {fix}"
+        )
+    fines = fine_sources(tree)
+    if source in fines:
+        names = [f"{source}.{v}" for v in fines[source][0].data_vars]
+        return fine_array(tree, list(bands) if bands is not None else names)
+    ds = tree[source].to_dataset()
+    timed = [str(v) for v, var in ds.data_vars.items() if "time" in var.dims]
+    if timed:
+        raise InputError(
+            f"patches of source {source!r} read one image on the base grid, and its variables "
+            f"{timed} have a time axis: stack it as static (one date, stack_sources(static=[...]))"
+        )
+    names = [f"{source}.{v}" for v in ds.data_vars if set(SPATIAL_DIMS) <= set(ds[v].dims)]
+    want = list(bands) if bands is not None else names
+    missing = [b for b in want if b not in names]
+    if missing or not want:
+        raise ModelError(
+            f"patches of the band(s) {want} of source {source!r} are needed; it has {names}; {fix}"
+        )
+    arr = feature_array(tree, want).rename(feature="band")
+    return arr, 1
+
+
+def fine_array(tree: Any, bands: Sequence[str] | None = None) -> tuple[xr.DataArray, int]:
+    """The fine source(s) of a tree as a ``(y_fine, x_fine, band)`` float32 array, and the ratio.
+
+    Parameters
+    ----------
+    tree
+        A sources tree with ``fine=`` sources (:func:`eoai.stack_sources`).
+    bands
+        ``"<source>.<band>"`` names to keep, in this order (a model's patch bands); default all.
+
+    Raises
+    ------
+    eoai.errors.ModelError
+        The tree has no fine source, or lacks a band of ``bands``, or fine sources of different
+        ratios are asked for.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> ds = xr.Dataset({"pan": (("y_fine", "x_fine"), np.ones((4, 6)))}, attrs={"eoai:fine_ratio": 2})
+    >>> arr, ratio = fine_array(xr.DataTree.from_dict({"vhr": ds}))
+    >>> arr.dims, arr.shape, ratio, list(arr.band.values)
+    (('y_fine', 'x_fine', 'band'), (4, 6, 1), 2, ['vhr.pan'])
+    """
+    from ..io.stack import fine_sources
+
+    fines = fine_sources(tree)
+    have = {f"{k}.{v}": (ds[v], r) for k, (ds, r) in fines.items() for v in ds.data_vars}
+    if bands is None:
+        bands = list(have)
+    missing = [b for b in bands if b not in have]
+    if missing or not bands:
+        raise ModelError(
+            f"patches of the fine band(s) {list(bands) or '(any)'} are needed; the cube "
+            + (f"has the fine bands {sorted(have)}" if have else "has no fine source")
+            + ". Stack the very-high-resolution image with the others at its own resolution: "
+            "eoai.stack_sources({..., 'vhr': vhr}, fine='vhr')"
+        )
+    ratios = sorted({have[b][1] for b in bands})
+    if len(ratios) > 1:
+        raise ModelError(f"the fine bands {list(bands)} have different ratios {ratios}")
+    parts = [have[b][0].transpose(*FINE_DIMS).astype("float32", copy=False) for b in bands]
+    arr = xr.concat([p.drop_attrs(deep=False) for p in parts], dim="band", coords="minimal",
+                    compat="override", join="override")  # fmt: skip
+    arr = arr.assign_coords(band=np.asarray(list(bands), dtype=object)).transpose(
+        *FINE_DIMS, "band"
+    )
+    if arr.chunks is not None:
+        arr = arr.chunk({"band": -1})
+    return arr, ratios[0]
+
+
+def patch_offset(ratio: int, patch: int) -> int:
+    """First fine row (column) of the patch of base pixel 0: ``(ratio - patch) // 2``.
+
+    Examples
+    --------
+    >>> patch_offset(4, 8), patch_offset(4, 5)
+    (-2, -1)
+    """
+    return (int(ratio) - int(patch)) // 2

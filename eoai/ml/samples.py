@@ -14,7 +14,7 @@ Examples
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,16 @@ from ..errors import (
     InputError,
     NoOverlapError,
 )
-from .features import _var_features, as_dataset, check_features, feature_names, time_dim
+from .features import (
+    _var_features,
+    as_dataset,
+    check_features,
+    feature_names,
+    patch_array,
+    patch_names,
+    patch_offset,
+    time_dim,
+)
 
 RESERVED = ("label", "group", "x", "y")
 LON_NAMES = ("lon", "longitude", "lng", "long")
@@ -220,6 +229,7 @@ def extract(
     drop_empty: bool = True,
     seed: int | None = 0,
     crs: Any = None,
+    patch: int | Mapping[str, int] | None = None,
 ) -> pd.DataFrame:
     """Sample the cube under labelled points or polygons into a tidy table of features.
 
@@ -254,6 +264,14 @@ def extract(
         Seed of ``max_per_polygon``.
     crs
         CRS of a CSV with x/y columns.
+    patch
+        With a sources tree: also take the ``patch x patch`` pixels of an image around each sampled
+        pixel, the features ``"<source>.<band>[i,j]"`` (layout in :mod:`eoai.ml.features`; NaN
+        outside the image), for patch branches (``eoai.ml.fit(samples, "m3fusion")`` /
+        ``"multireso"``). A size reads every fine source (``eoai.stack_sources(..., fine="vhr")``,
+        in its own fine pixels); ``{source: size}`` names the sources, fine ones or static ones on
+        the base grid (``{"vhr": 32, "ms": 8}``: MultiResoLCC's panchromatic and multispectral
+        patches of one footprint at a ratio of 4).
 
     Returns
     -------
@@ -288,6 +306,9 @@ def extract(
 
     ds = as_dataset(cube)
     names = feature_names(ds)
+    images = _patch_groups(cube, patch)
+    for _src, arr, _ratio, size in images:
+        names = names + patch_names([str(b) for b in arr["band"].values], size)
     if features is not None:
         check_features(names, features)
     try:
@@ -370,6 +391,8 @@ def extract(
                 columns[fname] = values[:, j].astype("float32", copy=False)
         else:
             columns[str(name)] = var.values.astype("float32", copy=False)
+    for _src, arr, ratio, size in images:
+        columns.update(_patches(arr, ratio, size, rows, cols))
     table = pd.DataFrame({n: columns[n] for n in names})
     if features is not None:
         table = table[list(features)]
@@ -427,7 +450,69 @@ def extract(
     table.attrs["eoai:features"] = feats
     table.attrs["eoai:label"] = label
     table.attrs["eoai:cube"] = describe_cube(ds)
+    if images:
+        table.attrs["eoai:patch"] = {
+            src: {"size": size, "ratio": int(ratio), "bands": [str(b) for b in arr["band"].values]}
+            for src, arr, ratio, size in images
+        }
     return table
+
+
+def _patch_groups(cube: Any, patch: Any) -> list[tuple[str, xr.DataArray, int, int]]:
+    """``[(source, image (rows, columns, band), ratio, size)]`` of ``extract``'s ``patch=``."""
+    if patch is None:
+        return []
+    if not isinstance(cube, xr.DataTree):
+        raise InputError(
+            "patch= reads patches of images of a sources tree: pass one, e.g. "
+            "eoai.stack_sources({'s2': s2, 'vhr': vhr}, fine='vhr')"
+        )
+    from ..errors import ModelError
+    from ..io.stack import fine_sources
+
+    if isinstance(patch, Mapping):
+        spec = dict(patch)
+    else:
+        spec = dict.fromkeys(fine_sources(cube), patch)
+        if not spec:
+            raise InputError(
+                "patch= (a size) reads the fine sources of the tree, and it has none: stack the "
+                "very-high-resolution image at its own resolution, eoai.stack_sources({..., 'vhr': "
+                "vhr}, fine='vhr'), or name the source: patch={'ms': 5}"
+            )
+    out = []
+    for src, size in spec.items():
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+            raise InputError(
+                f"patch sizes must be whole numbers of pixels >= 1, got {size!r} for {src!r}"
+            )
+        try:
+            arr, ratio = patch_array(cube, str(src))
+        except ModelError as err:
+            raise InputError(str(err)) from None
+        out.append((str(src), arr, int(ratio), int(size)))
+    return out
+
+
+def _patches(
+    image: xr.DataArray, ratio: int, patch: int, rows: np.ndarray, cols: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The patch columns (:func:`eoai.ml.features.patch_names`) of base pixels (rows, cols)."""
+    off = np.arange(patch) + patch_offset(ratio, patch)
+    fr, fc = rows[:, None] * ratio + off, cols[:, None] * ratio + off
+    dy, dx = image.dims[0], image.dims[1]
+    h, w = image.sizes[dy], image.sizes[dx]
+    inside = ((fr >= 0) & (fr < h))[:, :, None] & ((fc >= 0) & (fc < w))[:, None, :]
+    iy = xr.DataArray(np.clip(fr, 0, h - 1), dims=("sample", "pi"))
+    ix = xr.DataArray(np.clip(fc, 0, w - 1), dims=("sample", "pj"))
+    vals = image.isel({dy: iy, dx: ix}).transpose("sample", "band", "pi", "pj")
+    values = np.where(inside[:, None], vals.values, np.nan).astype("float32")
+    out = {}
+    for b, band in enumerate(image["band"].values):
+        flat = values[:, b].reshape(len(rows), patch * patch)
+        for k, fname in enumerate(patch_names([str(band)], patch)):
+            out[fname] = flat[:, k]
+    return out
 
 
 def sample_features(

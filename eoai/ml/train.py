@@ -34,7 +34,7 @@ from .samples import sample_features
 if TYPE_CHECKING:
     from .regress import RegressorModel
 
-DEEP_MODELS = {"tempcnn", "ltae", "unet", "utae", "fusion"}
+DEEP_MODELS = {"tempcnn", "ltae", "unet", "utae", "fusion", "m3fusion", "multireso"}
 
 
 def _is_deep(model: Any) -> bool:

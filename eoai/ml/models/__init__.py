@@ -4,6 +4,8 @@
 - :class:`~eoai.ml.models.ltae.LTAE` — pixel time series with acquisition days, Garnot & Landrieu (2020);
 - :class:`~eoai.ml.models.fusion.FusionNet` — one temporal encoder per source, auxiliary heads
   (TWINNS, Ienco et al. 2019);
+- :class:`~eoai.ml.models.patchfusion.PatchFusionNet` — those branches plus a CNN on a
+  very-high-resolution patch around the pixel (M3Fusion, Benedetti et al. 2018);
 - :class:`~eoai.ml.models.unet.UNet` — patch segmentation, Ronneberger et al. (2015);
   :class:`~eoai.ml.models.unet.EncoderUNet` — its decoder on any encoder honouring timm's
   ``features_only`` contract (rebuilt with the encoder, not by ``build_model``);
@@ -22,6 +24,7 @@ from typing import Any
 from .ensemble import Ensemble, GridEnsemble
 from .fusion import FusionNet
 from .ltae import LTAE
+from .patchfusion import PatchFusionNet
 from .tempcnn import TempCNN
 from .unet import EncoderUNet, UNet
 from .utae import UTAE
@@ -32,6 +35,7 @@ ARCHITECTURES = {
     "unet": UNet,
     "encoder_unet": EncoderUNet,
     "fusion": FusionNet,
+    "m3fusion": PatchFusionNet,
     "utae": UTAE,
     "ensemble": Ensemble,
     "grid_ensemble": GridEnsemble,
@@ -44,6 +48,7 @@ __all__ = [
     "Ensemble",
     "FusionNet",
     "GridEnsemble",
+    "PatchFusionNet",
     "TempCNN",
     "UNet",
     "UTAE",

@@ -64,6 +64,7 @@ class FusionNet(nn.Module):
 
     accepts_nan = True
     has_aux = True
+    _min_branches = 1  # temporal branches (0 in a subclass with other branches)
 
     def __init__(
         self,
@@ -77,7 +78,7 @@ class FusionNet(nn.Module):
         from .ltae import LTAE
         from .tempcnn import TempCNN
 
-        if len(branches) < 1:
+        if len(branches) < self._min_branches:
             raise ValueError("a fusion network needs at least one branch")
         specs = []
         for b in branches:
@@ -119,11 +120,18 @@ class FusionNet(nn.Module):
             self.register_buffer(f"_ch{i}", torch.tensor(s["channels"]), persistent=False)
             if s["times"] is not None:
                 self.register_buffer(f"_t{i}", torch.tensor(s["times"]), persistent=False)
+        self.width = width  # of the concatenated embeddings
+        # no temporal branch (a subclass with others): its own head replaces this one
+        self.head: nn.Module = self._fused_head(width) if width else nn.Identity()
+
+    def _fused_head(self, width: int) -> nn.Module:
+        """The MLP on ``width`` concatenated embedding features."""
         layers: list[nn.Module] = []
         for w in self.config["fused"]:
-            layers += [nn.Linear(width, w), nn.BatchNorm1d(w), nn.ReLU(), nn.Dropout(dropout)]
+            layers += [nn.Linear(width, w), nn.BatchNorm1d(w), nn.ReLU(),
+                       nn.Dropout(self.config["dropout"])]  # fmt: skip
             width = w
-        self.head = nn.Sequential(*layers, nn.Linear(width, n_classes))
+        return nn.Sequential(*layers, nn.Linear(width, self.config["n_classes"]))
 
     @property
     def sources(self) -> list[str]:
