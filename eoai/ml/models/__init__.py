@@ -6,6 +6,8 @@
   (TWINNS, Ienco et al. 2019);
 - :class:`~eoai.ml.models.unet.UNet` — patch segmentation, Ronneberger et al. (2015);
 - :class:`~eoai.ml.models.utae.UTAE` — patch segmentation of a series, Garnot & Landrieu (2021);
+- :class:`~eoai.ml.models.utt.UTT` — U-T&T: a U-Net on a fine image fused with a U-TAE on a
+  coarser series, Garioud et al. (2023, FLAIR #2);
 - :class:`~eoai.ml.models.ensemble.Ensemble` / :class:`~eoai.ml.models.ensemble.GridEnsemble` — the
   mean probability of several of these (e.g. one architecture trained from several seeds).
 
@@ -23,6 +25,7 @@ from .ltae import LTAE
 from .tempcnn import TempCNN
 from .unet import UNet
 from .utae import UTAE
+from .utt import UTT
 
 ARCHITECTURES = {
     "tempcnn": TempCNN,
@@ -30,6 +33,7 @@ ARCHITECTURES = {
     "unet": UNet,
     "fusion": FusionNet,
     "utae": UTAE,
+    "utt": UTT,
     "ensemble": Ensemble,
     "grid_ensemble": GridEnsemble,
 }
@@ -43,6 +47,7 @@ __all__ = [
     "TempCNN",
     "UNet",
     "UTAE",
+    "UTT",
     "build_model",
 ]
 
