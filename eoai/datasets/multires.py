@@ -29,7 +29,7 @@ from ..errors import InputError
 CLASSES = ("early_crop", "late_crop", "building", "tree")
 COLOURS = ("#fdbf6f", "#ff7f00", "#e31a1c", "#33a02c")
 #: aerial colours (red, green, blue, nir) of buildings and trees; crops get their parcel's
-_AERIAL = {"building": (0.35, 0.33, 0.32, 0.30), "tree": (0.05, 0.09, 0.05, 0.30)}
+_AERIAL = {"building": (0.35, 0.33, 0.32, 0.30), "tree": (0.03, 0.08, 0.03, 0.50)}
 #: constant (red, nir) reflectance in the series of buildings and trees
 _SERIES = {"building": (0.22, 0.26), "tree": (0.04, 0.32)}
 
@@ -74,7 +74,7 @@ def multires_scene(
     parcel_size
         Mean crop parcel area in fine pixels.
     objects
-        Share of the fine pixels covered by buildings and trees (about half each).
+        Share of the fine pixels covered by buildings and trees (placed in turn).
     cloud_fraction
         Share of series observations that are NaN (blobs of about 3 series pixels).
     noise
@@ -131,9 +131,10 @@ def multires_scene(
     cls = crop[parcel].astype("int16")
     # --- buildings (squares) and trees (discs), placed until `objects` of the area is covered
     target = objects * h * w
-    covered = 0
+    covered, placed = 0, 0
     while covered < target:
-        kind = 2 if rng.random() < 0.5 else 3
+        kind = 2 + placed % 2  # buildings and trees in turn
+        placed += 1
         size = int(rng.integers(3, 8))
         cy, cx = rng.integers(0, h), rng.integers(0, w)
         if kind == 2:
@@ -156,7 +157,8 @@ def multires_scene(
     doy = np.asarray(dates.day_of_year, dtype="float64")
     seasons = {0: (110.0, 190.0), 1: (190.0, 270.0)}  # early and late crop: green-up, senescence
     ndvi = {
-        k: double_logistic(doy, 0.15, 0.7, sos, eos, 0.12, 0.12) for k, (sos, eos) in seasons.items()
+        k: double_logistic(doy, 0.15, 0.7, sos, eos, 0.12, 0.12)
+        for k, (sos, eos) in seasons.items()
     }
     fine = np.empty((len(dates), 2, h, w))
     for k in (0, 1):

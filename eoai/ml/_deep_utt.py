@@ -13,6 +13,7 @@ U-Net (:class:`MultiResSegmentationModel`).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -37,7 +38,9 @@ def is_multires(model: Any) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
-def _pick(cubes: Mapping[str, xr.Dataset], image: str | None, series: str | None) -> tuple[str, str]:
+def _pick(
+    cubes: Mapping[str, xr.Dataset], image: str | None, series: str | None
+) -> tuple[str, str]:
     names = list(cubes)
     for arg, value in (("image", image), ("series", series)):
         if value is not None and value not in cubes:
@@ -86,6 +89,10 @@ def _geobox(ds: xr.Dataset, name: str) -> Any:
     return gbox
 
 
+def _crs_name(crs: Any) -> str:
+    return f"EPSG:{crs.epsg}" if crs.epsg else str(crs.to_wkt())
+
+
 def _whole(v: float) -> int | None:
     r = round(v)
     return int(r) if abs(v - r) < 1e-6 * max(1.0, abs(v)) else None
@@ -132,8 +139,8 @@ def stack_multires(
     >>> from eoai.datasets.multires import multires_scene
     >>> aerial, s2, _ = multires_scene((16, 16), factor=4)
     >>> tree = stack_multires({"aerial": aerial, "s2": s2})
-    >>> dict(tree["s2"].sizes), tree.attrs["eoai:multires"]
-    ({'time': 19, 'y': 16, 'x': 16}, '{"image": "aerial", "series": "s2", "factor": 4}')
+    >>> tree["s2"]["red"].shape, tree.attrs["eoai:multires"]
+    ((19, 16, 16), '{"image": "aerial", "series": "s2", "factor": 4}')
     """
     if isinstance(sources, xr.DataTree):
         from ..io.stack import sources_of
@@ -198,7 +205,8 @@ def _repeat_series(
     gi, gs = _geobox(img, image), _geobox(ser, series)
     if gi.crs != gs.crs:
         raise CRSError(
-            f"U-T&T: {image!r} is in {gi.crs} and {series!r} in {gs.crs}; put the series in the "
+            f"U-T&T: {image!r} is in {_crs_name(gi.crs)} and {series!r} in {_crs_name(gs.crs)}; "
+            "put the series in the "
             f"image's CRS first (e.g. eoai.stack_sources({{...}}, like={image!r}), then factor=)"
         )
     ai, as_ = gi.affine, gs.affine
@@ -211,7 +219,7 @@ def _repeat_series(
             f"U-T&T: the series' pixels ({abs(as_.a):g} x {abs(as_.e):g}) are {rx:.4g} x {ry:.4g} "
             f"times the image's ({abs(ai.a):g} x {abs(ai.e):g}); the fine grid must be an integer "
             "multiple of the series grid: resample the image to a pixel size that divides the "
-            f"series' (e.g. {abs(as_.a) / max(1, round(rx)):g})"
+            f"series' (e.g. {abs(as_.a) / max(1, math.ceil(abs(rx) - 1e-6)):g})"
         )
     if factor is not None and _check_factor(factor) != f:
         raise InputError(f"U-T&T: factor={factor} but the grids give {f}")
@@ -238,7 +246,9 @@ def _repeat_series(
         )
     grid = {k: img.coords[k] for k in ("y", "x", "spatial_ref") if k in img.coords}
     win = ser.isel(y=np.repeat(np.arange(r0, r0 + hc), f), x=np.repeat(np.arange(c0, c0 + wc), f))
-    win = win.drop_vars([k for k in ("y", "x", "spatial_ref") if k in win.coords]).assign_coords(grid)
+    win = win.drop_vars([k for k in ("y", "x", "spatial_ref") if k in win.coords]).assign_coords(
+        grid
+    )
     return f, win, xr.Dataset(coords=grid)
 
 
@@ -312,7 +322,7 @@ class MultiResSegmentationModel(SegmentationModel):
 
     def for_cube(self, cube: Any, *, reference_date: Any = None) -> DeepModel:
         """Returned unchanged: U-T&T reads its training features (checked by classify)."""
-        if isinstance(cube, Mapping) and not isinstance(cube, xr.DataTree):
+        if isinstance(cube, Mapping) and not isinstance(cube, (xr.Dataset, xr.DataTree)):
             raise InputError(
                 "classify reads one tree: pass model.prepare({'aerial': image, 's2': series}) "
                 "(the two sources on the fine grid)"
@@ -418,13 +428,13 @@ def fit_utt(
     classes, yidx = _labels_index(pd.Series(lab[valid]))
     if len(classes) < 2:
         raise InputError(f"training needs at least 2 classes, the labels have {classes}")
-    y_img = np.full(lab.shape, T.IGNORE, dtype=np.int64)
+    y_img: np.ndarray = np.full(lab.shape, T.IGNORE, dtype=np.int64)
     y_img[valid] = yidx
     rows, cols = np.nonzero(valid)  # labelled bounding box, widened to whole series pixels
     r0, c0 = rows.min() // f * f, cols.min() // f * f
     r1, c1 = -(-(rows.max() + 1) // f) * f, -(-(cols.max() + 1) // f) * f
-    arr = feature_array(ds, img_feats + ser_feats).isel(y=slice(r0, r1), x=slice(c0, c1))
-    arr = np.asarray(arr.transpose("feature", "y", "x").values, dtype="float32")  # fit: in memory
+    window = feature_array(ds, img_feats + ser_feats).isel(y=slice(r0, r1), x=slice(c0, c1))
+    arr = np.asarray(window.transpose("feature", "y", "x").values, dtype="float32")  # in memory
     y_img = y_img[r0:r1, c0:c1]
     h, w = y_img.shape
     ci = len(img_feats)
@@ -466,7 +476,7 @@ def fit_utt(
                                                 epochs, rng, T.IGNORE)  # fmt: skip
         n_tr, n_win = len(pos), int(patches_per_epoch)
         x_t, ytr_t = torch.from_numpy(packed), torch.from_numpy(y_train)
-        val_y_t = torch.from_numpy(np.stack(val_y)) if val_y else None
+        val_y_t = torch.from_numpy(np.stack(val_y)) if val_y else torch.empty(0)
 
         def take(idx: Any) -> tuple[Any, Any]:
             xs, ys = [], []
@@ -557,6 +567,9 @@ def _windows(
     lab_r, lab_c = np.nonzero(y_train != ignore)
     k = rng.integers(0, len(lab_r), size=int(epochs) * int(per_epoch))
     pos = np.column_stack(
-        [np.clip(lab_r[k] - p // 2, 0, h - p) // f * f, np.clip(lab_c[k] - p // 2, 0, w - p) // f * f]
+        [
+            np.clip(lab_r[k] - p // 2, 0, h - p) // f * f,
+            np.clip(lab_c[k] - p // 2, 0, w - p) // f * f,
+        ]
     )
     return pos, val_pos, val_y, y_train

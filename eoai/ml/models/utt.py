@@ -150,7 +150,7 @@ class UTT(nn.Module):
         self.factor = int(factor)
         self.image_channels = int(image_channels)
         self.series_channels = int(series_channels)
-        width = self.utae.config["decoder"][0]
+        width = int(self.utae.head.in_channels)
         widths = [base * 2**i for i in range(depth + 1)]
         # bottleneck first, then each decoder level up to the input resolution
         self.fuse = nn.ModuleList(_project(width, widths[i]) for i in reversed(range(depth + 1)))
