@@ -168,7 +168,7 @@ def fit_segmentation(
             weight_decay=weight_decay, class_weight=class_weight, val_fraction=val_fraction,
             patience=patience, seed=seed, device=device, amp=amp, progress=progress,
             class_names=class_names, colours=colours, halo=halo, reference_date=reference_date,
-            **arch_kw,
+            label_raster=_label_raster, **arch_kw,
         )  # fmt: skip
     import torch
 

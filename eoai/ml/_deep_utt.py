@@ -388,21 +388,24 @@ def fit_utt(
     image: str | None = None,
     series: str | None = None,
     aux_weight: float = 0.5,
+    label_raster: Any,
     **arch_kw: Any,
 ) -> MultiResSegmentationModel:
     """Train a U-T&T (:func:`eoai.ml.deep.fit_segmentation` with ``model="utt"``; see there).
 
     Windows of ``patch`` fine pixels start on series pixel edges; ``aux_weight`` weighs the loss
     of the U-TAE branch's own map (the auxiliary loss of FLAIR #2) against the fused map's.
+    ``label_raster`` is fit_segmentation's reader of labels (``(cube, labels, label, nodata) ->
+    (array, nodata)``), passed in so that this module does not import ``_deep_segment``.
     """
     import torch
 
     from . import _deep_train as T
     from ._deep_model import _check_training_args
-    from ._deep_segment import _describe, _label_raster
     from ._deep_utae import prepare_series
     from .features import as_dataset, feature_array, feature_names
     from .models import build_model
+    from .samples import describe_cube
 
     _check_training_args(epochs, batch_size, lr, val_fraction)
     if not aux_weight >= 0:
@@ -419,7 +422,7 @@ def fit_utt(
             f"{image!r} and {len(ser_feats)} of {series!r}"
         )
     parse_layout(ser_feats)  # a static series variable: ModelError before reading anything
-    lab, nodata = _label_raster(ds, labels, label, nodata)
+    lab, nodata = label_raster(ds, labels, label, nodata)
     valid = ~np.asarray(pd.isna(lab), dtype=bool)
     if nodata is not None:
         valid &= lab != nodata
@@ -505,7 +508,7 @@ def fit_utt(
         )  # fmt: skip
     meta = {
         "method": "eoai.ml.deep.fit_segmentation(utt)",
-        "training_cube": _describe(ds),
+        "training_cube": describe_cube(ds),
         "sources": {"image": image, "series": series, "factor": f},
         "n_labelled_pixels": int(valid.sum()),
         "pixels_per_class": {str(c): int((counts_y == i).sum()) for i, c in enumerate(classes)},
