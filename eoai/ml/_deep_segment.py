@@ -140,7 +140,8 @@ def fit_segmentation(
     ------
     eoai.errors.InputError
         Bad parameters, no labelled pixel, a single class, a U-TAE on fewer than 2 dates or with a
-        ``patch`` that is not a multiple of its down-sampling factor.
+        ``patch`` that is not a multiple of its down-sampling factor; U-T&T sources whose grids
+        are not integer multiples (:func:`eoai.ml.deep.stack_multires`).
     eoai.errors.ModelError
         A pixel network (``"tempcnn"``, ``"ltae"``), a custom module without a receptive field
         and no ``halo``, or a U-TAE on features without dates (a cube without time).

@@ -80,7 +80,15 @@ def _pick(
 def _geobox(ds: xr.Dataset, name: str) -> Any:
     import odc.geo.xr  # noqa: F401
 
-    gbox = getattr(ds.odc, "geobox", None)
+    if "y" not in ds.dims or "x" not in ds.dims:
+        raise InputError(
+            f"U-T&T: source {name!r} has dims {tuple(ds.dims)}; U-T&T reads projected grids with "
+            "dims y / x (rename them, e.g. ds.rename(lat='y', lon='x') after reprojecting)"
+        )
+    try:
+        gbox = ds.odc.geobox
+    except Exception:  # noqa: BLE001 - odc-geo raises several types for odd coordinates
+        gbox = None
     if gbox is None or getattr(gbox, "crs", None) is None or not hasattr(gbox, "affine"):
         raise CRSError(
             f"U-T&T: source {name!r} has no CRS / geotransform; set one with "

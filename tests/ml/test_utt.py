@@ -101,6 +101,8 @@ def test_stack_multires_errors():
         stack_multires({"aerial": aerial, "s2": s2.odc.assign_crs("EPSG:32634")})
     with pytest.raises(InputError, match="factor=5 but the grids give 4"):
         stack_multires({"aerial": aerial, "s2": s2}, factor=5)
+    with pytest.raises(InputError, match=r"dims \('lat', 'lon'\).*dims y / x"):
+        stack_multires({"aerial": aerial.rename(y="lat", x="lon"), "s2": s2})
     with pytest.raises(InputError, match="two sources.*got 1"):
         stack_multires({"aerial": aerial})
     with pytest.raises(InputError, match="cannot tell the series from the image"):
