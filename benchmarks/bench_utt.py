@@ -13,11 +13,12 @@ fine grid, with each model's tiled inference (``eoai.ml.classify``):
 - **U-TAE, series only**: ``fit_segmentation(series, coarse_labels, model="utae")`` on the series'
   own grid (the labels' majority class per series pixel), its map repeated onto the fine grid.
 
-The same schedule for all (``--epochs``, 32 windows of 64 fine px / 16 series px per epoch,
+The same schedule for all (``--epochs``, 32 windows of 16 series px (``16 * factor`` fine px) per epoch,
 batches of 8, one torch thread, seeds 0 ... ``--seeds`` - 1). Training CPU time is
 ``time.process_time``.
 
-Run: ``PYTHONPATH=. .venv/bin/python benchmarks/bench_utt.py [--quick] [--seeds N] [--factor F]``.
+Run: ``PYTHONPATH=. .venv/bin/python benchmarks/bench_utt.py [--quick] [--seeds N] [--factor F]
+[--aux-weight W] [--models utt,unet_aerial,utae_series]``.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ def main() -> None:
     ap.add_argument("--factor", type=int, default=4)
     ap.add_argument("--clouds", type=float, default=0.2)
     ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--aux-weight", type=float, default=0.5)
+    ap.add_argument("--models", default="utt,unet_aerial,utae_series")
     args = ap.parse_args()
     import torch
 
@@ -84,21 +87,21 @@ def main() -> None:
           f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
     common = dict(patches_per_epoch=32, epochs=epochs, batch_size=8, lr=3e-3, progress=False,
                   val_fraction=0)  # fmt: skip
-    chunks = {"y": 128, "x": 128}
-    rows: dict[str, list[tuple[float, float]]] = {"utt": [], "unet_aerial": [], "utae_series": []}
+    chunks = {"y": size // 2, "x": size // 2}  # multiples of the U-T&T tile_multiple
+    rows: dict[str, list[tuple[float, float]]] = {k: [] for k in args.models.split(",")}
     for seed in range(args.seeds):
         for name in rows:
             t0 = time.process_time()
             if name == "utt":
-                m = fit_segmentation({"aerial": aerial, "s2": s2}, labels, model="utt", patch=64,
+                m = fit_segmentation({"aerial": aerial, "s2": s2}, labels, model="utt", patch=16 * f,
                                      seed=seed, depth=2, base=16, encoder=(16, 32), n_head=4,
-                                     d_model=32, **common)  # fmt: skip
+                                     d_model=32, aux_weight=args.aux_weight, **common)  # fmt: skip
                 cpu = time.process_time() - t0
                 tree = m.prepare({"aerial": aerial.chunk(chunks), "s2": s2.chunk(
-                    {"y": 128 // f, "x": 128 // f})})  # fmt: skip
+                    {"y": size // 2 // f, "x": size // 2 // f})})  # fmt: skip
                 pred = eoai.ml.classify(tree, m)["class"].values
             elif name == "unet_aerial":
-                m = fit_segmentation(aerial, labels, model="unet", patch=64, seed=seed, depth=2,
+                m = fit_segmentation(aerial, labels, model="unet", patch=16 * f, seed=seed, depth=2,
                                      base=16, **common)  # fmt: skip
                 cpu = time.process_time() - t0
                 pred = eoai.ml.classify(aerial.chunk(chunks), m)["class"].values
@@ -116,7 +119,8 @@ def main() -> None:
     mu = {k: np.mean([r[0] for r in v]) for k, v in rows.items()}
     cpu = {k: np.mean([r[1] for r in v]) for k, v in rows.items()}
     print("mean mIoU  " + "  ".join(f"{k} {v:.3f}" for k, v in mu.items()))
-    print("training CPU  " + "  ".join(f"{k} {v:.1f} s (x {v / cpu['unet_aerial']:.2f})"
+    base = cpu.get("unet_aerial", next(iter(cpu.values())))
+    print("training CPU  " + "  ".join(f"{k} {v:.1f} s (x {v / base:.2f})"
                                        for k, v in cpu.items()))  # fmt: skip
 
 
