@@ -26,6 +26,8 @@ from ._deep_layout import parse_layout
 from ._deep_model import DeepModel, SegmentationModel, _jsonable, _labels_index
 
 _ATTR = "eoai:multires"
+#: how eoai.stack_sources(..., fine=...) marks a source kept at its own, finer pixels
+_FINE_RATIO, _FINE_SUFFIX = "eoai:fine_ratio", "_fine"
 
 
 def is_multires(model: Any) -> bool:
@@ -118,9 +120,10 @@ def stack_multires(
         ``{"aerial": image, "s2": series}`` (Datasets) on their own grids: the same CRS, the
         series' pixels a whole number ``factor`` of the image's, the image's corner on a series
         pixel edge, its sides whole series pixels, inside the series. Or a DataTree: of those two
-        (no grid at the root), or one :func:`eoai.stack_sources` made (both on the fine grid;
-        then ``factor`` is needed and the series is read as the ``factor`` x ``factor`` block
-        means of its resampled values).
+        (no grid at the root), one :func:`eoai.stack_sources` made with the image as a
+        ``fine=`` source (kept at its own pixels, ``eoai:fine_ratio``), or one it made with both
+        on the fine grid (then ``factor`` is needed and the series is read as the ``factor`` x
+        ``factor`` block means of its resampled values).
     factor
         Series pixel size / image pixel size; default from the grids (required for a
         :func:`eoai.stack_sources` tree; checked against the grids otherwise).
@@ -153,6 +156,13 @@ def stack_multires(
     if isinstance(sources, xr.DataTree):
         from ..io.stack import sources_of
 
+        nested = {
+            str(k): c.to_dataset(inherit=False)
+            for k, c in sources.children.items()
+            if _FINE_RATIO in c.attrs or any(str(d).endswith(_FINE_SUFFIX) for d in c.dims)
+        }
+        if nested:
+            return _from_fine_source(sources, nested, factor, image, series)
         cubes = sources_of(sources, "U-T&T")
         one_grid = "y" in sources.coords or "x" in sources.coords
     elif isinstance(sources, Mapping):
@@ -197,6 +207,50 @@ def stack_multires(
     info = {"image": image, "series": series, "factor": f}
     root = root.assign_attrs({**root.attrs, _ATTR: json.dumps(info)})
     return xr.DataTree.from_dict({"/": root, image: img, series: fine_series})
+
+
+def _from_fine_source(
+    tree: xr.DataTree, nested: Mapping[str, xr.Dataset], factor: Any, image: str | None,
+    series: str | None,
+) -> xr.DataTree:  # fmt: skip
+    """A tree whose image is a ``fine=`` source of :func:`eoai.stack_sources` (dims ``y_fine`` /
+    ``x_fine`` nested in the series' grid, ``eoai:fine_ratio``) as the fine-grid tree."""
+    if len(nested) != 1:
+        raise InputError(
+            f"U-T&T reads one fine image; the tree has {len(nested)} fine sources {list(nested)}"
+        )
+    ((name, ds),) = nested.items()
+    if image is not None and image != name:
+        raise InputError(f"U-T&T: image={image!r} but the tree's fine source is {name!r}")
+    ratio = int(ds.attrs.get(_FINE_RATIO, 0))
+    if ratio < 1:
+        raise InputError(
+            f"U-T&T: source {name!r} has {_FINE_SUFFIX} dims but no {_FINE_RATIO} attribute; "
+            "stack it with eoai.stack_sources(..., fine=[...])"
+        )
+    f = ratio if factor is None else _check_factor(factor)
+    if f != ratio:
+        raise InputError(f"U-T&T: factor={factor} but the tree's fine ratio is {ratio}")
+    fy, fx = "y" + _FINE_SUFFIX, "x" + _FINE_SUFFIX
+    img = ds.rename({fy: "y", fx: "x"})
+    others = {str(k): c.to_dataset() for k, c in tree.children.items() if str(k) != name}
+    image, series = _pick({name: img, **others}, name, series)
+    ser = others[series]
+    if img.sizes["y"] != ser.sizes["y"] * f or img.sizes["x"] != ser.sizes["x"] * f:
+        raise InputError(
+            f"U-T&T: the fine source {name!r} is {img.sizes['y']} x {img.sizes['x']} px and the "
+            f"series {ser.sizes['y']} x {ser.sizes['x']} px: not {f} x finer"
+        )
+    grid: dict[str, Any] = {"y": img["y"].variable, "x": img["x"].variable}
+    if "spatial_ref" in tree.coords:
+        grid["spatial_ref"] = tree.coords["spatial_ref"].variable
+    img = img.assign_coords(grid)
+    ny, nx = ser.sizes["y"], ser.sizes["x"]
+    fine = ser.isel(y=np.repeat(np.arange(ny), f), x=np.repeat(np.arange(nx), f))
+    fine = fine.drop_vars([k for k in ("y", "x", "spatial_ref") if k in fine.coords])
+    info = {"image": name, "series": series, "factor": f}
+    root = xr.Dataset(coords=grid, attrs={**tree.attrs, _ATTR: json.dumps(info)})
+    return xr.DataTree.from_dict({"/": root, name: img, series: fine.assign_coords(grid)})
 
 
 def _check_factor(factor: Any) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import xarray as xr
 
 torch = pytest.importorskip("torch")
 
@@ -78,6 +79,17 @@ def test_stack_multires_repeats_the_series_exactly():
     )
     again = stack_multires(stacked, factor=4)
     np.testing.assert_array_equal(again["s2"].to_dataset()["red"].values, fine)
+    # the layout of eoai.stack_sources(..., fine="aerial"): the series' grid at the root, the
+    # image at its own pixels on dims y_fine / x_fine with eoai:fine_ratio
+    nested = aerial.drop_vars("spatial_ref").rename(y="y_fine", x="x_fine")
+    nested.attrs["eoai:fine_ratio"] = 4
+    root = xr.Dataset(coords={k: s2.coords[k] for k in ("y", "x", "spatial_ref")})
+    kept = xr.DataTree.from_dict({"/": root, "s2": s2, "aerial": nested})
+    back = stack_multires(kept)
+    np.testing.assert_array_equal(back["s2"].to_dataset()["red"].values, fine)
+    assert back["aerial"].to_dataset().odc.geobox == aerial.odc.geobox
+    with pytest.raises(InputError, match="factor=2 but the tree's fine ratio is 4"):
+        stack_multires(kept, factor=2)
     # a window of the series under a smaller image, on series pixel edges: rows 1.., cols 2..
     part = aerial.isel(y=slice(4, 20), x=slice(8, 32))
     win = stack_multires({"aerial": part, "s2": s2})["s2"].to_dataset()["nir"].values
@@ -114,7 +126,7 @@ def test_stack_multires_errors():
         stack_multires(tree, factor=3)
 
 
-@pytest.mark.slow  # trains the module's U-T&T (about 4 s of CPU)
+@pytest.mark.slow  # trains the module's U-T&T (about 6 s of CPU)
 def test_fit_reaches_miou_on_another_scene(utt, other):
     sources, truth = other
     assert isinstance(utt, MultiResSegmentationModel) and utt.architecture == "utt"
@@ -130,7 +142,7 @@ def test_fit_reaches_miou_on_another_scene(utt, other):
     assert min(iou[:2]) > 0.6 and min(iou[2:]) > 0.7 and np.mean(iou) > 0.75, iou
 
 
-@pytest.mark.slow  # trains the module's U-T&T (about 4 s of CPU)
+@pytest.mark.slow  # trains the module's U-T&T (about 6 s of CPU)
 def test_tiled_lazy_equals_whole_image(utt, other):
     sources, _ = other
     assert utt.halo % utt.tile_multiple == 0 and utt.halo >= utt.net.receptive_field // 2
@@ -151,7 +163,7 @@ def test_tiled_lazy_equals_whole_image(utt, other):
     assert np.abs(seams - whole).max() > 1e-3
 
 
-@pytest.mark.slow  # trains the module's U-T&T (about 4 s of CPU)
+@pytest.mark.slow  # trains the module's U-T&T (about 6 s of CPU)
 def test_save_load_round_trip(utt, other, tmp_path):
     sources, _ = other
     path = eoai.ml.save_model(utt, tmp_path / "utt.pt")
@@ -165,7 +177,7 @@ def test_save_load_round_trip(utt, other, tmp_path):
     np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.slow  # trains the module's U-T&T (about 4 s of CPU)
+@pytest.mark.slow  # trains the module's U-T&T (about 6 s of CPU)
 def test_classify_errors(utt, other):
     sources, _ = other
     with pytest.raises(InputError, match=r"model.prepare\("):
