@@ -212,6 +212,8 @@ def _build(
         cls = SegmentationModel
         if getattr(net, "takes_series", False):  # U-TAE: (time, band, y, x) series
             from ._deep_utae import SeriesSegmentationModel as cls
+        elif getattr(net, "takes_fine_and_series", False):  # U-T&T: fine image + series
+            from ._deep_utt import MultiResSegmentationModel as cls
         extra = {"halo": spec.get("halo"), "tile_multiple": spec.get("tile_multiple")}
     elif spec.get("kind") == "patchfusion":
         from ._deep_patchfusion import PatchFusionModel as cls

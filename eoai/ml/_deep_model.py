@@ -488,9 +488,10 @@ def _make_net(model: Any, *, kind: str, n_classes: int, **shape: int) -> tuple[A
             f"{type(model).__name__}"
         )
     name = model.lower()
-    if name in ("unet", "utae") and kind == "pixel":
+    if name in ("unet", "utae", "utt") and kind == "pixel":
+        pretty = {"unet": "U-Net", "utae": "U-TAE", "utt": "U-T&T"}[name]
         raise ModelError(
-            f"the {'U-Net' if name == 'unet' else 'U-TAE'} is a patch model: train it on a cube "
+            f"the {pretty} is a patch model: train it on a cube "
             f"and a label raster with eoai.ml.deep.fit_segmentation(cube, labels, model={name!r}) "
             "(pixel samples have no spatial context)"
         )

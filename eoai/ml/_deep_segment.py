@@ -183,7 +183,10 @@ def fit_segmentation(
         Feature names to use as channels (default all).
     model
         ``"unet"``, ``"utae"`` (:class:`eoai.ml.models.UTAE`: a series network, see
-        :class:`eoai.ml.deep.SeriesSegmentationModel`) or a ``torch.nn.Module`` mapping
+        :class:`eoai.ml.deep.SeriesSegmentationModel`), ``"utt"`` (:class:`eoai.ml.models.UTT`,
+        U-T&T: ``cube`` is then a fine image and a series, ``{"aerial": image, "s2": series}`` or
+        a DataTree, and the labels are on the image's grid; see
+        :class:`eoai.ml.deep.MultiResSegmentationModel`) or a ``torch.nn.Module`` mapping
         ``(batch, channel, y, x)`` to logits
         ``(batch, class, y, x)`` (e.g. a ``segmentation_models_pytorch.Unet``); its
         ``receptive_field`` attribute (pixels) sets the halo, else pass ``halo``; a
@@ -229,7 +232,10 @@ def fit_segmentation(
         is then its widths per level):
         ``encoder`` (default (16, 32, 32)), ``decoder``, ``n_head``, ``d_model``, ``d_k``,
         ``day_jitter`` (e.g. 15 for a model meant for other dates; see
-        :class:`eoai.ml.models.UTAE`).
+        :class:`eoai.ml.models.UTAE`); U-T&T: those of the U-Net and the U-TAE, ``factor``
+        (series pixel / image pixel; from the grids, needed for an :func:`eoai.stack_sources`
+        tree), ``image`` / ``series`` (source names), ``aux_weight`` (of the U-TAE branch's loss,
+        default 0.5; see :func:`eoai.ml.deep.stack_multires`).
 
     Raises
     ------
@@ -239,7 +245,8 @@ def fit_segmentation(
         cube's grid,
         ``task="classification"`` on a continuous target (or ``"regression"`` on class labels), a
         constant target, a U-TAE on fewer than 2 dates or with a ``patch`` that is not a multiple
-        of its down-sampling factor.
+        of its down-sampling factor; U-T&T sources whose grids
+        are not integer multiples (:func:`eoai.ml.deep.stack_multires`).
     eoai.errors.ModelError
         A pixel network (``"tempcnn"``, ``"ltae"``), a custom module without a receptive field
         and no ``halo``, a U-TAE on features without dates (a cube without time) or on a
@@ -270,6 +277,17 @@ def fit_segmentation(
     >>> e.card.architecture["reduction"], e.tile_multiple
     ([2, 4], 4)
     """
+    from . import _deep_utt
+
+    if _deep_utt.is_multires(model):  # U-T&T: two sources, its own module
+        return _deep_utt.fit_utt(
+            cube, labels, label=label, nodata=nodata, features=features, patch=patch,
+            patches_per_epoch=patches_per_epoch, epochs=epochs, batch_size=batch_size, lr=lr,
+            weight_decay=weight_decay, class_weight=class_weight, val_fraction=val_fraction,
+            patience=patience, seed=seed, device=device, amp=amp, progress=progress,
+            class_names=class_names, colours=colours, halo=halo, reference_date=reference_date,
+            label_raster=_label_raster, **arch_kw,
+        )  # fmt: skip
     import torch
 
     from . import _deep_train as T

@@ -69,9 +69,11 @@ from ._deep_model import (
 from ._deep_regress import SegmentationRegressor
 from ._deep_segment import fit_segmentation
 from ._deep_utae import SeriesSegmentationModel
+from ._deep_utt import MultiResSegmentationModel, stack_multires
 
 __all__ = [
     "DeepModel",
+    "MultiResSegmentationModel",
     "SegmentationModel",
     "SegmentationRegressor",
     "SeriesSegmentationModel",
@@ -81,6 +83,7 @@ __all__ = [
     "load_network",
     "load_saved",
     "save_network",
+    "stack_multires",
 ]
 
 TRAINING_DEFAULTS: dict[str, dict[str, Any]] = {

@@ -10,6 +10,8 @@
   :class:`~eoai.ml.models.unet.EncoderUNet` — its decoder on any encoder honouring timm's
   ``features_only`` contract (rebuilt with the encoder, not by ``build_model``);
 - :class:`~eoai.ml.models.utae.UTAE` — patch segmentation of a series, Garnot & Landrieu (2021);
+- :class:`~eoai.ml.models.utt.UTT` — U-T&T: a U-Net on a fine image fused with a U-TAE on a
+  coarser series, Garioud et al. (2023, FLAIR #2);
 - :class:`~eoai.ml.models.ensemble.Ensemble` / :class:`~eoai.ml.models.ensemble.GridEnsemble` — the
   mean probability of several of these (e.g. one architecture trained from several seeds).
 
@@ -28,6 +30,7 @@ from .patchfusion import PatchFusionNet
 from .tempcnn import TempCNN
 from .unet import EncoderUNet, UNet
 from .utae import UTAE
+from .utt import UTT
 
 ARCHITECTURES = {
     "tempcnn": TempCNN,
@@ -37,6 +40,7 @@ ARCHITECTURES = {
     "fusion": FusionNet,
     "m3fusion": PatchFusionNet,
     "utae": UTAE,
+    "utt": UTT,
     "ensemble": Ensemble,
     "grid_ensemble": GridEnsemble,
 }
@@ -52,6 +56,7 @@ __all__ = [
     "TempCNN",
     "UNet",
     "UTAE",
+    "UTT",
     "build_model",
 ]
 

@@ -273,6 +273,13 @@ class UTAE(nn.Module):
         ``return_attention``, also the attention masks (head, batch, time, y', x') at the lowest
         resolution.
         """
+        out, attn = self.features(x, days)
+        logits = self.head(out)
+        return (logits, attn) if return_attention else logits
+
+    def features(self, x: torch.Tensor, days: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The last feature map (batch, ``decoder[0]``, y, x) before the classification head, and
+        the attention masks (head, batch, time, y', x'); what :class:`eoai.ml.models.UTT` fuses."""
         if x.dim() != 5:
             raise ValueError(
                 f"U-TAE input must be (batch, time, channel, y, x), got {tuple(x.shape)}"
@@ -303,8 +310,7 @@ class UTAE(nn.Module):
         for i, block in enumerate(self.up):
             level = self.depth - 1 - i
             out = block(out, self._aggregate(maps[level], attn, masks[level], b, t))
-        logits = self.head(self.out_conv(out))[..., :h, :w]
-        return (logits, attn) if return_attention else logits
+        return self.out_conv(out)[..., :h, :w], attn
 
     def _aggregate(
         self, fmap: torch.Tensor, attn: torch.Tensor, valid: torch.Tensor, b: int, t: int
