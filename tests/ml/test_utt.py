@@ -90,6 +90,12 @@ def test_stack_multires_repeats_the_series_exactly():
     assert back["aerial"].to_dataset().odc.geobox == aerial.odc.geobox
     with pytest.raises(InputError, match="factor=2 but the tree's fine ratio is 4"):
         stack_multires(kept, factor=2)
+    # and the tree eoai.stack_sources(..., fine="aerial") really builds gives the same
+    real = stack_multires(eoai.stack_sources({"aerial": aerial, "s2": s2}, fine="aerial"))
+    np.testing.assert_array_equal(real["s2"].to_dataset()["red"].values, fine)
+    np.testing.assert_array_equal(
+        real["aerial"].to_dataset()["red"].values, aerial["red"].values
+    )
     # a window of the series under a smaller image, on series pixel edges: rows 1.., cols 2..
     part = aerial.isel(y=slice(4, 20), x=slice(8, 32))
     win = stack_multires({"aerial": part, "s2": s2})["s2"].to_dataset()["nir"].values
