@@ -797,7 +797,7 @@ def map_sources(
     out: dict[str, xr.Dataset] = {}
     for name, ds in cubes.items():
         if "time" not in ds.dims and not static:
-            out[name] = tree[name].to_dataset(inherit=False)
+            out[name] = tree.children[name].to_dataset(inherit=False)
             continue
         kw = {}
         for k, v in kwargs.items():

@@ -28,7 +28,7 @@ Examples
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import xarray as xr
@@ -180,6 +180,14 @@ def _convert_da(
     return out
 
 
+@overload
+def convert_units(
+    obj: xr.DataArray, to: str, *, units: str | None = ..., nodata: float | None = ...
+) -> xr.DataArray: ...
+@overload
+def convert_units(
+    obj: xr.Dataset, to: str, *, units: str | None = ..., nodata: float | None = ...
+) -> xr.Dataset: ...
 def convert_units(
     obj: xr.DataArray | xr.Dataset,
     to: str,
