@@ -80,7 +80,7 @@ class FusionNet(nn.Module):
 
         if len(branches) < self._min_branches:
             raise ValueError("a fusion network needs at least one branch")
-        specs = []
+        specs: list[dict[str, Any]] = []
         for b in branches:
             enc = str(b.get("encoder", "ltae")).lower()
             if enc not in ENCODERS:
@@ -97,7 +97,7 @@ class FusionNet(nn.Module):
                 {"name": str(b.get("name", len(specs))), "channels": ch, "encoder": enc,
                  "times": times, "config": dict(b.get("config") or {})}
             )  # fmt: skip
-        self.config = dict(
+        self.config: dict[str, Any] = dict(
             in_channels=int(in_channels), n_classes=int(n_classes), branches=specs,
             fused=[int(w) for w in fused], dropout=float(dropout),
         )  # fmt: skip
