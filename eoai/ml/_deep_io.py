@@ -207,7 +207,8 @@ def _build(
         net.load_state_dict(state)
     except RuntimeError as err:
         raise ModelError(f"the weights of {source} do not fit the network: {err}") from err
-    extra = {}
+    extra: dict[str, Any] = {}
+    cls: type[DeepModel]
     if spec.get("kind") == "patch":
         cls = SegmentationModel
         if getattr(net, "takes_series", False):  # U-TAE: (time, band, y, x) series
