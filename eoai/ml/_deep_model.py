@@ -389,8 +389,9 @@ class SegmentationModel(DeepModel):
     def tile_multiple(self) -> int:
         """Down-sampling factor of the network (``2**depth`` for the U-Net; ``tile_multiple=`` or
         the network's ``tile_multiple`` attribute for others, e.g. 32 for most encoders)."""
-        if getattr(self, "_tile_multiple", None):
-            return int(self._tile_multiple)
+        tile_multiple = getattr(self, "_tile_multiple", None)
+        if tile_multiple:
+            return int(tile_multiple)
         if hasattr(self.net, "tile_multiple"):
             return int(self.net.tile_multiple)
         return int(2 ** getattr(self.net, "depth", 0))
@@ -400,8 +401,9 @@ class SegmentationModel(DeepModel):
         """Overlap between tiles: half the receptive field plus one down-sampling cell, rounded up
         to a multiple of :attr:`tile_multiple` (an output pixel depends on inputs within half the
         receptive field, offset by at most one pooling cell), unless given as ``halo=``."""
-        if getattr(self, "_halo", None):
-            return int(self._halo)
+        halo = getattr(self, "_halo", None)
+        if halo:
+            return int(halo)
         rf = int(getattr(self.net, "receptive_field", 0))
         m = self.tile_multiple
         need = rf // 2 + m
@@ -475,7 +477,7 @@ def _labels_index(labels: pd.Series) -> tuple[list[Any], np.ndarray]:
     )
 
 
-def _make_net(model: Any, *, kind: str, n_classes: int, **shape: int) -> tuple[Any, str]:
+def _make_net(model: Any, *, kind: str, n_classes: int, **shape: Any) -> tuple[Any, str]:
     from torch import nn
 
     from .models import build_model
