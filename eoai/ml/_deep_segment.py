@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -55,8 +55,11 @@ def _label_raster(cube: Any, labels: Any, label: str, nodata: Any) -> tuple[np.n
         [(g, lut[v]) for g, v in zip(gdf.geometry, gdf[label], strict=True)],
         out_shape=gbox.shape, transform=gbox.affine, fill=-1, dtype="int32",
     )  # fmt: skip
-    arr = np.where(burned >= 0, np.asarray(classes, dtype=object)[np.maximum(burned, 0)], None)
-    return arr, None
+    # numpy's stubs take no None as the array of np.where (it is one: an object scalar)
+    burned_classes = np.where(
+        burned >= 0, np.asarray(classes, dtype=object)[np.maximum(burned, 0)], None
+    )
+    return cast(np.ndarray, burned_classes), None
 
 
 def _check_on_grid(cube: Any, labels: xr.DataArray) -> None:
@@ -341,6 +344,7 @@ def fit_segmentation(
         )
     task = _segmentation_task(lab[valid], task)
     regression = task == "regression"
+    y_img: np.ndarray  # float targets (regression) or class indices
     if regression:
         for name, value in (("class_weight", class_weight), ("class_names", class_names),
                             ("colours", colours)):  # fmt: skip
@@ -383,8 +387,8 @@ def fit_segmentation(
     rows, cols = np.nonzero(valid)
     r0, r1 = rows.min(), rows.max() + 1
     c0, c1 = cols.min(), cols.max() + 1
-    img = feature_array(ds, feats).isel(y=slice(r0, r1), x=slice(c0, c1))
-    img = np.asarray(img.transpose("feature", "y", "x").values, dtype="float32")  # fit: in memory
+    box = feature_array(ds, feats).isel(y=slice(r0, r1), x=slice(c0, c1))
+    img = np.asarray(box.transpose("feature", "y", "x").values, dtype="float32")  # fit: in memory
     y_img = y_img[r0:r1, c0:c1]
     h, w = y_img.shape
     p = int(min(patch, h, w)) // multiple * multiple
@@ -443,9 +447,14 @@ def fit_segmentation(
     def take(idx: Any) -> tuple[Any, Any]:
         xs, ys = [], []
         for r in np.asarray(idx).tolist():
-            a, b = pos[r] if r < n_tr else val_pos[r - n_tr]
+            if r < n_tr:
+                a, b = pos[r]
+                ys.append(ytr_t[a : a + p, b : b + p])
+            else:
+                assert val_y_t is not None  # indices past n_tr are validation windows
+                a, b = val_pos[r - n_tr]
+                ys.append(val_y_t[r - n_tr])
             xs.append(norm_t[..., a : a + p, b : b + p])
-            ys.append(ytr_t[a : a + p, b : b + p] if r < n_tr else val_y_t[r - n_tr])
         return torch.stack(xs), torch.stack(ys)
 
     def augment(xb: Any, yb: Any, gen: Any) -> tuple[Any, Any]:
@@ -519,19 +528,19 @@ def fit_segmentation(
         }  # fmt: skip
         if units is None and isinstance(labels, xr.DataArray):
             units = labels.attrs.get("units")
-        name = labels.name if isinstance(labels, xr.DataArray) else label
+        target = labels.name if isinstance(labels, xr.DataArray) else label
         return SegmentationRegressor(
-            inner, str(name or "label"), y_mean=y_mean, y_std=y_std, units=str(units or ""),
+            inner, str(target or "label"), y_mean=y_mean, y_std=y_std, units=str(units or ""),
             metadata=meta,
         )  # fmt: skip
     meta["pixels_per_class"] = {str(c): int((counts_y == i).sum()) for i, c in enumerate(classes)}
     if isinstance(labels, xr.DataArray) and all(isinstance(c, int) for c in classes):
         names = labels.attrs.get("class_names")
-        cols = labels.attrs.get("class_colours") or labels.attrs.get("colours")
+        cols_attr = labels.attrs.get("class_colours") or labels.attrs.get("colours")
         if class_names is None and names is not None:
             class_names = {c: str(names[c]) for c in classes if 0 <= c < len(names)}
-        if colours is None and cols is not None:
-            colours = {c: str(cols[c]) for c in classes if 0 <= c < len(cols)}
+        if colours is None and cols_attr is not None:
+            colours = {c: str(cols_attr[c]) for c in classes if 0 <= c < len(cols_attr)}
     if series:
         return U.SeriesSegmentationModel(
             net, layout.features, classes, mean=mean, std=std, reference_date=reference_date,
