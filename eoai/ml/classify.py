@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Hashable
 from typing import Any
 
 import numpy as np
@@ -479,7 +480,10 @@ def _pixel_proba(cube: Any, model: Any, run_model: Any, n_classes: int) -> xr.Da
     position = {n: i for i, n in enumerate(names)}
     wanted = np.array([position[f] for f in model.features])
     # keep only the variables (and dates) the model uses; keep their order in the cube
-    per_var, offset, keep_vars, keep_idx = {}, 0, [], []
+    per_var: dict[Hashable, tuple[int, int]] = {}
+    keep_vars: list[Hashable] = []
+    keep_idx: list[int] = []
+    offset = 0
     for name, var in ds.data_vars.items():
         tdim = time_dim(var)
         n = var.sizes[tdim] if tdim is not None else 1
@@ -491,9 +495,8 @@ def _pixel_proba(cube: Any, model: Any, run_model: Any, n_classes: int) -> xr.Da
             keep_vars.append(name)
             keep_idx.extend(range(start, start + n))
     remap = {old: new for new, old in enumerate(keep_idx)}
-    order = np.array([remap[i] for i in wanted])
-    if np.array_equal(order, np.arange(len(keep_idx))):
-        order = None
+    perm = np.array([remap[i] for i in wanted])
+    order = None if np.array_equal(perm, np.arange(len(keep_idx))) else perm
     tdims = {d for v in keep_vars if (d := time_dim(ds[v])) is not None}
     if tdims and any(hasattr(ds[v].data, "dask") for v in keep_vars):
         ds = ds.chunk(dict.fromkeys(tdims, -1))
@@ -522,7 +525,7 @@ def _stacked_proba(
     """
     import dask.array as da
 
-    kw = {"order": order, "allow_nan": allow_nan, "n_classes": n_classes}
+    kw: dict[str, Any] = {"order": order, "allow_nan": allow_nan, "n_classes": n_classes}
     if not any(isinstance(a, da.Array) for a in arrays):
         return _predict_stacked(*arrays, model=model, **kw)
     from .._graph import graph_constant
