@@ -283,7 +283,9 @@ def fit_segmentation(
     from . import _deep_utt
 
     if _deep_utt.is_multires(model):  # U-T&T: two sources, its own module
-        if encoder_weights is not None or not (encoder is None or isinstance(encoder, (tuple, list))):
+        if encoder_weights is not None or not (
+            encoder is None or isinstance(encoder, (tuple, list))
+        ):
             raise InputError(
                 "U-T&T takes encoder= as the widths of its U-TAE branch (e.g. encoder=(16, 32)); "
                 "a pluggable encoder (a module, 'timm:<name>', encoder_weights=) is for model='unet'"
