@@ -40,9 +40,7 @@ from .smoothing import as_probability, check_block
 _Candidates = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]
 
 
-def _block_candidates(
-    block: np.ndarray, row0: int, col0: int, k: int, method: str
-) -> _Candidates:
+def _block_candidates(block: np.ndarray, row0: int, col0: int, k: int, method: str) -> _Candidates:
     """The ``k`` most uncertain valid pixels of a ``(class, y, x)`` block: score, row, col, class."""
     p = np.asarray(block, dtype="float32")
     valid = check_block(p, " of a chunk")

@@ -217,7 +217,12 @@ def _smooth_block(
 def _smooth_array(data: Any, window: int, fraction: float, smoothness: np.ndarray) -> Any:
     """``(class, y, x)`` numpy or dask -> smoothed, same type (dask: map_overlap with a halo)."""
     h = window // 2
-    kw: dict[str, Any] = {"window": window, "fraction": fraction, "smoothness": smoothness, "halo": h}
+    kw: dict[str, Any] = {
+        "window": window,
+        "fraction": fraction,
+        "smoothness": smoothness,
+        "halo": h,
+    }
     if not hasattr(data, "dask"):
         padded = np.pad(np.asarray(data), ((0, 0), (h, h), (h, h)), mode="symmetric")
         return _smooth_block(padded, **kw)

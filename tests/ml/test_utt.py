@@ -93,9 +93,7 @@ def test_stack_multires_repeats_the_series_exactly():
     # and the tree eoai.stack_sources(..., fine="aerial") really builds gives the same
     real = stack_multires(eoai.stack_sources({"aerial": aerial, "s2": s2}, fine="aerial"))
     np.testing.assert_array_equal(real["s2"].to_dataset()["red"].values, fine)
-    np.testing.assert_array_equal(
-        real["aerial"].to_dataset()["red"].values, aerial["red"].values
-    )
+    np.testing.assert_array_equal(real["aerial"].to_dataset()["red"].values, aerial["red"].values)
     # a window of the series under a smaller image, on series pixel edges: rows 1.., cols 2..
     part = aerial.isel(y=slice(4, 20), x=slice(8, 32))
     win = stack_multires({"aerial": part, "s2": s2})["s2"].to_dataset()["nir"].values
