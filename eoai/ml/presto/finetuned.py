@@ -72,7 +72,9 @@ def _card_columns(columns: list[str], card: ModelCard) -> tuple[list[str], list[
     return used, sorted(dates)
 
 
-def _pseudo_cube(values: np.ndarray, columns: list[str], dates: list[str], crs_wkt: str) -> xr.Dataset:
+def _pseudo_cube(
+    values: np.ndarray, columns: list[str], dates: list[str], crs_wkt: str
+) -> xr.Dataset:
     """Rows ``(n, columns)`` as a ``(time, y=1, x=n)`` cube: what embed's checks read."""
     n = values.shape[0]
     pos = {d: i for i, d in enumerate(dates)}
@@ -182,7 +184,9 @@ class _Finetuned:
         from .embedding import embed
 
         ds = as_dataset(cube)
-        bands = list(dict.fromkeys(m["band"] if (m := _DATED.match(c)) else c for c in self.columns))
+        bands = list(
+            dict.fromkeys(m["band"] if (m := _DATED.match(c)) else c for c in self.columns)
+        )
         have = [b for b in bands if b in ds.data_vars]
         sub = ds[have]
         check_features(feature_names(sub), self.columns)  # ModelError naming what is missing
@@ -215,7 +219,9 @@ class _Finetuned:
         """One weights-only file (``encoder.*``, ``head.*``); the sidecar fields (eoai.ml.persist)."""
         import torch
 
-        state = {f"encoder.{k}": v.detach().cpu() for k, v in self.encoder.encoder.state_dict().items()}
+        state = {
+            f"encoder.{k}": v.detach().cpu() for k, v in self.encoder.encoder.state_dict().items()
+        }
         state.update({f"head.{k}": v.detach().cpu() for k, v in self.head.net.state_dict().items()})
         torch.save(state, path)
         return {
