@@ -20,11 +20,25 @@ the sidecar with the model card; :func:`eoai.ml.load_model` reads it back.
 
 Examples
 --------
->>> import eoai.ml  # doctest: +SKIP
->>> encoder = eoai.ml.presto.load_encoder("presto.pt")  # doctest: +SKIP
->>> samples = eoai.ml.extract(cube, "fields.gpkg", label="crop")  # doctest: +SKIP
->>> model = eoai.ml.fit(samples, "presto", finetune=True, encoder=encoder, epochs=10)  # doctest: +SKIP
->>> cube.eoai.classify(model)  # doctest: +SKIP
+A table as :func:`eoai.ml.extract` makes it (here by hand, with a random encoder to keep it quick;
+use :func:`load_encoder` for the published weights):
+
+>>> import numpy as np, pandas as pd, eoai.ml
+>>> from eoai.ml.presto import PRESTO_CARD, PrestoModel
+>>> from eoai.ml.presto.encoder import PrestoEncoder
+>>> rng = np.random.default_rng(0)
+>>> level = np.repeat([0.05, 0.3], 10)
+>>> samples = pd.DataFrame({f"{b}_2021-0{m}-15": level + rng.normal(0, 0.01, 20)
+...                         for b in PRESTO_CARD.required for m in (5, 6)})
+>>> samples["x"], samples["y"] = 4.6e5 + 10 * np.arange(20), 5.1e6
+>>> samples["label"] = np.repeat(["bare", "crop"], 10)
+>>> samples.attrs["eoai:cube"] = {"crs": "EPSG:32633"}  # eoai.ml.extract records it
+>>> encoder = PrestoModel(PrestoEncoder(), PRESTO_CARD)
+>>> model = eoai.ml.fit(samples, "presto", finetune=True, encoder=encoder, epochs=2)
+>>> model.features[-3:], model.predict_proba(samples).shape
+(['swir22_2021-06-15', 'x', 'y'], (20, 2))
+
+On a cube with these bands and dates, ``cube.eoai.classify(model)`` maps it (lazily).
 """
 
 from __future__ import annotations
@@ -343,7 +357,11 @@ def fit_finetuned(
 
     Examples
     --------
-    >>> fit(samples, "presto", finetune=True, encoder=load_encoder("presto.pt"))  # doctest: +SKIP
+    See the module's example; without ``encoder=``:
+
+    >>> fit_finetuned(pd.DataFrame({"label": [1, 2]}))
+    Traceback (most recent call last):
+    eoai.errors.ModelError: fine-tuning needs the pretrained encoder: pass encoder=...
     """
     from ..samples import sample_features
     from .finetune import finetune_presto
@@ -409,7 +427,7 @@ def fit_finetuned(
         "finetune": head.metadata,
     }  # fmt: skip
     centre = xy[valid].mean(axis=0)
-    if task == "classification":
+    if isinstance(head, PrestoClassifierHead):
         named = PrestoClassifierHead(
             head.net, head.mean, head.std, 0, head.features, head.classes,
             class_names=class_names, colours=colours, metadata=head.metadata,
@@ -453,9 +471,9 @@ def load_saved(path: Path, description: dict[str, Any], *, trusted: bool = False
     meta = description.get("metadata", {})
     if description.get("task") == "regression":
         fm = meta.get("finetune", {})
-        head = PrestoRegressorHead(net, mean, std, 0, feats, h["y_mean"], h["y_std"], fm)
+        reg = PrestoRegressorHead(net, mean, std, 0, feats, h["y_mean"], h["y_std"], fm)
         return PrestoFinetunedRegressor(
-            encoder, head, *args, target=description["target"],
+            encoder, reg, *args, target=description["target"],
             units=description.get("units", ""), metadata=meta,
         )  # fmt: skip
     head = PrestoClassifierHead(
