@@ -97,6 +97,7 @@ def test_finetuned_classifier_separates_known_classes(model, samples, encoder):
     assert isinstance(model, presto.finetuned.PrestoFinetunedClassifier)
     assert model.features == [*samples.attrs["eoai:features"], "x", "y"]
     assert model.classes == ["bare", "crop"]
+    assert model.metadata["finetune"]["validation_split"] == "groups by class"  # whole polygons
     assert (model.predict(samples) == samples["label"]).mean() == 1.0
     # the encoder was trained (a copy), the given one is unchanged
     assert model.encoder.weights_hash() != encoder.weights_hash()

@@ -6,7 +6,8 @@ of :func:`eoai.ml.presto.embed`: the table's columns are laid out as a one-row c
 with the samples along ``x``) and go through the same private functions (card check, scaling
 checks, monthly composites, normalisation, masks of absent groups and of NaN dates), lat/lon from
 ``x`` / ``y`` and the samples' CRS (``attrs["eoai:cube"]["crs"]``). The encoder and a linear head
-are then trained by :func:`eoai.ml.presto.finetune_presto`.
+are then trained by :func:`eoai.ml.presto.finetune_presto` (early stopping on held-out polygons
+of each class, the ``group`` column, as :func:`~eoai.ml.presto.fit_presto_head` does).
 
 The result (:class:`PrestoFinetunedClassifier` / :class:`PrestoFinetunedRegressor`) follows the
 eoai model contract: ``features`` are the table columns it reads (the card's ``<band>_<date>``
@@ -410,6 +411,8 @@ def fit_finetuned(
         vals, xy, columns, card, crs_wkt, scaling, s1_units
     )
     y = samples[target].to_numpy()
+    # early stopping on whole polygons, as the frozen head (fit_presto_head) does
+    groups = samples["group"].to_numpy()[valid] if "group" in samples.columns else None
     if not valid.all():
         _skipped.warn_at_user(
             f"fit(model='presto', finetune=True): {int((~valid).sum())} of {len(valid)} samples "
@@ -418,7 +421,7 @@ def fit_finetuned(
         )
     new, head = finetune_presto(
         encoder, x[valid], y[valid], latlon=latlon[valid], month=month[valid],
-        dynamic_world=dw[valid], mask=mask[valid], task=task, seed=seed, **train,
+        dynamic_world=dw[valid], mask=mask[valid], task=task, seed=seed, groups=groups, **train,
     )  # fmt: skip
     metadata = {
         "method": f"eoai.ml.fit(presto, finetune=True, {task})",
