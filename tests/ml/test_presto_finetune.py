@@ -198,3 +198,10 @@ def test_errors_say_what_to_change(samples, encoder):
     assert any(issubclass(w.category, DataSkippedWarning) and "4 of" in str(w.message)
                for w in caught)  # fmt: skip
     assert np.isnan(m.predict_proba(empty.iloc[:4])).all()
+
+
+def test_finetune_presto_groups_are_checked(encoder):
+    x = np.zeros((12, 2, 17), "float32")
+    with pytest.raises(InputError, match="one id per series"):
+        presto.finetune_presto(encoder, x, [0, 1] * 6, latlon=np.zeros((12, 2)),
+                               month=np.zeros((12, 2), int), groups=[0, 1], task="classification")  # fmt: skip
