@@ -12,7 +12,8 @@ whole train split for ``all``), the test RMSE and the training time of:
 - ``presto rf``: a random forest on the frozen embeddings (the data README's baseline);
 - ``presto finetuned``: :func:`eoai.ml.presto.finetune_presto` (encoder + linear head; 30 epochs
   of batches of 16 up to 50 labels, 15 up to 200, ``--finetune-epochs`` of 64 for all; early
-  stopping, patience 5);
+  stopping, patience 5); on Slovenia through the public path, ``eoai.ml.fit(samples, "presto",
+  finetune=True, encoder=...)`` on the band table (early stopping on held-out polygons);
 - ``pretrained head`` / ``pretrained finetuned``: the same after
   :func:`eoai.ml.presto.pretrain_presto` on the set's *unlabelled* train series (all of them, no
   target: what a user has for a region), starting from the published weights.
@@ -236,7 +237,17 @@ def slovenia(args: argparse.Namespace) -> None:
           f"{d['t_embed']:.1f} s (cached: 0); embed() vs embed_arrays max |diff| {d['check']:.2e}; "
           f"pre-training {d['t_pretrain']}")  # fmt: skip
     folds = list(StratifiedGroupKFold(5, shuffle=True, random_state=0).split(base, y, groups))
-    sx, smiss, sdw, slatlon, smonth = d["series"]
+    if any("finetuned" in m for m in wanted):  # the table's rows are the cube's encoder inputs
+        from eoai.ml.presto.finetuned import _card_columns, series_of_rows
+
+        tb = d["bands"]
+        cols, _ = _card_columns(list(tb.attrs["eoai:features"]), presto.PRESTO_CARD)
+        rows = series_of_rows(tb[cols].to_numpy("float32"), tb[["x", "y"]].to_numpy(), cols,
+                              presto.PRESTO_CARD, tb.attrs["eoai:cube"]["crs"], "auto", "auto")  # fmt: skip
+        diffs = [np.abs(np.nan_to_num(a.astype("float64")) - np.nan_to_num(b.astype("float64"))).max()
+                 for a, b in zip(rows[:5], d["series"], strict=True)]  # fmt: skip
+        print(f"fine-tuning inputs from the table vs from the cube: max |diff| x, mask, dw, "
+              f"latlon, month {[float(v) for v in diffs]}")  # fmt: skip
     rf = dict(n_estimators=100, threads=1)
     deep = dict(progress=False, device="cpu")  # TRAINING_DEFAULTS of eoai.ml.deep otherwise
 
@@ -248,17 +259,17 @@ def slovenia(args: argparse.Namespace) -> None:
 
         return run
 
-    def finetune(start):
+    def finetune(start):  # the public path: fit(samples, "presto", finetune=True, encoder=)
+        table = d["bands"]
+
         def run(tr, te, seed):
             n = len(tr)
             epochs = 30 if n <= 50 else (15 if n <= 200 else args.finetune_epochs)
-            new, head = presto.finetune_presto(
-                start, sx[tr], y[tr], mask=smiss[tr], dynamic_world=sdw[tr], latlon=slatlon[tr],
-                month=smonth[tr], task="classification", epochs=epochs, patience=5, seed=seed,
-                batch_size=16 if n <= 200 else 64,
+            m = eoai.ml.fit(
+                table.iloc[tr], "presto", finetune=True, encoder=start, seed=seed,
+                epochs=epochs, patience=5, batch_size=16 if n <= 200 else 64,
             )  # fmt: skip
-            emb = new.embed_arrays(sx[te], smiss[te], sdw[te], slatlon[te], smonth[te])
-            return head.predict(emb)
+            return m.predict(table.iloc[te][m.features])
 
         return run
 

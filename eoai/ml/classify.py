@@ -229,6 +229,8 @@ def classify(
         )
     if uncertainty is not None and uncertainty not in UNCERTAINTY:
         raise InputError(f"uncertainty must be one of {UNCERTAINTY} or None, got {uncertainty!r}")
+    if hasattr(model, "embed_cube"):  # fine-tuned Presto: its embeddings of the cube, its head
+        cube, model = model.embed_cube(cube)
     if hasattr(model, "for_cube"):  # e.g. L-TAE: positional encoding from this cube's own dates
         model = model.for_cube(cube)
     codes = np.asarray(model.codes, dtype="uint8")
@@ -430,6 +432,8 @@ def predict(
             )
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)):
         raise InputError(f"threads must be an int or None, got {threads!r}")
+    if hasattr(model, "embed_cube"):  # fine-tuned Presto: its embeddings of the cube, its head
+        cube, model = model.embed_cube(cube)
     if hasattr(model, "for_cube"):  # e.g. L-TAE: positional encoding from this cube's own dates
         model = model.for_cube(cube)
     run_model = _RegressionOutputs(_with_threads(model, option_threads(threads)), interval)

@@ -74,7 +74,9 @@ def fit(
         ``eoai.ml.deep``; a continuous target gives it a regression head),
         or ``"presto"``: a linear head (``hidden=`` > 0: one hidden layer) on frozen Presto
         embeddings (the samples extracted from ``cube.eoai.embed(...)``; see
-        :func:`eoai.ml.presto.fit_presto_head` for its parameters), for either task.
+        :func:`eoai.ml.presto.fit_presto_head` for its parameters), for either task; with
+        ``finetune=True, encoder=<PrestoModel>``, the encoder and a linear head fine-tuned on
+        the samples of the cube's bands (:func:`eoai.ml.presto.finetuned.fit_finetuned`).
         A name gives a classifier or a regressor according to ``task``.
     features
         Feature columns to use (default: all features of the table).
@@ -140,6 +142,13 @@ def fit(
             raise InputError("class_names= / colours= are for class labels, not a regression")
         if class_weight is not None:
             raise InputError("class_weight= is not supported by the Presto head: leave it out")
+        if params.pop("finetune", False):  # the encoder too, on the cube's band columns
+            from .presto.finetuned import fit_finetuned
+
+            return fit_finetuned(
+                samples, target, task=task, features=feats, seed=seed, units=units,
+                class_names=class_names, colours=colours, **params,
+            )  # fmt: skip
         head = fit_presto_head(
             samples, target, task=task, features=feats, seed=seed,
             **({"class_names": class_names, "colours": colours} if task == "classification" else {}),

@@ -16,6 +16,9 @@ outputs) with:
 - :func:`fit_presto_head` / :func:`save_head`: a linear or MLP head on frozen embeddings
   (classification heads are eoai classifiers: ``cube.eoai.classify`` maps them);
 - :func:`finetune_presto`: the encoder and a linear head trained together (a new PrestoModel);
+- :func:`fit_finetuned` (``eoai.ml.fit(samples, "presto", finetune=True, encoder=...)``): the same
+  from a cube's sample table, with embed's rules; an eoai model for ``classify`` / ``predict`` /
+  ``cross_validate`` / ``save_model``;
 - :func:`pretrain_presto`: self-supervised pre-training (masked auto-encoding, as Presto) on the
   user's unlabelled cube or series, from the published weights (with their decoder) or scratch;
 - :func:`normalise`: the authors' 18 raw channels -> the 17 normalised inputs (for their arrays).
@@ -43,6 +46,9 @@ _LAZY = {
     "fit_presto_head": "eoai.ml.presto.head",
     "save_head": "eoai.ml.presto.head",
     "finetune_presto": "eoai.ml.presto.finetune",
+    "fit_finetuned": "eoai.ml.presto.finetuned",
+    "PrestoFinetunedClassifier": "eoai.ml.presto.finetuned",
+    "PrestoFinetunedRegressor": "eoai.ml.presto.finetuned",
     "pretrain_presto": "eoai.ml.presto.pretrain",
 }
 

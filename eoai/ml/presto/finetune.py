@@ -23,7 +23,15 @@ import pandas as pd
 
 from ..._renamed import renamed_parameters
 from ...errors import InputError, ModelError
-from .head import TASKS, PrestoClassifierHead, PrestoRegressorHead, _AdamW, _diverged, _net
+from .head import (
+    TASKS,
+    PrestoClassifierHead,
+    PrestoRegressorHead,
+    _AdamW,
+    _diverged,
+    _net,
+    _validation_split,
+)
 from .model import PrestoModel
 
 
@@ -47,6 +55,7 @@ def finetune_presto(
     patience: int = 5,
     seed: int | None = 0,
     device: str = "auto",
+    groups: np.ndarray | None = None,
 ) -> tuple[PrestoModel, PrestoClassifierHead | PrestoRegressorHead]:
     """Fine-tune a copy of the encoder and a linear head; early stopping on held-out series.
 
@@ -71,6 +80,10 @@ def finetune_presto(
     device
         ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``: where training runs (the
         returned model is on the CPU).
+    groups
+        ``(n,)`` polygon ids: the held-out series are whole polygons, as in
+        :func:`~eoai.ml.presto.fit_presto_head` (about ``validation`` of each class's polygons,
+        never a class's last one); default ``None``: a random ``validation`` share of the series.
 
     Returns
     -------
@@ -134,9 +147,17 @@ def finetune_presto(
         torch.from_numpy(np.asarray(latlon, dtype="float32")),
         torch.from_numpy(np.broadcast_to(np.asarray(month), x.shape[:2]).astype("int64")),
     ]
-    is_val = np.zeros(n, bool)
-    is_val[rng.choice(n, size=max(1, int(round(validation * n))), replace=False)] = True
-    tr, va = np.flatnonzero(~is_val), np.flatnonzero(is_val)
+    if groups is None:
+        is_val = np.zeros(n, bool)
+        is_val[rng.choice(n, size=max(1, int(round(validation * n))), replace=False)] = True
+        tr, va = np.flatnonzero(~is_val), np.flatnonzero(is_val)
+        split = "random series"
+    else:
+        groups = np.asarray(groups)
+        if groups.shape != (n,):
+            raise InputError(f"groups must be one id per series ({n}), got shape {groups.shape}")
+        classes_of = t.numpy() if task == "classification" else None
+        tr, va, split = _validation_split(classes_of, groups, n, validation, seed, rng)
     enc_params = [p for p in enc.parameters() if p.requires_grad]
     opt_enc = _AdamW(enc_params, lr=lr, weight_decay=weight_decay)
     opt_head = _AdamW(list(head.parameters()), lr=head_lr, weight_decay=weight_decay)
@@ -181,7 +202,7 @@ def finetune_presto(
     metadata = {
         "method": f"eoai.ml.presto.finetune_presto({task})",
         "epochs": len(history), "best_validation_loss": float(best), "history": history,
-        "n_samples": int(n), "n_validation": int(len(va)),
+        "n_samples": int(n), "n_validation": int(len(va)), "validation_split": split,
         "parameters": {"lr": lr, "head_lr": head_lr, "weight_decay": weight_decay,
                        "batch_size": batch_size, "patience": patience, "seed": seed,
                        "device": str(device)},
