@@ -158,7 +158,7 @@ def fit_network(
         table, shift 1 and batches of 256 when some features are NaN (clouds), no shift and
         batches of 64 when none is (recipe ``"ltae-complete"``: gap-filled or composited
         series); TempCNN: 40 epochs, custom modules: 50, both with early stopping on a 0.2
-        validation split and no augmentation; batches of 64 for TempCNN, 256 for custom
+        validation split and no augmentation; batches of 64 for TempCNN, 256 for fusion and custom
         modules). The recipe used is ``metadata["recipe"]``, the values ``metadata["parameters"]``;
         an argument given always wins. For a small table of few polygons TempCNN does better on
         every sample: ``val_fraction=0, epochs=20, label_smoothing=0.1, average_last=5``.
