@@ -10,8 +10,9 @@
    image), where the halo overlap is the expected cost.
 
 ``slovenia`` prints overall accuracy and kappa of TempCNN (linearly gap-filled NDVI) and L-TAE (raw
-NDVI, clouds NaN) on the eo-learn Slovenia patch with the random forest's protocol: 5-fold
-cross-validation grouped by polygon, at most 300 px per polygon, seed 0.
+NDVI, clouds NaN, and gap-filled) on the eo-learn Slovenia patch with the random forest's protocol:
+5-fold cross-validation grouped by polygon, at most 300 px per polygon, seed 0 (``--ensemble N``:
+also TempCNN with ``ensemble=N``).
 
 ``algae`` prints overall accuracy and kappa of the random forest (300 trees), TempCNN and L-TAE on
 the real Presto algae-bloom series (S1 + S2 + ERA5 + SRTM, 18 channels x 12 months, raw values),
@@ -198,8 +199,13 @@ def slovenia(args: argparse.Namespace) -> None:
         "rf (raw, clouds NaN)": (ndvi, "rf", rf),
         "rf (linear gap-filled)": (filled, "rf", rf),
         "tempcnn (linear gap-filled)": (filled, "tempcnn", {}),  # the defaults of fit_network
-        "ltae (raw, clouds NaN)": (ndvi, "ltae", {}),
+        "ltae (raw, clouds NaN)": (ndvi, "ltae", {}),  # recipe "ltae" (the table has NaN)
+        "ltae (linear gap-filled)": (filled, "ltae", {}),  # recipe "ltae-complete"
     }
+    if args.ensemble > 1:
+        runs[f"tempcnn (linear gap-filled), ensemble={args.ensemble}"] = (
+            filled, "tempcnn", {"ensemble": args.ensemble}
+        )  # fmt: skip
     if args.before:
         runs["tempcnn (linear gap-filled), before"] = (filled, "tempcnn", OLD_DEFAULTS["tempcnn"])
         runs["ltae (raw, clouds NaN), before"] = (ndvi, "ltae", OLD_DEFAULTS["ltae"])
@@ -379,6 +385,7 @@ def main() -> None:
     parser.add_argument("--torch-threads", type=int, default=None)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seeds", type=int, default=3, help="algae: seeds averaged")
+    parser.add_argument("--ensemble", type=int, default=1, help="slovenia: + a TempCNN ensemble")
     args = parser.parse_args()
     if args.torch_threads:
         import torch
