@@ -10,8 +10,9 @@
    image), where the halo overlap is the expected cost.
 
 ``slovenia`` prints overall accuracy and kappa of TempCNN (linearly gap-filled NDVI) and L-TAE (raw
-NDVI, clouds NaN) on the eo-learn Slovenia patch with the random forest's protocol: 5-fold
-cross-validation grouped by polygon, at most 300 px per polygon, seed 0.
+NDVI, clouds NaN, and gap-filled) on the eo-learn Slovenia patch with the random forest's protocol:
+5-fold cross-validation grouped by polygon, at most 300 px per polygon, seed 0 (``--ensemble N``:
+also TempCNN with ``ensemble=N``).
 
 ``algae`` prints overall accuracy and kappa of the random forest (300 trees), TempCNN and L-TAE on
 the real Presto algae-bloom series (S1 + S2 + ERA5 + SRTM, 18 channels x 12 months, raw values),
@@ -24,7 +25,12 @@ composites, 9 classes, no NaN, so every model reads the same values) with 5-fold
 grouped by location (a location sampled in several years is never in both sets), seed 0; the
 networks with the training defaults before issue #16 (``OLD_DEFAULTS``) and now.
 
-Run: ``.venv/bin/python benchmarks/bench_deep.py [speed|slovenia|algae|matogrosso] [--quick]
+``cerrado`` prints the same for the real MODIS NDVI + EVI samples of ``data/real/sits_cerrado`` (746
+one-year series x 23 composites x 2 bands, Cerrado vs Pasture, no NaN) with 5-fold cross-validation
+grouped by location (83): the columns are date-major (``ndvi_d0, evi_d0, ndvi_d1, ...``), the
+order in which the networks' band-major features differ from the table's.
+
+Run: ``.venv/bin/python benchmarks/bench_deep.py [speed|slovenia|algae|matogrosso|cerrado] [--quick]
 [--threads N] [--device cpu|cuda] [--seeds N] [--k K]``.
 """
 
@@ -41,6 +47,7 @@ NAMES = {1: "cultivated land", 2: "forest", 3: "grassland", 4: "shrubland", 8: "
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "eolearn_slovenia"
 ALGAE = DATA.parent / "presto" / "data" / "algae_blooms" / "npy"
 MATOGROSSO = Path(__file__).resolve().parents[1] / "data" / "real" / "sits_matogrosso"
+CERRADO = MATOGROSSO.parent / "sits_cerrado"
 #: ``eoai.ml.deep.TRAINING_DEFAULTS`` before issue #16 (the "before" rows), plus the batch size.
 OLD_DEFAULTS = {
     "tempcnn": dict(epochs=40, val_fraction=0.2, date_dropout=0.0, noise=0.0, shift=0,
@@ -192,8 +199,13 @@ def slovenia(args: argparse.Namespace) -> None:
         "rf (raw, clouds NaN)": (ndvi, "rf", rf),
         "rf (linear gap-filled)": (filled, "rf", rf),
         "tempcnn (linear gap-filled)": (filled, "tempcnn", {}),  # the defaults of fit_network
-        "ltae (raw, clouds NaN)": (ndvi, "ltae", {}),
+        "ltae (raw, clouds NaN)": (ndvi, "ltae", {}),  # recipe "ltae" (the table has NaN)
+        "ltae (linear gap-filled)": (filled, "ltae", {}),  # recipe "ltae-complete"
     }
+    if args.ensemble > 1:
+        runs[f"tempcnn (linear gap-filled), ensemble={args.ensemble}"] = (
+            filled, "tempcnn", {"ensemble": args.ensemble}
+        )  # fmt: skip
     if args.before:
         runs["tempcnn (linear gap-filled), before"] = (filled, "tempcnn", OLD_DEFAULTS["tempcnn"])
         runs["ltae (raw, clouds NaN), before"] = (ndvi, "ltae", OLD_DEFAULTS["ltae"])
@@ -292,12 +304,46 @@ def matogrosso_samples():
     return samples, names
 
 
+def cerrado_samples():
+    """The sits Cerrado / Pasture samples as a sample table (one group per location).
+
+    ``series.npz`` joins the 746 one-year samples per location (83 x 15 crop years x 23 16-day
+    composites from 13/14 September); each year with data is one sample, its features named on the
+    nominal grid of 2000/01, date-major (``ndvi_<d0>, evi_<d0>, ndvi_<d1>, ...``).
+    """
+    import pandas as pd
+
+    with np.load(CERRADO / "series.npz") as z:
+        x = np.stack([z["ndvi"], z["evi"]], -1).astype("float32")  # (83, 345, 2)
+        label = z["label"]
+    n_loc, n_t = x.shape[:2]
+    x = x.reshape(n_loc, n_t // 23, 23, 2)
+    has = ~np.isnan(x).all(axis=(2, 3))  # (location, year): a sample
+    loc = np.broadcast_to(np.arange(n_loc)[:, None], has.shape)[has]
+    dates = pd.date_range("2000-09-13", periods=23, freq="16D").strftime("%Y-%m-%d")
+    cols = [f"{b}_{d}" for d in dates for b in ("ndvi", "evi")]
+    samples = pd.DataFrame(x[has].reshape(-1, 46), columns=cols)
+    names = {i: str(v) for i, v in enumerate(np.unique(label))}
+    samples["label"] = np.searchsorted(np.unique(label), label[loc]).astype("int64")
+    samples["group"] = loc
+    return samples, names
+
+
 def matogrosso(args: argparse.Namespace) -> None:
+    samples, names = matogrosso_samples()
+    _complete_series_cv(samples, names, "Mato Grosso", args)
+
+
+def cerrado(args: argparse.Namespace) -> None:
+    samples, names = cerrado_samples()
+    _complete_series_cv(samples, names, "Cerrado", args)
+
+
+def _complete_series_cv(samples, names, title: str, args: argparse.Namespace) -> None:
     import torch
 
     import eoai.ml
 
-    samples, names = matogrosso_samples()
     runs = {
         "rf": ("rf", dict(n_estimators=100, threads=args.threads)),
         "tempcnn, before": ("tempcnn", OLD_DEFAULTS["tempcnn"]),
@@ -305,9 +351,12 @@ def matogrosso(args: argparse.Namespace) -> None:
         "ltae, before": ("ltae", OLD_DEFAULTS["ltae"]),
         "ltae": ("ltae", {}),
     }
+    if args.only:
+        runs = {k: v for k, v in runs.items() if k in args.only.split(",")}
     if args.quick:
         runs = {k: (m, {**kw, "epochs": 5} if m != "rf" else kw) for k, (m, kw) in runs.items()}
-    print(f"torch threads {torch.get_num_threads()}; Mato Grosso: {len(samples)} series x 23 "
+    n_t = len({c.rsplit("_", 1)[1] for c in samples.columns if c not in ("label", "group")})
+    print(f"torch threads {torch.get_num_threads()}; {title}: {len(samples)} series x {n_t} "
           f"dates, {samples['group'].nunique()} locations, {args.k}-fold CV grouped by location")  # fmt: skip
     for name, (model, kw) in runs.items():
         if model != "rf":
@@ -323,21 +372,32 @@ def matogrosso(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
-        "what", nargs="?", default="speed", choices=["speed", "slovenia", "algae", "matogrosso"]
+        "what",
+        nargs="?",
+        default="speed",
+        choices=["speed", "slovenia", "algae", "matogrosso", "cerrado"],
     )
-    parser.add_argument("--k", type=int, default=5, help="slovenia, matogrosso: CV folds")
+    parser.add_argument("--k", type=int, default=5, help="slovenia, matogrosso, cerrado: CV folds")
     parser.add_argument("--before", action="store_true", help="slovenia: also the old defaults")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", default="", help="matogrosso, cerrado: comma-separated rows")
     parser.add_argument("--threads", type=int, default=2, help="dask threads")
     parser.add_argument("--torch-threads", type=int, default=None)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seeds", type=int, default=3, help="algae: seeds averaged")
+    parser.add_argument("--ensemble", type=int, default=1, help="slovenia: + a TempCNN ensemble")
     args = parser.parse_args()
     if args.torch_threads:
         import torch
 
         torch.set_num_threads(args.torch_threads)
-    modes = {"speed": speed, "slovenia": slovenia, "algae": algae, "matogrosso": matogrosso}
+    modes = {
+        "speed": speed,
+        "slovenia": slovenia,
+        "algae": algae,
+        "matogrosso": matogrosso,
+        "cerrado": cerrado,
+    }
     modes[args.what](args)
 
 

@@ -485,7 +485,9 @@ def cross_validate(
             target=target, task="classification", **fit_kw,
         )  # fmt: skip
         names.update(dict(zip(m.classes, m.class_names, strict=True)))
-        p = m.predict(samples.iloc[test][feats].to_numpy(dtype="float32"))
+        # in the model's own feature order: a network fitted on several bands holds them
+        # band-major (eoai.ml.features), whatever the order of the table's columns
+        p = m.predict(samples.iloc[test][list(m.features)].to_numpy(dtype="float32"))
         pred[test] = p
         fold_of[test] = i
         cm = confusion_from_labels(p, y[test], classes)
@@ -550,7 +552,9 @@ def _cross_validate_regression(
             samples.iloc[train], model, features=feats, seed=seed,
             target=target, task="regression", **fit_kw,
         )  # fmt: skip
-        p = m.predict(samples.iloc[test][feats].to_numpy(dtype="float32"))
+        # in the model's own feature order: a network fitted on several bands holds them
+        # band-major (eoai.ml.features), whatever the order of the table's columns
+        p = m.predict(samples.iloc[test][list(m.features)].to_numpy(dtype="float32"))
         pred[test] = p
         fold_of[test] = i
         folds.append(
