@@ -70,8 +70,13 @@ def fit(
         ``"rf"`` (random forest, 200 trees), ``"et"`` (extra trees), ``"gbt"`` (histogram
         gradient boosting), any scikit-learn classifier or regressor (cloned), or a deep-learning
         network (``"tempcnn"``, ``"ltae"``, ``"fusion"`` (one encoder per source of
-        ``<source>.<band>`` variables, TWINNS-style), a ``torch.nn.Module``: handled by
-        ``eoai.ml.deep``; a continuous target gives it a regression head),
+        ``<source>.<band>`` variables, TWINNS-style), ``"m3fusion"`` (those and a CNN on the
+        very-high-resolution patch around each pixel, from ``extract(..., patch=p)``),
+        ``"multireso"`` (MultiResoLCC: CNNs on patches of images at their own resolutions,
+        e.g. panchromatic and multispectral), a ``torch.nn.Module``: handled by
+        ``eoai.ml.deep``; a continuous target gives the pixel networks a regression head;
+        patch segmentation networks (U-Net, U-TAE, U-T&T) train on a cube with
+        :func:`eoai.ml.deep.fit_segmentation`),
         or ``"presto"``: a linear head (``hidden=`` > 0: one hidden layer) on frozen Presto
         embeddings (the samples extracted from ``cube.eoai.embed(...)``; see
         :func:`eoai.ml.presto.fit_presto_head` for its parameters), for either task; with
@@ -261,8 +266,10 @@ def _resolve_task(labels: pd.Series, model: Any, task: str | None) -> str:
             )
         if _is_deep(model) and isinstance(model, str) and model.lower() == "unet":
             raise InputError(
-                f"the target {labels.name!r} is continuous, but the U-Net segments classes; use "
-                "model='tempcnn', 'ltae', 'fusion', 'rf' or 'gbt' for a regression"
+                f"the target {labels.name!r} is continuous, but a U-Net learns from patches of "
+                "a cube, not from a sample table: train it on the cube and a target raster with "
+                "eoai.ml.deep.fit_segmentation(cube, raster) (a U-Net regressor), or use "
+                "model='tempcnn', 'ltae', 'fusion', 'rf' or 'gbt' on these samples"
             )
         v = labels.to_numpy(dtype="float64")
         if not np.isfinite(v).all():

@@ -192,7 +192,9 @@ def test_task_errors_say_what_to_do():
         eoai.ml.fit(df, target="biomass")
     with pytest.raises(InputError, match="continuous .* but a classifier was asked for"):
         eoai.ml.fit(df, target="cover", task="classification", features=["b"])
-    with pytest.raises(InputError, match="the U-Net segments classes"):
+    with pytest.raises(
+        InputError, match=r"a U-Net learns from patches .*fit_segmentation\(cube, raster\)"
+    ):
         eoai.ml.fit(df, "unet", target="cover", features=["b"])
     with pytest.raises(InputError, match="class_weight= is for classes"):
         eoai.ml.fit(df, target="cover", features=["b"], class_weight="balanced")
