@@ -188,3 +188,45 @@ def test_timm_names_are_created_with_the_features_only_contract(scene, tmp_path,
     assert len(calls) == 2 and calls[1] == calls[0]
     block = np.random.default_rng(0).normal(size=(16, 16, 14)).astype("float32")
     np.testing.assert_array_equal(back.predict_proba_image(block), m.predict_proba_image(block))
+
+
+def _timm_importable() -> bool:
+    """timm and a torchvision built for this torch (CI's CPU torch 2.13.0 has none: the only
+    torchvision wheels link the CUDA build of torch, so the test runs where the user has both)."""
+    try:
+        import timm
+
+        timm.create_model("resnet18", features_only=True, pretrained=False, in_chans=1)
+    except Exception:  # noqa: BLE001 - absent, or torchvision's C ops missing for this torch
+        return False
+    return True
+
+
+@pytest.mark.skipif(
+    not _timm_importable(), reason="timm with a torchvision matching this torch is not installed"
+)
+def test_a_real_timm_resnet_with_a_local_state_dict(scene, tmp_path):
+    """The issue's offline example: timm's resnet18 built without downloading anything, the user's
+    local weights loaded (weights_only), trained as the U-Net's encoder, saved and rebuilt."""
+    import timm
+
+    cube, truth = scene
+    donor = timm.create_model("resnet18", features_only=True, pretrained=False, in_chans=14)
+    torch.nn.init.constant_(donor.conv1.weight, 0.01)  # "pretrained" weights the test can see
+    torch.save(donor.state_dict(), tmp_path / "resnet18_local.pth")
+    m = fit_segmentation(
+        cube, truth["class"], encoder="timm:resnet18", encoder_weights=tmp_path / "resnet18_local.pth",
+        halo=16, patch=32, patches_per_epoch=4, epochs=1, batch_size=4, lr=1e-9, progress=False,
+    )  # fmt: skip
+    assert m.card.architecture["source"] == "timm:resnet18"
+    assert m.card.architecture["reduction"] == [2, 4, 8, 16, 32] and m.tile_multiple == 32
+    assert m.card.architecture["channels"] == [64, 64, 128, 256, 512]
+    assert torch.allclose(
+        m.net.encoder.conv1.weight, torch.full_like(m.net.encoder.conv1.weight, 0.01)
+    )
+    back = eoai.ml.load_model(
+        eoai.ml.save_model(m, tmp_path / "resnet_unet.pt")
+    )  # timm rebuilds it
+    np.testing.assert_array_equal(
+        eoai.ml.classify(cube, back)["class"].values, eoai.ml.classify(cube, m)["class"].values
+    )
