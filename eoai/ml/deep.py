@@ -46,7 +46,7 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -66,7 +66,7 @@ from ._deep_model import (
     _labels_index,
     _make_net,
 )
-from ._deep_regress import SegmentationRegressor
+from ._deep_regress import DeepRegressor, SegmentationRegressor
 from ._deep_segment import fit_segmentation
 from ._deep_utae import SeriesSegmentationModel
 from ._deep_utt import MultiResSegmentationModel, stack_multires
@@ -86,6 +86,26 @@ __all__ = [
     "stack_multires",
 ]
 
+
+class TrainingRecipe(TypedDict):
+    """The training arguments of :func:`fit_network` that an architecture's recipe fills.
+
+    Examples
+    --------
+    >>> TRAINING_DEFAULTS["tempcnn"]["batch_size"], TRAINING_DEFAULTS["ltae"]["shift"]
+    (64, 1)
+    """
+
+    epochs: int
+    val_fraction: float
+    date_dropout: float
+    noise: float
+    shift: int
+    label_smoothing: float
+    average_last: int
+    batch_size: int
+
+
 #: The training recipe of each architecture, for the arguments of :func:`fit_network` left ``None``.
 #: L-TAE has two, chosen from the training table (issue #16, ``benchmarks/README.md``): ``"ltae"``
 #: for series with NaN (clouds left in; Slovenia raw NDVI 5-fold OA 0.757 vs the forest's 0.750)
@@ -93,7 +113,7 @@ __all__ = [
 #: Grosso MODIS NDVI OA 0.818 -> 0.850, the forest 0.848; Cerrado NDVI+EVI 0.975 -> 0.981; on
 #: Slovenia's 68 gap-filled dates 0.760 -> 0.741, within its fold spread: pass ``shift=1,
 #: batch_size=256`` for such dense series). The key used is ``metadata["recipe"]``.
-TRAINING_DEFAULTS: dict[str, dict[str, Any]] = {
+TRAINING_DEFAULTS: dict[str, TrainingRecipe] = {
     "ltae": dict(epochs=40, val_fraction=0.0, date_dropout=0.2, noise=0.05, shift=1,
                  label_smoothing=0.1, average_last=10, batch_size=256),
     "ltae-complete": dict(epochs=40, val_fraction=0.0, date_dropout=0.2, noise=0.05, shift=0,
@@ -139,7 +159,7 @@ def fit_network(
     target: str = "label",
     units: str = "",
     **arch_kw: Any,
-) -> DeepModel:
+) -> DeepModel | DeepRegressor:
     """Train a pixel time-series network (TempCNN, L-TAE, fusion or your own) on extracted samples.
 
     The features are read as a band x date grid (names ``<band>_<date>``). Each band is
@@ -232,7 +252,8 @@ def fit_network(
 
     Returns
     -------
-    DeepModel
+    DeepModel or eoai.ml._deep_regress.DeepRegressor
+        A :class:`~eoai.ml._deep_regress.DeepRegressor` for ``task="regression"``.
         ``metadata["history"]`` holds the per-epoch loss and accuracy (and validation scores),
         ``metadata["recipe"]`` the key of :data:`TRAINING_DEFAULTS` that filled the arguments left
         ``None``.
@@ -273,7 +294,7 @@ def fit_network(
         )
     if regression:
         label_smoothing = 0.0
-    fusion_kw = {}
+    fusion_kw: dict[str, Any] = {}
     if name == "fusion":
         fusion_kw = {k: arch_kw.pop(k) for k in ("encoder", "encoder_kw") if k in arch_kw}
         aux_weight = float(arch_kw.pop("aux_weight", 0.5))
@@ -283,17 +304,15 @@ def fit_network(
         aux_weight = 0.0
     feats = sample_features(samples, features, target)
     recipe = _recipe(name, complete=not samples[feats].isna().to_numpy().any())
-    given = dict(epochs=epochs, val_fraction=val_fraction, date_dropout=date_dropout, noise=noise,
-                 shift=shift, label_smoothing=label_smoothing, average_last=average_last,
-                 batch_size=batch_size)  # fmt: skip
-    chosen = {k: TRAINING_DEFAULTS[recipe][k] if v is None else v for k, v in given.items()}
-    epochs, val_fraction, date_dropout = (
-        chosen["epochs"],
-        chosen["val_fraction"],
-        chosen["date_dropout"],
-    )
-    noise, shift, label_smoothing = chosen["noise"], chosen["shift"], chosen["label_smoothing"]
-    average_last, batch_size = chosen["average_last"], chosen["batch_size"]
+    default = TRAINING_DEFAULTS[recipe]  # for the arguments left None
+    epochs = default["epochs"] if epochs is None else epochs
+    val_fraction = default["val_fraction"] if val_fraction is None else val_fraction
+    date_dropout = default["date_dropout"] if date_dropout is None else date_dropout
+    noise = default["noise"] if noise is None else noise
+    shift = default["shift"] if shift is None else shift
+    label_smoothing = default["label_smoothing"] if label_smoothing is None else label_smoothing
+    average_last = default["average_last"] if average_last is None else average_last
+    batch_size = default["batch_size"] if batch_size is None else batch_size
     _check_training_args(epochs, batch_size, lr, val_fraction)
     if not 0 <= date_dropout < 1:
         raise InputError(f"date_dropout must be in [0, 1), got {date_dropout}")
@@ -421,8 +440,6 @@ def fit_network(
     if arch == "fusion":
         from ._deep_fusion import FusionModel as cls
     if regression:
-        from ._deep_regress import DeepRegressor
-
         inner = cls(
             net, layout.features, classes, mean=mean, std=std, reference_date=reference,
             allow_nan=nan_ok, device=device, amp=amp,
@@ -456,7 +473,7 @@ def fit(
     *,
     seed: int | None = 0,
     **kwargs: Any,
-) -> DeepModel:
+) -> DeepModel | DeepRegressor:
     """Entry point used by :func:`eoai.ml.fit` for deep-learning models.
 
     Examples

@@ -138,7 +138,7 @@ def fit(
             f"{int(labels.isna().sum())} samples have no {target!r} value; drop them first"
         )
     if isinstance(model, str) and model.lower() == "presto":  # a head on Presto embeddings
-        from .presto.head import fit_presto_head
+        from .presto.head import PrestoRegressorHead, fit_presto_head
 
         task = task or infer_task(labels)
         if task not in TASKS:
@@ -154,13 +154,16 @@ def fit(
                 samples, target, task=task, features=feats, seed=seed, units=units,
                 class_names=class_names, colours=colours, **params,
             )  # fmt: skip
+        head_kw: dict[str, Any] = (
+            {"class_names": class_names, "colours": colours} if task == "classification" else {}
+        )
         head = fit_presto_head(
-            samples, target, task=task, features=feats, seed=seed,
-            **({"class_names": class_names, "colours": colours} if task == "classification" else {}),
-            **params,
-        )  # fmt: skip
-        if units and task == "regression":
-            head.metadata["units"] = units
+            samples, target, task=task, features=feats, seed=seed, **head_kw, **params
+        )
+        if isinstance(head, PrestoRegressorHead):  # task == "regression"
+            head.units = units
+            if units:
+                head.metadata["units"] = units
         return head
     task = _resolve_task(labels, model, task)
     if task == "regression":
@@ -491,6 +494,8 @@ def cross_validate(
             samples.iloc[train], model, features=feats, seed=seed,
             target=target, task="classification", **fit_kw,
         )  # fmt: skip
+        if not isinstance(m, ClassifierModel):  # pragma: no cover - task="classification" is one
+            raise ModelError(f"fit(task='classification') gave {type(m).__name__}, no classifier")
         names.update(dict(zip(m.classes, m.class_names, strict=True)))
         # in the model's own feature order: a network fitted on several bands holds them
         # band-major (eoai.ml.features), whatever the order of the table's columns

@@ -114,6 +114,32 @@ def test_fit_model_presto_is_the_head_for_both_tasks():
         eoai.ml.fit(df, "presto", class_weight="balanced")
 
 
+def test_regression_head_from_fit_maps_with_predict(tmp_path):
+    """A regression head from eoai.ml.fit is an eoai regression model (target, units): predict
+    maps it on an embedding cube, and it keeps both through save / load. (Found by mypy: the head
+    was no RegressorModel, so predict said it was "not an eoai regression model".)"""
+    df = _table(n=100, dim=4)
+    df["cover"] = 2.0 * df["presto_000"] + 0.5
+    reg = eoai.ml.fit(df, "presto", target="cover", units="%", epochs=20, batch_size=100)
+    assert isinstance(reg, eoai.ml.RegressorModel) and (reg.target, reg.units) == ("cover", "%")
+    cube = xr.Dataset(
+        {c: (("y", "x"), df[c].to_numpy()[:20].reshape(4, 5)) for c in reg.features},
+        coords={"y": np.arange(4.0), "x": np.arange(5.0)},
+    )
+    out = eoai.ml.predict(cube, reg)
+    np.testing.assert_allclose(
+        out["prediction"].values.ravel(), reg.predict(df[reg.features].to_numpy()[:20]), rtol=1e-5
+    )
+    assert (out["prediction"].attrs["long_name"], out["prediction"].attrs["units"]) == (
+        "cover",
+        "%",
+    )
+    with pytest.raises(ModelError, match="is a regression model"):
+        eoai.ml.classify(cube, reg)
+    again = eoai.ml.load_model(eoai.ml.save_model(reg, tmp_path / "reg.pt"))
+    assert (again.target, again.units) == ("cover", "%")
+
+
 def test_every_class_is_trained_on_with_few_polygons():
     """Early stopping never holds out a class's last polygon (issue #12: 5 polygons, 5 classes).
 

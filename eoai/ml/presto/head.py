@@ -35,6 +35,7 @@ from ... import _skipped
 from ..._renamed import renamed_parameters
 from ...errors import DataSkippedWarning, InputError, ModelError
 from ..base import ClassifierModel
+from ..regress import RegressorModel
 
 TASKS = ("classification", "regression")
 LOADER = "eoai.ml.presto.head:load_saved"
@@ -147,17 +148,20 @@ class PrestoClassifierHead(_HeadMixin, ClassifierModel):
         return (e / e.sum(axis=1, keepdims=True)).astype("float32")
 
 
-class PrestoRegressorHead(_HeadMixin):
-    """Regression head on embeddings: ``predict(X)`` -> ``(n,)`` values in the target's units."""
+class PrestoRegressorHead(_HeadMixin, RegressorModel):
+    """Regression head on embeddings: ``predict(X)`` -> ``(n,)`` values in the target's units;
+    an eoai regression model (``target``, ``units``), mapped by :func:`eoai.ml.predict`."""
 
     task = "regression"
     allow_nan = False
 
-    def __init__(self, net, mean, std, hidden, features, y_mean, y_std, metadata=None) -> None:
+    def __init__(
+        self, net, mean, std, hidden, features, y_mean, y_std, metadata=None, *,
+        target: str = "label", units: str = "",
+    ) -> None:  # fmt: skip
+        super().__init__(features, target, units=units, metadata=metadata)
         self.net, self.mean, self.std, self.hidden = net, mean, std, int(hidden)
-        self.features = list(features)
         self.y_mean, self.y_std = float(y_mean), float(y_std)
-        self.metadata = dict(metadata or {})
         self._n_out = 1
 
     def predict(self, X: np.ndarray) -> np.ndarray:
@@ -168,6 +172,8 @@ class PrestoRegressorHead(_HeadMixin):
             "model_class": f"{type(self).__module__}.{type(self).__qualname__}",
             "features": self.features,
             "target": {"mean": self.y_mean, "std": self.y_std},
+            "target_name": self.target,
+            "units": self.units,
             "metadata": self.metadata,
         }
 
@@ -347,7 +353,10 @@ def fit_presto_head(
             net, mean, std, hidden, feats, classes, class_names=class_names, colours=colours,
             metadata=metadata,
         )  # fmt: skip
-    return PrestoRegressorHead(net, mean, std, hidden, feats, y_mean, y_std, metadata)
+    return PrestoRegressorHead(
+        net, mean, std, hidden, feats, y_mean, y_std, metadata,
+        target=target if isinstance(target, str) else "label",
+    )  # fmt: skip
 
 
 def _validation_split(
@@ -465,5 +474,6 @@ def load_saved(path: Path, description: dict[str, Any], *, trusted: bool = False
         )  # fmt: skip
     tgt = description["target"]
     return PrestoRegressorHead(
-        net, mean, std, h["hidden"], feats, tgt["mean"], tgt["std"], description.get("metadata")
-    )
+        net, mean, std, h["hidden"], feats, tgt["mean"], tgt["std"], description.get("metadata"),
+        target=description.get("target_name", "label"), units=description.get("units", ""),
+    )  # fmt: skip
