@@ -133,7 +133,7 @@ def test_errors(data, model):
         eoai.ml.fit(train, "ltae", target="h", class_weight="balanced", **TRAIN)
     with pytest.raises(InputError, match="label_smoothing"):
         eoai.ml.fit(train, "ltae", target="h", label_smoothing=0.1, **TRAIN)
-    with pytest.raises(InputError, match="U-Net segments classes"):
+    with pytest.raises(InputError, match="a U-Net learns from patches of a cube"):
         eoai.ml.fit(train, "unet", target="h")
     with pytest.raises(ModelError, match="lacks the band"):
         eoai.ml.predict(cube.drop_vars("nir"), model)
