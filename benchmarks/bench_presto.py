@@ -46,6 +46,14 @@ def main() -> None:
         help="only: 3-fold CV on the train split of finetune_presto from each start, then test",
     )  # fmt: skip
     parser.add_argument(
+        "--cv-features",
+        nargs="+",
+        default=["frozen"],
+        choices=["frozen", "raw", "raw+frozen"],
+        help="with --cv-select: the feature sets whose candidates compete (pre-trained added "
+        "with --pretrain-epochs)",
+    )
+    parser.add_argument(
         "--cv-select", action="store_true",
         help="only section 5: models on the embeddings chosen by 5-fold CV on the train split",
     )  # fmt: skip
@@ -92,7 +100,11 @@ def main() -> None:
             if args.cv_groups:  # 1-degree lat/lon cells as groups
                 cell = np.floor(latlon).astype(int)
                 groups = np.unique(cell, axis=0, return_inverse=True)[1].ravel()
-            _cv_select(embs, raw.reshape(len(raw), -1), y, test, args.threads, groups)
+            flat = raw.reshape(len(raw), -1)
+            sets = {"raw": flat, "raw+frozen": np.hstack([flat, embs["frozen"]])}
+            chosen = {k: (embs[k] if k in embs else sets[k]) for k in args.cv_features}
+            chosen.update({k: v for k, v in embs.items() if k != "frozen"})  # pre-trained
+            _cv_select(chosen, flat, y, test, args.threads, groups)
         return
     if args.only_finetune:
         _finetune(model, x, y, dw, latlon, month, test, args.finetune_epochs)
