@@ -459,13 +459,6 @@ def fit_segmentation(
             xs.append(norm_t[..., a : a + p, b : b + p])
         return torch.stack(xs), torch.stack(ys)
 
-    def augment(xb: Any, yb: Any, gen: Any) -> tuple[Any, Any]:
-        rot = int(torch.randint(0, 4, (1,), generator=gen))
-        xb, yb = torch.rot90(xb, rot, dims=(-2, -1)), torch.rot90(yb, rot, dims=(-2, -1))
-        if bool(torch.randint(0, 2, (1,), generator=gen)):
-            xb, yb = torch.flip(xb, dims=(-1,)), torch.flip(yb, dims=(-1,))
-        return xb.contiguous(), yb.contiguous()
-
     dev = T.resolve_device(device)
     amp = T.warn_amp_on_cpu(amp, dev)
     n_classes = 1 if regression else len(classes)
@@ -495,7 +488,7 @@ def fit_segmentation(
             net, None, None, train_idx=np.arange(n_tr), val_idx=np.arange(n_tr, n_tr + len(val_pos)),
             epochs=int(epochs), batch_size=int(batch_size), lr=float(lr),
             weight_decay=float(weight_decay), weights=weights, patience=patience, device=dev,
-            amp=amp, progress=progress, augment=augment, take=take,
+            amp=amp, progress=progress, augment=T.flip_rotate, take=take,
             epoch_indices=lambda e: np.arange(e * n_win, (e + 1) * n_win),
             eval_batch_size=int(batch_size), desc=f"training {arch}", days=days,
             regression=regression,

@@ -312,6 +312,27 @@ def _evaluate(
     return {"val_loss": tot / max(seen, 1), "val_accuracy": correct / max(seen, 1)}
 
 
+def flip_rotate(xb: Any, yb: Any, gen: Any) -> tuple[Any, Any]:
+    """The patch networks' augmentation: one random quarter turn and a random left-right flip,
+    the same for a batch of inputs ``(..., H, W)`` and their label or target maps ``(..., H, W)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> x, y = torch.arange(4.0).reshape(1, 1, 2, 2), torch.arange(4).reshape(1, 2, 2)
+    >>> xa, ya = flip_rotate(x, y, torch.Generator().manual_seed(0))
+    >>> bool((xa[0, 0].long() == ya[0]).all())  # inputs and labels stay aligned
+    True
+    """
+    import torch
+
+    rot = int(torch.randint(0, 4, (1,), generator=gen))
+    xb, yb = torch.rot90(xb, rot, dims=(-2, -1)), torch.rot90(yb, rot, dims=(-2, -1))
+    if bool(torch.randint(0, 2, (1,), generator=gen)):
+        xb, yb = torch.flip(xb, dims=(-1,)), torch.flip(yb, dims=(-1,))
+    return xb.contiguous(), yb.contiguous()
+
+
 def warn_amp_on_cpu(amp: bool | None, device: Any) -> bool:
     """Resolve ``amp``: ``None`` -> on CUDA only; ``True`` on CPU warns and trains in float32."""
     if amp is None:

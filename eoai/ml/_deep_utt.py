@@ -551,19 +551,12 @@ def fit_utt(
                 ys.append(ytr_t[a : a + p, b : b + p] if r < n_tr else val_y_t[r - n_tr])
             return torch.stack(xs), torch.stack(ys)
 
-        def augment(xb: Any, yb: Any, gen: Any) -> tuple[Any, Any]:
-            rot = int(torch.randint(0, 4, (1,), generator=gen))
-            xb, yb = torch.rot90(xb, rot, dims=(-2, -1)), torch.rot90(yb, rot, dims=(-2, -1))
-            if bool(torch.randint(0, 2, (1,), generator=gen)):
-                xb, yb = torch.flip(xb, dims=(-1,)), torch.flip(yb, dims=(-1,))
-            return xb.contiguous(), yb.contiguous()
-
         counts_y = y_img[y_img != T.IGNORE]
         history = T.train(
             net, None, None, train_idx=np.arange(n_tr), val_idx=np.arange(n_tr, n_tr + len(val_pos)),
             epochs=int(epochs), batch_size=int(batch_size), lr=float(lr),
             weight_decay=float(weight_decay), weights=T.class_weights(counts_y, n_classes, class_weight, classes),
-            patience=patience, device=dev, amp=amp, progress=progress, augment=augment, take=take,
+            patience=patience, device=dev, amp=amp, progress=progress, augment=T.flip_rotate, take=take,
             epoch_indices=lambda e: np.arange(e * n_win, (e + 1) * n_win),
             eval_batch_size=int(batch_size), desc="training utt", days=days,
             aux_weight=float(aux_weight),
