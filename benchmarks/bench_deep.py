@@ -213,6 +213,8 @@ def slovenia(args: argparse.Namespace) -> None:
         runs = {
             k: (s, m, {**kw, "epochs": 5} if m != "rf" else kw) for k, (s, m, kw) in runs.items()
         }
+    if args.only:  # rows whose name contains one of the comma-separated strings
+        runs = {k: v for k, v in runs.items() if any(o in k for o in args.only.split(","))}
     print(f"torch threads {torch.get_num_threads()}")
     for name, (src, model, kw) in runs.items():
         with warnings.catch_warnings():
@@ -220,11 +222,16 @@ def slovenia(args: argparse.Namespace) -> None:
             samples = src.eoai.extract(labels, label="LULC_ID", max_per_polygon=300)
         if model != "rf":
             kw = {**kw, "progress": False, "device": args.device}
-        t0 = time.perf_counter()
-        cv = eoai.ml.cross_validate(samples, model, k=args.k, class_names=NAMES, **kw)
-        f1 = " ".join(f"{NAMES[c]}={v:.2f}" for c, v in cv.f1.items())
-        print(f"{name}: OA {cv.overall_accuracy:.3f} kappa {cv.kappa:.3f} F1 {f1} "
-              f"({len(samples)} samples, {time.perf_counter() - t0:.0f} s)", flush=True)  # fmt: skip
+        for seed in args.cv_seeds:  # seed= draws the folds and seeds the model
+            t0 = time.perf_counter()
+            cv = eoai.ml.cross_validate(
+                samples, model, k=args.k, class_names=NAMES, seed=seed, **kw
+            )
+            f1 = " ".join(f"{NAMES[c]}={v:.2f}" for c, v in cv.f1.items())
+            folds = " ".join(f"{v:.3f}" for v in cv.extra["folds"]["overall_accuracy"])
+            print(f"{name} [cv seed {seed}]: OA {cv.overall_accuracy:.3f} kappa {cv.kappa:.3f} "
+                  f"F1 {f1} folds {folds} ({len(samples)} samples, "
+                  f"{time.perf_counter() - t0:.0f} s)", flush=True)  # fmt: skip
 
 
 def algae_samples():
@@ -380,12 +387,15 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=5, help="slovenia, matogrosso, cerrado: CV folds")
     parser.add_argument("--before", action="store_true", help="slovenia: also the old defaults")
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", default="", help="matogrosso, cerrado: comma-separated rows")
+    parser.add_argument("--only", default="", help="comma-separated rows (slovenia: substrings of the row names)")
     parser.add_argument("--threads", type=int, default=2, help="dask threads")
     parser.add_argument("--torch-threads", type=int, default=None)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seeds", type=int, default=3, help="algae: seeds averaged")
     parser.add_argument("--ensemble", type=int, default=1, help="slovenia: + a TempCNN ensemble")
+    parser.add_argument(
+        "--cv-seeds", type=int, nargs="+", default=[0], help="slovenia: repeated CV, one per seed"
+    )
     args = parser.parse_args()
     if args.torch_threads:
         import torch
