@@ -410,38 +410,11 @@ def fit_segmentation(
         channels = len(feats)
 
     rng = np.random.default_rng(seed)
-    # validation: a share of the labelled grid tiles
-    ty, tx = -(-h // p), -(-w // p)
-    tiles = [(i, j) for i in range(ty) for j in range(tx)
-             if labelled(y_img[i * p:(i + 1) * p, j * p:(j + 1) * p]).any()]  # fmt: skip
-    n_val = int(round(val_fraction * len(tiles))) if len(tiles) > 1 else 0
-    n_val = min(n_val, len(tiles) - 1)
-    val_tiles = [tiles[k] for k in rng.permutation(len(tiles))[:n_val]]
-    y_train = y_img.copy()
-    for i, j in val_tiles:
-        y_train[i * p : (i + 1) * p, j * p : (j + 1) * p] = unlabelled
-    if not labelled(y_train).any():
-        raise InputError("no labelled pixel is left for training; lower val_fraction")
-
-    # validation windows: each held-out tile (shifted inside the image), labels of that tile only
-    val_pos, val_y = [], []
-    for i, j in val_tiles:
-        a, b = min(i * p, h - p), min(j * p, w - p)
-        inside = np.zeros((h, w), bool)
-        inside[i * p : (i + 1) * p, j * p : (j + 1) * p] = True
-        val_pos.append((a, b))
-        val_y.append(
-            np.where(inside[a : a + p, b : b + p], y_img[a : a + p, b : b + p], unlabelled)
-        )
-    # training windows: patches_per_epoch per epoch, centred on labelled pixels (clipped)
-    lab_r, lab_c = np.nonzero(labelled(y_train))
+    pos, val_pos, val_y, y_train = T.patch_windows(
+        y_img, p, val_fraction=val_fraction, per_epoch=patches_per_epoch, epochs=epochs, rng=rng,
+        labelled=labelled, unlabelled=unlabelled,
+    )  # fmt: skip
     n_win = int(patches_per_epoch)
-    if n_win < 2:
-        raise InputError(f"patches_per_epoch must be >= 2, got {patches_per_epoch}")
-    k = rng.integers(0, len(lab_r), size=epochs * n_win)
-    pos = np.column_stack(
-        [np.clip(lab_r[k] - p // 2, 0, h - p), np.clip(lab_c[k] - p // 2, 0, w - p)]
-    )
     n_tr = len(pos)
     norm_t, ytr_t = torch.from_numpy(norm), torch.from_numpy(y_train)
     val_y_t = torch.from_numpy(np.stack(val_y)) if val_y else None
@@ -507,7 +480,7 @@ def fit_segmentation(
         "parameters": {
             "patch": p, "patches_per_epoch": n_win, "epochs": epochs, "batch_size": batch_size,
             "lr": lr, "weight_decay": weight_decay, "val_fraction": val_fraction,
-            "val_tiles": len(val_tiles), "patience": patience, "seed": seed, "amp": amp,
+            "val_tiles": len(val_pos), "patience": patience, "seed": seed, "amp": amp,
             "device": str(dev), **{k: v for k, v in arch_kw.items() if _jsonable(v)},
         },
         "history": history,
@@ -529,13 +502,7 @@ def fit_segmentation(
             metadata=meta,
         )  # fmt: skip
     meta["pixels_per_class"] = {str(c): int((counts_y == i).sum()) for i, c in enumerate(classes)}
-    if isinstance(labels, xr.DataArray) and all(isinstance(c, int) for c in classes):
-        names = labels.attrs.get("class_names")
-        cols_attr = labels.attrs.get("class_colours") or labels.attrs.get("colours")
-        if class_names is None and names is not None:
-            class_names = {c: str(names[c]) for c in classes if 0 <= c < len(names)}
-        if colours is None and cols_attr is not None:
-            colours = {c: str(cols_attr[c]) for c in classes if 0 <= c < len(cols_attr)}
+    class_names, colours = T.legend_from_labels(labels, classes, class_names, colours)
     if series:
         return U.SeriesSegmentationModel(
             net, layout.features, classes, mean=mean, std=std, reference_date=reference_date,

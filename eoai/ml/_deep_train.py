@@ -312,6 +312,96 @@ def _evaluate(
     return {"val_loss": tot / max(seen, 1), "val_accuracy": correct / max(seen, 1)}
 
 
+def patch_windows(
+    y_img: np.ndarray,
+    p: int,
+    *,
+    val_fraction: float,
+    per_epoch: int,
+    epochs: int,
+    rng: np.random.Generator,
+    labelled: Callable[[np.ndarray], np.ndarray],
+    unlabelled: Any,
+    snap: int = 1,
+) -> tuple[np.ndarray, list[tuple[int, int]], list[np.ndarray], np.ndarray]:
+    """The patch networks' training windows, held-out tiles and training labels.
+
+    A share ``val_fraction`` of the labelled grid tiles of ``p`` px is held out (their labels never
+    train); each is one validation window (shifted inside the image) with the labels of that tile
+    only. ``per_epoch`` training windows per epoch are centred on labelled training pixels
+    (clipped), their corners rounded down to multiples of ``snap`` (U-T&T: series pixel edges).
+
+    Returns ``(pos, val_pos, val_y, y_train)``: ``(epochs * per_epoch, 2)`` window corners, the
+    validation corners and label windows, and the labels with the held-out tiles ``unlabelled``.
+
+    Examples
+    --------
+    >>> y = np.zeros((16, 16), np.int64)
+    >>> pos, val_pos, val_y, y_train = patch_windows(
+    ...     y, 8, val_fraction=0.25, per_epoch=4, epochs=2, rng=np.random.default_rng(0),
+    ...     labelled=lambda a: a != IGNORE, unlabelled=IGNORE)
+    >>> pos.shape, len(val_pos), int((y_train == IGNORE).sum())
+    ((8, 2), 1, 64)
+    """
+    h, w = y_img.shape
+    ty, tx = -(-h // p), -(-w // p)
+    tiles = [(i, j) for i in range(ty) for j in range(tx)
+             if labelled(y_img[i * p:(i + 1) * p, j * p:(j + 1) * p]).any()]  # fmt: skip
+    n_val = int(round(val_fraction * len(tiles))) if len(tiles) > 1 else 0
+    n_val = min(n_val, len(tiles) - 1)
+    val_tiles = [tiles[k] for k in rng.permutation(len(tiles))[:n_val]]
+    y_train = y_img.copy()
+    for i, j in val_tiles:
+        y_train[i * p : (i + 1) * p, j * p : (j + 1) * p] = unlabelled
+    if not labelled(y_train).any():
+        raise InputError("no labelled pixel is left for training; lower val_fraction")
+    val_pos, val_y = [], []
+    for i, j in val_tiles:
+        a, b = min(i * p, h - p), min(j * p, w - p)
+        inside = np.zeros((h, w), bool)
+        inside[i * p : (i + 1) * p, j * p : (j + 1) * p] = True
+        val_pos.append((a, b))
+        val_y.append(
+            np.where(inside[a : a + p, b : b + p], y_img[a : a + p, b : b + p], unlabelled)
+        )
+    if int(per_epoch) < 2:
+        raise InputError(f"patches_per_epoch must be >= 2, got {per_epoch}")
+    lab_r, lab_c = np.nonzero(labelled(y_train))
+    k = rng.integers(0, len(lab_r), size=int(epochs) * int(per_epoch))
+    pos = np.column_stack(
+        [
+            np.clip(lab_r[k] - p // 2, 0, h - p) // snap * snap,
+            np.clip(lab_c[k] - p // 2, 0, w - p) // snap * snap,
+        ]
+    )
+    return pos, val_pos, val_y, y_train
+
+
+def legend_from_labels(
+    labels: Any, classes: list[Any], class_names: Any, colours: Any
+) -> tuple[Any, Any]:
+    """``class_names`` / ``colours`` left ``None`` filled from a label raster's attributes
+    (``class_names``, ``class_colours`` or ``colours``, indexed by integer class code).
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> lab = xr.DataArray([[0, 1]], attrs={"class_names": ["water", "crop"]})
+    >>> legend_from_labels(lab, [0, 1], None, None)
+    ({0: 'water', 1: 'crop'}, None)
+    """
+    import xarray as xr
+
+    if isinstance(labels, xr.DataArray) and all(isinstance(c, int) for c in classes):
+        names = labels.attrs.get("class_names")
+        cols = labels.attrs.get("class_colours") or labels.attrs.get("colours")
+        if class_names is None and names is not None:
+            class_names = {c: str(names[c]) for c in classes if 0 <= c < len(names)}
+        if colours is None and cols is not None:
+            colours = {c: str(cols[c]) for c in classes if 0 <= c < len(cols)}
+    return class_names, colours
+
+
 def flip_rotate(xb: Any, yb: Any, gen: Any) -> tuple[Any, Any]:
     """The patch networks' augmentation: one random quarter turn and a random left-right flip,
     the same for a batch of inputs ``(..., H, W)`` and their label or target maps ``(..., H, W)``.

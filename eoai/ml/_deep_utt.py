@@ -537,8 +537,10 @@ def fit_utt(
                 f"the labelled area ({h} x {w} px) is smaller than one U-T&T tile ({m} px)"
             )
         rng = np.random.default_rng(seed)
-        pos, val_pos, val_y, y_train = _windows(y_img, p, f, val_fraction, patches_per_epoch,
-                                                epochs, rng, T.IGNORE)  # fmt: skip
+        pos, val_pos, val_y, y_train = T.patch_windows(
+            y_img, p, val_fraction=val_fraction, per_epoch=patches_per_epoch, epochs=epochs,
+            rng=rng, labelled=lambda a: a != T.IGNORE, unlabelled=T.IGNORE, snap=f,
+        )  # fmt: skip
         n_tr, n_win = len(pos), int(patches_per_epoch)
         x_t, ytr_t = torch.from_numpy(packed), torch.from_numpy(y_train)
         val_y_t = torch.from_numpy(np.stack(val_y)) if val_y else torch.empty(0)
@@ -576,58 +578,10 @@ def fit_utt(
         },
         "history": history,
     }  # fmt: skip
-    if isinstance(labels, xr.DataArray) and all(isinstance(c, int) for c in classes):
-        names = labels.attrs.get("class_names")
-        cols_ = labels.attrs.get("class_colours") or labels.attrs.get("colours")
-        if class_names is None and names is not None:
-            class_names = {c: str(names[c]) for c in classes if 0 <= c < len(names)}
-        if colours is None and cols_ is not None:
-            colours = {c: str(cols_[c]) for c in classes if 0 <= c < len(cols_)}
+    class_names, colours = T.legend_from_labels(labels, classes, class_names, colours)
     return MultiResSegmentationModel(
         net, img_feats + layout.features, classes,
         mean=np.concatenate([mean_i, mean_s]), std=np.concatenate([std_i, std_s]),
         reference_date=reference_date, allow_nan=True, device=device, amp=amp,
         class_names=class_names, colours=colours, metadata=meta, halo=halo,
     )  # fmt: skip
-
-
-def _windows(
-    y_img: np.ndarray, p: int, f: int, val_fraction: float, per_epoch: int, epochs: int,
-    rng: np.random.Generator, ignore: int,
-) -> tuple[np.ndarray, list[tuple[int, int]], list[np.ndarray], np.ndarray]:  # fmt: skip
-    """Training window corners (on multiples of ``f``), held-out tiles and their labels.
-
-    As :func:`eoai.ml.deep.fit_segmentation`: a share ``val_fraction`` of the labelled grid tiles
-    of ``p`` px is held out (its labels never train), ``per_epoch`` windows per epoch are centred
-    on labelled training pixels; here every corner is snapped to a series pixel edge.
-    """
-    h, w = y_img.shape
-    ty, tx = -(-h // p), -(-w // p)
-    tiles = [(i, j) for i in range(ty) for j in range(tx)
-             if (y_img[i * p:(i + 1) * p, j * p:(j + 1) * p] != ignore).any()]  # fmt: skip
-    n_val = int(round(val_fraction * len(tiles))) if len(tiles) > 1 else 0
-    n_val = min(n_val, len(tiles) - 1)
-    val_tiles = [tiles[k] for k in rng.permutation(len(tiles))[:n_val]]
-    y_train = y_img.copy()
-    for i, j in val_tiles:
-        y_train[i * p : (i + 1) * p, j * p : (j + 1) * p] = ignore
-    if not (y_train != ignore).any():
-        raise InputError("no labelled pixel is left for training; lower val_fraction")
-    val_pos, val_y = [], []
-    for i, j in val_tiles:
-        a, b = min(i * p, h - p), min(j * p, w - p)
-        inside = np.zeros((h, w), bool)
-        inside[i * p : (i + 1) * p, j * p : (j + 1) * p] = True
-        val_pos.append((a, b))
-        val_y.append(np.where(inside[a : a + p, b : b + p], y_img[a : a + p, b : b + p], ignore))
-    if int(per_epoch) < 2:
-        raise InputError(f"patches_per_epoch must be >= 2, got {per_epoch}")
-    lab_r, lab_c = np.nonzero(y_train != ignore)
-    k = rng.integers(0, len(lab_r), size=int(epochs) * int(per_epoch))
-    pos = np.column_stack(
-        [
-            np.clip(lab_r[k] - p // 2, 0, h - p) // f * f,
-            np.clip(lab_c[k] - p // 2, 0, w - p) // f * f,
-        ]
-    )
-    return pos, val_pos, val_y, y_train
