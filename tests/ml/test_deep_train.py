@@ -151,16 +151,41 @@ def test_training_argument_errors(table):
             fit_network(table, "tempcnn", **SMALL_CNN, **bad)
 
 
+def _every_16_days(column: str, table: pd.DataFrame) -> str:
+    """``column`` of ``table`` (dates 10 days apart) renamed onto dates 16 days apart."""
+    if "_" not in column or column == "group":
+        return column
+    band, date = column.rsplit("_", 1)
+    start = pd.Timestamp("2021-03-01")
+    return f"{band}_{(start + (pd.Timestamp(date) - start) * 1.6).strftime('%Y-%m-%d')}"
+
+
+def test_median_step_decides_the_shift():
+    from eoai.ml.deep import DENSE_STEP_DAYS, median_step_days
+
+    assert median_step_days(["b_2021-01-01", "b_2021-01-11", "c_2021-01-11", "b_2021-01-21"]) == 10
+    assert median_step_days(["b_2021-01-01", "b_2021-01-17"]) > DENSE_STEP_DAYS
+    assert np.isnan(median_step_days(["b_2021-01-01", "elevation"]))
+
+
 def test_defaults_depend_on_the_architecture(table):
     from eoai.ml.deep import TRAINING_DEFAULTS
 
     lt = fit_network(table, "ltae", **dict(SMALL_LTAE, epochs=None, batch_size=None))
     assert lt.metadata["n_validation"] == 0 and len(lt.metadata["history"]) == 40
     assert sum(r["averaged"] for r in lt.metadata["history"]) == 10
-    p = lt.metadata["parameters"]  # no NaN in the table: the complete-series recipe (issue #16)
-    assert lt.metadata["recipe"] == "ltae-complete"
-    assert {k: p[k] for k in TRAINING_DEFAULTS["ltae"]} == TRAINING_DEFAULTS["ltae-complete"]
-    assert p["shift"] == 0 and p["batch_size"] == 64
+    p = lt.metadata["parameters"]  # no NaN but dates 10 days apart: the dense-series recipe
+    assert lt.metadata["recipe"] == "ltae"
+    assert {k: p[k] for k in TRAINING_DEFAULTS["ltae"]} == TRAINING_DEFAULTS["ltae"]
+    assert p["shift"] == 1 and p["batch_size"] == 256 and p["noise"] == 0.2
+    sparse = table.rename(columns=lambda c: _every_16_days(c, table))  # 16-day composites
+    lt = fit_network(sparse, "ltae", **dict(SMALL_LTAE, epochs=2, batch_size=None))
+    p = lt.metadata["parameters"]  # issue #16: no shift and batches of 64 on composites
+    assert lt.metadata["recipe"] == "ltae-composites"
+    assert p["shift"] == 0 and p["batch_size"] == 64 and p["noise"] == 0.05
+    cnn = fit_network(sparse, "tempcnn", **dict(SMALL_CNN, batch_size=None))
+    p = cnn.metadata["parameters"]  # no augmentation on 16-day dates (Mato Grosso)
+    assert cnn.metadata["recipe"] == "tempcnn-composites" and p["shift"] == 0 and p["noise"] == 0
     cloudy = table.copy()
     cloudy.iloc[::3, 4] = np.nan  # clouds: the recipe of raw series
     lt = fit_network(cloudy, "ltae", **dict(SMALL_LTAE, epochs=2, batch_size=None))
@@ -172,7 +197,8 @@ def test_defaults_depend_on_the_architecture(table):
     # a user's value wins over either recipe
     assert fit_network(table, "ltae", shift=1, **SMALL_LTAE).metadata["parameters"]["shift"] == 1
     cnn = fit_network(table, "tempcnn", **dict(SMALL_CNN, batch_size=None))  # early stopping
-    assert cnn.metadata["n_validation"] > 0 and cnn.metadata["parameters"]["noise"] == 0.0
+    assert cnn.metadata["n_validation"] > 0 and cnn.metadata["parameters"]["noise"] == 0.2
+    assert cnn.metadata["parameters"]["shift"] == 1  # 10-day dates: the recipe's jitter
     assert cnn.metadata["parameters"]["batch_size"] == 64  # issue #16 (was 256)
     # an explicit value wins over the architecture's default
     assert fit_network(table, "ltae", val_fraction=0.25, **SMALL_LTAE).metadata["n_validation"] > 0
@@ -180,7 +206,7 @@ def test_defaults_depend_on_the_architecture(table):
 
 #: TempCNN's default recipe (early stopping on a 0.2 grouped validation split, 40 epochs,
 #: batches of 64) and the small-table recipe of issue #16 (every sample, 20 epochs).
-EARLY_STOPPING = dict(epochs=40, val_fraction=0.2, date_dropout=0.0, noise=0.0, shift=0,
+EARLY_STOPPING = dict(epochs=40, val_fraction=0.2, date_dropout=0.0, noise=0.2, shift=1,
                       label_smoothing=0.0, average_last=0, batch_size=64)  # fmt: skip
 EVERY_SAMPLE = dict(epochs=20, val_fraction=0.0, label_smoothing=0.1, average_last=5,
                     batch_size=64)  # fmt: skip
@@ -214,6 +240,7 @@ def test_tempcnn_small_table_recipe_learns_every_polygon():
     from eoai.ml.deep import TRAINING_DEFAULTS
 
     assert {k: TRAINING_DEFAULTS["tempcnn"][k] for k in EARLY_STOPPING} == EARLY_STOPPING
+    assert TRAINING_DEFAULTS["tempcnn-composites"] == dict(EARLY_STOPPING, noise=0.0, shift=0)
     scores = {"old": [], "new": []}
     for seed in (0, 1):
         rng = np.random.default_rng(seed)
@@ -232,7 +259,7 @@ def test_cross_validate_predicts_in_the_model_feature_order(table):
     Before the fix the interleaved table scored near chance (real Cerrado NDVI+EVI: OA 0.37)."""
     import eoai.ml
 
-    kw = dict(SMALL_CNN, epochs=6, val_fraction=0.0)
+    kw = dict(SMALL_CNN, epochs=6, val_fraction=0.0, noise=0.0, shift=0)
     band_major = table[[c for c in table.columns if c.startswith("red_")]
                        + [c for c in table.columns if c.startswith("nir_")] + ["label", "group"]]  # fmt: skip
     a = eoai.ml.cross_validate(table, "tempcnn", k=3, **kw)
@@ -271,7 +298,7 @@ def _crop_calendars(rng: np.random.Generator, per: int = 20) -> pd.DataFrame:
 
 
 def test_ltae_complete_series_recipe_beats_the_cloudy_one():
-    """Issue #16: on complete series L-TAE's default is the "ltae-complete" recipe (no temporal
+    """Issue #16: on complete 16-day series L-TAE's default is the "ltae-composites" recipe (no temporal
     shift, batches of 64; Mato Grosso OA 0.818 -> 0.850). On this small crop-calendar table the
     recipe of cloudy series (shift 1, batches of 256: one step per epoch) reached OA 0.40 / 0.55
     on new fields (seeds 0, 1), the default 0.85 / 0.78."""
@@ -282,9 +309,9 @@ def test_ltae_complete_series_recipe_beats_the_cloudy_one():
     for seed in (0, 1):
         rng = np.random.default_rng(seed)
         train, test = _crop_calendars(rng), _crop_calendars(rng)
-        for out, kw in ((old, TRAINING_DEFAULTS["ltae"]), (new, {})):
+        for out, kw in ((old, {**TRAINING_DEFAULTS["ltae"], "noise": 0.05}), (new, {})):
             m = fit_network(train, "ltae", seed=seed, **small, **kw)
             pred = m.predict(test[m.features].to_numpy("float32"))
             out.append(float((pred == test["label"].to_numpy()).mean()))
-        assert m.metadata["recipe"] == "ltae-complete"
+        assert m.metadata["recipe"] == "ltae-composites"
     assert min(new) >= 0.7 > 0.6 >= max(old), (old, new)
