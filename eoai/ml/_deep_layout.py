@@ -76,6 +76,17 @@ class Layout:
         """Days (float) of each date since ``reference``."""
         return ((self.timestamps() - reference) / pd.Timedelta(days=1)).to_numpy("float32")
 
+    def median_step_days(self) -> float:
+        """Median step (days) between the dates (sorted); NaN with a single date.
+
+        Examples
+        --------
+        >>> parse_layout(["ndvi_2021-01-01", "ndvi_2021-01-11", "ndvi_2021-01-27"]).median_step_days()
+        13.0
+        """
+        days = self.days(self.timestamps()[0]) if self.dates else np.zeros(0)
+        return float(np.median(np.diff(days))) if len(days) > 1 else float("nan")
+
 
 def parse_layout(features: Sequence[str], complete: bool = True) -> Layout:
     """The band x date grid of ``features``; every band must have every date if ``complete``.

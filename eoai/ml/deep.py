@@ -112,8 +112,8 @@ class TrainingRecipe(TypedDict):
 #: series without any NaN whose dates are more than :data:`DENSE_STEP_DAYS` apart (16-day
 #: composites: no temporal shift, batches of 64; Mato Grosso MODIS NDVI OA 0.818 -> 0.850, the
 #: forest 0.848); TempCNN likewise ``"tempcnn-composites"`` on sparse dates (no augmentation: noise
-#: 0.2 cost 2 points there, 0.856 -> 0.836). Gaussian noise of 0.2 (standardised units) and a shift of +-1 date for TempCNN
-#: and L-TAE on dense series: Slovenia, gap-filled onto 10-day dates, 3 fold draws, TempCNN
+#: 0.2 cost 2 points there, 0.856 -> 0.836). Gaussian noise of 0.2 (standardised units) and a
+#: shift of +-1 date for TempCNN and L-TAE on dense series: Slovenia, gap-filled onto 10-day dates, 3 fold draws, TempCNN
 #: 0.75 -> 0.77, L-TAE 0.788 against the forest's 0.786-0.792. A recipe's shift is 0 on
 #: series whose median step is longer than :data:`DENSE_STEP_DAYS`. The key used is
 #: ``metadata["recipe"]``.
@@ -137,23 +137,6 @@ TRAINING_DEFAULTS: dict[str, TrainingRecipe] = {
 #: +-1 date is +-5-10 days on Sentinel-2 series or a 10-day grid, but +-16 days on 16-day
 #: composites, which blurs crop calendars that differ by one composite (Mato Grosso: -1.4 points).
 DENSE_STEP_DAYS = 12.0
-
-
-def median_step_days(features: Sequence[str]) -> float:
-    """Median step (days) between the distinct dates of ``<band>_<date>`` feature names.
-
-    NaN when fewer than two dates can be read.
-
-    Examples
-    --------
-    >>> median_step_days(["ndvi_2021-01-01", "ndvi_2021-01-11", "ndvi_2021-01-27"])
-    13.0
-    """
-    stamps = pd.to_datetime(
-        pd.Series([str(f).rsplit("_", 1)[-1] for f in features]), errors="coerce", format="mixed"
-    ).dropna()
-    days = np.unique(stamps.to_numpy("datetime64[s]").astype("float64")) / 86400.0
-    return float(np.median(np.diff(days))) if len(days) > 1 else float("nan")
 
 
 def fit_network(
@@ -216,7 +199,8 @@ def fit_network(
         :data:`DENSE_STEP_DAYS` apart, noise 0.05, no shift and batches of 64 on complete series
         of sparser dates (recipe ``"ltae-composites"``: 16-day composites); TempCNN: 40 epochs
         with early stopping on a 0.2 validation split, batches of 64, noise 0.2 and a shift of
-        +-1 date, no augmentation on sparser dates (``"tempcnn-composites"``); custom modules: 50 epochs, early stopping, no augmentation, batches of 256).
+        +-1 date, no augmentation on sparser dates (``"tempcnn-composites"``); custom modules:
+        50 epochs, early stopping, no augmentation, batches of 256).
         Every recipe's shift is 0 on dates more than :data:`DENSE_STEP_DAYS` apart. For
         TempCNN gap-fill onto a regular grid (``cube.eoai.gapfill("linear", freq="10D")``): it
         reads dates by position. The recipe used is ``metadata["recipe"]``, the values
@@ -335,8 +319,12 @@ def fit_network(
     else:
         aux_weight = 0.0
     feats = sample_features(samples, features, target)
-    step = median_step_days(feats)
-    sparse = bool(step > DENSE_STEP_DAYS)  # NaN (no readable dates): dense
+    if name == "fusion":
+        from ._deep_fusion import split_sources
+
+        split_sources(feats)
+    layout = parse_layout(feats, complete=name != "fusion")
+    sparse = bool(layout.median_step_days() > DENSE_STEP_DAYS)  # NaN (a single date): dense
     recipe = _recipe(name, complete=not samples[feats].isna().to_numpy().any(), sparse=sparse)
     default = TRAINING_DEFAULTS[recipe].copy()  # for the arguments left None
     if sparse:  # a +-1-date jitter of 16-day composites blurs crop calendars
@@ -362,11 +350,6 @@ def fit_network(
         raise InputError(f"ensemble must be >= 1, got {ensemble}")
     if scaling not in ("standard", "robust"):
         raise InputError(f"scaling must be 'standard' or 'robust', got {scaling!r}")
-    if name == "fusion":
-        from ._deep_fusion import split_sources
-
-        split_sources(feats)
-    layout = parse_layout(feats, complete=name != "fusion")
     labels = samples[target]
     if labels.isna().any():
         raise InputError(f"{int(labels.isna().sum())} samples have no {target!r}; drop them first")

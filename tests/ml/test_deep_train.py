@@ -161,11 +161,15 @@ def _every_16_days(column: str, table: pd.DataFrame) -> str:
 
 
 def test_median_step_decides_the_shift():
-    from eoai.ml.deep import DENSE_STEP_DAYS, median_step_days
+    from eoai.ml._deep_layout import parse_layout
+    from eoai.ml.deep import DENSE_STEP_DAYS
 
-    assert median_step_days(["b_2021-01-01", "b_2021-01-11", "c_2021-01-11", "b_2021-01-21"]) == 10
+    def median_step_days(features):
+        return parse_layout(features, complete=False).median_step_days()
+
+    assert median_step_days(["b_2021-01-11", "b_2021-01-01", "c_2021-01-11", "b_2021-01-21"]) == 10
     assert median_step_days(["b_2021-01-01", "b_2021-01-17"]) > DENSE_STEP_DAYS
-    assert np.isnan(median_step_days(["b_2021-01-01", "elevation"]))
+    assert np.isnan(median_step_days(["b_2021-01-01", "elevation_2021-01-01"]))
 
 
 def test_defaults_depend_on_the_architecture(table):
