@@ -48,10 +48,11 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "eolearn
 ALGAE = DATA.parent / "presto" / "data" / "algae_blooms" / "npy"
 MATOGROSSO = Path(__file__).resolve().parents[1] / "data" / "real" / "sits_matogrosso"
 CERRADO = MATOGROSSO.parent / "sits_cerrado"
-#: ``eoai.ml.deep.TRAINING_DEFAULTS`` before issue #16 (the "before" rows), plus the batch size.
+#: ``eoai.ml.deep.TRAINING_DEFAULTS`` before issue #16 (the "before" rows), plus the batch size
+#: and TempCNN's widths (the paper's 64 filters and 256 dense units).
 OLD_DEFAULTS = {
     "tempcnn": dict(epochs=40, val_fraction=0.2, date_dropout=0.0, noise=0.0, shift=0,
-                    label_smoothing=0.0, average_last=0, batch_size=256),
+                    label_smoothing=0.0, average_last=0, batch_size=256, hidden=64, dense=256),
     "ltae": dict(epochs=40, val_fraction=0.0, date_dropout=0.2, noise=0.05, shift=1,
                  label_smoothing=0.1, average_last=10, batch_size=256),
 }  # fmt: skip
@@ -91,7 +92,7 @@ def speed(args: argparse.Namespace) -> None:
     print(f"device {args.device}, torch threads {torch.get_num_threads()}, dask threads "
           f"{args.threads}, cube {side} x {side} px, 10 bands x {cube.sizes['time']} dates")  # fmt: skip
     for arch, src, kw in (
-        ("tempcnn", filled, {}),  # paper widths: 64 filters, 256 dense units
+        ("tempcnn", filled, dict(hidden=64, dense=256)),  # paper widths, as in the README rows
         ("ltae", cube, dict(d_model=128, n_head=16, d_k=8, mlp=(128, 64))),
     ):
         _bench_pixel_model(arch, src, kw, truth, iy, ix, args)
@@ -212,6 +213,9 @@ def slovenia(args: argparse.Namespace) -> None:
         )  # fmt: skip
     if args.before:
         runs["tempcnn (linear gap-filled), before"] = (filled, "tempcnn", OLD_DEFAULTS["tempcnn"])
+        runs["tempcnn (linear gap-filled, 10-day grid), paper widths"] = (
+            grid, "tempcnn", dict(hidden=64, dense=256)
+        )  # fmt: skip
         runs["ltae (raw, clouds NaN), before"] = (ndvi, "ltae", OLD_DEFAULTS["ltae"])
     if args.quick:
         runs = {

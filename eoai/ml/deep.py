@@ -114,7 +114,8 @@ class TrainingRecipe(TypedDict):
 #: forest 0.848); TempCNN likewise ``"tempcnn-composites"`` on sparse dates (no augmentation: noise
 #: 0.2 cost 2 points there, 0.856 -> 0.836). Gaussian noise of 0.2 (standardised units) and a
 #: shift of +-1 date for TempCNN and L-TAE on dense series: Slovenia, gap-filled onto 10-day dates, 3 fold draws, TempCNN
-#: 0.75 -> 0.77, L-TAE 0.788 against the forest's 0.786-0.792. A recipe's shift is 0 on
+#: 0.75 -> 0.77 (0.79 with the widths of :func:`~eoai.ml.models.tempcnn.default_hidden`), L-TAE
+#: 0.788 against the forest's 0.786-0.792. A recipe's shift is 0 on
 #: series whose median step is longer than :data:`DENSE_STEP_DAYS`. The key used is
 #: ``metadata["recipe"]``.
 TRAINING_DEFAULTS: dict[str, TrainingRecipe] = {

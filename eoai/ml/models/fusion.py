@@ -43,7 +43,8 @@ class FusionNet(nn.Module):
         One per source: ``{"name": str, "channels": [int, ...], "encoder": "ltae" | "tempcnn",
         "times": [int, ...] | None, "config": {encoder parameters}}``; ``times`` (the source's
         dates, indices into the input's time axis) is required for a TempCNN and optional for an
-        L-TAE (``None``: every date, NaN ones left out).
+        L-TAE (``None``: every date, NaN ones left out). A TempCNN branch's ``config`` defaults to
+        the paper's widths, ``hidden=64, dense=256`` (not :class:`TempCNN`'s own defaults).
     fused : tuple of int
         Widths of the MLP on the concatenated embeddings.
     dropout : float
@@ -110,6 +111,11 @@ class FusionNet(nn.Module):
                 net = LTAE(in_channels=len(s["channels"]), n_classes=n_classes, **kw)
                 width += net.classifier.in_features
             else:
+                # a TempCNN branch keeps the paper's widths unless given (TempCNN's own defaults
+                # changed with issue #16; fusion was measured, and its files saved, with these)
+                for key, paper in (("hidden", 64), ("dense", 256)):
+                    s["config"].setdefault(key, paper)
+                    kw.setdefault(key, paper)
                 net = TempCNN(
                     in_channels=len(s["channels"]), n_times=len(s["times"]), n_classes=n_classes,
                     **{k: v for k, v in kw.items() if k != "n_times"},
