@@ -31,9 +31,9 @@ def default_hidden(n_times: int) -> int:
     The power of two nearest ``FLAT_FEATURES / n_times`` (in log scale), between 16 and 64: 64 up
     to 33 dates (16-day composites of a year, monthly series), 32 for 34-67 dates (a 10-day grid
     of one year), 16 beyond (5-day Sentinel-2 series, multi-year 10-day grids).
-    Measured (issue #16, 5-fold grouped CV x 3 fold draws): Slovenia NDVI on 90 10-day dates, 16
-    filters OA 0.793 against 0.775 with 64 (the forest 0.792); Mato Grosso MODIS NDVI on 23
-    16-day composites, 64 filters 0.858 against 0.837 with 16 (the forest 0.848).
+    Measured (issue #16, 5-fold grouped CV x 5 fold draws): Slovenia NDVI on 90 10-day dates, 16
+    filters OA 0.789 against 0.768 with 64 (the forest 0.791); Mato Grosso MODIS NDVI on 23
+    16-day composites, 64 filters 0.858 against 0.837 with 16 (3 draws; the forest 0.846).
 
     Examples
     --------
