@@ -361,9 +361,9 @@ def _complete_series_cv(samples, names, title: str, args: argparse.Namespace) ->
 
     runs = {
         "rf": ("rf", dict(n_estimators=100, threads=args.threads)),
-        "tempcnn, before": ("tempcnn", OLD_DEFAULTS["tempcnn"]),
+        "tempcnn (before)": ("tempcnn", OLD_DEFAULTS["tempcnn"]),
         "tempcnn": ("tempcnn", {}),
-        "ltae, before": ("ltae", OLD_DEFAULTS["ltae"]),
+        "ltae (before)": ("ltae", OLD_DEFAULTS["ltae"]),
         "ltae": ("ltae", {}),
     }
     if args.only:
