@@ -43,6 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
+from eoai.ml.models.tempcnn import PAPER_WIDTHS
+
 NAMES = {1: "cultivated land", 2: "forest", 3: "grassland", 4: "shrubland", 8: "artificial surface"}
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "eolearn_slovenia"
 ALGAE = DATA.parent / "presto" / "data" / "algae_blooms" / "npy"
@@ -52,7 +54,7 @@ CERRADO = MATOGROSSO.parent / "sits_cerrado"
 #: and TempCNN's widths (the paper's 64 filters and 256 dense units).
 OLD_DEFAULTS = {
     "tempcnn": dict(epochs=40, val_fraction=0.2, date_dropout=0.0, noise=0.0, shift=0,
-                    label_smoothing=0.0, average_last=0, batch_size=256, hidden=64, dense=256),
+                    label_smoothing=0.0, average_last=0, batch_size=256, **PAPER_WIDTHS),
     "ltae": dict(epochs=40, val_fraction=0.0, date_dropout=0.2, noise=0.05, shift=1,
                  label_smoothing=0.1, average_last=10, batch_size=256),
 }  # fmt: skip
@@ -92,7 +94,7 @@ def speed(args: argparse.Namespace) -> None:
     print(f"device {args.device}, torch threads {torch.get_num_threads()}, dask threads "
           f"{args.threads}, cube {side} x {side} px, 10 bands x {cube.sizes['time']} dates")  # fmt: skip
     for arch, src, kw in (
-        ("tempcnn", filled, dict(hidden=64, dense=256)),  # paper widths, as in the README rows
+        ("tempcnn", filled, PAPER_WIDTHS),  # as in the README rows
         ("ltae", cube, dict(d_model=128, n_head=16, d_k=8, mlp=(128, 64))),
     ):
         _bench_pixel_model(arch, src, kw, truth, iy, ix, args)
@@ -214,7 +216,7 @@ def slovenia(args: argparse.Namespace) -> None:
     if args.before:
         runs["tempcnn (linear gap-filled), before"] = (filled, "tempcnn", OLD_DEFAULTS["tempcnn"])
         runs["tempcnn (linear gap-filled, 10-day grid), paper widths"] = (
-            grid, "tempcnn", dict(hidden=64, dense=256)
+            grid, "tempcnn", PAPER_WIDTHS
         )  # fmt: skip
         runs["ltae (raw, clouds NaN), before"] = (ndvi, "ltae", OLD_DEFAULTS["ltae"])
     if args.quick:

@@ -218,7 +218,7 @@ def test_tempcnn_widths_follow_the_series_length(table, tmp_path):
     assert [default_hidden(n) for n in (1, 12, 23, 33, 34, 45, 67, 68, 90, 365)] == [
         64, 64, 64, 64, 32, 32, 32, 16, 16, 16
     ]  # fmt: skip
-    with pytest.raises(ValueError, match="n_times must be >= 1"):
+    with pytest.raises(InputError, match="n_times must be >= 1"):
         default_hidden(0)
     assert TempCNN(1, 90, 3).config == dict(in_channels=1, n_times=90, n_classes=3, hidden=16,
                                             kernel_size=5, dense=64, dropout=0.2)  # fmt: skip

@@ -77,7 +77,7 @@ class FusionNet(nn.Module):
     ) -> None:
         super().__init__()
         from .ltae import LTAE
-        from .tempcnn import TempCNN
+        from .tempcnn import PAPER_WIDTHS, TempCNN
 
         if len(branches) < self._min_branches:
             raise ValueError("a fusion network needs at least one branch")
@@ -94,9 +94,12 @@ class FusionNet(nn.Module):
             times = None if b.get("times") is None else [int(t) for t in b["times"]]
             if enc == "tempcnn" and not times:
                 raise ValueError(f"the TempCNN branch {b.get('name')} needs its dates (times)")
+            config = dict(b.get("config") or {})
+            if enc == "tempcnn":  # the paper's widths unless given: fusion was measured, and its
+                config = {**PAPER_WIDTHS, **config}  # files saved, with them (issue #16)
             specs.append(
                 {"name": str(b.get("name", len(specs))), "channels": ch, "encoder": enc,
-                 "times": times, "config": dict(b.get("config") or {})}
+                 "times": times, "config": config}
             )  # fmt: skip
         self.config: dict[str, Any] = dict(
             in_channels=int(in_channels), n_classes=int(n_classes), branches=specs,
@@ -111,11 +114,6 @@ class FusionNet(nn.Module):
                 net = LTAE(in_channels=len(s["channels"]), n_classes=n_classes, **kw)
                 width += net.classifier.in_features
             else:
-                # a TempCNN branch keeps the paper's widths unless given (TempCNN's own defaults
-                # changed with issue #16; fusion was measured, and its files saved, with these)
-                for key, paper in (("hidden", 64), ("dense", 256)):
-                    s["config"].setdefault(key, paper)
-                    kw.setdefault(key, paper)
                 net = TempCNN(
                     in_channels=len(s["channels"]), n_times=len(s["times"]), n_classes=n_classes,
                     **{k: v for k, v in kw.items() if k != "n_times"},

@@ -17,12 +17,15 @@ series does not multiply the dense layer's weights) and the dense layer has 64 u
 from __future__ import annotations
 
 import math
+from types import MappingProxyType
 
 import torch
 from torch import nn
 
 #: Flattened features (``hidden x n_times``) that :func:`default_hidden` aims at.
 FLAT_FEATURES = 1536
+#: The widths of Pelletier et al. (2019), TempCNN's defaults until issue #16 (fusion branches keep them).
+PAPER_WIDTHS = MappingProxyType({"hidden": 64, "dense": 256})
 
 
 def default_hidden(n_times: int) -> int:
@@ -41,7 +44,9 @@ def default_hidden(n_times: int) -> int:
     (64, 32, 16)
     """
     if int(n_times) < 1:
-        raise ValueError(f"n_times must be >= 1, got {n_times}")
+        from ...errors import InputError
+
+        raise InputError(f"n_times must be >= 1, got {n_times}: a TempCNN reads at least one date")
     return int(min(64, max(16, 2 ** round(math.log2(FLAT_FEATURES / int(n_times))))))
 
 
